@@ -5,6 +5,36 @@
 export type { TokenRefusal, TokenRefusalCode } from "./token-refusal.js";
 export { DurationError, parseDuration } from "./duration.js";
 export {
+  generateSigningKey,
+  signJwt,
+  TOKEN_TYPES,
+  type GeneratedSigningKey,
+  type SignJwtInput,
+  type SigningPublicJwk,
+  type TokenType,
+} from "./signing-key.js";
+export { buildJwks, createJwksVerifierSet, type JwksVerifierSet } from "./jwks.js";
+export type { VerifyTokenOptions } from "./verify-own-token.js";
+export {
+  licenseClaims,
+  verifyLicenseToken,
+  type LicenseClaimsInput,
+  type LicenseClaimsToSign,
+  type LicenseTokenClaims,
+  type LicenseTokenVerdict,
+} from "./license-token.js";
+export {
+  LEASE_STATUSES,
+  leaseClaims,
+  verifyLeaseToken,
+  type LeaseClaimsInput,
+  type LeaseClaimsToSign,
+  type LeaseStatus,
+  type LeaseTokenClaims,
+  type LeaseTokenVerdict,
+} from "./lease-token.js";
+export { KeyWrapError, loadOrCreateDevKek, parseKek, unwrapSecret, wrapSecret } from "./key-wrap.js";
+export {
   ADMIN_TOKEN_ALGORITHMS,
   createAdminTokenVerifier,
   type AdminTokenAccepted,
@@ -13,3 +43,12 @@ export {
   type AdminTokenVerifier,
   type AdminTokenVerifierOptions,
 } from "./admin-token.js";
+export {
+  DEV_ADMIN_AUDIENCE,
+  DEV_ADMIN_ISSUER,
+  ensureDevAdminIssuer,
+  mintAdminToken,
+  type DevAdminIssuer,
+  type DevMintOptions,
+  type MintAdminTokenInput,
+} from "./dev-admin-issuer.js";
