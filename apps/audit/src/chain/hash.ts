@@ -1,0 +1,88 @@
+import { createHash } from "node:crypto";
+import { canonicalEventBytes, type CanonicalEventFields } from "./canonical.js";
+
+/** The `prev_hash` of seq 1: 32 zero bytes, hex. */
+export const GENESIS_HASH = "0".repeat(64);
+
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
+/**
+ * The chain link of one event: `SHA-256(canonical(event) ‖ prev_hash)`, where `prev_hash` is the
+ * previous event's hash as 32 raw bytes ({@link GENESIS_HASH} for seq 1). Hashes are stored and
+ * passed around as lowercase hex.
+ */
+export function chainHash(event: CanonicalEventFields, prevHashHex: string): string {
+  if (!HEX_HASH.test(prevHashHex)) throw new RangeError("chainHash: prev_hash must be 64 lowercase hex digits");
+  return createHash("sha256").update(canonicalEventBytes(event)).update(Buffer.from(prevHashHex, "hex")).digest("hex");
+}
+
+/** A stored event with its link fields, as verification reads it. */
+export interface StoredChainEvent extends CanonicalEventFields {
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** Why a link is broken. */
+export type ChainBreak =
+  | { readonly ok: false; readonly code: "GAP"; readonly seq: number; readonly reason: string }
+  | { readonly ok: false; readonly code: "PREV_HASH_MISMATCH"; readonly seq: number; readonly reason: string }
+  | { readonly ok: false; readonly code: "HASH_MISMATCH"; readonly seq: number; readonly reason: string };
+
+/** Where a verification pass stands between pages: the seq and hash it expects to continue from. */
+export interface ChainCursor {
+  /** The seq the next event must have. */
+  readonly nextSeq: number;
+  /** The hash the next event's prev_hash must equal; undefined when the range starts mid-chain and the first link is taken as read. */
+  readonly prevHash: string | undefined;
+}
+
+/**
+ * Verifies one page of consecutive events (ascending seq) against the cursor. Checks, in this
+ * order for each event — the order is the policy: a missing row is reported as a gap before
+ * anything else, then a broken link, then a changed event:
+ * 1. `seq` is the expected next seq (else GAP at the expected seq);
+ * 2. `prev_hash` equals the previous event's stored hash (else PREV_HASH_MISMATCH);
+ * 3. `hash` equals the recomputed `SHA-256(canonical ‖ prev_hash)` (else HASH_MISMATCH).
+ * Returns the cursor after the page, or the first break.
+ */
+export function verifyPage(
+  events: readonly StoredChainEvent[],
+  cursor: ChainCursor,
+): { ok: true; cursor: ChainCursor; checked: number } | (ChainBreak & { checked: number }) {
+  let { nextSeq, prevHash } = cursor;
+  let checked = 0;
+  for (const e of events) {
+    if (e.seq !== nextSeq) {
+      return {
+        ok: false,
+        code: "GAP",
+        seq: nextSeq,
+        reason: `gap: seq ${nextSeq} is missing (next stored seq is ${e.seq})`,
+        checked,
+      };
+    }
+    checked++;
+    if (prevHash !== undefined && e.prevHash !== prevHash) {
+      return {
+        ok: false,
+        code: "PREV_HASH_MISMATCH",
+        seq: e.seq,
+        reason: e.seq === 1 ? "prev_hash of seq 1 is not the genesis hash" : `prev_hash does not match seq ${e.seq - 1}`,
+        checked,
+      };
+    }
+    let expected: string;
+    try {
+      expected = chainHash(e, e.prevHash);
+    } catch {
+      // A prev_hash that is not even hex (or a seq out of range) was written by hand.
+      return { ok: false, code: "PREV_HASH_MISMATCH", seq: e.seq, reason: "prev_hash is malformed", checked };
+    }
+    if (expected !== e.hash) {
+      return { ok: false, code: "HASH_MISMATCH", seq: e.seq, reason: "hash mismatch: the stored event does not match its hash", checked };
+    }
+    prevHash = e.hash;
+    nextSeq++;
+  }
+  return { ok: true, cursor: { nextSeq, prevHash }, checked };
+}
