@@ -1,0 +1,8 @@
+/**
+ * @lcp/persistence — MikroORM 6 for every app: SQLite or PostgreSQL from one URL, committed
+ * migrations per driver, the audit outbox and its relay. See README.md.
+ */
+export * from "./orm.js";
+export * from "./errors.js";
+export * from "./outbox.js";
+export * from "./migrations.js";
