@@ -65,6 +65,8 @@ export function refusalFromJoseError(error: unknown): TokenRefusal | undefined {
       return refuse("TOKEN_UNKNOWN_KEY", "token is signed by a key that is not trusted");
     case "ERR_JWKS_TIMEOUT":
     case "ERR_JWKS_INVALID":
+    // jose raises the bare JOSEError only when a remote JWKS answers non-200 or non-JSON.
+    case "ERR_JOSE_GENERIC":
       return refuse("TOKEN_KEYS_UNAVAILABLE", "the issuer's keys could not be loaded");
     case "ERR_JWS_INVALID":
     case "ERR_JWT_INVALID":
