@@ -7,6 +7,7 @@ export * from "./ca.js";
 export * from "./issue.js";
 export * from "./csr.js";
 export * from "./generate-csr.js";
+export * from "./dev-pki.js";
 export * from "./pem.js";
 export { normalizeSerialNumber, randomSerialNumber } from "./serial.js";
 export type { KeyAlgorithm } from "./keys.js";
