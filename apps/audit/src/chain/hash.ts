@@ -71,13 +71,14 @@ export function verifyPage(
         checked,
       };
     }
-    let expected: string;
-    try {
-      expected = chainHash(e, e.prevHash);
-    } catch {
-      // A prev_hash that is not even hex (or a seq out of range) was written by hand.
+    if (!HEX_HASH.test(e.prevHash)) {
+      // Only reachable when the range starts mid-chain: a hand-written, non-hex prev_hash.
       return { ok: false, code: "PREV_HASH_MISMATCH", seq: e.seq, reason: "prev_hash is malformed", checked };
     }
+    if (Number.isNaN(e.occurredAt.getTime())) {
+      return { ok: false, code: "HASH_MISMATCH", seq: e.seq, reason: "hash mismatch: occurred_at is not a valid time", checked };
+    }
+    const expected = chainHash(e, e.prevHash);
     if (expected !== e.hash) {
       return { ok: false, code: "HASH_MISMATCH", seq: e.seq, reason: "hash mismatch: the stored event does not match its hash", checked };
     }

@@ -238,10 +238,17 @@ export function createAuditStore(db: Database): AuditStore {
 
 type RawRow = Record<(typeof COLUMNS)[number], unknown>;
 
-// SQLite returns datetimes as epoch milliseconds, PostgreSQL as Dates; bigints come back as
-// strings from pg. Normalise once here so the chain sees the same values on both drivers.
+// SQLite returns datetimes as epoch milliseconds; through MikroORM's pg setup PostgreSQL returns
+// timestamptz as text ("2025-01-01 00:00:00.007+00") or a Date; bigints come back as strings from
+// pg. Normalise once here so the chain sees the same values on both drivers.
 function toDate(v: unknown): Date {
-  return v instanceof Date ? v : new Date(Number(v));
+  if (v instanceof Date) return v;
+  if (typeof v === "number" || (typeof v === "string" && /^-?\d+$/.test(v))) return new Date(Number(v));
+  // "YYYY-MM-DD HH:MM:SS[.fff]+HH[:MM]" → ISO-8601 that Date parses everywhere.
+  const iso = String(v)
+    .replace(" ", "T")
+    .replace(/([+-]\d\d)$/, "$1:00");
+  return new Date(iso);
 }
 
 function fromRow(r: RawRow): StoredEvent {
