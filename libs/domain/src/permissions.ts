@@ -17,6 +17,7 @@ export const PERMISSIONS = [
   "signing.manage",
 ] as const;
 
+/** A permission an admin role can grant, e.g. `license.revoke`. */
 export type Permission = (typeof PERMISSIONS)[number];
 
 const SUPPORT: readonly Permission[] = [
@@ -38,6 +39,7 @@ export const ROLE_PERMISSIONS = {
   auditor: ["license.read", "heartbeat.read", "audit.read"],
 } as const satisfies Record<string, readonly Permission[]>;
 
+/** An admin role name (`onboarding`, `support`, `super_admin`, `auditor`). */
 export type Role = keyof typeof ROLE_PERMISSIONS;
 
 /** The known role names, for validating tokens and CLI input. */
@@ -63,6 +65,7 @@ export function permissionsFor(roles: readonly string[]): ReadonlySet<Permission
  */
 export const SERVICE_NAMES = ["licensing", "signing-keys", "audit", "fleet-sweep"] as const;
 
+/** A control-plane service name as it appears in its SPIFFE id. */
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** Whether a string names a control-plane service. */
