@@ -1,0 +1,125 @@
+import type { DescService } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient as createConnectClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+
+/** TLS for a client: the CA that vouches for the server, and optionally our own certificate. */
+export interface ClientTls {
+  /** The platform CA (PEM) the server's certificate must chain to. */
+  readonly caPem: string;
+  /** Our client certificate (PEM): a service identity (mTLS) or an appliance's. */
+  readonly certPem?: string;
+  readonly keyPem?: string;
+}
+
+/** Options of `createClient`. */
+export interface ClientOptions {
+  /** `https://host:port` of the server. */
+  readonly baseUrl: string;
+  readonly tls: ClientTls;
+  /** Deadline of each call unless the call sets its own. Default 10 s. */
+  readonly timeoutMs?: number;
+  /** Extra attempts for safe unary calls that failed with Unavailable/ResourceExhausted. Default 3. */
+  readonly retries?: number;
+  /** Wire protocol; default gRPC (what every server and tool here speaks). */
+  readonly protocol?: "grpc" | "connect";
+  /** Extra interceptors, run inside the retry loop (e.g. a bearer token). */
+  readonly interceptors?: readonly Interceptor[];
+  /** Base delay of the exponential backoff between retries. Default 100 ms. */
+  readonly retryBaseDelayMs?: number;
+}
+
+/**
+ * A typed client for one service over TLS (mTLS when `tls.certPem` is given), e.g. licensing
+ * calling `SigningKeyService.Sign` with its service certificate.
+ */
+export function createClient<T extends DescService>(service: T, options: ClientOptions): Client<T> {
+  const nodeOptions = {
+    ca: options.tls.caPem,
+    ...(options.tls.certPem ? { cert: options.tls.certPem } : {}),
+    ...(options.tls.keyPem ? { key: options.tls.keyPem } : {}),
+  };
+  const interceptors = [
+    // First in the array = outermost: every retry goes through the other interceptors again.
+    retryInterceptor(options.retries ?? 3, options.retryBaseDelayMs ?? 100),
+    ...(options.interceptors ?? []),
+  ];
+  const common = {
+    baseUrl: options.baseUrl,
+    defaultTimeoutMs: options.timeoutMs ?? 10_000,
+    interceptors,
+  };
+  const transport =
+    options.protocol === "connect"
+      ? createConnectTransport({ ...common, httpVersion: "2", nodeOptions })
+      : createGrpcTransport({ ...common, nodeOptions });
+  return createConnectClient(service, transport);
+}
+
+/** Options of `createAdminClient`. */
+export interface AdminClientOptions {
+  readonly baseUrl: string;
+  /** The platform CA (PEM). */
+  readonly caPem: string;
+  /** The admin bearer token, or a function returning a fresh one per call. */
+  readonly token: string | (() => string | Promise<string>);
+  readonly timeoutMs?: number;
+  readonly retries?: number;
+  readonly protocol?: "grpc" | "connect";
+}
+
+/** A typed client that authenticates as an admin with a bearer token (tests, tools, scripts). */
+export function createAdminClient<T extends DescService>(service: T, options: AdminClientOptions): Client<T> {
+  const bearer: Interceptor = (next) => async (req) => {
+    const token = typeof options.token === "function" ? await options.token() : options.token;
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+  return createClient(service, {
+    baseUrl: options.baseUrl,
+    tls: { caPem: options.caPem },
+    timeoutMs: options.timeoutMs,
+    retries: options.retries,
+    protocol: options.protocol,
+    interceptors: [bearer],
+  });
+}
+
+// Only errors that say "nothing happened, try again": Unavailable (connection refused/reset,
+// shutting down) and ResourceExhausted (overload). A DeadlineExceeded call may have run.
+const RETRYABLE = new Set([Code.Unavailable, Code.ResourceExhausted]);
+const SAFE = new Set([MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS, MethodOptions_IdempotencyLevel.IDEMPOTENT]);
+
+/**
+ * Retries unary calls of methods the contract declares safe to repeat (`idempotency_level`
+ * NO_SIDE_EFFECTS or IDEMPOTENT) — never a call that may have changed something, such as
+ * `IssueLicense` or `Sign`. Backoff is exponential with full jitter, within the call's deadline.
+ */
+export function retryInterceptor(retries: number, baseDelayMs = 100): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream || retries <= 0 || !SAFE.has(req.method.idempotency)) return next(req);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await next(req);
+      } catch (err) {
+        const error = ConnectError.from(err);
+        if (attempt >= retries || !RETRYABLE.has(error.code) || req.signal.aborted) throw err;
+        const delay = Math.random() * Math.min(baseDelayMs * 2 ** attempt, 2_000);
+        await sleep(delay, req.signal);
+        if (req.signal.aborted) throw err;
+      }
+    }
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

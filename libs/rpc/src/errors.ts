@@ -1,0 +1,140 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
+import type { Logger } from "pino";
+
+/** The ErrorInfo `domain` of every error this control plane raises on purpose. */
+export const ERROR_DOMAIN = "lcp";
+
+/**
+ * A refusal that the domain decided on: a string code from a verdict (`LICENSE_REVOKED`) and a
+ * message fit for the caller. Handlers throw it (or `fromVerdict`), the server interceptor turns
+ * it into the Connect code from `DOMAIN_CODES` with the code as ErrorInfo reason.
+ */
+export class DomainError extends Error {
+  override name = "DomainError";
+  constructor(
+    /** The domain code (`NOT_FOUND`, `LICENSE_REVOKED` …), sent as ErrorInfo `reason`. */
+    readonly code: string,
+    message: string,
+    /** Extra machine-readable facts, sent as ErrorInfo `metadata` (never secrets). */
+    readonly metadata: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Domain code → Connect code: the one table for the whole system (DESIGN.md, STYLE.md
+ * "Errors"). Add a code here, in its group, when a verdict gains one; an unknown code is a
+ * bug and answers Internal, so a forgotten entry is noticed rather than guessed.
+ */
+export const DOMAIN_CODES: Readonly<Record<string, Code>> = {
+  // The caller named something that does not exist.
+  NOT_FOUND: Code.NotFound,
+
+  // The request itself is malformed; retrying it unchanged can never succeed.
+  INVALID_ARGUMENT: Code.InvalidArgument,
+  FINGERPRINT_INVALID: Code.InvalidArgument,
+  SETTINGS_OUT_OF_RANGE: Code.InvalidArgument,
+  REASON_REQUIRED: Code.InvalidArgument,
+  VALIDITY_OUT_OF_RANGE: Code.InvalidArgument,
+  // Licence/lease token refusals (@lcp/tokens TokenRefusalCode) when the token is a request
+  // field, e.g. Activate. An admin *bearer* token refusal is Unauthenticated instead (authn.ts).
+  TOKEN_MALFORMED: Code.InvalidArgument,
+  TOKEN_WRONG_TYPE: Code.InvalidArgument,
+  TOKEN_BAD_ALGORITHM: Code.InvalidArgument,
+  TOKEN_BAD_SIGNATURE: Code.InvalidArgument,
+  TOKEN_UNKNOWN_KEY: Code.InvalidArgument,
+  TOKEN_EXPIRED: Code.InvalidArgument,
+  TOKEN_NOT_YET_VALID: Code.InvalidArgument,
+  TOKEN_BAD_ISSUER: Code.InvalidArgument,
+  TOKEN_BAD_AUDIENCE: Code.InvalidArgument,
+  TOKEN_CLAIMS_INVALID: Code.InvalidArgument,
+  TOKEN_NO_ROLES: Code.InvalidArgument,
+  // CSR refusals (@lcp/pki CsrRefusalCode).
+  CSR_MALFORMED: Code.InvalidArgument,
+  CSR_WEAK_KEY: Code.InvalidArgument,
+  CSR_BAD_SIGNATURE: Code.InvalidArgument,
+  CSR_NAME_NOT_ALLOWED: Code.InvalidArgument,
+  PAGE_TOKEN_INVALID: Code.InvalidArgument,
+
+  // Well-formed, but the system is not in a state that allows it.
+  LICENSE_REVOKED: Code.FailedPrecondition,
+  LICENSE_EXPIRED: Code.FailedPrecondition,
+  LICENSE_NOT_YET_VALID: Code.FailedPrecondition,
+  FINGERPRINT_MISMATCH: Code.FailedPrecondition,
+  SUBSCRIPTION_INVALID: Code.FailedPrecondition,
+  NOT_ACTIVATED: Code.FailedPrecondition,
+  ALREADY_ACTIVATED: Code.FailedPrecondition,
+  ALREADY_REVOKED: Code.FailedPrecondition,
+  SAME_FINGERPRINT: Code.FailedPrecondition,
+  NO_ACTIVE_KEY: Code.FailedPrecondition,
+  KEY_STATE: Code.FailedPrecondition,
+  FAILED_PRECONDITION: Code.FailedPrecondition,
+
+  // An appliance acting on a deployment that is not its own.
+  WRONG_DEPLOYMENT: Code.PermissionDenied,
+  PERMISSION_DENIED: Code.PermissionDenied,
+
+  // Lost a race (optimistic lock, concurrent rotation): retrying the whole operation may work.
+  CONFLICT: Code.Aborted,
+  ALREADY_EXISTS: Code.AlreadyExists,
+  RESOURCE_EXHAUSTED: Code.ResourceExhausted,
+  // An outage on our side (a peer service, the database, the issuer's JWKS): retry later.
+  UNAVAILABLE: Code.Unavailable,
+  TOKEN_KEYS_UNAVAILABLE: Code.Unavailable,
+};
+
+/** The Connect code a domain code maps to; Internal for codes missing from `DOMAIN_CODES`. */
+export function connectCodeFor(domainCode: string): Code {
+  return Object.hasOwn(DOMAIN_CODES, domainCode) ? DOMAIN_CODES[domainCode]! : Code.Internal;
+}
+
+/**
+ * A domain verdict's refusal as an error to throw: `throw fromVerdict(verdict, "licence revoked")`.
+ */
+export function fromVerdict(
+  verdict: { readonly code: string },
+  message: string,
+  metadata?: Record<string, string>,
+): DomainError {
+  return new DomainError(verdict.code, message, metadata);
+}
+
+/**
+ * Turns anything a handler threw into the error the caller sees:
+ * - a ConnectError passes through (it was chosen deliberately, or comes from connect itself);
+ * - a DomainError becomes its mapped code with a `google.rpc.ErrorInfo` detail
+ *   (reason = domain code, domain = "lcp") so clients branch on the reason, not the text;
+ * - anything else is a bug or an outage: the cause is logged here and the caller gets Internal
+ *   with only the request id, never a stack or the raw message (it may hold SQL, paths, keys).
+ */
+export function toConnectError(err: unknown, log?: Logger, requestId?: string): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof DomainError) {
+    const code = connectCodeFor(err.code);
+    if (code === Code.Internal) {
+      log?.error({ err, domainCode: err.code, requestId }, "domain code missing from DOMAIN_CODES");
+      return internal(requestId, err);
+    }
+    return new ConnectError(err.message, code, undefined, [
+      { desc: ErrorInfoSchema, value: { reason: err.code, domain: ERROR_DOMAIN, metadata: { ...err.metadata } } },
+    ]);
+  }
+  log?.error({ err, requestId }, "unhandled error in handler");
+  return internal(requestId, err);
+}
+
+function internal(requestId: string | undefined, cause: unknown): ConnectError {
+  const suffix = requestId ? ` (request id ${requestId})` : "";
+  return new ConnectError(`internal error${suffix}`, Code.Internal, undefined, undefined, cause);
+}
+
+/**
+ * The ErrorInfo reason (the domain code) carried by an error, for clients and tests:
+ * `errorReason(ConnectError.from(e)) === "LICENSE_REVOKED"`. Undefined when there is none.
+ */
+export function errorReason(err: unknown): string | undefined {
+  if (!(err instanceof ConnectError)) return undefined;
+  return err.findDetails(ErrorInfoSchema)[0]?.reason;
+}

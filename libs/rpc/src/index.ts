@@ -1,0 +1,26 @@
+/**
+ * @lcp/rpc — what every app's server and client is built from: one TLS listener serving
+ * Connect, gRPC and gRPC-Web with mTLS/bearer authentication, the system policy table, error
+ * mapping, logging, health, reflection and graceful shutdown; typed clients with safe retries;
+ * and the shared environment parsing.
+ */
+export * from "./principal.js";
+export * from "./errors.js";
+export * from "./policy.js";
+export {
+  chainsTo,
+  createAuthenticator,
+  peerFromSocket,
+  peerKey,
+  type AdminTokenVerifierLike,
+  type ApplianceCheck,
+  type Authenticator,
+  type AuthnOptions,
+  type PeerInfo,
+} from "./authn.js";
+export * from "./interceptors.js";
+export * from "./health.js";
+export * from "./reflection.js";
+export * from "./server.js";
+export * from "./client.js";
+export * from "./logger.js";

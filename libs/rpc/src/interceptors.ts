@@ -1,0 +1,134 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { peerKey, type Authenticator } from "./authn.js";
+import { toConnectError } from "./errors.js";
+import { authorize, POLICY, procedureOf, type Rule } from "./policy.js";
+import { ANONYMOUS, principalId, principalKey, requestIdKey, type Principal } from "./principal.js";
+
+/** A refused call, handed to `onDenied` so the app can audit it (`authz.denied`). */
+export interface DeniedEvent {
+  /** Who was refused (anonymous with a reason when credentials were missing or invalid). */
+  readonly principal: Principal;
+  /** `"pkg.Service/Method"`. */
+  readonly procedure: string;
+  readonly code: "unauthenticated" | "permission_denied";
+  readonly reason: string;
+  readonly requestId: string;
+}
+
+/** What the server interceptor chain needs. */
+export interface ServerInterceptorOptions {
+  readonly authenticate: Authenticator;
+  readonly logger: Logger;
+  /** The policy table; the system `POLICY` unless a test passes its own. */
+  readonly policy?: Readonly<Record<string, Rule>>;
+  /**
+   * Called for every refused call, before the caller gets the error. Apps write an audit event
+   * to their outbox here; libs/rpc does not know about storage. A failing hook is logged, never
+   * turned into a different answer for the caller.
+   */
+  readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
+}
+
+/** The header carrying the request id in both directions. */
+export const REQUEST_ID_HEADER = "x-request-id";
+
+// Accept a caller's request id only if it is short and plain, so it cannot forge log lines.
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The one server interceptor, in this order: request id → authentication → authorisation →
+ * handler → error mapping → one structured log line per call (streams when they end).
+ *
+ * Authorisation happens before the handler so a handler never runs for a refused caller —
+ * also for methods the service does not implement, so probing reveals nothing about them.
+ */
+export function createServerInterceptor(options: ServerInterceptorOptions): Interceptor {
+  const policy = options.policy ?? POLICY;
+  const log = options.logger;
+
+  return (next) => async (req) => {
+    const started = performance.now();
+    const procedure = procedureOf(req.method);
+    const offered = req.header.get(REQUEST_ID_HEADER);
+    const requestId = offered !== null && REQUEST_ID.test(offered) ? offered : randomUUID();
+    req.contextValues.set(requestIdKey, requestId);
+    let principal: Principal = ANONYMOUS;
+
+    const finish = (error: ConnectError | undefined) => {
+      const code = error ? codeName(error.code) : req.signal.aborted ? "canceled" : "ok";
+      const line = {
+        procedure,
+        code,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+        principal: principal.kind,
+        principalId: principalId(principal),
+        requestId,
+        ...(error && error.code !== Code.Internal ? { message: error.rawMessage } : {}),
+      };
+      if (error && isServerFault(error.code)) log.error(line, "rpc");
+      else log.info(line, "rpc");
+    };
+    const fail = (err: unknown): ConnectError => {
+      const error = toConnectError(err, log, requestId);
+      error.metadata.set(REQUEST_ID_HEADER, requestId);
+      finish(error);
+      return error;
+    };
+
+    try {
+      principal = await options.authenticate(req.contextValues.get(peerKey), req.header);
+      req.contextValues.set(principalKey, principal);
+      const verdict = authorize(principal, procedure, policy);
+      if (!verdict.ok) {
+        await notifyDenied({ principal, procedure, code: verdict.code, reason: verdict.reason, requestId });
+        throw new ConnectError(
+          verdict.reason,
+          verdict.code === "unauthenticated" ? Code.Unauthenticated : Code.PermissionDenied,
+        );
+      }
+      const res = await next(req);
+      res.header.set(REQUEST_ID_HEADER, requestId);
+      if (!res.stream) {
+        finish(undefined);
+        return res;
+      }
+      const messages = res.message;
+      // Streams fail while being iterated, not when `next` returns; wrap the iteration so their
+      // errors get the same mapping and their log line is written when they end.
+      async function* mapped() {
+        let error: ConnectError | undefined;
+        try {
+          yield* messages;
+        } catch (err) {
+          error = fail(err);
+          throw error;
+        } finally {
+          if (!error) finish(undefined);
+        }
+      }
+      return { ...res, message: mapped() };
+    } catch (err) {
+      throw fail(err);
+    }
+  };
+
+  async function notifyDenied(event: DeniedEvent): Promise<void> {
+    if (!options.onDenied) return;
+    try {
+      await options.onDenied(event);
+    } catch (err) {
+      log.error({ err, procedure: event.procedure, requestId: event.requestId }, "onDenied hook failed");
+    }
+  }
+}
+
+/** `Code.PermissionDenied` → `"permission_denied"`, as gRPC tooling spells status codes. */
+export function codeName(code: Code): string {
+  return (Code[code] ?? "unknown").replace(/[a-z](?=[A-Z])/g, "$&_").toLowerCase();
+}
+
+function isServerFault(code: Code): boolean {
+  return code === Code.Internal || code === Code.Unknown || code === Code.DataLoss;
+}

@@ -1,0 +1,246 @@
+import { X509Certificate } from "node:crypto";
+import * as http2 from "node:http2";
+import type { Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ServiceName } from "@lcp/domain";
+import { splitPemCertificates } from "@lcp/pki";
+import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
+import type { Logger } from "pino";
+import {
+  createAuthenticator,
+  peerFromSocket,
+  peerKey,
+  type AdminTokenVerifierLike,
+  type ApplianceCheck,
+} from "./authn.js";
+import { createHealth, type HealthService } from "./health.js";
+import { createServerInterceptor, type DeniedEvent } from "./interceptors.js";
+import { createLogger } from "./logger.js";
+import type { Rule } from "./policy.js";
+import type { AppliancePrincipal } from "./principal.js";
+import { registerReflection } from "./reflection.js";
+
+/** The listener's TLS material, PEM-encoded. */
+export interface ServerTls {
+  /** The server certificate (chain), presented to every client. */
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** The platform CA(s): trusted for client certificates, the only issuers of service identities. */
+  readonly caPem: string;
+}
+
+/** Options of `createServer`. */
+export interface ServerOptions {
+  /** The app this server belongs to (its SPIFFE service name); used in logs. */
+  readonly name: ServiceName;
+  /** Interface to bind; default `"127.0.0.1"`. Use `"::"` or `"0.0.0.0"` to serve the network. */
+  readonly host?: string;
+  /** TCP port; 0 picks a free one (tests). */
+  readonly port: number;
+  readonly tls: ServerTls;
+  /** The SPIFFE trust domain client identities must belong to (e.g. `lcp.local`). */
+  readonly trustDomain: string;
+  /** Appliance CA certificates (PEM) whose appliance identities this listener accepts. */
+  readonly applianceCa?: readonly string[];
+  /**
+   * Refuse the TLS handshake without a certificate that chains to a trusted CA, instead of
+   * letting the call proceed anonymously. For listeners that serve no public RPC.
+   */
+  readonly requireClientCertificate?: boolean;
+  /** Admin bearer-token verifier; without it this server accepts no admin tokens. */
+  readonly adminTokens?: AdminTokenVerifierLike;
+  /** Per-call check of appliance certificates (e.g. refuse revoked serials). */
+  readonly checkAppliance?: (principal: AppliancePrincipal) => Promise<ApplianceCheck>;
+  /** Called for every refused call (apps audit `authz.denied` through their outbox). */
+  readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
+  /** Default: `createLogger(name)`. */
+  readonly logger?: Logger;
+  /** Registers the app's services: `router.service(LicensingService, impl)`. */
+  readonly register: (router: ConnectRouter) => void;
+  /** Largest accepted request message; larger ones answer ResourceExhausted. Default 1 MiB. */
+  readonly maxReceiveMessageBytes?: number;
+  /** How long `close()` waits for in-flight calls before cutting connections. Default 10 s. */
+  readonly shutdownGraceMs?: number;
+  /** Policy table override (tests only); the system `POLICY` otherwise. */
+  readonly policy?: Readonly<Record<string, Rule>>;
+}
+
+/** A running server. */
+export interface RpcServer {
+  /** `https://localhost:<port>` (the dev certificates name localhost). */
+  readonly url: string;
+  readonly port: number;
+  /** The health statuses this server reports; apps may mark dependencies NOT_SERVING. */
+  readonly health: HealthService;
+  /** The services registered by the app (not health/reflection). */
+  readonly services: readonly DescService[];
+  /**
+   * Replaces the trusted appliance CAs, both for new TLS handshakes and for the per-call chain
+   * check (so calls on already-open connections from a CA that was dropped are refused too).
+   */
+  setApplianceTrust(pems: readonly string[]): void;
+  /**
+   * Graceful shutdown: stop accepting, mark every service NOT_SERVING, end streams through the
+   * shutdown signal, wait up to `shutdownGraceMs` for in-flight calls, then cut what remains.
+   * Idempotent; resolves even when clients misbehave.
+   */
+  close(): Promise<void>;
+}
+
+const DEFAULT_MAX_RECEIVE = 1024 * 1024;
+const DEFAULT_GRACE_MS = 10_000;
+
+/**
+ * Starts one TLS listener serving Connect, gRPC and gRPC-Web (HTTP/2, HTTP/1.1 allowed for the
+ * Connect protocol) with authentication, the system policy, error mapping, logging, health and
+ * reflection for every registered service (DESIGN.md §4).
+ */
+export async function createServer(options: ServerOptions): Promise<RpcServer> {
+  const log = options.logger ?? createLogger(options.name);
+  const platformPems = splitPemCertificates(options.tls.caPem);
+  if (platformPems.length === 0) throw new TypeError("tls.caPem holds no certificate");
+  const platformCas = platformPems.map((pem) => new X509Certificate(pem));
+  let appliancePems = [...(options.applianceCa ?? [])].flatMap(splitPemCertificates);
+  // Replaced, never mutated: authn caches per connection against the array's identity.
+  let applianceCas = appliancePems.map((pem) => new X509Certificate(pem));
+
+  const health = createHealth();
+  const shutdown = new AbortController();
+  const authenticate = createAuthenticator({
+    trustDomain: options.trustDomain,
+    platformCas: () => platformCas,
+    applianceCas: () => applianceCas,
+    adminTokens: options.adminTokens,
+    checkAppliance: options.checkAppliance,
+  });
+
+  let services: DescService[] = [];
+  const handler = connectNodeAdapter({
+    routes(router) {
+      options.register(router);
+      services = [...new Set(router.handlers.map((h) => h.service))];
+      health.setStatus("", "SERVING");
+      for (const s of services) health.setStatus(s.typeName, "SERVING");
+      health.routes(router);
+      registerReflection(router, [...services, Health]);
+    },
+    interceptors: [
+      createServerInterceptor({ authenticate, logger: log, onDenied: options.onDenied, policy: options.policy }),
+    ],
+    contextValues: (req) =>
+      createContextValues().set(peerKey, peerFromSocket(req.socket, connectionOf(req))),
+    shutdownSignal: shutdown.signal,
+    readMaxBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE,
+  });
+
+  const secure = (): http2.SecureServerOptions => ({
+    key: options.tls.keyPem,
+    cert: options.tls.certPem,
+    // One trust store for the handshake; which CA may vouch for which kind of identity is
+    // decided per call in authn (chainsTo), so this union never lets an appliance CA mint a
+    // service identity.
+    ca: [...platformPems, ...appliancePems],
+    minVersion: "TLSv1.2",
+  });
+
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const server = http2.createSecureServer(
+    {
+      ...secure(),
+      // Certificates are requested, not demanded: admins (bearer tokens) and Activate come
+      // without one. An unverified certificate is then refused per call, never trusted.
+      requestCert: true,
+      rejectUnauthorized: options.requireClientCertificate === true,
+      allowHTTP1: true,
+    },
+    (req, res) => {
+      inFlight++;
+      res.once("close", () => {
+        inFlight--;
+        if (inFlight === 0) drained?.();
+      });
+      handler(req, res);
+    },
+  );
+
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<Socket>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    // A session error (peer reset, bad frames) concerns that client only.
+    session.on("error", (err) => log.debug({ err }, "http2 session error"));
+  });
+  server.on("secureConnection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("tlsClientError", (err) => log.debug({ err: err.message }, "TLS handshake refused"));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", (err) => log.error({ err }, "server error"));
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, host: options.host ?? "127.0.0.1", services: services.map((s) => s.typeName) }, "listening");
+
+  let closing: Promise<void> | undefined;
+  const graceMs = options.shutdownGraceMs ?? DEFAULT_GRACE_MS;
+
+  async function doClose(): Promise<void> {
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    health.setAll("NOT_SERVING");
+    // Give watchers the NOT_SERVING update before their streams are asked to end.
+    await new Promise((resolve) => setImmediate(resolve));
+    shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+    // GOAWAY: clients open no new streams here and reconnect elsewhere; open streams continue.
+    for (const session of sessions) if (!session.closed) session.close();
+    if (inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (drained = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+      if (inFlight > 0) log.warn({ inFlight }, "shutdown grace period over, cutting remaining calls");
+    }
+    for (const session of sessions) session.destroy();
+    for (const socket of sockets) socket.destroy();
+    await serverClosed;
+    log.info("stopped");
+  }
+
+  return {
+    url: `https://localhost:${port}`,
+    port,
+    health,
+    get services() {
+      return services;
+    },
+    setApplianceTrust(pems) {
+      const nextPems = pems.flatMap(splitPemCertificates);
+      const nextCas = nextPems.map((pem) => new X509Certificate(pem));
+      appliancePems = nextPems;
+      applianceCas = nextCas;
+      server.setSecureContext(secure());
+      log.info({ count: nextCas.length }, "appliance trust updated");
+    },
+    close() {
+      closing ??= doClose();
+      return closing;
+    },
+  };
+}
+
+/** The object identifying a request's connection: the HTTP/2 session, or the HTTP/1.1 socket. */
+function connectionOf(req: { socket: object; stream?: { session?: object } }): object {
+  return req.stream?.session ?? req.socket;
+}
