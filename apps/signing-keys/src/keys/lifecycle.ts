@@ -19,13 +19,16 @@ export interface KeyStatus {
   createdAt: Date;
 }
 
-/** Domain codes of refused key changes; mapped to Connect codes in libs/rpc/src/errors.ts. */
-export type KeyRefusalCode = "KEY_REVOKED" | "KEY_ACTIVE";
+/**
+ * The domain code of a refused key change (FailedPrecondition in libs/rpc/src/errors.ts); the
+ * key's state goes along as ErrorInfo metadata so a client can tell the cases apart.
+ */
+export type KeyRefusalCode = "KEY_STATE";
 
 /** A verdict on a requested key change: refused with a code, or allowed (possibly a no-op). */
 export type KeyChangeVerdict =
   | { ok: true; changed: boolean; wasActive: boolean }
-  | { ok: false; code: KeyRefusalCode; message: string };
+  | { ok: false; code: KeyRefusalCode; state: KeyLifecycleState; message: string };
 
 /** Whether verifiers may use a key: everything but REVOKED is in the JWKS. */
 export function isPublished(state: KeyLifecycleState): boolean {
@@ -77,11 +80,12 @@ export function retireVerdict(state: KeyLifecycleState): KeyChangeVerdict {
     case "RETIRED":
       return { ok: true, changed: false, wasActive: false };
     case "REVOKED":
-      return { ok: false, code: "KEY_REVOKED", message: "the key is revoked; a revoked key cannot be retired" };
+      return { ok: false, code: "KEY_STATE", state, message: "the key is revoked; a revoked key cannot be retired" };
     case "ACTIVE":
       return {
         ok: false,
-        code: "KEY_ACTIVE",
+        code: "KEY_STATE",
+        state,
         message: "the key is ACTIVE; use RotateKeys to retire it with a successor, or RevokeKey if it is compromised",
       };
     case "NEXT":
