@@ -1,0 +1,91 @@
+/**
+ * Who did what, for the audit trail: the actor of a call, and the helpers that write licensing's
+ * events into its outbox (in the change's transaction) or, for refusals, on their own.
+ */
+import type { AuditAction, Refusal } from "@lcp/domain";
+import { newAuditEvent, recordAudit, writeAuditNow, type Database } from "@lcp/persistence";
+import { principalKey, requestIdKey, type Principal } from "@lcp/rpc";
+import type { HandlerContext } from "@connectrpc/connect";
+import type { EntityManager } from "@mikro-orm/knex";
+
+/** The audit actor of a call. */
+export interface AuditActor {
+  kind: "admin" | "service" | "appliance" | "system" | "anonymous";
+  id: string;
+  roles?: readonly string[];
+}
+
+/** What every change needs to know about the call that makes it. */
+export interface CallContext {
+  actor: AuditActor;
+  requestId: string;
+}
+
+/** The audit actor for a principal. */
+export function actorOf(principal: Principal): AuditActor {
+  switch (principal.kind) {
+    case "admin":
+      return { kind: "admin", id: principal.subject, roles: principal.roles };
+    case "service":
+      return { kind: "service", id: principal.name };
+    case "appliance":
+      return { kind: "appliance", id: principal.deploymentId };
+    case "anonymous":
+      return { kind: "anonymous", id: "-" };
+  }
+}
+
+/** The call context of a handler invocation (principal and request id set by the rpc interceptor). */
+export function callContextOf(ctx: HandlerContext): CallContext {
+  return { actor: actorOf(ctx.values.get(principalKey)), requestId: ctx.values.get(requestIdKey) };
+}
+
+/** One audit event to write, before the envelope (id, time, actor) is added. */
+export interface AuditSpec {
+  action: AuditAction;
+  resource: { type: "deployment" | "license" | "settings"; id: string };
+  outcome?: "success" | "denied" | "failure";
+  details?: Record<string, unknown>;
+}
+
+/** Adds an event to the outbox in the caller's transaction (commits or rolls back with the change). */
+export function recordEvent(em: EntityManager, call: CallContext, spec: AuditSpec, now: Date): void {
+  recordAudit(
+    em,
+    newAuditEvent({
+      action: spec.action,
+      actor: call.actor,
+      resource: spec.resource,
+      outcome: spec.outcome ?? "success",
+      requestId: call.requestId,
+      details: spec.details,
+      now,
+    }),
+  );
+}
+
+/**
+ * Records a refusal (outcome DENIED) in its own transaction: the refused change rolled back, or
+ * never started, so there is nothing to share a transaction with. A failure to write it is
+ * logged by the caller, never turned into a different answer.
+ */
+export async function recordDenied(
+  db: Database,
+  call: CallContext,
+  spec: Omit<AuditSpec, "outcome">,
+  refusal: Pick<Refusal, "code" | "message">,
+  now: Date,
+): Promise<void> {
+  await writeAuditNow(
+    db,
+    newAuditEvent({
+      action: spec.action,
+      actor: call.actor,
+      resource: spec.resource,
+      outcome: "denied",
+      requestId: call.requestId,
+      details: { ...spec.details, code: refusal.code, message: refusal.message },
+      now,
+    }),
+  );
+}

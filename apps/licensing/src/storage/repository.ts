@@ -1,0 +1,152 @@
+/**
+ * The deployment repository: loading the facts a decision is made on, and writing a change back
+ * with compare-and-set on the deployment's `version`. Every change to a deployment or its
+ * licence goes through {@link compareAndSetDeployment} (via `applyDeploymentChange`), so two
+ * writers that decided on the same facts can never both commit.
+ */
+import { DEFAULT_SETTINGS, type DeploymentFacts, type DerivedState, type Settings } from "@lcp/domain";
+import type { EntityManager } from "@mikro-orm/knex";
+import { settingsOf } from "../mapping.js";
+import {
+  CertificateEntity,
+  DeploymentEntity,
+  LicenseEntity,
+  SettingsEntity,
+  type DeploymentRow,
+  type LicenseRow,
+  type SettingsRow,
+} from "./entities.js";
+
+/** The settings row's id: there is exactly one. */
+export const SETTINGS_ID = 1;
+
+/** A deployment's facts as the domain reads them (epoch ms), from its row. */
+export function factsOf(row: DeploymentRow): DeploymentFacts {
+  return {
+    licenseRevoked: row.licenseRevokedAt != null,
+    licenseExpiresAt: row.licenseExpiresAt?.getTime() ?? null,
+    activatedAt: row.activatedAt?.getTime() ?? null,
+    boundFingerprintHash: row.fingerprintHash ?? null,
+    lastSeenAt: row.lastSeenAt?.getTime() ?? null,
+    subscriptionValid: row.subscriptionStatus !== "INVALID",
+  };
+}
+
+/** The derived state last recorded on the row (what a transition is measured from). */
+export function storedStateOf(row: DeploymentRow): DerivedState {
+  return {
+    state: row.state as DerivedState["state"],
+    lockReason: (row.lockReason ?? null) as DerivedState["lockReason"],
+  };
+}
+
+/** The columns of the deployment row that mirror the facts. */
+export interface FactColumns {
+  licenseRevokedAt: Date | null;
+  licenseExpiresAt: Date | null;
+  activatedAt: Date | null;
+  fingerprintHash: string | null;
+  lastSeenAt: Date | null;
+  subscriptionStatus: "VALID" | "INVALID";
+}
+
+/**
+ * The deployment columns for a set of facts. `revokedAt` is the revocation time to store when the
+ * facts say revoked (the domain keeps a boolean; the row keeps when).
+ */
+export function factColumns(facts: DeploymentFacts, revokedAt: Date | null): FactColumns {
+  const date = (ms: number | null) => (ms === null ? null : new Date(ms));
+  return {
+    licenseRevokedAt: facts.licenseRevoked ? revokedAt : null,
+    licenseExpiresAt: date(facts.licenseExpiresAt),
+    activatedAt: date(facts.activatedAt),
+    fingerprintHash: facts.boundFingerprintHash,
+    lastSeenAt: date(facts.lastSeenAt),
+    subscriptionStatus: facts.subscriptionValid ? "VALID" : "INVALID",
+  };
+}
+
+/** A deployment and its current licence, as read for a decision. */
+export interface DeploymentSnapshot {
+  deployment: DeploymentRow;
+  license: LicenseRow | null;
+}
+
+/** Loads a deployment and its current licence; null when there is no such deployment. */
+export async function loadDeployment(em: EntityManager, deploymentId: string): Promise<DeploymentSnapshot | null> {
+  const deployment = await em.findOne(DeploymentEntity, { id: deploymentId }, { disableIdentityMap: true });
+  if (!deployment) return null;
+  const license = deployment.licenseId
+    ? await em.findOne(LicenseEntity, { id: deployment.licenseId }, { disableIdentityMap: true })
+    : null;
+  return { deployment, license };
+}
+
+/** Loads a licence by id (any status); null when unknown. */
+export async function loadLicense(em: EntityManager, licenseId: string): Promise<LicenseRow | null> {
+  return em.findOne(LicenseEntity, { id: licenseId }, { disableIdentityMap: true });
+}
+
+/**
+ * Writes `patch` to the deployment only if its version is still `expectedVersion`, bumping the
+ * version; returns whether it did. A single conditional UPDATE, so on PostgreSQL a concurrent
+ * writer blocks on the row and then re-checks the version (and loses), and on SQLite writers are
+ * serialised anyway.
+ */
+export async function compareAndSetDeployment(
+  em: EntityManager,
+  deploymentId: string,
+  expectedVersion: number,
+  patch: Partial<Omit<DeploymentRow, "id" | "version">>,
+): Promise<boolean> {
+  const affected = await em.nativeUpdate(
+    DeploymentEntity,
+    { id: deploymentId, version: expectedVersion },
+    { ...patch, version: expectedVersion + 1 },
+  );
+  return affected === 1;
+}
+
+/** The settings row, or the defaults as a row when none was written yet (a fresh database). */
+export async function loadSettingsRow(em: EntityManager, now: Date): Promise<SettingsRow> {
+  const row = await em.findOne(SettingsEntity, { id: SETTINGS_ID }, { disableIdentityMap: true });
+  return row ?? defaultSettingsRow(now);
+}
+
+/** The current settings as the domain reads them. */
+export async function loadSettings(em: EntityManager, now: Date): Promise<Settings> {
+  return settingsOf(await loadSettingsRow(em, now));
+}
+
+/** The defaults of DESIGN.md §5 as a settings row at version 0 (never written until first changed). */
+export function defaultSettingsRow(now: Date): SettingsRow {
+  return {
+    id: SETTINGS_ID,
+    ...DEFAULT_SETTINGS,
+    version: 0,
+    updatedAt: now,
+  } as SettingsRow;
+}
+
+/**
+ * Whether an appliance certificate serial may be used by `deploymentId`: recorded at issuance for
+ * that deployment and not revoked. An allow-list, so a certificate the appliance CA signed but
+ * licensing never handed out (a lost activation race) is refused too.
+ */
+export async function isCertificateUsable(em: EntityManager, deploymentId: string, serialNumber: string): Promise<boolean> {
+  const row = await em.findOne(
+    CertificateEntity,
+    { serialNumber, deploymentId, revokedAt: null },
+    { disableIdentityMap: true, fields: ["serialNumber"] },
+  );
+  return row !== null;
+}
+
+/** Revokes every usable certificate of a deployment (rebind, revoke); returns how many. */
+export async function revokeCertificates(em: EntityManager, deploymentId: string, now: Date, reason: string): Promise<number> {
+  return em.nativeUpdate(
+    CertificateEntity,
+    { deploymentId, revokedAt: null },
+    { revokedAt: now, revokeReason: reason },
+  );
+}
