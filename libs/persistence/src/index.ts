@@ -6,3 +6,4 @@ export * from "./orm.js";
 export * from "./errors.js";
 export * from "./outbox.js";
 export * from "./migrations.js";
+export * from "./relay.js";

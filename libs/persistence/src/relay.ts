@@ -1,0 +1,224 @@
+import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
+import type { EntityManager } from "@mikro-orm/knex";
+import type { Database, PersistenceLogger } from "./orm.js";
+import { OutboxEvent, outboxPayload, type OutboxEventRow } from "./outbox.js";
+
+/** A source of time; the relay stamps `delivered_at`, computes ages and retention with it. */
+export interface RelayClock {
+  now(): Date | number;
+}
+
+/** Options for {@link createOutboxRelay}. */
+export interface OutboxRelayOptions {
+  db: Database;
+  /** Sends a batch (in seq order) to the audit service's `Append`; resolves only once it is stored. */
+  deliver: (events: AuditEvent[]) => Promise<void>;
+  /** Events per `deliver` call (Append accepts at most 1,000). Default 100. */
+  batchSize?: number;
+  /** How often to look for new events when not notified. Default 200 ms. */
+  pollIntervalMs?: number;
+  /** Jittered exponential backoff while `deliver` rejects. Defaults 100 ms → 30 s. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Delivered rows older than this are purged. Default 7 days. */
+  retentionMs?: number;
+  /** At most one purge per this interval. Default 60 s. */
+  purgeIntervalMs?: number;
+  logger?: PersistenceLogger;
+  clock?: RelayClock;
+}
+
+/** Outbox depth, for metrics and health. */
+export interface OutboxStats {
+  pending: number;
+  /** Age of the oldest undelivered event (0 when none). */
+  oldestPendingAgeMs: number;
+}
+
+/** A running (or stoppable) outbox relay. */
+export interface OutboxRelay {
+  /** Starts the background loop. Idempotent. */
+  start(): void;
+  /** Stops the loop; resolves after an in-flight batch has finished (delivered and marked, or failed and recorded). */
+  stop(): Promise<void>;
+  /** Delivers everything pending now, batch after batch; resolves with the number delivered, rejects if `deliver` does. */
+  flushNow(): Promise<number>;
+  stats(): Promise<OutboxStats>;
+  /** A change with an audit event was committed: look now instead of at the next poll (ignored while backing off). */
+  notify(): void;
+}
+
+type BatchResult = { delivered: number; more: boolean; error?: unknown };
+
+const LOCK_PREFIX = "lcp:outbox:";
+const MAX_ERROR_LENGTH = 2_000;
+
+/**
+ * Delivers an app's outbox to the audit service: pending events in seq order, in batches, at least
+ * once (Append is idempotent by event id). A row is marked delivered only after `deliver`
+ * resolved; while `deliver` rejects the relay backs off (jittered exponential) and records
+ * `attempts`/`last_error` on the batch. One relay never has two batches in flight.
+ *
+ * Several replicas of one app on PostgreSQL: each batch runs in a transaction that first takes
+ * `pg_try_advisory_xact_lock(hashtext('lcp:outbox:<schema>'))`; a replica that does not get it skips
+ * that round. So at most one batch of an app is in flight across all replicas, and the events go
+ * out in seq order (SKIP LOCKED would let a second replica overtake the first with later events).
+ * On SQLite (one process per file) no transaction is held while `deliver` runs, because the single
+ * connection would block every other query of the app meanwhile.
+ *
+ * Order caveat: seq is assigned at insert, visibility at commit; an event whose transaction commits
+ * after a later-numbered one was already delivered goes out after it.
+ */
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { db, deliver, logger } = options;
+  const batchSize = options.batchSize ?? 100;
+  const pollIntervalMs = options.pollIntervalMs ?? 200;
+  const initialMs = options.backoff?.initialMs ?? 100;
+  const maxMs = options.backoff?.maxMs ?? 30_000;
+  const retentionMs = options.retentionMs ?? 7 * 24 * 3600_000;
+  const purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
+  const nowMs = () => {
+    const t = options.clock?.now() ?? Date.now();
+    return typeof t === "number" ? t : t.getTime();
+  };
+  const lockKey = `${LOCK_PREFIX}${db.schema ?? "sqlite"}`;
+
+  // Serialises the loop's batches with flushNow/purge, so one relay never has two batches in flight.
+  let queue: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  async function claimAndDeliver(em: EntityManager): Promise<BatchResult> {
+    const rows: OutboxEventRow[] = await em.find(OutboxEvent, { deliveredAt: null }, { orderBy: { seq: "asc" }, limit: batchSize });
+    if (rows.length === 0) return { delivered: 0, more: false };
+    let error: unknown;
+    try {
+      await deliver(rows.map((r) => outboxPayload(r)));
+    } catch (err) {
+      error = err;
+    }
+    const now = new Date(nowMs());
+    for (const row of rows) {
+      if (error === undefined) {
+        row.deliveredAt = now;
+      } else {
+        row.attempts += 1;
+        row.lastError = describe(error).slice(0, MAX_ERROR_LENGTH);
+      }
+    }
+    await em.flush();
+    return error === undefined ? { delivered: rows.length, more: rows.length === batchSize } : { delivered: 0, more: true, error };
+  }
+
+  function runBatch(): Promise<BatchResult> {
+    return exclusive(async () => {
+      if (db.driver === "sqlite") return claimAndDeliver(db.em());
+      return db.transactional(async (em) => {
+        const [res] = await em.execute<Array<{ locked: boolean }>>("select pg_try_advisory_xact_lock(hashtext(?)) as locked", [lockKey]);
+        // Another replica is delivering this app's outbox; it will get to these events too.
+        if (!res?.locked) return { delivered: 0, more: false };
+        return claimAndDeliver(em);
+      });
+    });
+  }
+
+  let lastPurge = 0;
+  async function maybePurge(): Promise<void> {
+    const now = nowMs();
+    if (now - lastPurge < purgeIntervalMs) return;
+    lastPurge = now;
+    await exclusive(async () => {
+      const purged = await db.em().nativeDelete(OutboxEvent, { deliveredAt: { $lt: new Date(now - retentionMs) } });
+      if (purged > 0) logger?.debug?.({ purged }, "outbox: purged delivered events past retention");
+    });
+  }
+
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let failures = 0;
+  let wake: (() => void) | undefined;
+  let wakeable = true;
+
+  const sleep = (ms: number, interruptible: boolean) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      wakeable = interruptible;
+      wake = done;
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+    });
+
+  function backoffDelay(): number {
+    const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(failures - 1, 30));
+    // "Equal jitter": half fixed so it still backs off, half random so replicas and apps that
+    // failed together do not retry in lockstep.
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  async function run(): Promise<void> {
+    while (running) {
+      let delay = pollIntervalMs;
+      let interruptible = true;
+      try {
+        const result = await runBatch();
+        if (result.error !== undefined) throw result.error;
+        if (failures > 0) logger?.info({ afterFailures: failures }, "outbox: delivery recovered");
+        failures = 0;
+        if (result.more) delay = 0;
+        await maybePurge();
+      } catch (err) {
+        failures += 1;
+        delay = backoffDelay();
+        interruptible = false;
+        logger?.warn({ err: describe(err), failures, retryInMs: Math.round(delay) }, "outbox: delivery failed, backing off");
+      }
+      if (!running) break;
+      if (delay > 0) await sleep(delay, interruptible);
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      wake?.();
+      await loop;
+      loop = undefined;
+    },
+    async flushNow() {
+      let total = 0;
+      for (;;) {
+        const result = await runBatch();
+        if (result.error !== undefined) throw result.error;
+        total += result.delivered;
+        // `more` false also when another replica holds the lock: it is delivering the rest.
+        if (!result.more) return total;
+      }
+    },
+    async stats() {
+      const em = db.em();
+      const pending = await em.count(OutboxEvent, { deliveredAt: null });
+      if (pending === 0) return { pending, oldestPendingAgeMs: 0 };
+      const oldest = await em.findOne(OutboxEvent, { deliveredAt: null }, { orderBy: { occurredAt: "asc" }, fields: ["occurredAt"] });
+      const age = oldest ? nowMs() - oldest.occurredAt.getTime() : 0;
+      return { pending, oldestPendingAgeMs: Math.max(0, age) };
+    },
+    notify() {
+      if (wakeable) wake?.();
+    },
+  };
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
