@@ -7,3 +7,4 @@ export * from "./errors.js";
 export * from "./outbox.js";
 export * from "./migrations.js";
 export * from "./relay.js";
+export * from "./listen.js";

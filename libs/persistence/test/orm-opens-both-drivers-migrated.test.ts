@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
-import { assertMigrationsUpToDate, createOrm, DatabaseConfigError, defaultSchemaFor, driverForUrl, type Database } from "../src/index.js";
+import { assertMigrationsUpToDate, createOrm, DatabaseConfigError, defaultSchemaFor, driverForUrl, isConnectionError, type Database } from "../src/index.js";
 import { entities, migrations } from "./fixtures/outbox-storage/schema.js";
 import { openFixture } from "./helpers.js";
 
@@ -81,6 +81,12 @@ describe("DATABASE_URL", () => {
       createOrm({ app: "x", databaseUrl: "mysql://root@localhost/db", dataDir: "/tmp/never", entities, migrations }),
     ).rejects.toThrow(/DATABASE_URL has unsupported scheme "mysql:"/);
     expect(() => driverForUrl("not a url")).toThrow(/DATABASE_URL/);
+  });
+
+  it("an unreachable PostgreSQL fails createOrm with an error recognised as a connection error", async () => {
+    const err = await createOrm({ app: "x", databaseUrl: "postgres://root@127.0.0.1:1/test", dataDir: "/tmp/never", entities, migrations }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(isConnectionError(err)).toBe(true);
   });
 
   it("selects SQLite when unset and PostgreSQL for postgres:// and postgresql://", () => {
