@@ -1,5 +1,6 @@
 import { createPublicKey, X509Certificate as NodeX509Certificate, type KeyObject } from "node:crypto";
-import { CLOCK_SKEW_MS, leafBaseExtensions, type CertificateAuthority } from "./ca.js";
+import { CLOCK_SKEW_MS, type CertificateAuthority } from "./ca.js";
+import { leafBaseExtensions } from "./leaf-extensions.js";
 import { randomSerialNumber } from "./serial.js";
 import { parseSpiffeId } from "./spiffe.js";
 import { x509 } from "./x509.js";

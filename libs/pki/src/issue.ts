@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
-import { leafBaseExtensions, CLOCK_SKEW_MS, type CertificateAuthority, type PemKeyPair } from "./ca.js";
+import { CLOCK_SKEW_MS, type CertificateAuthority, type PemKeyPair } from "./ca.js";
+import { leafBaseExtensions } from "./leaf-extensions.js";
 import { exportPrivateKeyPem, generateKeyPair } from "./keys.js";
 import { randomSerialNumber } from "./serial.js";
 import { serviceSpiffeId } from "./spiffe.js";
