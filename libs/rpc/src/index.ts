@@ -24,3 +24,4 @@ export * from "./reflection.js";
 export * from "./server.js";
 export * from "./client.js";
 export * from "./logger.js";
+export * from "./config.js";

@@ -1,7 +1,7 @@
 /**
  * A tiny real registration for the rpc tests: SigningKeyService with stub *handlers* returning
  * fixed data (the real signing-keys app is tested in apps/signing-keys), plus counters so tests
- * can tell whether a handler ran.
+ * can tell whether a handler ran, and hooks so a test can make one fail or wait.
  */
 import type { ConnectRouter } from "@connectrpc/connect";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
@@ -12,32 +12,34 @@ export interface Calls {
   getJwks: number;
   listKeys: number;
   sign: number;
-  rotateKeys: number;
 }
 
-/** Registers SigningKeyService with stubs; `behaviour` lets a test make a handler fail. */
-export function signingStub(calls: Calls, behaviour: { failListKeys?: () => never; failGetJwks?: () => void } = {}) {
+/** Hooks run at the start of a handler (throw to fail it, await to delay it). */
+export interface Behaviour {
+  getJwks?: (attempt: number) => void | Promise<void>;
+  sign?: (attempt: number) => void | Promise<void>;
+}
+
+/** Registers SigningKeyService with stubs; CreateKey and others are left unimplemented. */
+export function signingStub(calls: Calls, behaviour: Behaviour = {}) {
   return (router: ConnectRouter) => {
     router.service(SigningKeyService, {
-      getJwks() {
+      async getJwks() {
         calls.getJwks++;
-        behaviour.failGetJwks?.();
+        await behaviour.getJwks?.(calls.getJwks);
         return { jwksJson: '{"keys":[]}', kids: ["k1"] };
       },
       listKeys() {
         calls.listKeys++;
-        behaviour.failListKeys?.();
         return { keys: [{ kid: "k1", algorithm: "EdDSA" }] };
       },
-      sign(req) {
+      async sign(req) {
         calls.sign++;
-        if (req.typ === "domain-error") throw new DomainError("NO_ACTIVE_KEY", "no active signing key");
+        await behaviour.sign?.(calls.sign);
+        if (req.typ === "domain-error") throw new DomainError("NO_ACTIVE_KEY", "no active signing key", { hint: "rotate" });
+        if (req.typ === "unmapped-domain-error") throw new DomainError("NOT_IN_THE_TABLE", "whatever");
         if (req.typ === "crash") throw new Error("SELECT secret FROM keys failed at /srv/db.ts:12");
         return { token: `signed:${req.typ}`, kid: "k1" };
-      },
-      rotateKeys() {
-        calls.rotateKeys++;
-        return {};
       },
       // CreateKey and the rest are deliberately left out: connect answers Unimplemented.
     });
@@ -46,5 +48,5 @@ export function signingStub(calls: Calls, behaviour: { failListKeys?: () => neve
 
 /** Fresh counters. */
 export function newCalls(): Calls {
-  return { getJwks: 0, listKeys: 0, sign: 0, rotateKeys: 0 };
+  return { getJwks: 0, listKeys: 0, sign: 0 };
 }

@@ -1,0 +1,188 @@
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { ServiceName } from "@lcp/domain";
+import { DEFAULT_TRUST_DOMAIN, ensureDevPki, isValidTrustDomain } from "@lcp/pki";
+import { createAdminTokenVerifier, ensureDevAdminIssuer, type AdminTokenVerifier } from "@lcp/tokens";
+import type { JSONWebKeySet } from "jose";
+import type { ServerTls } from "./server.js";
+
+/** A setting that is missing, malformed or contradicts another; names the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(
+    /** The environment variable at fault. */
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+/** Where admin bearer tokens come from and how they are read. */
+export interface AdminTokensConfig {
+  readonly issuer: string;
+  readonly audience: string;
+  /** Inline public keys (the dev issuer); exclusive with `jwksUrl`. */
+  readonly jwks?: JSONWebKeySet;
+  /** The OIDC issuer's `jwks_uri`. */
+  readonly jwksUrl?: URL;
+  /** Claim holding the roles (dotted path allowed). */
+  readonly rolesClaim: string;
+  /** True when this is the generated development issuer, not an organisation's. */
+  readonly dev: boolean;
+}
+
+/** The settings every app shares, parsed once at start (CONVENTIONS.md "Each app"). */
+export interface CommonConfig {
+  readonly app: ServiceName;
+  readonly host: string;
+  readonly port: number;
+  /** Absolute; holds SQLite files and the dev PKI. */
+  readonly dataDir: string;
+  /** `DATABASE_URL` if set (apps default to SQLite under `dataDir`). */
+  readonly databaseUrl?: string;
+  readonly trustDomain: string;
+  /** The listener's certificate and the platform CA, from files or the dev PKI. */
+  readonly tls: ServerTls & { readonly source: "files" | "dev-pki" };
+  readonly adminTokens: AdminTokensConfig;
+  readonly logLevel: string;
+}
+
+/** Per-app defaults for `readCommonConfig`. */
+export interface CommonDefaults {
+  /** licensing 7443, signing-keys 7444, audit 7445, fleet-sweep 7446. */
+  readonly port: number;
+  /** Default `127.0.0.1`. */
+  readonly host?: string;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/**
+ * Reads the shared settings from the environment, failing fast with a `ConfigError` naming
+ * the variable:
+ * - `HOST`, `PORT` (the app's default), `DATA_DIR` (default `./data`), `DATABASE_URL`,
+ *   `TRUST_DOMAIN` (default `lcp.local`), `LOG_LEVEL` (default `info`);
+ * - `TLS_CERT_FILE`, `TLS_KEY_FILE`, `TLS_CA_FILE`: all three or none; with none, the
+ *   development PKI in `<DATA_DIR>/pki/` is created on first start and used;
+ * - `OIDC_ISSUER`, `OIDC_AUDIENCE`, `OIDC_JWKS_URL`, `OIDC_ROLES_CLAIM` (default `roles`):
+ *   the first three together or none; with none, the dev admin issuer in `<DATA_DIR>/pki/`.
+ * With `NODE_ENV=production` the development fallbacks are refused: a generated CA or token
+ * issuer must never silently guard a real deployment.
+ */
+export async function readCommonConfig(
+  env: NodeJS.ProcessEnv,
+  app: ServiceName,
+  defaults: CommonDefaults,
+): Promise<CommonConfig> {
+  const get = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+  const production = get("NODE_ENV") === "production";
+
+  const host = get("HOST") ?? defaults.host ?? "127.0.0.1";
+  const port = parsePort(get("PORT"), defaults.port);
+  const dataDir = resolve(get("DATA_DIR") ?? "data");
+  const pkiDir = join(dataDir, "pki");
+
+  const databaseUrl = get("DATABASE_URL");
+  if (databaseUrl !== undefined && !/^(postgres(ql)?|sqlite):/.test(databaseUrl)) {
+    throw new ConfigError("DATABASE_URL", "must be a postgres:// or sqlite: URL");
+  }
+
+  const trustDomain = get("TRUST_DOMAIN") ?? DEFAULT_TRUST_DOMAIN;
+  if (!isValidTrustDomain(trustDomain)) {
+    throw new ConfigError("TRUST_DOMAIN", `${JSON.stringify(trustDomain)} is not a lowercase DNS-like name`);
+  }
+
+  const logLevel = get("LOG_LEVEL") ?? "info";
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError("LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}`);
+
+  // Validate everything that needs no I/O before touching the disk.
+  const tlsFiles = allOrNone(get, ["TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"]);
+  const oidc = allOrNone(get, ["OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"]);
+  let jwksUrl: URL | undefined;
+  if (oidc) {
+    try {
+      jwksUrl = new URL(oidc[2]);
+    } catch {
+      throw new ConfigError("OIDC_JWKS_URL", "is not a URL");
+    }
+    // Keys fetched over plain HTTP could be swapped by anyone on the path.
+    if (jwksUrl.protocol !== "https:" && !["localhost", "127.0.0.1", "[::1]"].includes(jwksUrl.hostname)) {
+      throw new ConfigError("OIDC_JWKS_URL", "must be https (http only for localhost)");
+    }
+  }
+  if (production && !tlsFiles) throw new ConfigError("TLS_CERT_FILE", "is required when NODE_ENV=production");
+  if (production && !oidc) throw new ConfigError("OIDC_ISSUER", "is required when NODE_ENV=production");
+  const rolesClaim = get("OIDC_ROLES_CLAIM") ?? "roles";
+
+  let tls: CommonConfig["tls"];
+  if (tlsFiles) {
+    const [certPem, keyPem, caPem] = await Promise.all([
+      readPem("TLS_CERT_FILE", tlsFiles[0]),
+      readPem("TLS_KEY_FILE", tlsFiles[1]),
+      readPem("TLS_CA_FILE", tlsFiles[2]),
+    ]);
+    tls = { certPem, keyPem, caPem, source: "files" };
+  } else {
+    const pki = await ensureDevPki({ dir: pkiDir, trustDomain });
+    const own = pki.services[app];
+    if (!own) throw new ConfigError("DATA_DIR", `the dev PKI in ${pkiDir} has no certificate for ${app}`);
+    tls = { certPem: own.certPem, keyPem: own.keyPem, caPem: pki.caCertPem, source: "dev-pki" };
+  }
+
+  let adminTokens: AdminTokensConfig;
+  if (oidc) {
+    adminTokens = { issuer: oidc[0], audience: oidc[1], jwksUrl, rolesClaim, dev: false };
+  } else {
+    const dev = await ensureDevAdminIssuer(pkiDir);
+    adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim, dev: true };
+  }
+
+  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, adminTokens, logLevel };
+}
+
+/** The bearer-token verifier for a parsed `adminTokens` config, ready for `createServer`. */
+export function adminTokenVerifierFrom(config: AdminTokensConfig): AdminTokenVerifier {
+  const jwks = config.jwks ?? config.jwksUrl;
+  if (!jwks) throw new ConfigError("OIDC_JWKS_URL", "no keys configured for admin tokens");
+  return createAdminTokenVerifier({
+    issuer: config.issuer,
+    audience: config.audience,
+    jwks,
+    rolesClaim: config.rolesClaim,
+  });
+}
+
+/** Parses a TCP port; `fallback` when unset. */
+export function parsePort(value: string | undefined, fallback: number, variable = "PORT"): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) > 65_535) {
+    throw new ConfigError(variable, `${JSON.stringify(value)} is not a port number (0–65535)`);
+  }
+  return Number(value);
+}
+
+function allOrNone(get: (name: string) => string | undefined, names: readonly [string, string, string]) {
+  const values = names.map(get);
+  if (values.every((v) => v === undefined)) return undefined;
+  const missing = names.find((_, i) => values[i] === undefined);
+  if (missing) {
+    const given = names.filter((_, i) => values[i] !== undefined).join(", ");
+    throw new ConfigError(missing, `is required when ${given} is set`);
+  }
+  return values as [string, string, string];
+}
+
+async function readPem(variable: string, path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(variable, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  if (!text.includes("-----BEGIN ")) throw new ConfigError(variable, `${path} is not a PEM file`);
+  return text;
+}
