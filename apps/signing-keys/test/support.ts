@@ -1,0 +1,126 @@
+/**
+ * Test fixtures for signing-keys: the real app (startSigningKeys) on port 0 over mTLS with the
+ * test PKI and a database from @lcp/testing/db, plus clients for every kind of caller.
+ */
+import { randomBytes } from "node:crypto";
+import type { Client } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createAdminClient, createClient, errorReason } from "@lcp/rpc";
+import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
+import { rawQuery, type TestDatabase, type TestDatabaseOptions } from "@lcp/testing/db";
+import { createTestPki, type TestPki } from "@lcp/testing/pki";
+import { ensureDevAdminIssuer, type DevAdminIssuer } from "@lcp/tokens";
+import { expect } from "vitest";
+import { startSigningKeys, type SigningKeysApp } from "../src/app.js";
+import type { SigningKeysConfig } from "../src/config.js";
+
+/** The signing-keys service under test and its callers. */
+export interface SigningKeysHarness {
+  app: SigningKeysApp;
+  pki: TestPki;
+  db: TestDatabaseOptions;
+  kek: Uint8Array;
+  issuer: string;
+  /** A super_admin (signing.manage). */
+  admin: Client<typeof SigningKeyService>;
+  /** An admin client with other roles. */
+  adminWith(roles: string[]): Client<typeof SigningKeyService>;
+  /** The licensing service's certificate: may Sign and IssueApplianceCertificate. */
+  licensing: Client<typeof SigningKeyService>;
+  /** Another service's certificate. */
+  service(name: string): Promise<Client<typeof SigningKeyService>>;
+  /** No certificate, no token. */
+  anonymous: Client<typeof SigningKeyService>;
+  /** Raw SQL against the app's database, behind the ORM's back. */
+  sql<T = Record<string, unknown>>(query: string): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/** The tables of the signing-keys database. */
+export const TABLES = ["signing_key", "appliance_ca", "issued_certificate", "change_lock", "outbox_event"] as const;
+
+/** Starts signing-keys on a fresh database of `tdb`'s driver. */
+export async function startHarness(tdb: TestDatabase, overrides: Partial<SigningKeysConfig> = {}): Promise<SigningKeysHarness> {
+  const pki = await createTestPki();
+  const db = tdb.options("signing-keys");
+  const dev: DevAdminIssuer = await ensureDevAdminIssuer(db.dataDir);
+  const own = await pki.service("signing-keys");
+  const kek = new Uint8Array(randomBytes(32));
+  const issuer = "https://lcp.test/licensing";
+  const config: SigningKeysConfig = {
+    app: "signing-keys",
+    host: "127.0.0.1",
+    port: 0,
+    dataDir: db.dataDir,
+    databaseUrl: db.databaseUrl,
+    databaseSchema: db.schema,
+    trustDomain: pki.trustDomain,
+    tls: { certPem: own.certPem, keyPem: own.keyPem, caPem: pki.ca.certPem, source: "files" },
+    adminTokens: { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true },
+    logLevel: "silent",
+    kek: { kind: "configured", key: kek },
+    tokenIssuer: issuer,
+    ...overrides,
+  };
+  let app: SigningKeysApp;
+  try {
+    app = await startSigningKeys(config);
+  } catch (err) {
+    await db.cleanup();
+    throw err;
+  }
+  const caPem = pki.ca.certPem;
+  const adminWith = (roles: string[]) =>
+    createAdminClient(SigningKeyService, {
+      baseUrl: app.url,
+      caPem,
+      token: () => dev.mint({ subject: `test-${roles.join("+")}`, roles, ttlSeconds: 600 }),
+      retries: 0,
+    });
+  const service = async (name: string) => {
+    const cert = await pki.service(name);
+    return createClient(SigningKeyService, { baseUrl: app.url, tls: { caPem, certPem: cert.certPem, keyPem: cert.keyPem }, retries: 0 });
+  };
+  let closed: Promise<void> | undefined;
+  return {
+    app,
+    pki,
+    db,
+    kek,
+    issuer,
+    admin: adminWith(["super_admin"]),
+    adminWith,
+    licensing: await service("licensing"),
+    service,
+    anonymous: createClient(SigningKeyService, { baseUrl: app.url, tls: { caPem }, retries: 0 }),
+    sql: (query) => rawQuery(db, query),
+    close: () =>
+      (closed ??= (async () => {
+        await app.close();
+        await db.cleanup();
+      })()),
+  };
+}
+
+/** Row counts of every table, to prove a refused call wrote nothing. */
+export async function rowCounts(h: SigningKeysHarness): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const table of TABLES) {
+    if (table === "change_lock") continue; // the lock row's version is bumped by design, never its count
+    const [row] = await h.sql<{ n: number | string }>(`select count(*) as n from ${table}`);
+    counts[table] = Number(row?.n);
+  }
+  return counts;
+}
+
+/** Awaits a call expected to fail; checks its Connect code (and ErrorInfo reason when given). */
+export async function expectRefusal(call: Promise<unknown>, code: Code, reason?: string): Promise<ConnectError> {
+  const error = await call.then(
+    () => undefined,
+    (err: unknown) => ConnectError.from(err),
+  );
+  expect(error, "the call should have failed").toBeInstanceOf(ConnectError);
+  expect(Code[error!.code]).toBe(Code[code]);
+  if (reason !== undefined) expect(errorReason(error)).toBe(reason);
+  return error!;
+}
