@@ -49,6 +49,8 @@ export interface CreateOrmOptions {
 
 /** An initialised ORM for one app, with the helpers services use. */
 export interface Database {
+  /** The app name given to {@link createOrm}. */
+  app: string;
   orm: MikroORM;
   driver: DriverName;
   /** The PostgreSQL schema the app's tables live in (undefined on SQLite). */
@@ -205,6 +207,7 @@ export async function createOrm(options: CreateOrmOptions): Promise<Database> {
   }
   let closed: Promise<void> | undefined;
   return {
+    app: options.app,
     orm,
     driver,
     schema,
