@@ -1,0 +1,139 @@
+/**
+ * `startFleetSweep(config)`: the fleet-sweep service assembled from its parts — database, run
+ * store and lock, licensing Reconcile client, runner, scheduler, RPC server, outbox relay — used
+ * by main.ts and by the tests.
+ */
+import { hostname } from "node:os";
+import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
+import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
+import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
+import { createOrm, createOutboxRelay, newAuditEvent, writeAuditNow, type Database } from "@lcp/persistence";
+import { createClient, createLogger, createServer, principalId, type DeniedEvent } from "@lcp/rpc";
+import { v7 as uuidv7 } from "uuid";
+import { DEFAULT_LOCK_LEASE_MS, type FleetSweepConfig } from "./config.js";
+import { createSweepStore } from "./storage/sweep-store.js";
+import { entities, migrations } from "./storage/schema.js";
+import { createFleetSweepHandlers } from "./sweep/handlers.js";
+import { createSweepRunner } from "./sweep/runner.js";
+import { startScheduler } from "./sweep/scheduler.js";
+
+/** A running fleet-sweep service. */
+export interface FleetSweepApp {
+  /** `https://localhost:<port>`. */
+  readonly url: string;
+  readonly port: number;
+  /** The app's database (tests read the outbox and runs through it). */
+  readonly db: Database;
+  /** Stops scheduling, ends a run in progress after its page (stored FAILED), the server, the relay, the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts fleet-sweep: migrates its database, serves FleetSweepService and, unless disabled, sweeps every interval. */
+export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSweepApp> {
+  const log = config.logger ?? createLogger("fleet-sweep", config.logLevel);
+  const now = config.now ?? (() => new Date());
+  const leaseMs = config.lockLeaseMs ?? DEFAULT_LOCK_LEASE_MS;
+
+  const db = await createOrm({
+    app: "fleet-sweep",
+    databaseUrl: config.database.databaseUrl,
+    dataDir: config.database.dataDir,
+    schema: config.database.schema,
+    entities,
+    migrations,
+    logger: log,
+  });
+  const cleanups: (() => Promise<void>)[] = [() => db.close()];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((err: unknown) => log.error({ err }, "shutdown step failed"));
+    }
+  };
+
+  try {
+    const store = createSweepStore({ db, now, owner: `${hostname()}/${process.pid}/${uuidv7().slice(-8)}`, leaseMs });
+    await store.ensureLockRow();
+
+    const serviceTls = { caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem };
+    const licensing = createClient(ReconcileService, {
+      baseUrl: config.licensingUrl,
+      tls: serviceTls,
+      timeoutMs: config.reconcileTimeoutMs ?? 30_000,
+      // Reconcile is IDEMPOTENT in the contract, so the client retries it on Unavailable.
+      retries: config.reconcileRetries ?? 3,
+      retryBaseDelayMs: 200,
+    });
+
+    const relay = config.auditUrl
+      ? (() => {
+          const audit = createClient(AuditService, { baseUrl: config.auditUrl, tls: serviceTls });
+          return createOutboxRelay({ db, logger: log, deliver: async (events) => void (await audit.append({ events })) });
+        })()
+      : undefined;
+
+    const runner = createSweepRunner({
+      store,
+      now,
+      log,
+      leaseMs,
+      reconcile: (request, options) => licensing.reconcile(request, { signal: options.signal }),
+      onFinished: () => relay?.notify(),
+    });
+
+    const onDenied = async (event: DeniedEvent) => {
+      await writeAuditNow(
+        db,
+        newAuditEvent({
+          action: "authz.denied",
+          actor: { kind: event.principal.kind, id: principalId(event.principal) },
+          resource: { type: "rpc", id: event.procedure },
+          outcome: "denied",
+          requestId: event.requestId,
+          details: { code: event.code, reason: event.reason },
+          now: now(),
+        }),
+      );
+      relay?.notify();
+    };
+
+    const server = await createServer({
+      name: "fleet-sweep",
+      host: config.host,
+      port: config.port,
+      tls: config.tls,
+      trustDomain: config.trustDomain,
+      // No appliance ever calls this service.
+      applianceCa: [],
+      adminTokens: config.adminTokens,
+      onDenied,
+      logger: log,
+      ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
+      register: (router) =>
+        router.service(FleetSweepService, createFleetSweepHandlers({ runner, store, defaultPageSize: config.pageSize })),
+    });
+    cleanups.push(() => server.close());
+    // Stopped before the server closes (cleanups run in reverse): the run in progress ends after
+    // its current page and is stored FAILED, so the server's drain does not wait on a long sweep.
+    cleanups.push(() => runner.close());
+
+    if (relay) {
+      relay.start();
+      cleanups.splice(1, 0, () => relay.stop());
+    }
+    if (config.sweepIntervalMs !== null) {
+      const scheduler = startScheduler({ runner, intervalMs: config.sweepIntervalMs, pageSize: config.pageSize, log });
+      cleanups.push(async () => scheduler.stop());
+    }
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: server.url,
+      port: server.port,
+      db,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Fleet-sweep's configuration: the shared settings (readCommonConfig) plus where licensing and
+ * audit are, how often to sweep and how big a Reconcile page is. Parsed once at start; a bad
+ * value fails fast naming its variable.
+ */
+import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type Logger, type ServerTls } from "@lcp/rpc";
+import { DurationError, parseDuration } from "@lcp/tokens";
+
+/** Fleet-sweep's default port (DESIGN.md §12). */
+export const DEFAULT_FLEET_SWEEP_PORT = 7446;
+/** Licensing's default address (its default port, 7443). */
+export const DEFAULT_LICENSING_URL = "https://localhost:7443";
+/** DESIGN.md §5 sweep_interval default. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
+/** Deployments per Reconcile page when a request leaves it 0 (proto default). */
+export const DEFAULT_SWEEP_PAGE_SIZE = 1_000;
+/** The run lock's lease: a replica that died frees the lock after this. */
+export const DEFAULT_LOCK_LEASE_MS = 60_000;
+
+/** Everything `startFleetSweep` needs. */
+export interface FleetSweepConfig {
+  /** Interface to bind; default 127.0.0.1. */
+  readonly host?: string | undefined;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  readonly trustDomain: string;
+  /** The listener's certificate, also presented to licensing and audit as the `fleet-sweep` service identity. */
+  readonly tls: ServerTls;
+  /** Verifier of admin bearer tokens; none → admins are refused. */
+  readonly adminTokens?: AdminTokenVerifierLike | undefined;
+  readonly database: {
+    readonly databaseUrl?: string | undefined;
+    readonly dataDir: string;
+    /** PostgreSQL schema; default `fleet_sweep`. */
+    readonly schema?: string | undefined;
+  };
+  /** Licensing's base URL (`ReconcileService`). */
+  readonly licensingUrl: string;
+  /** Audit's base URL; when set, the outbox relay delivers `fleet.sweep` events there. */
+  readonly auditUrl?: string | undefined;
+  /** Scheduled runs every this often; null → on demand only. */
+  readonly sweepIntervalMs: number | null;
+  /** Reconcile page size when a request leaves it 0. */
+  readonly pageSize: number;
+  /** Run lock lease (default 60 s). */
+  readonly lockLeaseMs?: number | undefined;
+  /** Deadline of each Reconcile call (default 30 s). */
+  readonly reconcileTimeoutMs?: number | undefined;
+  /** Extra attempts of a Reconcile call that found licensing Unavailable (default 3; it is IDEMPOTENT). */
+  readonly reconcileRetries?: number | undefined;
+  /** Clock (tests); default the wall clock. */
+  readonly now?: (() => Date) | undefined;
+  readonly logger?: Logger | undefined;
+  readonly logLevel?: string | undefined;
+  readonly shutdownGraceMs?: number | undefined;
+}
+
+/**
+ * Reads the configuration from the environment: the common variables (`HOST`, `PORT` default
+ * 7446, `DATA_DIR`, `DATABASE_URL`, `TRUST_DOMAIN`, `TLS_*`, `OIDC_*`, `LOG_LEVEL`) and
+ * - `LICENSING_URL` (default https://localhost:7443),
+ * - `AUDIT_URL` (optional; without it `fleet.sweep` events wait in the outbox),
+ * - `SWEEP_INTERVAL` (default `60s`, `off` for on-demand only). A local setting rather than
+ *   licensing's `sweep_interval`: the scheduler must keep its rhythm while licensing is down,
+ * - `SWEEP_PAGE_SIZE` (default 1000, 1 to 5000).
+ */
+export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env): Promise<FleetSweepConfig> {
+  const get = (name: string) => {
+    const v = env[name]?.trim();
+    return v === "" ? undefined : v;
+  };
+  const licensingUrl = parseUrl("LICENSING_URL", get("LICENSING_URL") ?? DEFAULT_LICENSING_URL);
+  const auditRaw = get("AUDIT_URL");
+  const auditUrl = auditRaw === undefined ? undefined : parseUrl("AUDIT_URL", auditRaw);
+  const sweepIntervalMs = parseInterval(get("SWEEP_INTERVAL"));
+  const pageSize = parsePageSize(get("SWEEP_PAGE_SIZE"));
+  const common = await readCommonConfig(env, "fleet-sweep", { port: DEFAULT_FLEET_SWEEP_PORT });
+  return {
+    host: common.host,
+    port: common.port,
+    trustDomain: common.trustDomain,
+    tls: common.tls,
+    adminTokens: adminTokenVerifierFrom(common.adminTokens),
+    database: { databaseUrl: common.databaseUrl, dataDir: common.dataDir },
+    licensingUrl,
+    auditUrl,
+    sweepIntervalMs,
+    pageSize,
+    logLevel: common.logLevel,
+  };
+}
+
+function parseUrl(variable: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(variable, `${JSON.stringify(value)} is not a URL`);
+  }
+  // Every service speaks TLS only; an http:// URL is a misconfiguration, not a choice.
+  if (url.protocol !== "https:") throw new ConfigError(variable, "must be an https:// URL");
+  return value.replace(/\/+$/, "");
+}
+
+function parseInterval(value: string | undefined): number | null {
+  if (value === undefined) return DEFAULT_SWEEP_INTERVAL_MS;
+  if (value === "off") return null;
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch (err) {
+    if (err instanceof DurationError) throw new ConfigError("SWEEP_INTERVAL", `${err.message}, or "off"`);
+    throw err;
+  }
+  // The same range licensing's sweep_interval setting allows.
+  if (ms < 1_000 || ms > 86_400_000) throw new ConfigError("SWEEP_INTERVAL", "must be between 1s and 1d (or off)");
+  return ms;
+}
+
+function parsePageSize(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_SWEEP_PAGE_SIZE;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 5_000) {
+    throw new ConfigError("SWEEP_PAGE_SIZE", `${JSON.stringify(value)} must be an integer from 1 to 5000`);
+  }
+  return Number(value);
+}

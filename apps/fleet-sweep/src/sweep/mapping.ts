@@ -1,0 +1,59 @@
+/**
+ * Stored sweep runs ↔ `fleet.v1` messages: the one place a report becomes a SweepRun.
+ */
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { DeploymentState as DomainState, LockReason as DomainLockReason } from "@lcp/domain";
+import { SweepRunSchema, SweepStatus, SweepTrigger, type SweepRun } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
+import { DeploymentState, LockReason, TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
+import type { SweepRunView } from "../storage/sweep-store.js";
+
+const STATES: Record<DomainState, DeploymentState> = {
+  PENDING: DeploymentState.PENDING,
+  ACTIVE: DeploymentState.ACTIVE,
+  GRACE: DeploymentState.GRACE,
+  SUSPENDED: DeploymentState.SUSPENDED,
+  LOCKED: DeploymentState.LOCKED,
+};
+const LOCK_REASONS: Record<DomainLockReason, LockReason> = {
+  REVOKED: LockReason.REVOKED,
+  EXPIRED: LockReason.EXPIRED,
+  OFFLINE: LockReason.OFFLINE,
+};
+const lockReasonOf = (r: DomainLockReason | null) => (r ? LOCK_REASONS[r] : LockReason.UNSPECIFIED);
+
+/** A stored run as the `fleet.v1.SweepRun` message. */
+export function sweepRunToProto(run: SweepRunView): SweepRun {
+  return create(SweepRunSchema, {
+    id: run.id,
+    trigger: run.trigger === "SCHEDULED" ? SweepTrigger.SCHEDULED : SweepTrigger.ON_DEMAND,
+    dryRun: run.dryRun,
+    status: run.status === "RUNNING" ? SweepStatus.RUNNING : run.status === "SUCCEEDED" ? SweepStatus.SUCCEEDED : SweepStatus.FAILED,
+    startTime: timestampFromDate(run.startedAt),
+    ...(run.finishedAt
+      ? {
+          finishTime: timestampFromDate(run.finishedAt),
+          duration: durationFromMs(Math.max(0, run.finishedAt.getTime() - run.startedAt.getTime())),
+        }
+      : {}),
+    examined: BigInt(run.examined),
+    transitions: run.transitions.map((t) => ({
+      fromState: STATES[t.from],
+      toState: STATES[t.to],
+      lockReason: lockReasonOf(t.lockReason),
+      count: BigInt(t.count),
+    })),
+    conflicts: BigInt(run.conflicts),
+    failures: BigInt(run.failures),
+    error: run.error ?? "",
+    planned: (run.planned ?? []).map((p) =>
+      create(TransitionSchema, {
+        deploymentId: p.deploymentId,
+        fromState: STATES[p.from],
+        toState: STATES[p.to],
+        lockReason: lockReasonOf(p.lockReason),
+      }),
+    ),
+    requestedBy: run.requestedBy,
+  });
+}
