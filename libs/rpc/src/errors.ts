@@ -61,6 +61,7 @@ export const DOMAIN_CODES: Readonly<Record<string, Code>> = {
   // Well-formed, but the system is not in a state that allows it.
   LICENSE_REVOKED: Code.FailedPrecondition,
   LICENSE_EXPIRED: Code.FailedPrecondition,
+  LICENSE_SUPERSEDED: Code.FailedPrecondition,
   LICENSE_NOT_YET_VALID: Code.FailedPrecondition,
   FINGERPRINT_MISMATCH: Code.FailedPrecondition,
   SUBSCRIPTION_INVALID: Code.FailedPrecondition,
