@@ -1,0 +1,41 @@
+/**
+ * @lcp/appliance-sdk — what an appliance embeds: activate with a CSR, hold the heartbeat stream
+ * over mTLS, verify leases offline and decide its own state (DESIGN.md §4–§6, §8).
+ *
+ * ```ts
+ * const box = await createAppliance({ baseUrl, caPem, licenseId, licenseToken, fingerprint, stateFile, issuer });
+ * if (!box.isActivated()) await box.activate();
+ * box.on("state", (s) => console.log(s.state, s.reason));
+ * box.start();
+ * ```
+ */
+export {
+  ActivationError,
+  createAppliance,
+  deploymentIdFromLicenseToken,
+  type ActivationResult,
+  type Appliance,
+  type ApplianceEvents,
+  type ApplianceLogger,
+  type ApplianceOptions,
+  type ApplianceStateView,
+  type ApplianceStatus,
+  type DirectiveEvent,
+  type DirectiveKind,
+  type LeaseRejectedEvent,
+  type StateChangeEvent,
+  type UnaryHeartbeatResult,
+} from "./appliance.js";
+export { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from "./backoff.js";
+export { createEmitter, type EventMap, type TypedEmitter, type TypedEvents } from "./emitter.js";
+export { checkLease, fingerprintHash, toApplianceLease, type LeaseCheck, type LeaseRejectionCode, type LeaseVerdict } from "./lease.js";
+export { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
+export {
+  STATE_FILE_VERSION,
+  StateFileError,
+  readStateFile,
+  writeStateFile,
+  type ApplianceRuntimeSettings,
+  type ApplianceStateFile,
+} from "./state-file.js";
+export type { ApplianceLockReason, ApplianceState } from "@lcp/domain";

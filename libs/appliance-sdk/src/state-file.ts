@@ -1,0 +1,184 @@
+/**
+ * The appliance's state file: everything the box needs to run offline and to reconnect after a
+ * reboot (certificate and private key, lease, JWKS, settings, the time watermark, local locks).
+ * It holds a private key, so it is created with mode 0600, and it is replaced atomically (temp
+ * file, fsync, rename, fsync of the directory) so a power cut leaves either the old or the new
+ * file, never half of one — a torn file would otherwise lock a hospital box at the next boot.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync } from "node:fs";
+import { chmod, mkdir, open, rename, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { basename, dirname, join } from "node:path";
+import type { JSONWebKeySet } from "jose";
+
+/** The file format version; bumped on an incompatible change so an old SDK refuses a newer file. */
+export const STATE_FILE_VERSION = 1;
+
+/** The settings the box runs on (from ActivateResponse.settings, SET_INTERVAL). Milliseconds. */
+export interface ApplianceRuntimeSettings {
+  heartbeatIntervalMs: number;
+  graceWindowMs: number;
+  maxClockSkewMs: number;
+}
+
+/** The content of the state file. */
+export interface ApplianceStateFile {
+  version: typeof STATE_FILE_VERSION;
+  licenseId: string;
+  deploymentId: string;
+  /** Client certificate (PEM) from Activate or RENEW_CERTIFICATE. */
+  certificatePem: string;
+  /** Its private key (PEM PKCS#8, P-256). */
+  privateKeyPem: string;
+  certificateChainPem: string[];
+  /** Key of a CertificateRenewal sent but not yet answered; adopted when its certificate arrives. */
+  pendingPrivateKeyPem: string | null;
+  /** The lease the box runs on (typ lease+jwt); verified before it was stored and again on load. */
+  leaseToken: string;
+  /** The highest lease seq ever accepted; a lease must beat it. */
+  highestLeaseSeq: number;
+  jwks: JSONWebKeySet;
+  settings: ApplianceRuntimeSettings;
+  /** Highest trusted time seen (epoch ms): acks' server time, lease iat, the box's own clock. */
+  watermark: number;
+  /** A LOCK directive was applied (cleared only by REACTIVATE or a new activation). */
+  lockedByDirective: boolean;
+  /** A SUSPEND directive was applied (cleared by REACTIVATE or a newer lease). */
+  suspendedByDirective: boolean;
+  /** The control plane answered LICENSE_REVOKED. */
+  revoked: boolean;
+  /** Directives applied but not yet acknowledged to the server (sent with the next hello/call). */
+  pendingAcks: string[];
+}
+
+/** The state file is unreadable, corrupt, or belongs to another licence. */
+export class StateFileError extends Error {
+  override name = "StateFileError";
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`appliance state file ${path}: ${message}`, options);
+  }
+}
+
+function fail(path: string, message: string, cause?: unknown): never {
+  throw new StateFileError(path, message, cause === undefined ? undefined : { cause });
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isString = (v: unknown): v is string => typeof v === "string" && v.length > 0;
+const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0;
+
+/**
+ * Reads the state file, or returns null when it does not exist (a box never activated).
+ * Synchronous on purpose: it runs once at start-up, before anything else can happen.
+ * @throws StateFileError naming the file and the first bad field, so an operator knows what broke.
+ */
+export function readStateFile(path: string): ApplianceStateFile | null {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    fail(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})`, error);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    fail(path, "is not valid JSON (corrupt); restore it or delete it and activate again", error);
+  }
+  return parseStateFile(path, raw);
+}
+
+function parseStateFile(path: string, raw: unknown): ApplianceStateFile {
+  if (!isRecord(raw)) fail(path, "is not a JSON object");
+  if (raw["version"] !== STATE_FILE_VERSION) fail(path, `has version ${JSON.stringify(raw["version"])}, expected ${STATE_FILE_VERSION}`);
+  const field = <T>(name: string, check: (v: unknown) => v is T, what: string): T => {
+    const v = raw[name];
+    if (!check(v)) fail(path, `field "${name}" must be ${what}`);
+    return v;
+  };
+  const settings = field("settings", isRecord, "an object");
+  const setting = (name: keyof ApplianceRuntimeSettings): number => {
+    const v = settings[name];
+    if (!isTime(v)) fail(path, `field "settings.${name}" must be a non-negative number`);
+    return v;
+  };
+  const jwks = field("jwks", isRecord, "an object");
+  if (!Array.isArray(jwks["keys"])) fail(path, 'field "jwks.keys" must be an array');
+  const stringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === "string");
+  const bool = (v: unknown): v is boolean => typeof v === "boolean";
+  const pending = raw["pendingPrivateKeyPem"];
+  if (pending !== null && !isString(pending)) fail(path, 'field "pendingPrivateKeyPem" must be a string or null');
+  return {
+    version: STATE_FILE_VERSION,
+    licenseId: field("licenseId", isString, "a non-empty string"),
+    deploymentId: field("deploymentId", isString, "a non-empty string"),
+    certificatePem: field("certificatePem", isString, "a PEM string"),
+    privateKeyPem: field("privateKeyPem", isString, "a PEM string"),
+    certificateChainPem: field("certificateChainPem", stringArray, "an array of PEM strings"),
+    pendingPrivateKeyPem: pending,
+    leaseToken: field("leaseToken", isString, "a non-empty string"),
+    highestLeaseSeq: field("highestLeaseSeq", (v): v is number => Number.isSafeInteger(v) && (v as number) >= 0, "a non-negative integer"),
+    jwks: jwks as unknown as JSONWebKeySet,
+    settings: {
+      heartbeatIntervalMs: setting("heartbeatIntervalMs"),
+      graceWindowMs: setting("graceWindowMs"),
+      maxClockSkewMs: setting("maxClockSkewMs"),
+    },
+    watermark: field("watermark", isTime, "a non-negative number (epoch ms)"),
+    lockedByDirective: field("lockedByDirective", bool, "a boolean"),
+    suspendedByDirective: field("suspendedByDirective", bool, "a boolean"),
+    revoked: field("revoked", bool, "a boolean"),
+    pendingAcks: field("pendingAcks", stringArray, "an array of strings"),
+  };
+}
+
+/**
+ * Replaces the state file atomically with mode 0600: write a temp file beside it, fsync, rename
+ * over the old one, then fsync the directory so the rename itself survives a power cut.
+ */
+export async function writeStateFile(path: string, state: ApplianceStateFile): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Same directory, so rename never crosses a filesystem; random suffix, so two writers never share a temp.
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  const handle = await open(tmp, "wx", 0o600);
+  try {
+    // The umask can only remove bits, but an explicit chmod documents and guarantees 0600.
+    await handle.chmod(0o600);
+    await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`, "utf8");
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await rm(tmp, { force: true }).catch(() => {});
+    throw error;
+  }
+  await handle.close();
+  try {
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw error;
+  }
+  // An earlier version (or an operator) may have left the file world-readable; it holds a key.
+  await chmod(path, 0o600).catch(() => {});
+  syncDirectory(dir);
+}
+
+function syncDirectory(dir: string): void {
+  // Directory fsync is not supported everywhere (e.g. Windows); the rename is still atomic there.
+  try {
+    const fd = openSync(dir, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    /* best effort */
+  }
+}
