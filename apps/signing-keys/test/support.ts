@@ -16,7 +16,9 @@ import type { SigningKeysConfig } from "../src/config.js";
 
 /** The signing-keys service under test and its callers. */
 export interface SigningKeysHarness {
+  /** The running app; replaced by {@link SigningKeysHarness.restart}. */
   app: SigningKeysApp;
+  config: SigningKeysConfig;
   pki: TestPki;
   db: TestDatabaseOptions;
   kek: Uint8Array;
@@ -33,6 +35,8 @@ export interface SigningKeysHarness {
   anonymous: Client<typeof SigningKeyService>;
   /** Raw SQL against the app's database, behind the ORM's back. */
   sql<T = Record<string, unknown>>(query: string): Promise<T[]>;
+  /** Stops the app and starts it again on the same database, KEK and port (clients keep working). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -82,8 +86,9 @@ export async function startHarness(tdb: TestDatabase, overrides: Partial<Signing
     return createClient(SigningKeyService, { baseUrl: app.url, tls: { caPem, certPem: cert.certPem, keyPem: cert.keyPem }, retries: 0 });
   };
   let closed: Promise<void> | undefined;
-  return {
+  const harness: SigningKeysHarness = {
     app,
+    config,
     pki,
     db,
     kek,
@@ -94,12 +99,17 @@ export async function startHarness(tdb: TestDatabase, overrides: Partial<Signing
     service,
     anonymous: createClient(SigningKeyService, { baseUrl: app.url, tls: { caPem }, retries: 0 }),
     sql: (query) => rawQuery(db, query),
+    async restart() {
+      await harness.app.close();
+      harness.app = await startSigningKeys({ ...config, port: harness.app.port });
+    },
     close: () =>
       (closed ??= (async () => {
-        await app.close();
+        await harness.app.close();
         await db.cleanup();
       })()),
   };
+  return harness;
 }
 
 /** Row counts of every table, to prove a refused call wrote nothing. */

@@ -1,0 +1,106 @@
+/**
+ * At rest: the raw database (every table dumped behind the ORM's back; on SQLite also the bytes
+ * of the database and WAL files) holds no private key material in clear — not the PKCS#8 PEM, not
+ * its DER, not the JWK `d` — for the token keys and the appliance CA alike. And no RPC returns it.
+ */
+import { createPrivateKey } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { toJsonString } from "@bufbuild/protobuf";
+import {
+  CreateKeyResponseSchema,
+  ListKeysResponseSchema,
+  RotateApplianceCaResponseSchema,
+  RotateKeysResponseSchema,
+} from "@lcp/proto/signing/v1/signing_key_service_pb";
+import { testDatabases } from "@lcp/testing/db";
+import { KeyWrapError, unwrapSecret } from "@lcp/tokens";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHarness, TABLES, type SigningKeysHarness } from "./support.js";
+
+/** Every clear form a private key could take in storage. */
+interface Secret {
+  label: string;
+  strings: string[];
+  bytes: Buffer[];
+}
+
+function secretForms(label: string, pem: string): Secret {
+  const key = createPrivateKey(pem);
+  const der = key.export({ format: "der", type: "pkcs8" });
+  const d = key.export({ format: "jwk" }).d!;
+  const body = pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+  const dBytes = Buffer.from(d, "base64url");
+  return {
+    label,
+    strings: ["PRIVATE KEY-----", body, body.slice(0, 40), d, dBytes.toString("hex"), dBytes.toString("base64"), der.toString("base64")],
+    bytes: [der, dBytes],
+  };
+}
+
+describe.each(testDatabases())("private keys at rest ($name)", (tdb) => {
+  let h: SigningKeysHarness;
+  const responses: string[] = [];
+  beforeAll(async () => {
+    h = await startHarness(tdb);
+    // A few of every kind of key change, capturing every response that describes keys or CAs.
+    responses.push(toJsonString(CreateKeyResponseSchema, await h.admin.createKey({ reason: "at-rest test" })));
+    responses.push(toJsonString(RotateKeysResponseSchema, await h.admin.rotateKeys({})));
+    responses.push(toJsonString(RotateApplianceCaResponseSchema, await h.admin.rotateApplianceCa({ reason: "at-rest test" })));
+    responses.push(toJsonString(ListKeysResponseSchema, await h.admin.listKeys({ pageSize: 500 })));
+    responses.push((await h.anonymous.getJwks({})).jwksJson);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  async function secrets(): Promise<Secret[]> {
+    const out: Secret[] = [];
+    for (const row of await h.sql<{ kid: string; wrapped_private_key: string }>("select kid, wrapped_private_key from signing_key")) {
+      out.push(secretForms(`signing key ${row.kid}`, Buffer.from(unwrapSecret(h.kek, row.wrapped_private_key, row.kid)).toString()));
+    }
+    for (const row of await h.sql<{ id: string; wrapped_private_key: string }>("select id, wrapped_private_key from appliance_ca")) {
+      out.push(secretForms(`appliance CA ${row.id}`, Buffer.from(unwrapSecret(h.kek, row.wrapped_private_key, row.id)).toString()));
+    }
+    return out;
+  }
+
+  it("stores every private key wrapped, bound to its row (AAD), and nowhere in clear in any table", async () => {
+    const all = await secrets();
+    expect(all.length).toBeGreaterThanOrEqual(5); // 4+ token keys and 2 CAs
+    const dump = JSON.stringify(
+      await Promise.all(TABLES.map(async (table) => ({ table, rows: await h.sql(`select * from ${table}`) }))),
+      (_key, value: unknown) => (Buffer.isBuffer(value) ? value.toString("base64") : value),
+    );
+    for (const secret of all) {
+      for (const s of secret.strings) expect(dump.includes(s), `${secret.label} found in clear in the database`).toBe(false);
+    }
+    // Positive control: the dump does hold the public halves, so the search above looked at real data.
+    const [publicJwk] = await h.sql<{ public_jwk: string }>("select public_jwk from signing_key");
+    expect(dump).toContain((JSON.parse(publicJwk!.public_jwk) as { x: string }).x);
+    // The envelope is tied to its row: moved onto another key's row it does not open.
+    const [a, b] = await h.sql<{ kid: string; wrapped_private_key: string }>("select kid, wrapped_private_key from signing_key");
+    expect(() => unwrapSecret(h.kek, a!.wrapped_private_key, b!.kid)).toThrow(KeyWrapError);
+  });
+
+  it.runIf(tdb.name === "sqlite")("leaves no private key bytes in the SQLite files", async () => {
+    const all = await secrets();
+    const file = join(h.db.dataDir, "signing-keys.sqlite");
+    const raw = Buffer.concat([file, `${file}-wal`].filter(existsSync).map((f) => readFileSync(f)));
+    const [publicJwk] = await h.sql<{ public_jwk: string }>("select public_jwk from signing_key");
+    expect(raw.includes(Buffer.from((JSON.parse(publicJwk!.public_jwk) as { x: string }).x)), "positive control: public key in the files").toBe(true);
+    for (const secret of all) {
+      for (const bytes of secret.bytes) expect(raw.includes(bytes), `${secret.label} bytes found in the SQLite files`).toBe(false);
+      for (const s of secret.strings) expect(raw.includes(Buffer.from(s)), `${secret.label} text found in the SQLite files`).toBe(false);
+    }
+  });
+
+  it("returns no private key material from any RPC", async () => {
+    const all = await secrets();
+    for (const text of responses) {
+      expect(text).not.toContain("PRIVATE KEY");
+      expect(text).not.toMatch(/\\?"d\\?"\s*:/);
+      for (const secret of all) for (const s of secret.strings) expect(text.includes(s)).toBe(false);
+    }
+  });
+});
