@@ -1,11 +1,11 @@
 import { createOrm, type Database } from "@lcp/persistence";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
-import { createLogger, createServer, type DeniedEvent } from "@lcp/rpc";
+import { adminTokenVerifierFrom, createLogger, createServer, type DeniedEvent } from "@lcp/rpc";
 import { appendWithRetry, createAuditService } from "./audit-service.js";
 import type { AuditConfig } from "./config.js";
 import { deniedEvent } from "./denials.js";
 import { auditEntities } from "./storage/entities.js";
-import { auditMigrations } from "./storage/migrations/index.js";
+import { migrations as auditMigrations } from "./storage/schema.js";
 import { createAuditStore } from "./storage/audit-store.js";
 
 /** A running audit app. */
@@ -25,11 +25,13 @@ export interface AuditApp {
  * keep one gapless chain by locking the chain head on every append.
  */
 export async function startAudit(config: AuditConfig): Promise<AuditApp> {
-  const logger = config.logger ?? createLogger("audit");
+  const logger = config.logger ?? createLogger("audit", config.logLevel);
   const now = config.now ?? (() => new Date());
   const db = await createOrm({
     app: "audit",
-    ...config.database,
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    schema: config.databaseSchema,
     entities: auditEntities,
     migrations: auditMigrations,
     logger,
@@ -51,7 +53,7 @@ export async function startAudit(config: AuditConfig): Promise<AuditApp> {
       port: config.port,
       tls: config.tls,
       trustDomain: config.trustDomain,
-      adminTokens: config.adminTokens,
+      adminTokens: adminTokenVerifierFrom(config.adminTokens),
       onDenied,
       logger,
       ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),

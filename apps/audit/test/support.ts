@@ -12,7 +12,7 @@ import { ActorKind, AuditEventSchema, AuditService, Outcome, type AuditEvent } f
 import { createAdminClient, createClient } from "@lcp/rpc";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import type { TestDatabaseOptions } from "@lcp/testing/db";
-import { createAdminTokenVerifier, ensureDevAdminIssuer, type DevAdminIssuer } from "@lcp/tokens";
+import { ensureDevAdminIssuer, type DevAdminIssuer } from "@lcp/tokens";
 import pino from "pino";
 import { v7 as uuidv7 } from "uuid";
 import { startAudit, type AuditApp } from "../src/app.js";
@@ -38,17 +38,21 @@ export async function createAuditTestEnv(): Promise<AuditTestEnv> {
   const dir = await mkdtemp(join(tmpdir(), "lcp-audit-issuer-"));
   const issuer = await ensureDevAdminIssuer(dir);
   const serverCert = await pki.service("audit");
-  const adminTokens = createAdminTokenVerifier({ issuer: issuer.issuer, audience: issuer.audience, jwks: issuer.jwks });
   return {
     pki,
     issuer,
     start: (db, overrides = {}) =>
       startAudit({
+        app: "audit",
+        host: "127.0.0.1",
         port: 0,
         trustDomain: pki.trustDomain,
-        tls: { certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPem: pki.ca.certPem },
-        adminTokens,
-        database: { databaseUrl: db.databaseUrl, dataDir: db.dataDir, schema: db.schema },
+        tls: { certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPem: pki.ca.certPem, source: "files" },
+        adminTokens: { issuer: issuer.issuer, audience: issuer.audience, jwks: issuer.jwks, rolesClaim: "roles", dev: true },
+        dataDir: db.dataDir,
+        ...(db.databaseUrl ? { databaseUrl: db.databaseUrl } : {}),
+        databaseSchema: db.schema,
+        logLevel: "silent",
         maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
         logger: pino({ level: process.env.LOG_LEVEL ?? "silent" }),
         shutdownGraceMs: 2_000,

@@ -2,7 +2,7 @@ import { createOrm, assertMigrationsUpToDate, type Database } from "@lcp/persist
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { auditEntities } from "../src/storage/entities.js";
-import { auditMigrations } from "../src/storage/migrations/index.js";
+import { migrations as auditMigrations } from "../src/storage/schema.js";
 import { createAuditStore, type AuditStore } from "../src/storage/audit-store.js";
 import type { NormalizedEvent } from "../src/validate.js";
 
@@ -38,7 +38,7 @@ describe.each(testDatabases())("audit storage ($name)", (tdb) => {
   });
 
   it("has committed migrations that match the entities", async () => {
-    await assertMigrationsUpToDate(db, "audit");
+    await assertMigrationsUpToDate(db, auditEntities);
   });
 
   it("chains appends gaplessly and verifies; replays are duplicates", async () => {

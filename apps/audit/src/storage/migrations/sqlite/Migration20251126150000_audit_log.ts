@@ -1,7 +1,7 @@
 import { Migration } from "@mikro-orm/migrations";
 
 /** The audit log and its chain head (SQLite). */
-export class Migration20251126150000AuditEvent extends Migration {
+export class Migration20251126150000_audit_log extends Migration {
   override async up(): Promise<void> {
     this.addSql("create table `audit_chain_head` (`id` integer not null, `seq` bigint not null, `hash` text not null, primary key (`id`));");
     // The head starts at seq 0 with the genesis hash (32 zero bytes), so seq 1 links to it.

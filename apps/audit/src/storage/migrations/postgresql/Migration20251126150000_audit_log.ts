@@ -1,7 +1,7 @@
 import { Migration } from "@mikro-orm/migrations";
 
 /** The audit log and its chain head (PostgreSQL; unqualified names resolve through the app's search_path). */
-export class Migration20251126150000AuditEvent extends Migration {
+export class Migration20251126150000_audit_log extends Migration {
   override async up(): Promise<void> {
     this.addSql(
       'create table "audit_chain_head" ("id" int not null, "seq" bigint not null, "hash" varchar(64) not null, constraint "audit_chain_head_pkey" primary key ("id"));',
