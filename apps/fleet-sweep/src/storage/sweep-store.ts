@@ -120,14 +120,17 @@ export function createSweepStore(options: SweepStoreOptions): SweepStore {
 
     async begin(input) {
       return db.transactional(async (em) => {
+        // Write first: a no-op UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite)
+        // before we read, so racing replicas queue here instead of both reading "free" — on
+        // SQLite two readers upgrading to writers would fail at once with "database is locked".
+        await em.nativeUpdate(SweepLockEntity, { name: SWEEP_LOCK_NAME }, { name: SWEEP_LOCK_NAME });
         const at = now();
         const lock = await em.findOneOrFail(SweepLockEntity, { name: SWEEP_LOCK_NAME }, { disableIdentityMap: true });
         if (lock.runId && lock.expiresAt && lock.expiresAt.getTime() > at.getTime()) {
           return { ok: false as const, runningId: lock.runId, owner: lock.owner ?? null };
         }
         const id = uuidv7({ msecs: at.getTime() });
-        // Conditional on the holder we read: on PostgreSQL a replica racing us blocks on the row,
-        // re-checks the condition after our commit and takes nothing.
+        // Conditional anyway, so correctness never rests on the lock above alone.
         const taken = await em.nativeUpdate(
           SweepLockEntity,
           { name: SWEEP_LOCK_NAME, $or: [{ runId: null }, { expiresAt: { $lte: at } }] },
