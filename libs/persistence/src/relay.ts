@@ -140,6 +140,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let failures = 0;
   let wake: (() => void) | undefined;
   let wakeable = true;
+  // Set by notify() while a batch is running: that batch may have looked before the change
+  // committed, so the loop must look again instead of sleeping a whole poll interval.
+  let notified = false;
 
   const sleep = (ms: number, interruptible: boolean) =>
     new Promise<void>((resolve) => {
@@ -164,6 +167,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     while (running) {
       let delay = pollIntervalMs;
       let interruptible = true;
+      notified = false;
       try {
         const result = await runBatch();
         if (result.error !== undefined) throw result.error;
@@ -178,6 +182,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         logger?.warn({ err: describe(err), failures, retryInMs: Math.round(delay) }, "outbox: delivery failed, backing off");
       }
       if (!running) break;
+      if (interruptible && notified) delay = 0;
       if (delay > 0) await sleep(delay, interruptible);
     }
   }
@@ -213,6 +218,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return { pending, oldestPendingAgeMs: Math.max(0, age) };
     },
     notify() {
+      notified = true;
       if (wakeable) wake?.();
     },
   };
