@@ -159,10 +159,29 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     },
     (req, res) => {
       inFlight++;
-      res.once("close", () => {
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
         inFlight--;
         if (inFlight === 0) drained?.();
-      });
+      };
+      res.once("close", settle);
+      if ("stream" in req) {
+        // The answer is complete but the client is still sending (an oversized message refused
+        // with ResourceExhausted): reset the stream right after the trailers. The client already
+        // has its status; without the reset the stream stays half-open on a long-lived
+        // connection, holding a body nobody will read. CANCEL rather than NO_ERROR because node
+        // keeps a NO_ERROR-closed stream alive until its unread input is consumed.
+        req.stream.once("wantTrailers", () =>
+          setImmediate(() => {
+            if (!req.complete && !req.stream.closed) {
+              req.stream.close(http2.constants.NGHTTP2_CANCEL);
+              req.resume();
+            }
+          }),
+        );
+      }
       handler(req, res);
     },
   );

@@ -3,7 +3,7 @@
  * fixed data (the real signing-keys app is tested in apps/signing-keys), plus counters so tests
  * can tell whether a handler ran, and hooks so a test can make one fail or wait.
  */
-import type { ConnectRouter } from "@connectrpc/connect";
+import { ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { DomainError } from "@lcp/rpc";
 
@@ -49,4 +49,14 @@ export function signingStub(calls: Calls, behaviour: Behaviour = {}) {
 /** Fresh counters. */
 export function newCalls(): Calls {
   return { getJwks: 0, listKeys: 0, sign: 0 };
+}
+
+/** The error a call failed with; fails the test if the call succeeded. */
+export async function failure(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  throw new Error("expected the call to fail, it succeeded");
 }

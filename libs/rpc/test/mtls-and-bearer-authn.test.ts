@@ -12,7 +12,7 @@ import { startTestServer, type TestServer } from "@lcp/testing/server";
 import { ensureDevAdminIssuer } from "@lcp/tokens";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { newCalls, signingStub } from "./fixtures.js";
+import { failure, newCalls, signingStub } from "./fixtures.js";
 
 const codeOf = (p: Promise<unknown>) =>
   p.then(
@@ -70,7 +70,7 @@ describe("authentication by client certificate and bearer token, over real TLS",
   });
 
   it("never turns a certificate from another CA into an identity", async () => {
-    const err = await (await mtls(await pki.foreignService("licensing"))).sign({}).catch(ConnectError.from);
+    const err = await failure((await mtls(await pki.foreignService("licensing"))).sign({}));
     expect(err).toMatchObject({ code: Code.Unauthenticated });
     expect(err.rawMessage).toMatch(/not trusted/);
   });
@@ -84,7 +84,7 @@ describe("authentication by client certificate and bearer token, over real TLS",
       validityMs: 3_600_000,
     });
     if (!issued.ok) throw new Error(issued.message);
-    const err = await (await mtls({ certPem: issued.certPem, keyPem })).sign({}).catch(ConnectError.from);
+    const err = await failure((await mtls({ certPem: issued.certPem, keyPem })).sign({}));
     expect(err).toMatchObject({ code: Code.Unauthenticated });
     expect(err.rawMessage).toMatch(/not issued by the platform CA/);
   });
@@ -119,7 +119,7 @@ describe("authentication by client certificate and bearer token, over real TLS",
 
   it("refuses an appliance that checkAppliance rejects: Unauthenticated with the reason", async () => {
     const box = await t.applianceClient(ApplianceService, "dep-revoked");
-    const err = await box.sendHeartbeat({ licenseId: "dep-revoked" }).catch(ConnectError.from);
+    const err = await failure(box.sendHeartbeat({ licenseId: "dep-revoked" }));
     expect(err).toMatchObject({ code: Code.Unauthenticated });
     expect(err.rawMessage).toMatch(/certificate serial revoked/);
   });
@@ -165,7 +165,7 @@ describe("authentication by client certificate and bearer token, over real TLS",
 
     it("refuses an expired token", async () => {
       const token = await t.adminToken(["super_admin"], { now: new Date(Date.now() - 3_600_000), ttlSeconds: 60 });
-      const err = await withToken(token).listKeys({}).catch(ConnectError.from);
+      const err = await failure(withToken(token).listKeys({}));
       expect(err).toMatchObject({ code: Code.Unauthenticated });
       expect(err.rawMessage).toMatch(/admin token refused: token has expired/);
     });
@@ -197,7 +197,7 @@ describe("authentication by client certificate and bearer token, over real TLS",
       const hs = await new SignJWT(claims)
         .setProtectedHeader({ alg: "HS256", kid: publicJwk.kid })
         .sign(new TextEncoder().encode(JSON.stringify(publicJwk)));
-      const err = await withToken(hs).listKeys({}).catch(ConnectError.from);
+      const err = await failure(withToken(hs).listKeys({}));
       expect(err).toMatchObject({ code: Code.Unauthenticated });
       expect(err.rawMessage).not.toMatch(/JWS|JOSE|ERR_/);
     });
@@ -212,7 +212,7 @@ describe("authentication by client certificate and bearer token, over real TLS",
         .setIssuedAt()
         .setExpirationTime("5m")
         .sign(await importJWK(jwk, "EdDSA"));
-      const err = await withToken(token).listKeys({}).catch(ConnectError.from);
+      const err = await failure(withToken(token).listKeys({}));
       expect(err).toMatchObject({ code: Code.Unauthenticated });
       expect(err.rawMessage).toMatch(/roles/);
     });
@@ -248,7 +248,7 @@ describe("a listener that demands client certificates", () => {
       retries: 0,
       timeoutMs: 5_000,
     });
-    const err = await foreignClient.getJwks({}).catch(ConnectError.from);
+    const err = await failure(foreignClient.getJwks({}));
     // The TLS alert reaches the client as a failed or cancelled connection, never a response.
     expect(err).toBeInstanceOf(ConnectError);
     expect([Code.Canceled, Code.Unavailable, Code.Internal, Code.Unknown]).toContain(err.code);
