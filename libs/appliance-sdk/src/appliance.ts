@@ -254,7 +254,7 @@ class ApplianceImpl implements Appliance {
   private lease: ApplianceLease | null = null;
   private appliedIds: string[] = [];
   private streamHealthy = false;
-  private lastUnaryOkAt: number | null = null;
+  private lastContactAt: number | null = null;
   private lastReported: ApplianceStateView | null = null;
 
   private running = false;
@@ -346,8 +346,9 @@ class ApplianceImpl implements Appliance {
 
   private isConnected(now: number): boolean {
     if (this.streamHealthy) return true;
-    // A unary box is "connected" while its last successful call is within two intervals.
-    return this.lastUnaryOkAt !== null && now - this.lastUnaryOkAt <= 2 * this.settings().heartbeatIntervalMs;
+    // A unary box (or one that just activated) counts as connected while its last successful call
+    // is within two intervals; a streaming box is connected exactly while its stream is healthy.
+    return this.lastContactAt !== null && now - this.lastContactAt <= 2 * this.settings().heartbeatIntervalMs;
   }
 
   private evaluate(): ApplianceStateView & { watermark: number } {
@@ -363,10 +364,11 @@ class ApplianceImpl implements Appliance {
       connected: this.isConnected(now),
       maxClockSkewMs: this.settings().maxClockSkewMs,
     });
-    if (st && result.watermark > st.watermark) {
-      st.watermark = result.watermark;
-      // Written at most every half max_clock_skew (≤ 60 s) of progress: a power cut then loses
-      // less than the tolerated skew, so a box rebooted with its clock set back still trips.
+    if (st) {
+      if (result.watermark > st.watermark) st.watermark = result.watermark;
+      // Written every half max_clock_skew (at most 60 s) of progress, whether the time came from
+      // our clock or a server ack: a power cut then loses less than the tolerated skew, so a box
+      // rebooted with its clock set back still trips.
       const every = Math.max(1_000, Math.min(60_000, this.settings().maxClockSkewMs / 2));
       if (st.watermark - this.persistedWatermark >= every) void this.persist();
     }
@@ -564,6 +566,7 @@ class ApplianceImpl implements Appliance {
     };
     this.lease = lease;
     this.appliedIds = [];
+    this.lastContactAt = now;
     // Activation must not report success unless the box can survive a reboot: write strictly.
     await this.writing;
     await writeStateFile(opts.stateFile, this.st);
@@ -811,7 +814,7 @@ class ApplianceImpl implements Appliance {
     }
     // The server has them now; keep only acks added while the call was in flight.
     st.pendingAcks = st.pendingAcks.filter((id) => !acked.includes(id));
-    this.lastUnaryOkAt = this.clock();
+    this.lastContactAt = this.clock();
     if (response.serverTime) this.raiseWatermark(timestampDate(response.serverTime).getTime());
     for (const directive of response.directives) {
       await this.applyDirective(directive, (ids) => st.pendingAcks.push(...ids));
