@@ -73,7 +73,7 @@ export async function recordDenied(
   db: Database,
   call: CallContext,
   spec: Omit<AuditSpec, "outcome">,
-  refusal: Pick<Refusal, "code" | "message">,
+  refusal: { code: Refusal["code"] | string; message: string },
   now: Date,
 ): Promise<void> {
   await writeAuditNow(

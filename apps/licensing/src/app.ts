@@ -1,0 +1,199 @@
+/**
+ * `startLicensing(config)`: the licensing service assembled from its parts — database, settings,
+ * the signing-keys gateway, the appliance trust bundle, the RPC server (LicensingService,
+ * ApplianceService, ReconcileService), the outbox relay — used by main.ts and by the tests.
+ */
+import { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
+import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
+import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
+import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
+import { createOrm, createOutboxRelay, newAuditEvent, writeAuditNow } from "@lcp/persistence";
+import { normalizeSerialNumber } from "@lcp/pki";
+import {
+  adminTokenVerifierFrom,
+  createClient,
+  createLogger,
+  createServer,
+  type AppliancePrincipal,
+  type ApplianceCheck,
+  type DeniedEvent,
+} from "@lcp/rpc";
+import { createApplianceService } from "./appliance-service/service.js";
+import type { LicensingConfig } from "./config.js";
+import { actorOf } from "./core/audit.js";
+import { noopDirectivePublisher } from "./core/directive-publisher.js";
+import type { LicensingDeps } from "./deps.js";
+import { createLicensingService } from "./licensing-service/service.js";
+import { ensureSettingsRow } from "./licensing-service/settings.js";
+import { createSigningKeysGateway, type SigningKeysGateway } from "./signing-keys.js";
+import { isCertificateUsable } from "./storage/repository.js";
+import { entities, migrations } from "./storage/schema.js";
+
+/** A running licensing service. */
+export interface LicensingApp {
+  /** `https://localhost:<port>`. */
+  url: string;
+  port: number;
+  /** Stops the server (draining calls), the trust refresh and the relay, and closes the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_TRUST_REFRESH_MS = 5 * 60_000;
+const DEFAULT_TRUST_RETRY_MS = 1_000;
+
+/**
+ * Fetches the appliance CA bundle from signing-keys, retrying until it answers: licensing cannot
+ * authenticate a single box without it, and signing-keys may simply be starting alongside us.
+ */
+async function waitForTrustBundle(
+  gateway: SigningKeysGateway,
+  config: LicensingConfig,
+  log: ReturnType<typeof createLogger>,
+  stopped: AbortSignal,
+): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const bundle = await gateway.applianceTrustBundle();
+      if (bundle.length > 0) {
+        if (attempt > 1) log.info({ signingKeysUrl: config.signingKeysUrl }, "appliance trust bundle received");
+        return bundle;
+      }
+      log.warn({ signingKeysUrl: config.signingKeysUrl }, "signing-keys returned an empty appliance trust bundle; retrying");
+    } catch (err) {
+      const retryMs = config.trustRetryMs ?? DEFAULT_TRUST_RETRY_MS;
+      log.warn(
+        { signingKeysUrl: config.signingKeysUrl, attempt, retryMs, err: (err as Error).message },
+        `waiting for signing-keys at ${config.signingKeysUrl} to serve the appliance trust bundle (is it running, and does it trust this service's certificate?)`,
+      );
+    }
+    if (stopped.aborted) throw new Error("licensing start aborted");
+    await new Promise((resolve) => setTimeout(resolve, config.trustRetryMs ?? DEFAULT_TRUST_RETRY_MS));
+  }
+}
+
+/** Starts the licensing service: migrates the database, waits for signing-keys' trust bundle, and listens. */
+export async function startLicensing(config: LicensingConfig): Promise<LicensingApp> {
+  const log = config.logger ?? createLogger("licensing", config.logLevel);
+  const now = config.now ?? (() => new Date());
+  const stop = new AbortController();
+
+  const db = await createOrm({
+    app: "licensing",
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    schema: config.databaseSchema,
+    entities,
+    migrations,
+    logger: log,
+  });
+  const cleanups: (() => Promise<void>)[] = [() => db.close()];
+  const closeAll = async () => {
+    stop.abort();
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((err: unknown) => log.error({ err }, "shutdown step failed"));
+    }
+  };
+
+  try {
+    await ensureSettingsRow(db, now());
+    // Licensing calls signing-keys as itself: its service certificate is its client identity.
+    const ownTls = { caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem };
+    const signing = createSigningKeysGateway({
+      client: createClient(SigningKeyService, { baseUrl: config.signingKeysUrl, tls: ownTls }),
+      log,
+    });
+    const deps: LicensingDeps = {
+      db,
+      now,
+      signer: signing,
+      signing,
+      publisher: config.directivePublisher ?? noopDirectivePublisher,
+      log,
+      faults: config.faults,
+      tokenIssuer: config.tokenIssuer,
+      trustDomain: config.trustDomain,
+    };
+
+    let trust = await waitForTrustBundle(signing, config, log, stop.signal);
+
+    // Only serials licensing recorded at activation, and not revoked since (rebind, revoke), pass.
+    const checkAppliance = async (principal: AppliancePrincipal): Promise<ApplianceCheck> => {
+      const usable = await isCertificateUsable(db.em(), principal.deploymentId, normalizeSerialNumber(principal.serialNumber));
+      return usable ? { ok: true } : { ok: false, reason: "certificate revoked or not issued by licensing" };
+    };
+    const onDenied = async (event: DeniedEvent) => {
+      await writeAuditNow(
+        db,
+        newAuditEvent({
+          action: "authz.denied",
+          actor: actorOf(event.principal),
+          resource: { type: "rpc", id: event.procedure },
+          outcome: "denied",
+          requestId: event.requestId,
+          details: { code: event.code, reason: event.reason },
+          now: now(),
+        }),
+      );
+    };
+
+    const server = await createServer({
+      name: "licensing",
+      host: config.host,
+      port: config.port,
+      tls: config.tls,
+      trustDomain: config.trustDomain,
+      applianceCa: trust,
+      adminTokens: adminTokenVerifierFrom(config.adminTokens),
+      checkAppliance,
+      onDenied,
+      logger: log,
+      register(router) {
+        router.service(LicensingService, createLicensingService(deps));
+        router.service(ApplianceService, createApplianceService(deps));
+        // Reconcile (issue 6) answers Unimplemented until then; registered so reflection lists it.
+        router.service(ReconcileService, {});
+      },
+    });
+    cleanups.push(() => server.close());
+
+    // A rotated appliance CA must be trusted before its first certificates reach us.
+    const refresh = setInterval(() => {
+      signing
+        .applianceTrustBundle()
+        .then((bundle) => {
+          if (bundle.length > 0 && bundle.join("\n") !== trust.join("\n")) {
+            trust = bundle;
+            server.setApplianceTrust(bundle);
+          }
+        })
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not refresh the appliance trust bundle; keeping the current one"));
+    }, config.trustRefreshMs ?? DEFAULT_TRUST_REFRESH_MS);
+    refresh.unref();
+    cleanups.push(async () => clearInterval(refresh));
+
+    if (config.auditUrl) {
+      const audit = createClient(AuditService, { baseUrl: config.auditUrl, tls: ownTls });
+      const relay = createOutboxRelay({
+        db,
+        logger: log,
+        deliver: async (events) => {
+          await audit.append({ events });
+        },
+      });
+      relay.start();
+      cleanups.push(() => relay.stop());
+    }
+
+    log.info({ url: server.url, replica: config.replicaId, signingKeysUrl: config.signingKeysUrl, auditUrl: config.auditUrl ?? null }, "licensing ready");
+    let closing: Promise<void> | undefined;
+    return {
+      url: server.url,
+      port: server.port,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * The ApplianceService implementation. Activate is here; Heartbeat and SendHeartbeat belong to the
+ * heartbeat work (issue 5) and answer Unimplemented until then — after authentication, so a
+ * revoked appliance certificate is refused (Unauthenticated) even now.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { callContextOf } from "../core/audit.js";
+import { auditRefusals, type LicensingDeps } from "../deps.js";
+import { activateLicense } from "./activate.js";
+import { fingerprintHash } from "../licensing-service/validate.js";
+
+/** Builds the ApplianceService handlers. */
+export function createApplianceService(deps: LicensingDeps): Partial<ServiceImpl<typeof ApplianceService>> {
+  return {
+    async activate(req, ctx) {
+      const call = callContextOf(ctx);
+      return auditRefusals(
+        deps,
+        call,
+        () => ({
+          action: "license.activate",
+          resource: { type: "license", id: req.licenseId.slice(0, 64) },
+          // The hash, never the raw fingerprint; bounded so a 10 kB fingerprint costs nothing in the trail.
+          details: req.fingerprint ? { fingerprintHash: fingerprintHash(req.fingerprint) } : {},
+        }),
+        () => activateLicense(deps, call, req),
+      );
+    },
+  };
+}

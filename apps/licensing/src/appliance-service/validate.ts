@@ -1,0 +1,44 @@
+/**
+ * Request validation for ApplianceService: field shapes only, before any token is verified or row
+ * read. The CSR's content (key, signature, the SPIFFE name it asks for) is checked by signing-keys
+ * when it issues the certificate; here only its envelope.
+ */
+import type { ActivateRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { DomainError } from "@lcp/rpc";
+import { invalid, requireFingerprintHash, requireId } from "../licensing-service/validate.js";
+
+/** The largest licence token accepted (ours are well under 2 KiB). */
+export const MAX_TOKEN_BYTES = 16 * 1024;
+/** The largest CSR accepted (an RSA-4096 CSR is about 1.7 KiB of PEM). */
+export const MAX_CSR_BYTES = 16 * 1024;
+/** The longest agent version kept. */
+export const MAX_AGENT_VERSION_LENGTH = 128;
+
+/** A validated Activate request; the fingerprint is already hashed (the raw value is never kept). */
+export interface ActivateInput {
+  licenseId: string;
+  licenseToken: string;
+  fingerprintHash: string;
+  csrPem: string;
+  agentVersion: string | null;
+}
+
+/** Validates Activate's fields. */
+export function validateActivate(req: ActivateRequest): ActivateInput {
+  const licenseId = requireId(req.licenseId, "license_id");
+  if (req.licenseToken === "") throw invalid("license_token", "license_token is required");
+  if (req.licenseToken.length > MAX_TOKEN_BYTES) {
+    throw new DomainError("TOKEN_MALFORMED", `license_token must be at most ${MAX_TOKEN_BYTES} bytes`, { field: "license_token" });
+  }
+  const fingerprintHash = requireFingerprintHash(req.fingerprint, "fingerprint");
+  if (req.csrPem.trim() === "") throw invalid("csr_pem", "csr_pem is required");
+  if (req.csrPem.length > MAX_CSR_BYTES) throw new DomainError("CSR_INVALID", `csr_pem must be at most ${MAX_CSR_BYTES} bytes`, { field: "csr_pem" });
+  if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(req.csrPem)) {
+    throw new DomainError("CSR_INVALID", "csr_pem is not a PEM PKCS#10 certificate signing request", { field: "csr_pem" });
+  }
+  const agentVersion = req.agentVersion.trim();
+  if (agentVersion.length > MAX_AGENT_VERSION_LENGTH) {
+    throw invalid("agent_version", `agent_version must be at most ${MAX_AGENT_VERSION_LENGTH} characters`);
+  }
+  return { licenseId, licenseToken: req.licenseToken, fingerprintHash, csrPem: req.csrPem, agentVersion: agentVersion || null };
+}

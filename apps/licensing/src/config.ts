@@ -1,0 +1,83 @@
+/**
+ * The licensing configuration: the settings every app shares (`readCommonConfig`: HOST, PORT,
+ * DATA_DIR, DATABASE_URL, TRUST_DOMAIN, TLS_*, OIDC_*, LOG_LEVEL) plus licensing's own, parsed
+ * once at start. A bad value fails fast with a ConfigError naming the variable.
+ *
+ * - `SIGNING_KEYS_URL`: signing-keys (`Sign`, `IssueApplianceCertificate`, `GetJwks`, the appliance
+ *   trust bundle), called over mTLS with licensing's service certificate; default
+ *   `https://localhost:7444`.
+ * - `AUDIT_URL`: the audit service; when set, the outbox relay delivers events to its `Append`;
+ *   when unset, events wait in the outbox (nothing is lost).
+ * - `TOKEN_ISSUER`: the `iss` licence and lease tokens carry; must equal signing-keys' own
+ *   TOKEN_ISSUER, since it signs them; default `https://lcp.local/licensing`.
+ * - `REPLICA_ID`: this replica's name (heartbeat screen, logs); default `<hostname>:<pid>`.
+ */
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import { ConfigError, readCommonConfig, type CommonConfig } from "@lcp/rpc";
+import type { FaultInjection } from "./core/deployment-change.js";
+import type { DirectivePublisher } from "./core/directive-publisher.js";
+
+/** The default port of licensing (DESIGN.md §12). */
+export const DEFAULT_PORT = 7443;
+/** Where signing-keys listens by default. */
+export const DEFAULT_SIGNING_KEYS_URL = "https://localhost:7444";
+/** The default `iss` of licence and lease tokens (the same default as signing-keys'). */
+export const DEFAULT_TOKEN_ISSUER = "https://lcp.local/licensing";
+
+/** Everything `startLicensing` needs. */
+export interface LicensingConfig extends CommonConfig {
+  signingKeysUrl: string;
+  /** The audit service's URL; unset leaves events in the outbox. */
+  auditUrl?: string | undefined;
+  /** `iss` of licence and lease tokens (verification pins it). */
+  tokenIssuer: string;
+  replicaId: string;
+  /** PostgreSQL schema for this app's tables (default `licensing`); tests isolate with it. */
+  databaseSchema?: string | undefined;
+  /** How often the appliance trust bundle is refetched from signing-keys. Default 5 min. */
+  trustRefreshMs?: number;
+  /** How long to wait between attempts to fetch the trust bundle at start. Default 1 s. */
+  trustRetryMs?: number;
+  /** Seams for tests and for the heartbeat hub: the clock, a logger, the directive publisher, fault injection. */
+  now?: () => Date;
+  logger?: Logger;
+  directivePublisher?: DirectivePublisher;
+  faults?: FaultInjection;
+}
+
+/** Reads and validates the licensing configuration from the environment. */
+export async function readLicensingConfig(env: NodeJS.ProcessEnv): Promise<LicensingConfig> {
+  const get = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+  // App settings first: they need no I/O, so a typo fails before any PKI is generated.
+  const signingKeysUrl = get("SIGNING_KEYS_URL") ?? DEFAULT_SIGNING_KEYS_URL;
+  if (!isUrl(signingKeysUrl, ["https:"])) {
+    throw new ConfigError("SIGNING_KEYS_URL", "must be an https:// URL of the signing-keys service");
+  }
+  const auditUrl = get("AUDIT_URL");
+  if (auditUrl !== undefined && !isUrl(auditUrl, ["https:"])) {
+    throw new ConfigError("AUDIT_URL", "must be an https:// URL of the audit service");
+  }
+  const tokenIssuer = get("TOKEN_ISSUER") ?? DEFAULT_TOKEN_ISSUER;
+  if (!isUrl(tokenIssuer, ["https:", "http:"])) {
+    throw new ConfigError("TOKEN_ISSUER", "must be an http(s) URL, equal to signing-keys' TOKEN_ISSUER");
+  }
+  const replicaId = get("REPLICA_ID") ?? `${hostname()}:${process.pid}`;
+  if (!/^[\w.:@-]{1,128}$/.test(replicaId)) {
+    throw new ConfigError("REPLICA_ID", "must be 1 to 128 letters, digits or . : @ - _");
+  }
+
+  const common = await readCommonConfig(env, "licensing", { port: DEFAULT_PORT });
+  return { ...common, signingKeysUrl, auditUrl, tokenIssuer, replicaId };
+}
+
+function isUrl(value: string, protocols: string[]): boolean {
+  try {
+    return protocols.includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}

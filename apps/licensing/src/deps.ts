@@ -1,0 +1,41 @@
+/**
+ * What licensing's handlers need, assembled once by `startLicensing`: the core (storage, clock,
+ * signing, directive seam, logs) plus the signing-keys gateway and the token issuer.
+ */
+import { DomainError } from "@lcp/rpc";
+import { recordDenied, type AuditSpec, type CallContext } from "./core/audit.js";
+import type { CoreDeps } from "./core/deployment-change.js";
+import type { SigningKeysGateway } from "./signing-keys.js";
+
+/** The handlers' dependencies. */
+export interface LicensingDeps extends CoreDeps {
+  signing: SigningKeysGateway;
+  /** `iss` of our tokens (verification pins it). */
+  tokenIssuer: string;
+  trustDomain: string;
+}
+
+/**
+ * Runs a command and, if it is refused (a DomainError: bad input, unknown id, a domain verdict),
+ * records the refusal with outcome DENIED before rethrowing. The refused change never committed,
+ * so the record is written on its own (`writeAuditNow`); failing to write it is logged and never
+ * changes the caller's answer.
+ */
+export async function auditRefusals<T>(
+  deps: LicensingDeps,
+  call: CallContext,
+  spec: Omit<AuditSpec, "outcome"> | (() => Omit<AuditSpec, "outcome">),
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof DomainError) {
+      const s = typeof spec === "function" ? spec() : spec;
+      await recordDenied(deps.db, call, s, { code: err.code, message: err.message }, deps.now()).catch((auditErr: unknown) =>
+        deps.log.error({ err: auditErr, action: s.action }, "could not record a refusal in the outbox"),
+      );
+    }
+    throw err;
+  }
+}

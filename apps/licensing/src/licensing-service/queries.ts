@@ -1,0 +1,159 @@
+/**
+ * The read side: GetLicense / ListLicenses ("Open Licenses to see existing licences") and
+ * GetDeployment / ListDeployments. Licence status and deployment state are derived at read time
+ * from the facts and the current settings — never the stored, possibly stale state — and the
+ * filters are the same derivations written as SQL over the fact columns, so a filter and the
+ * state it returns always agree. Lists are keyset pages by id (UUIDv7: creation order).
+ */
+import { create } from "@bufbuild/protobuf";
+import { deriveState, type DeploymentState, type Settings } from "@lcp/domain";
+import {
+  GetDeploymentResponseSchema,
+  GetLicenseResponseSchema,
+  ListDeploymentsResponseSchema,
+  ListLicensesResponseSchema,
+  type GetDeploymentRequest,
+  type GetDeploymentResponse,
+  type GetLicenseRequest,
+  type GetLicenseResponse,
+  type ListDeploymentsRequest,
+  type ListDeploymentsResponse,
+  type ListLicensesRequest,
+  type ListLicensesResponse,
+} from "@lcp/proto/licensing/v1/licensing_service_pb";
+import { DomainError } from "@lcp/rpc";
+import type { FilterQuery } from "@mikro-orm/core";
+import type { LicensingDeps } from "../deps.js";
+import { deploymentToProto, licenseStatusOf, licenseToProto, type LicenseStatusName } from "../mapping.js";
+import { DeploymentEntity, LicenseEntity, type DeploymentRow, type LicenseRow } from "../storage/entities.js";
+import { factsOf, loadLicense, loadSettings } from "../storage/repository.js";
+import { encodePageToken, requireId, validateListDeployments, validateListLicenses } from "./validate.js";
+
+/** One licence. */
+export async function getLicense(deps: LicensingDeps, req: GetLicenseRequest): Promise<GetLicenseResponse> {
+  const licenseId = requireId(req.licenseId, "license_id");
+  const license = await loadLicense(deps.db.em(), licenseId);
+  if (!license) throw new DomainError("NOT_FOUND", `licence ${licenseId} does not exist`, { licenseId });
+  return create(GetLicenseResponseSchema, { license: licenseToProto(license, deps.now()) });
+}
+
+/** A licence status as a condition on the licence's timestamps (the mirror of `licenseStatusOf`). */
+function licenseStatusCondition(status: LicenseStatusName, now: Date): FilterQuery<LicenseRow> {
+  const live = { revokedAt: null, supersededAt: null, expiresAt: { $gt: now } };
+  switch (status) {
+    case "REVOKED":
+      return { revokedAt: { $ne: null } };
+    case "SUPERSEDED":
+      return { revokedAt: null, supersededAt: { $ne: null } };
+    case "EXPIRED":
+      return { revokedAt: null, supersededAt: null, expiresAt: { $lte: now } };
+    case "ACTIVATED":
+      return { ...live, fingerprintHash: { $ne: null }, activatedAt: { $ne: null } };
+    case "ISSUED":
+      return { ...live, $or: [{ fingerprintHash: null }, { activatedAt: null }] };
+  }
+}
+
+/** A page of licences, filtered by status, deployment and customer. */
+export async function listLicenses(deps: LicensingDeps, req: ListLicensesRequest): Promise<ListLicensesResponse> {
+  const query = validateListLicenses(req);
+  const now = deps.now();
+  const where: FilterQuery<LicenseRow>[] = [];
+  if (query.deploymentId) where.push({ deploymentId: query.deploymentId });
+  if (query.customer) where.push({ customer: query.customer });
+  if (query.statuses.length > 0) where.push({ $or: query.statuses.map((s) => licenseStatusCondition(s, now)) });
+  if (query.afterId) where.push({ id: { $gt: query.afterId } });
+  const rows = await deps.db.em().find(LicenseEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<LicenseRow>, {
+    orderBy: { id: "asc" },
+    limit: query.pageSize + 1,
+    disableIdentityMap: true,
+  });
+  const page = rows.slice(0, query.pageSize);
+  // Belt and braces: the SQL filter and licenseStatusOf are one rule written twice.
+  const shown = query.statuses.length > 0 ? page.filter((r) => query.statuses.includes(licenseStatusOf(r, now))) : page;
+  const more = rows.length > query.pageSize;
+  return create(ListLicensesResponseSchema, {
+    licenses: shown.map((r) => licenseToProto(r, now)),
+    nextPageToken: more ? encodePageToken(page[page.length - 1]!.id, { statuses: query.statuses, deploymentId: query.deploymentId, customer: query.customer }) : "",
+  });
+}
+
+/** One deployment with its state derived now. */
+export async function getDeployment(deps: LicensingDeps, req: GetDeploymentRequest): Promise<GetDeploymentResponse> {
+  const deploymentId = requireId(req.deploymentId, "deployment_id");
+  const em = deps.db.em();
+  const now = deps.now();
+  const row = await em.findOne(DeploymentEntity, { id: deploymentId }, { disableIdentityMap: true });
+  if (!row) throw new DomainError("NOT_FOUND", `deployment ${deploymentId} does not exist`, { deploymentId });
+  const settings = await loadSettings(em, now);
+  return create(GetDeploymentResponseSchema, {
+    deployment: deploymentToProto(row, deriveState(factsOf(row), now.getTime(), settings)),
+  });
+}
+
+/**
+ * A derived state as a condition on the fact columns: `deriveState` written as SQL. The order of
+ * its checks is encoded by each state excluding what an earlier check already claimed.
+ */
+export function deploymentStateCondition(state: DeploymentState, now: Date, settings: Settings): FilterQuery<DeploymentRow> {
+  const graceCut = new Date(now.getTime() - settings.graceWindowMs);
+  const timeoutCut = new Date(now.getTime() - settings.heartbeatTimeoutMs);
+  // "Last seen" is lastSeenAt, or the activation time for facts written before it.
+  const silentSince = (cut: Date): FilterQuery<DeploymentRow> => ({
+    $or: [{ lastSeenAt: { $lt: cut } }, { lastSeenAt: null, activatedAt: { $lt: cut } }],
+  });
+  const seenSince = (cut: Date): FilterQuery<DeploymentRow> => ({
+    $or: [{ lastSeenAt: { $gte: cut } }, { lastSeenAt: null, activatedAt: { $gte: cut } }],
+  });
+  const bound = { activatedAt: { $ne: null }, fingerprintHash: { $ne: null } };
+  const live = { licenseRevokedAt: null, licenseExpiresAt: { $gt: now }, ...bound };
+  switch (state) {
+    case "LOCKED":
+      return {
+        $or: [
+          { licenseRevokedAt: { $ne: null } },
+          { licenseExpiresAt: { $lte: now } },
+          { $and: [bound, silentSince(graceCut)] },
+        ],
+      };
+    case "PENDING":
+      return {
+        licenseRevokedAt: null,
+        $or: [
+          { licenseExpiresAt: null },
+          { licenseExpiresAt: { $gt: now }, $or: [{ activatedAt: null }, { fingerprintHash: null }] },
+        ],
+      };
+    case "SUSPENDED":
+      return { $and: [live, seenSince(graceCut), { subscriptionStatus: "INVALID" }] };
+    case "GRACE":
+      return { $and: [live, seenSince(graceCut), { subscriptionStatus: { $ne: "INVALID" } }, silentSince(timeoutCut)] };
+    case "ACTIVE":
+      return { $and: [live, { subscriptionStatus: { $ne: "INVALID" } }, seenSince(timeoutCut)] };
+  }
+}
+
+/** A page of deployments, filtered by derived state and customer. */
+export async function listDeployments(deps: LicensingDeps, req: ListDeploymentsRequest): Promise<ListDeploymentsResponse> {
+  const query = validateListDeployments(req);
+  const em = deps.db.em();
+  const now = deps.now();
+  const settings = await loadSettings(em, now);
+  const where: FilterQuery<DeploymentRow>[] = [];
+  if (query.customer) where.push({ customer: query.customer });
+  if (query.states.length > 0) where.push({ $or: query.states.map((s) => deploymentStateCondition(s, now, settings)) });
+  if (query.afterId) where.push({ id: { $gt: query.afterId } });
+  const rows = await em.find(DeploymentEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<DeploymentRow>, {
+    orderBy: { id: "asc" },
+    limit: query.pageSize + 1,
+    disableIdentityMap: true,
+  });
+  const page = rows.slice(0, query.pageSize);
+  const derived = page.map((row) => ({ row, state: deriveState(factsOf(row), now.getTime(), settings) }));
+  const shown = query.states.length > 0 ? derived.filter((d) => query.states.includes(d.state.state)) : derived;
+  const more = rows.length > query.pageSize;
+  return create(ListDeploymentsResponseSchema, {
+    deployments: shown.map((d) => deploymentToProto(d.row, d.state)),
+    nextPageToken: more ? encodePageToken(page[page.length - 1]!.id, { states: query.states, customer: query.customer }) : "",
+  });
+}

@@ -1,0 +1,65 @@
+/**
+ * The LicensingService implementation: thin handlers over validate.ts and one file per RPC or
+ * area. Who may call what was decided before a handler runs (the policy table in libs/rpc).
+ * Mutations record every refusal with outcome DENIED. ListHeartbeats and SendDirective belong to
+ * the heartbeat work (issue 5) and answer Unimplemented until then.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
+import { callContextOf } from "../core/audit.js";
+import { auditRefusals, type LicensingDeps } from "../deps.js";
+import { issueLicenseFor } from "./issue.js";
+import { provisionDeployment } from "./provision.js";
+import { getDeployment, getLicense, listDeployments, listLicenses } from "./queries.js";
+import { rebindLicense } from "./rebind.js";
+import { revokeLicense } from "./revoke.js";
+import { getSettings, updateSettings } from "./settings.js";
+import { setSubscriptionStatus } from "./subscription.js";
+
+/** Builds the LicensingService handlers. */
+export function createLicensingService(deps: LicensingDeps): Partial<ServiceImpl<typeof LicensingService>> {
+  return {
+    listLicenses: (req) => listLicenses(deps, req),
+    getLicense: (req) => getLicense(deps, req),
+    listDeployments: (req) => listDeployments(deps, req),
+    getDeployment: (req) => getDeployment(deps, req),
+    getSettings: () => getSettings(deps),
+
+    async provisionDeployment(req, ctx) {
+      const call = callContextOf(ctx);
+      return auditRefusals(deps, call, { action: "deployment.provision", resource: { type: "deployment", id: "-" }, details: { name: req.name, customer: req.customer } }, () =>
+        provisionDeployment(deps, call, req),
+      );
+    },
+    async issueLicense(req, ctx) {
+      const call = callContextOf(ctx);
+      return auditRefusals(deps, call, { action: "license.issue", resource: { type: "deployment", id: req.deploymentId } }, () =>
+        issueLicenseFor(deps, call, req),
+      );
+    },
+    async revokeLicense(req, ctx) {
+      const call = callContextOf(ctx);
+      return auditRefusals(deps, call, { action: "license.revoke", resource: { type: "license", id: req.licenseId }, details: { reason: req.reason } }, () =>
+        revokeLicense(deps, call, req),
+      );
+    },
+    async rebindLicense(req, ctx) {
+      const call = callContextOf(ctx);
+      return auditRefusals(deps, call, { action: "license.rebind", resource: { type: "license", id: req.licenseId }, details: { reason: req.reason } }, () =>
+        rebindLicense(deps, call, req),
+      );
+    },
+    async setSubscriptionStatus(req, ctx) {
+      const call = callContextOf(ctx);
+      return auditRefusals(deps, call, { action: "subscription.update", resource: { type: "deployment", id: req.deploymentId } }, () =>
+        setSubscriptionStatus(deps, call, req),
+      );
+    },
+    async updateSettings(req, ctx) {
+      const call = callContextOf(ctx);
+      return auditRefusals(deps, call, { action: "settings.update", resource: { type: "settings", id: "1" } }, () =>
+        updateSettings(deps, call, req),
+      );
+    },
+  };
+}
