@@ -246,7 +246,9 @@ export async function applyDeploymentChange<P = void>(deps: CoreDeps, request: C
       // Every state change carries the lease for the new state when there is one (proto Directive).
       if (lease && type !== "LOCK") payload.leaseToken = lease.token;
       return {
-        id: uuidv7({ msecs: now.getTime() }),
+        // uuid's own v7 state is monotonic within the process, so ids order the directives of one
+        // deployment (written under its compare-and-set) oldest first: redelivery orders by id.
+        id: uuidv7(),
         deploymentId: deployment.id,
         type,
         payload: JSON.stringify(payload),
