@@ -120,11 +120,10 @@ export async function readCommonConfig(
 
   let tls: CommonConfig["tls"];
   if (tlsFiles) {
-    const [certPem, keyPem, caPem] = await Promise.all([
-      readPem("TLS_CERT_FILE", tlsFiles[0]),
-      readPem("TLS_KEY_FILE", tlsFiles[1]),
-      readPem("TLS_CA_FILE", tlsFiles[2]),
-    ]);
+    // One after the other, so the error always names the first unreadable file.
+    const certPem = await readPem("TLS_CERT_FILE", tlsFiles[0]);
+    const keyPem = await readPem("TLS_KEY_FILE", tlsFiles[1]);
+    const caPem = await readPem("TLS_CA_FILE", tlsFiles[2]);
     tls = { certPem, keyPem, caPem, source: "files" };
   } else {
     const pki = await ensureDevPki({ dir: pkiDir, trustDomain });

@@ -60,3 +60,10 @@ export async function failure(call: Promise<unknown>): Promise<ConnectError> {
   }
   throw new Error("expected the call to fail, it succeeded");
 }
+
+/** A promise with its resolve function (node 20 has no Promise.withResolvers). */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}

@@ -1,0 +1,70 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, adminTokenVerifierFrom, readCommonConfig } from "@lcp/rpc";
+
+describe("readCommonConfig", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lcp-config-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const fails = async (env: Record<string, string>, variable: string) => {
+    const err = await readCommonConfig({ DATA_DIR: dir, ...env }, "licensing", { port: 7443 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as ConfigError).message).toMatch(new RegExp(`^${variable}:`));
+  };
+
+  it("names the variable that is wrong or missing", async () => {
+    await fails({ PORT: "http" }, "PORT");
+    await fails({ PORT: "70000" }, "PORT");
+    await fails({ TLS_CERT_FILE: "/x.crt" }, "TLS_KEY_FILE");
+    await fails({ TLS_CERT_FILE: "/x.crt", TLS_KEY_FILE: "/x.key", TLS_CA_FILE: "/nope/ca.crt" }, "TLS_CERT_FILE");
+    await fails({ OIDC_ISSUER: "https://idp" }, "OIDC_AUDIENCE");
+    await fails({ OIDC_AUDIENCE: "lcp" }, "OIDC_ISSUER");
+    await fails({ OIDC_ISSUER: "https://idp", OIDC_AUDIENCE: "lcp", OIDC_JWKS_URL: "http://idp.example/jwks" }, "OIDC_JWKS_URL");
+    await fails({ TRUST_DOMAIN: "Not A Domain" }, "TRUST_DOMAIN");
+    await fails({ LOG_LEVEL: "loud" }, "LOG_LEVEL");
+    await fails({ NODE_ENV: "production" }, "TLS_CERT_FILE");
+  });
+
+  it("falls back to the dev PKI and dev issuer under DATA_DIR, reusing them on the next start", async () => {
+    const first = await readCommonConfig({ DATA_DIR: dir }, "licensing", { port: 7443 });
+    expect(first).toMatchObject({ port: 7443, host: "127.0.0.1", dataDir: dir, trustDomain: "lcp.local" });
+    expect(first.tls.source).toBe("dev-pki");
+    expect(first.tls.certPem).toContain("BEGIN CERTIFICATE");
+    expect(first.adminTokens).toMatchObject({ dev: true, rolesClaim: "roles" });
+    adminTokenVerifierFrom(first.adminTokens);
+    const again = await readCommonConfig({ DATA_DIR: dir, PORT: "0" }, "licensing", { port: 7443 });
+    expect(again.port).toBe(0);
+    expect(again.tls.caPem).toBe(first.tls.caPem);
+  });
+
+  it("reads TLS files and an OIDC issuer when configured", async () => {
+    const dev = await readCommonConfig({ DATA_DIR: dir }, "audit", { port: 7445 });
+    await writeFile(join(dir, "a.crt"), dev.tls.certPem);
+    await writeFile(join(dir, "a.key"), dev.tls.keyPem);
+    await writeFile(join(dir, "ca.pem"), dev.tls.caPem);
+    const cfg = await readCommonConfig(
+      {
+        DATA_DIR: dir,
+        TLS_CERT_FILE: join(dir, "a.crt"),
+        TLS_KEY_FILE: join(dir, "a.key"),
+        TLS_CA_FILE: join(dir, "ca.pem"),
+        OIDC_ISSUER: "https://idp.example",
+        OIDC_AUDIENCE: "lcp",
+        OIDC_JWKS_URL: "https://idp.example/jwks",
+        OIDC_ROLES_CLAIM: "realm_access.roles",
+        NODE_ENV: "production",
+      },
+      "audit",
+      { port: 7445 },
+    );
+    expect(cfg.tls.source).toBe("files");
+    expect(cfg.adminTokens).toMatchObject({ dev: false, issuer: "https://idp.example", rolesClaim: "realm_access.roles" });
+    expect(cfg.adminTokens.jwksUrl?.href).toBe("https://idp.example/jwks");
+  });
+});
