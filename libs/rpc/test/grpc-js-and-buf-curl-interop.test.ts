@@ -12,6 +12,9 @@ import {
   SignRequestSchema,
   SignResponseSchema,
 } from "@lcp/proto/signing/v1/signing_key_service_pb";
+import { createClient as createConnectClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
 import { newCalls, signingStub } from "./fixtures.js";
 
@@ -113,5 +116,19 @@ describe("independent clients: @grpc/grpc-js and buf curl --reflect", () => {
     const base = ["curl", "--cacert", caFile, "--reflect", "--reflect-protocol", "grpc-v1alpha", "--protocol", "grpc"];
     const call = await run(buf, [...base, `${t.url}/signing.v1.SigningKeyService/GetJwks`]);
     expect(JSON.parse(call.stdout).kids).toEqual(["k1"]);
+  });
+
+  it("serves the Connect protocol over HTTP/1.1, with mTLS identities too", async () => {
+    const cert = await t.pki.service("licensing");
+    const client = createConnectClient(
+      SigningKeyService,
+      createConnectTransport({
+        baseUrl: t.url,
+        httpVersion: "1.1",
+        nodeOptions: { ca: t.pki.ca.certPem, cert: cert.certPem, key: cert.keyPem },
+      }),
+    );
+    expect((await client.getJwks({})).kids).toEqual(["k1"]);
+    expect((await client.sign({ typ: "lease+jwt" })).token).toBe("signed:lease+jwt");
   });
 });
