@@ -819,7 +819,9 @@ class ApplianceImpl implements Appliance {
     for (const directive of response.directives) {
       await this.applyDirective(directive, (ids) => st.pendingAcks.push(...ids));
     }
-    await this.persist();
+    // Only a change of acks needs a write here (directives persist themselves; the watermark is
+    // throttled in evaluate), so a polling box does not rewrite its file every interval.
+    if (acked.length > 0 || response.directives.length > 0) await this.persist();
     this.refresh();
     return response.directives.length;
   }

@@ -175,7 +175,8 @@ export async function createScriptedServer(options: ScriptedServerOptions): Prom
       });
     },
     directive(type, init = {}) {
-      return create(DirectiveSchema, { id: `dir-${++directiveSeq}`, type, issueTime: timestampFromMs(now()), ...init });
+      const base: MessageInitShape<typeof DirectiveSchema> = { id: `dir-${++directiveSeq}`, type, issueTime: timestampFromMs(now()) };
+      return create(DirectiveSchema, { ...base, ...init } as MessageInitShape<typeof DirectiveSchema>);
     },
     pushDirective(type, init = {}) {
       const d = server.directive(type, init);
