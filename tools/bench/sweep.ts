@@ -1,0 +1,177 @@
+/**
+ * `npm run bench -- sweep`: a fleet sweep over 1,000,000 deployments on PostgreSQL (DATABASE_URL
+ * set) or 100,000 on SQLite, 10 % of which change state (ACTIVE → GRACE), through the real apps
+ * over mTLS (fleet-sweep `Sweep` → licensing `Reconcile`, 5,000 per page, with audit events in
+ * the outbox), beside a bare set-based SQL `UPDATE` of the same rows measured in the same run;
+ * then the idempotent re-run over the now unchanged fleet. Goal: the sweep within 2× the UPDATE.
+ */
+import { randomBytes } from "node:crypto";
+import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
+import { SweepStatus } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
+import { createAdminClient } from "@lcp/rpc";
+import { startFleetSweep } from "@lcp/fleet-sweep/app";
+import { startLicensing } from "@lcp/licensing/app";
+import { startSigningKeys } from "@lcp/signing-keys/app";
+import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
+import { createTestPki } from "@lcp/testing/pki";
+import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
+import type { BenchResult } from "./result.js";
+
+const ISSUER = "https://lcp.bench/licensing";
+const PAGE_SIZE = 5_000;
+const STALE_EVERY = 10;
+// Older than the default heartbeat_timeout (5 min), well within the grace window (14 d).
+const STALE_MS = 10 * 60_000;
+
+/** Runs the sweep benchmark (see the module comment). */
+export async function benchSweep(): Promise<BenchResult[]> {
+  const pg = Boolean(process.env.DATABASE_URL);
+  const count = Number(process.env.BENCH_SWEEP_COUNT ?? (pg ? 1_000_000 : 100_000));
+  const tdb = testDatabases().find((t) => t.name === (pg ? "postgresql" : "sqlite"))!;
+  const pki = await createTestPki();
+  const dbs = { sk: tdb.options("signing-keys"), lic: tdb.options("licensing"), sweep: tdb.options("fleet-sweep") };
+  const dev = await ensureDevAdminIssuer(dbs.lic.dataDir);
+  const adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true };
+  const tls = async (name: string) => {
+    const c = await pki.service(name);
+    return { certPem: c.certPem, keyPem: c.keyPem, caPem: pki.ca.certPem, source: "files" as const };
+  };
+  const common = (db: TestDatabaseOptions) => ({ host: "127.0.0.1", port: 0, dataDir: db.dataDir, databaseUrl: db.databaseUrl, databaseSchema: db.schema });
+  const closers: Array<() => Promise<unknown>> = [];
+  try {
+    const signingKeys = await startSigningKeys({
+      app: "signing-keys",
+      ...common(dbs.sk),
+      trustDomain: pki.trustDomain,
+      tls: await tls("signing-keys"),
+      adminTokens,
+      logLevel: "silent",
+      kek: { kind: "configured", key: new Uint8Array(randomBytes(32)) },
+      tokenIssuer: ISSUER,
+    });
+    closers.push(() => signingKeys.close());
+    const licensing = await startLicensing({
+      app: "licensing",
+      ...common(dbs.lic),
+      trustDomain: pki.trustDomain,
+      tls: await tls("licensing"),
+      adminTokens,
+      logLevel: "silent",
+      signingKeysUrl: signingKeys.url,
+      tokenIssuer: ISSUER,
+      replicaId: "bench",
+    });
+    closers.push(() => licensing.close());
+    const sweepTls = await tls("fleet-sweep");
+    const sweep = await startFleetSweep({
+      port: 0,
+      trustDomain: pki.trustDomain,
+      tls: sweepTls,
+      adminTokens: createAdminTokenVerifier({ issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks }),
+      database: { databaseUrl: dbs.sweep.databaseUrl, dataDir: dbs.sweep.dataDir, schema: dbs.sweep.schema },
+      licensingUrl: licensing.url,
+      sweepIntervalMs: null,
+      pageSize: PAGE_SIZE,
+      logLevel: "silent",
+    });
+    closers.push(() => sweep.close());
+    const client = createAdminClient(FleetSweepService, {
+      baseUrl: sweep.url,
+      caPem: pki.ca.certPem,
+      token: () => dev.mint({ subject: "bench", roles: ["support"], ttlSeconds: 3_600 }),
+      retries: 0,
+      timeoutMs: 30 * 60_000,
+    });
+    const sql = (q: string, params: unknown[] = []) => rawQuery(dbs.lic, q, params);
+    const at = new Date();
+    const date = (d: Date) => (pg ? d.toISOString() : d.getTime());
+
+    let t = performance.now();
+    await seed(sql, pg, count, at, date);
+    if (pg) await sql("vacuum analyze deployment");
+    console.error(`  seeded ${count.toLocaleString("en-US")} deployments (${pg ? "PostgreSQL" : "SQLite"}) in ${Math.round(performance.now() - t)} ms`);
+
+    // Baseline: the same rows moved ACTIVE → GRACE by one set-based statement, then put back.
+    const stale = date(new Date(at.getTime() - STALE_MS / 2));
+    const p = (n: number) => (pg ? `$${n}` : "?");
+    t = performance.now();
+    await sql(
+      `update deployment set state = 'GRACE', lock_reason = null, state_changed_at = ${p(1)}, updated_at = ${p(2)}, version = version + 1 where last_seen_at < ${p(3)}`,
+      [date(at), date(at), stale],
+    );
+    const bareMs = performance.now() - t;
+    await sql(`update deployment set state = 'ACTIVE', version = version + 1 where state = 'GRACE'`);
+    if (pg) await sql("vacuum analyze deployment");
+
+    t = performance.now();
+    const first = await client.sweep({ pageSize: PAGE_SIZE });
+    const sweepMs = performance.now() - t;
+    const moved = first.sweep?.transitions.reduce((n, x) => n + Number(x.count), 0) ?? 0;
+    if (first.sweep?.status !== SweepStatus.SUCCEEDED || moved !== count / STALE_EVERY) {
+      throw new Error(`sweep did not apply the expected ${count / STALE_EVERY} transitions: status ${first.sweep?.status}, ${moved} applied, error ${first.sweep?.error}`);
+    }
+    t = performance.now();
+    const again = await client.sweep({ pageSize: PAGE_SIZE });
+    const rerunMs = performance.now() - t;
+    if (again.sweep?.transitions.length !== 0) throw new Error("the re-run over an unchanged fleet made transitions");
+    console.error(`  sweep ${Math.round(sweepMs)} ms (${moved} transitions), bare UPDATE ${Math.round(bareMs)} ms, re-run ${Math.round(rerunMs)} ms`);
+
+    const n = `${count.toLocaleString("en-US")} deployments, ${pg ? "PostgreSQL" : "SQLite"}`;
+    const baseline = `bare set-based UPDATE of the same ${(count / STALE_EVERY).toLocaleString("en-US")} rows`;
+    return [
+      {
+        name: `sweep, 10% change (${n}; ms, lower is better)`,
+        value: sweepMs,
+        unit: "ms",
+        baseline,
+        baselineValue: bareMs,
+        ratio: bareMs / sweepMs,
+        goal: "≥ 0.5 (within 2×)",
+      },
+      {
+        name: `idempotent re-run, 0 changes (${n}; ms, lower is better)`,
+        value: rerunMs,
+        unit: "ms",
+        baseline,
+        baselineValue: bareMs,
+        ratio: bareMs / rerunMs,
+      },
+    ];
+  } finally {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    for (const db of Object.values(dbs)) await db.cleanup().catch(() => undefined);
+  }
+}
+
+/** Seeds activated deployments, all stored ACTIVE, every tenth last seen STALE_MS ago, in one statement. */
+async function seed(
+  sql: (q: string, params?: unknown[]) => Promise<unknown>,
+  pg: boolean,
+  count: number,
+  at: Date,
+  date: (d: Date) => unknown,
+): Promise<void> {
+  const cols =
+    "id, name, customer, kind, subscription_status, license_id, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, state_changed_at, version, created_at, updated_at";
+  const fresh = date(at);
+  const stale = date(new Date(at.getTime() - STALE_MS));
+  const expires = date(new Date(at.getTime() + 365 * 86_400_000));
+  if (pg) {
+    await sql(
+      `insert into deployment (${cols})
+       select '00000000-0000-7000-8000-' || lpad(g::text, 12, '0'), 'seed-' || g, 'bench', 'ON_PREM', 'VALID', null, $3::timestamptz, $1::timestamptz,
+              repeat('a', 64), case when g % ${STALE_EVERY} = 0 then $2::timestamptz else $1::timestamptz end, 'ACTIVE', $1::timestamptz, 1, $1::timestamptz, $1::timestamptz
+       from generate_series(1, ${count}) g`,
+      [fresh, stale, expires],
+    );
+    return;
+  }
+  await sql(
+    `insert into deployment (${cols})
+     with recursive s(g) as (select 1 union all select g + 1 from s where g < ${count})
+     select '00000000-0000-7000-8000-' || substr('000000000000' || g, -12), 'seed-' || g, 'bench', 'ON_PREM', 'VALID', null, ?, ?,
+            '${"a".repeat(64)}', case when g % ${STALE_EVERY} = 0 then ? else ? end, 'ACTIVE', ?, 1, ?, ?
+     from s`,
+    [expires, fresh, stale, fresh, fresh, fresh, fresh],
+  );
+}
