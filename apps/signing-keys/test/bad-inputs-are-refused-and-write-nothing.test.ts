@@ -14,14 +14,14 @@ import { testDatabases } from "@lcp/testing/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectRefusal, rowCounts, startHarness, type SigningKeysHarness } from "./support.js";
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 async function weakRsaCsr(spiffeId: string): Promise<string> {
   const rsa = { name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" };
-  const keys = (await webcrypto.subtle.generateKey(rsa, true, ["sign", "verify"])) as unknown as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(rsa, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: "CN=dep-1",
-    keys,
+    keys: keys as unknown as Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]["keys"],
     signingAlgorithm: rsa,
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: "url", value: spiffeId }])],
   });

@@ -9,7 +9,7 @@ describe.each(testDatabases())("signing-keys migrations ($name)", (tdb) => {
     const opts = tdb.options("signing-keys");
     const db = await createOrm({ ...opts, entities, migrations });
     try {
-      await assertMigrationsUpToDate(db, "signing-keys");
+      await assertMigrationsUpToDate(db, entities);
     } finally {
       await db.close();
       await opts.cleanup();
