@@ -1,8 +1,8 @@
 /**
  * @lcp/rpc — what every app's server and client is built from: one TLS listener serving
  * Connect, gRPC and gRPC-Web with mTLS/bearer authentication, the system policy table, error
- * mapping, logging, health, reflection and graceful shutdown; typed clients with safe retries;
- * and the shared environment parsing.
+ * mapping, logging, health, reflection, Prometheus metrics and graceful shutdown; typed clients
+ * with safe retries; and the shared environment parsing.
  */
 export * from "./principal.js";
 export * from "./errors.js";
@@ -20,6 +20,7 @@ export {
 } from "./authn.js";
 export * from "./interceptors.js";
 export * from "./health.js";
+export * from "./metrics.js";
 export * from "./reflection.js";
 export * from "./server.js";
 export * from "./client.js";

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { peerKey, type Authenticator } from "./authn.js";
 import { toConnectError } from "./errors.js";
+import type { RpcCallMetrics } from "./metrics.js";
 import { authorize, POLICY, procedureOf, type Rule } from "./policy.js";
 import { ANONYMOUS, principalId, principalKey, requestIdKey, type Principal } from "./principal.js";
 
@@ -29,6 +30,8 @@ export interface ServerInterceptorOptions {
    * turned into a different answer for the caller.
    */
   readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
+  /** Where every call's code, duration and open streams are counted (`createMetrics().rpc`). */
+  readonly metrics?: RpcCallMetrics;
 }
 
 /** The header carrying the request id in both directions. */
@@ -39,7 +42,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * The one server interceptor, in this order: request id → authentication → authorisation →
- * handler → error mapping → one structured log line per call (streams when they end).
+ * handler → error mapping → one structured log line and the call metrics per call (streams
+ * when they end).
  *
  * Authorisation happens before the handler so a handler never runs for a refused caller —
  * also for methods the service does not implement, so probing reveals nothing about them.
@@ -47,10 +51,13 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function createServerInterceptor(options: ServerInterceptorOptions): Interceptor {
   const policy = options.policy ?? POLICY;
   const log = options.logger;
+  const metrics = options.metrics;
 
   return (next) => async (req) => {
     const started = performance.now();
     const procedure = procedureOf(req.method);
+    const service = req.method.parent.typeName;
+    const method = req.method.name;
     const offered = req.header.get(REQUEST_ID_HEADER);
     const requestId = offered !== null && REQUEST_ID.test(offered) ? offered : randomUUID();
     req.contextValues.set(requestIdKey, requestId);
@@ -69,6 +76,7 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
       };
       if (error && isServerFault(error.code)) log.error(line, "rpc");
       else log.info(line, "rpc");
+      metrics?.callEnded(service, method, code, (performance.now() - started) / 1000);
     };
     const fail = (err: unknown): ConnectError => {
       const error = toConnectError(err, log, requestId);
@@ -88,7 +96,18 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
           verdict.code === "unauthenticated" ? Code.Unauthenticated : Code.PermissionDenied,
         );
       }
-      const res = await next(req);
+      let res;
+      if (req.method.methodKind === "client_streaming") {
+        // The request stream is open for as long as the handler runs.
+        metrics?.streamOpened(service, method, 1);
+        try {
+          res = await next(req);
+        } finally {
+          metrics?.streamOpened(service, method, -1);
+        }
+      } else {
+        res = await next(req);
+      }
       res.header.set(REQUEST_ID_HEADER, requestId);
       if (!res.stream) {
         finish(undefined);
@@ -99,12 +118,16 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
       // errors get the same mapping and their log line is written when they end.
       async function* mapped() {
         let error: ConnectError | undefined;
+        // Counted from the first pull to the end, in the generator itself, so an open stream
+        // is always paired with its close (a generator never started never ran either).
+        metrics?.streamOpened(service, method, 1);
         try {
           yield* messages;
         } catch (err) {
           error = fail(err);
           throw error;
         } finally {
+          metrics?.streamOpened(service, method, -1);
           if (!error) finish(undefined);
         }
       }

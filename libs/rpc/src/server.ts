@@ -19,6 +19,7 @@ import {
 import { createHealth, type HealthService } from "./health.js";
 import { createServerInterceptor, type DeniedEvent } from "./interceptors.js";
 import { createLogger } from "./logger.js";
+import { createMetrics, METRICS_PATH, type RpcMetrics } from "./metrics.js";
 import type { Rule } from "./policy.js";
 import type { AppliancePrincipal } from "./principal.js";
 import { registerReflection } from "./reflection.js";
@@ -66,6 +67,11 @@ export interface ServerOptions {
   readonly shutdownGraceMs?: number;
   /** Policy table override (tests only); the system `POLICY` otherwise. */
   readonly policy?: Readonly<Record<string, Rule>>;
+  /**
+   * The metrics served at `GET /metrics`; default `createMetrics({ app: name })`. Pass your own
+   * when handlers built inside `register` need their counters before the server exists.
+   */
+  readonly metrics?: RpcMetrics;
 }
 
 /** A running server. */
@@ -77,6 +83,11 @@ export interface RpcServer {
   readonly health: HealthService;
   /** The services registered by the app (not health/reflection). */
   readonly services: readonly DescService[];
+  /**
+   * This server's Prometheus registry (served at `GET /metrics`, public like health) with the
+   * built-in call metrics; apps add theirs with `metrics.counter/gauge/histogram`.
+   */
+  readonly metrics: RpcMetrics;
   /**
    * Replaces the trusted appliance CAs, both for new TLS handshakes and for the per-call chain
    * check (so calls on already-open connections from a CA that was dropped are refused too).
@@ -95,8 +106,8 @@ const DEFAULT_GRACE_MS = 10_000;
 
 /**
  * Starts one TLS listener serving Connect, gRPC and gRPC-Web (HTTP/2, HTTP/1.1 allowed for the
- * Connect protocol) with authentication, the system policy, error mapping, logging, health and
- * reflection for every registered service (DESIGN.md §4).
+ * Connect protocol) with authentication, the system policy, error mapping, logging, health,
+ * reflection for every registered service (DESIGN.md §4) and Prometheus metrics at `/metrics`.
  */
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const log = options.logger ?? createLogger(options.name);
@@ -108,6 +119,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   let applianceCas = appliancePems.map((pem) => new X509Certificate(pem));
 
   const health = createHealth();
+  const metrics = options.metrics ?? createMetrics({ app: options.name });
   const shutdown = new AbortController();
   const authenticate = createAuthenticator({
     trustDomain: options.trustDomain,
@@ -128,7 +140,13 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       registerReflection(router, [...services, Health]);
     },
     interceptors: [
-      createServerInterceptor({ authenticate, logger: log, onDenied: options.onDenied, policy: options.policy }),
+      createServerInterceptor({
+        authenticate,
+        logger: log,
+        onDenied: options.onDenied,
+        policy: options.policy,
+        metrics: metrics.rpc,
+      }),
     ],
     contextValues: (req) =>
       createContextValues().set(peerKey, peerFromSocket(req.socket, connectionOf(req))),
@@ -182,9 +200,35 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
           }),
         );
       }
+      if (isMetricsPath(req.url)) {
+        // Public like health: scrapers carry no client certificate or token, and the figures
+        // are counts, not data. Answered before Connect, which 404s every non-RPC path.
+        serveMetrics(req.method, res);
+        return;
+      }
       handler(req, res);
     },
   );
+
+  function serveMetrics(method: string, res: http2.Http2ServerResponse): void {
+    if (method !== "GET" && method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD" }).end();
+      return;
+    }
+    metrics.render().then(
+      (body) => {
+        res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
+        if (method === "HEAD") res.end();
+        else res.end(body);
+      },
+      (err: unknown) => {
+        // A failing collect callback (e.g. an outbox query) must not take the endpoint down
+        // silently; the scrape fails and the cause is logged.
+        log.error({ err }, "metrics collection failed");
+        res.writeHead(500, { "content-type": "text/plain" }).end("metrics collection failed\n");
+      },
+    );
+  }
 
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<Socket>();
@@ -241,6 +285,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     url: `https://localhost:${port}`,
     port,
     health,
+    metrics,
     get services() {
       return services;
     },
@@ -257,6 +302,11 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       return closing;
     },
   };
+}
+
+function isMetricsPath(url: string): boolean {
+  const q = url.indexOf("?");
+  return (q === -1 ? url : url.slice(0, q)) === METRICS_PATH;
 }
 
 /** The object identifying a request's connection: the HTTP/2 session, or the HTTP/1.1 socket. */
