@@ -37,23 +37,15 @@ import type { IssuedApplianceCertificate } from "../signing-keys.js";
 import { validateActivate, type ActivateInput } from "./validate.js";
 
 /**
- * Token refusals as domain codes (libs/rpc/src/errors.ts maps them). An expired token had a good
- * signature (jose checks it before the claims), so it truly is an ended licence term.
+ * Token refusals keep their @lcp/tokens code (libs/rpc/src/errors.ts maps them to InvalidArgument),
+ * except the two about the licence term: an expired token had a good signature (jose checks it
+ * before the claims), so it truly is an ended (or not yet started) licence — FailedPrecondition.
  */
-const TOKEN_CODES: Record<TokenRefusalCode, string> = {
-  TOKEN_MALFORMED: "TOKEN_MALFORMED",
-  TOKEN_WRONG_TYPE: "TOKEN_TYPE_INVALID",
-  TOKEN_BAD_ALGORITHM: "TOKEN_SIGNATURE_INVALID",
-  TOKEN_BAD_SIGNATURE: "TOKEN_SIGNATURE_INVALID",
-  TOKEN_UNKNOWN_KEY: "TOKEN_SIGNATURE_INVALID",
-  TOKEN_EXPIRED: "LICENSE_EXPIRED",
-  TOKEN_NOT_YET_VALID: "LICENSE_NOT_YET_VALID",
-  TOKEN_BAD_ISSUER: "TOKEN_CLAIMS_INVALID",
-  TOKEN_BAD_AUDIENCE: "TOKEN_CLAIMS_INVALID",
-  TOKEN_CLAIMS_INVALID: "TOKEN_CLAIMS_INVALID",
-  TOKEN_NO_ROLES: "TOKEN_CLAIMS_INVALID",
-  TOKEN_KEYS_UNAVAILABLE: "UNAVAILABLE",
-};
+function tokenCode(code: TokenRefusalCode): string {
+  if (code === "TOKEN_EXPIRED") return "LICENSE_EXPIRED";
+  if (code === "TOKEN_NOT_YET_VALID") return "LICENSE_NOT_YET_VALID";
+  return code;
+}
 
 const TOKEN_MESSAGES: Partial<Record<TokenRefusalCode, string>> = {
   TOKEN_WRONG_TYPE: "license_token is not a licence token (typ must be license+jwt)",
@@ -74,7 +66,7 @@ export async function verifyLicense(deps: LicensingDeps, token: string, now: Dat
     verdict = await verifyLicenseToken(token, { ...options, jwks: jwks.verifier });
   }
   if (!verdict.ok) {
-    throw new DomainError(TOKEN_CODES[verdict.code], TOKEN_MESSAGES[verdict.code] ?? `license_token refused: ${verdict.message}`, {
+    throw new DomainError(tokenCode(verdict.code), TOKEN_MESSAGES[verdict.code] ?? `license_token refused: ${verdict.message}`, {
       field: "license_token",
     });
   }

@@ -32,9 +32,9 @@ export function validateActivate(req: ActivateRequest): ActivateInput {
   }
   const fingerprintHash = requireFingerprintHash(req.fingerprint, "fingerprint");
   if (req.csrPem.trim() === "") throw invalid("csr_pem", "csr_pem is required");
-  if (req.csrPem.length > MAX_CSR_BYTES) throw new DomainError("CSR_INVALID", `csr_pem must be at most ${MAX_CSR_BYTES} bytes`, { field: "csr_pem" });
+  if (req.csrPem.length > MAX_CSR_BYTES) throw new DomainError("CSR_MALFORMED", `csr_pem must be at most ${MAX_CSR_BYTES} bytes`, { field: "csr_pem" });
   if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(req.csrPem)) {
-    throw new DomainError("CSR_INVALID", "csr_pem is not a PEM PKCS#10 certificate signing request", { field: "csr_pem" });
+    throw new DomainError("CSR_MALFORMED", "csr_pem is not a PEM PKCS#10 certificate signing request", { field: "csr_pem" });
   }
   const agentVersion = req.agentVersion.trim();
   if (agentVersion.length > MAX_AGENT_VERSION_LENGTH) {

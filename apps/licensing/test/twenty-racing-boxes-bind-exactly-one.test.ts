@@ -1,0 +1,45 @@
+/**
+ * Race: 20 concurrent Activate calls for one licence with 20 different fingerprints → exactly one
+ * binds, 19 are refused FailedPrecondition (FINGERPRINT_MISMATCH), and exactly one certificate is
+ * recorded — on SQLite and on PostgreSQL (compare-and-set on the deployment's version).
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { errorReason } from "@lcp/rpc";
+import { testDatabases } from "@lcp/testing/db";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { activateBox, newBox, provisionOnPrem, startHarness, type LicensingHarness } from "./support.js";
+
+describe.each(testDatabases())("activation race ($name)", (tdb) => {
+  let h: LicensingHarness;
+  beforeAll(async () => {
+    h = await startHarness(tdb);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("binds exactly one of 20 boxes", async () => {
+    const { deployment, license } = await provisionOnPrem(h);
+    const boxes = await Promise.all(Array.from({ length: 20 }, (_, i) => newBox(h, deployment.id, `racing-box-${i}`)));
+    const results = await Promise.allSettled(boxes.map((box) => activateBox(h, license, box)));
+    const won = results.filter((r) => r.status === "fulfilled");
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => ConnectError.from(r.reason));
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(19);
+    for (const err of lost) {
+      expect(Code[err.code], err.message).toBe("FailedPrecondition");
+      expect(errorReason(err)).toBe("FINGERPRINT_MISMATCH");
+    }
+    const certificates = await h.sql(`select serial_number from certificate where deployment_id = '${deployment.id}'`);
+    expect(certificates).toHaveLength(1);
+    const activations = await h.sql<{ payload: string }>("select payload from outbox_event where action = 'license.activate'");
+    const outcomes = activations.map((a) => (JSON.parse(a.payload) as { outcome: string }).outcome);
+    expect(outcomes.filter((o) => o === "OUTCOME_SUCCESS")).toHaveLength(1);
+    expect(outcomes.filter((o) => o === "OUTCOME_DENIED")).toHaveLength(19);
+    const [row] = await h.sql<{ fingerprint_hash: string; version: number | string }>(
+      `select fingerprint_hash, version from deployment where id = '${deployment.id}'`,
+    );
+    expect(row!.fingerprint_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(Number(row!.version)).toBe(2);
+  });
+});
