@@ -475,7 +475,10 @@ class ApplianceImpl implements Appliance {
     this.loop = null;
     this.loopAbort = null;
     await loop;
+    // Disconnected on purpose: no recent contact may keep the box counted as online.
+    this.lastContactAt = null;
     this.setStreamHealthy(false);
+    this.refresh();
   }
 
   async stop(): Promise<void> {

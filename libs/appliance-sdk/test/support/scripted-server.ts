@@ -211,7 +211,7 @@ export async function createScriptedServer(options: ScriptedServerOptions): Prom
           deploymentId: DEPLOYMENT_ID,
           certificatePem: issued.certPem,
           certificateChainPem: [pki.applianceCa.certPem],
-          leaseToken: server.signLease(),
+          leaseToken: server.signLease({ fingerprint: req.fingerprint }),
           jwksJson: server.jwksJson(),
           settings: {
             heartbeatInterval: durationFromMs(heartbeatIntervalMs),
