@@ -62,6 +62,7 @@ export async function startAudit(config: AuditConfig): Promise<AuditApp> {
       register: (router) => router.service(AuditService, createAuditService({ store, now, maxClockSkewMs: config.maxClockSkewMs })),
     });
   } catch (err) {
+    await store.close();
     await db.close();
     throw err;
   }
@@ -77,6 +78,7 @@ export async function startAudit(config: AuditConfig): Promise<AuditApp> {
         try {
           await listening.close();
         } finally {
+          await store.close();
           await db.close();
         }
       })();

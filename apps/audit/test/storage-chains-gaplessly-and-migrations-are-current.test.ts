@@ -33,6 +33,7 @@ describe.each(testDatabases())("audit storage ($name)", (tdb) => {
     store = createAuditStore(db);
   });
   afterEach(async () => {
+    await store.close();
     await db.close();
     await opts.cleanup();
   });

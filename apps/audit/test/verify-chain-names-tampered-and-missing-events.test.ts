@@ -51,7 +51,9 @@ describe.each(testDatabases())("VerifyChain after tampering ($name)", (tdb) => {
   it("names the link after an event whose hash the forger recomputed", async () => {
     // A forger who rewrites seq 9 and recomputes its hash makes seq 9 self-consistent, but
     // seq 10 still links to the old hash.
-    const [row] = await createAuditStore(app.db).list({}, 10, 1);
+    const store = createAuditStore(app.db);
+    const [row] = await store.list({}, 10, 1);
+    await store.close();
     const forged = { ...row!, details: '{"alg":"none","n":8}' };
     await sql(`update audit_event set details = ?, hash = ? where seq = ?`, [forged.details, chainHash(forged, forged.prevHash), 9]);
     const res = await env.adminClient(app, ["auditor"]).verifyChain({});

@@ -1,0 +1,184 @@
+import { createHash } from "node:crypto";
+import { isUniqueViolation } from "@lcp/persistence";
+import pg from "pg";
+import { chainHash } from "../chain/hash.js";
+import type { NormalizedEvent } from "../validate.js";
+import type { AppendResult, AuditStore } from "./audit-store.js";
+import { COLUMNS, fromRow, listQuery, rowValues, VERIFY_PAGE, type RawRow } from "./rows.js";
+import { walkChain } from "./chain-walk.js";
+
+const POOL_MAX = 10;
+
+// One statement text for any batch size: the rows travel as one array per column and unnest
+// zips them back, so there is one prepared statement instead of one per batch size.
+const UNNEST = `select * from unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])`;
+const INSERT = `insert into audit_event (${COLUMNS.join(",")}) `;
+
+/**
+ * Fast path, ONE round trip, no explicit transaction: move the head from the seq/hash this
+ * process last wrote to the batch's last one, and insert the rows only if that update matched.
+ * The UPDATE takes the head's row lock; if another replica moved the head meanwhile, PostgreSQL
+ * re-checks the WHERE after the wait, the update matches nothing and nothing is inserted.
+ */
+const FAST_APPEND =
+  `with head as (update audit_chain_head set seq = $17, hash = $18 where id = 1 and seq = $19 and hash = $20 returning 1) ` +
+  `${INSERT}${UNNEST} where exists (select 1 from head)`;
+/** Slow path, inside the locked transaction: insert and move the head unconditionally. */
+const LOCKED_APPEND = `with head as (update audit_chain_head set seq = $17, hash = $18 where id = 1 returning 1) ${INSERT}${UNNEST}`;
+
+/**
+ * The store on PostgreSQL: its own pool to the app's schema (search_path), statements prepared
+ * per connection by name.
+ *
+ * Several replicas share one chain, so every append is serialised on the chain-head row. The
+ * common case costs one round trip: this process remembers the head it last wrote, appends
+ * are queued in-process (so they never race each other), and {@link FAST_APPEND} extends the
+ * chain from the remembered head in a single statement. When another replica has moved the head
+ * (or a duplicate slipped in between the pre-check and the insert), the statement changes
+ * nothing and the append is redone the careful way: `BEGIN`, `SELECT … FOR UPDATE` of the head,
+ * the duplicate check under the lock, insert, `COMMIT`.
+ */
+export function createPostgresAuditStore(connectionString: string, schema: string): AuditStore {
+  const pool = new pg.Pool({ connectionString, max: POOL_MAX, options: `-c search_path=${schema}` });
+  // An idle client losing its connection (database restart) must not crash the process; the
+  // next query gets a fresh connection.
+  pool.on("error", () => undefined);
+
+  const query = <T>(client: pg.Pool | pg.PoolClient, text: string, values: unknown[] = []) =>
+    client.query<T & pg.QueryResultRow>({ name: statementName(text), text, values });
+  const rows = async <T>(client: pg.Pool | pg.PoolClient, text: string, values: unknown[] = []) => (await query<T>(client, text, values)).rows;
+  const readHead = async (client: pg.Pool | pg.PoolClient = pool) => {
+    const [row] = await rows<{ seq: string; hash: string }>(client, "select seq, hash from audit_chain_head where id = 1");
+    if (!row) throw new Error("audit_chain_head has no row: the database was not migrated");
+    return { seq: Number(row.seq), hash: row.hash };
+  };
+  const storedIds = async (client: pg.Pool | pg.PoolClient, ids: string[]) =>
+    new Set((await rows<{ id: string }>(client, "select id from audit_event where id = any($1::text[])", [ids])).map((r) => r.id));
+
+  /** Chains `events` after `head`: the 16 column arrays and the new head. */
+  const chain = (events: readonly NormalizedEvent[], producer: string, recordedAt: Date, head: { seq: number; hash: string }) => {
+    const columns: unknown[][] = COLUMNS.map(() => []);
+    let seq = head.seq;
+    let prevHash = head.hash;
+    for (const e of events) {
+      seq++;
+      const hash = chainHash({ ...e, seq, producer }, prevHash);
+      rowValues(e, seq, producer, prevHash, hash, recordedAt, (d) => d).forEach((v, c) => columns[c]!.push(v));
+      prevHash = hash;
+    }
+    return { columns, head: { seq, hash: prevHash } };
+  };
+
+  // The head this process last wrote (or read); undefined until the first append.
+  let knownHead: { seq: number; hash: string } | undefined;
+  // In-process queue: appends of this replica take turns, so they never invalidate each other's
+  // remembered head; only other replicas can send one down the slow path.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  /** `candidates`: the batch without repeats of an id; `total`: the batch's size, repeats included. */
+  async function lockedAppend(producer: string, candidates: readonly NormalizedEvent[], total: number, recordedAt: Date): Promise<AppendResult> {
+    const client = await pool.connect();
+    let broken = false;
+    try {
+      // A simple-protocol multi-statement: BEGIN and the lock in one round trip.
+      const res = (await client.query("begin; select seq, hash from audit_chain_head where id = 1 for update")) as unknown as pg.QueryResult[];
+      const row = res[1]?.rows[0] as { seq: string; hash: string } | undefined;
+      if (!row) throw new Error("audit_chain_head has no row: the database was not migrated");
+      const head = { seq: Number(row.seq), hash: row.hash };
+      // Under the lock, so two replicas never both chain one event.
+      const stored = await storedIds(client, candidates.map((e) => e.id));
+      const fresh = candidates.filter((e) => !stored.has(e.id));
+      if (fresh.length > 0) {
+        const next = chain(fresh, producer, recordedAt, head);
+        await query(client, LOCKED_APPEND, [...next.columns, next.head.seq, next.head.hash]);
+        await client.query("commit");
+        knownHead = next.head;
+      } else {
+        await client.query("commit");
+        knownHead = head;
+      }
+      return { appended: fresh.length, duplicates: total - fresh.length, headSeq: knownHead.seq };
+    } catch (err) {
+      await client.query("rollback").catch(() => {
+        broken = true;
+      });
+      throw err;
+    } finally {
+      // A connection that could not even roll back is dropped from the pool, not reused.
+      client.release(broken);
+    }
+  }
+
+  let closed: Promise<void> | undefined;
+
+  return {
+    head: () => readHead(),
+
+    async append(producer, events, recordedAt) {
+      const unique = new Map<string, NormalizedEvent>();
+      for (const e of events) if (!unique.has(e.id)) unique.set(e.id, e);
+      // Replays are filtered before queueing, concurrently with other appends; the fast path
+      // re-proves it by the unique index, the slow path re-checks under the lock.
+      const stored = await storedIds(pool, [...unique.keys()]);
+      const fresh = [...unique.values()].filter((e) => !stored.has(e.id));
+      // A pure replay (the relay retrying after a lost answer) needs no lock at all.
+      if (fresh.length === 0) return { appended: 0, duplicates: events.length, headSeq: (await readHead()).seq };
+      return serially(async () => {
+        const head = knownHead;
+        if (head) {
+          const next = chain(fresh, producer, recordedAt, head);
+          try {
+            const res = await query(pool, FAST_APPEND, [...next.columns, next.head.seq, next.head.hash, head.seq, head.hash]);
+            if (res.rowCount === fresh.length) {
+              knownHead = next.head;
+              return { appended: fresh.length, duplicates: events.length - fresh.length, headSeq: next.head.seq };
+            }
+          } catch (err) {
+            // An id stored by another replica since the pre-check: redo it under the lock.
+            if (!isUniqueViolation(err)) throw err;
+          }
+        }
+        return lockedAppend(producer, fresh, events.length, recordedAt);
+      });
+    },
+
+    async list(filter, beforeSeq, limit) {
+      const { sql, params } = listQuery(filter, beforeSeq, limit, (i) => `$${i}`, (d) => d);
+      return (await rows<RawRow>(pool, sql, params)).map(fromRow);
+    },
+
+    verify: (fromSeq, toSeq) =>
+      walkChain(
+        {
+          head: () => readHead(),
+          hashOf: async (seq) => (await rows<{ hash: string }>(pool, "select hash from audit_event where seq = $1", [seq]))[0]?.hash,
+          page: async (from, to, limit) =>
+            (await rows<RawRow>(pool, `select ${COLUMNS.join(",")} from audit_event where seq >= $1 and seq <= $2 order by seq limit $3`, [from, to, limit])).map(fromRow),
+        },
+        fromSeq,
+        toSeq,
+        VERIFY_PAGE,
+      ),
+
+    close() {
+      closed ??= pool.end();
+      return closed;
+    },
+  };
+}
+
+// pg prepares a named statement once per connection; the name must be unique per text.
+const names = new Map<string, string>();
+function statementName(text: string): string {
+  let name = names.get(text);
+  if (!name) {
+    name = `audit_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`;
+    if (names.size < 1_000) names.set(text, name);
+  }
+  return name;
+}

@@ -1,0 +1,112 @@
+import { createRequire } from "node:module";
+import { chainHash } from "../chain/hash.js";
+import type { NormalizedEvent } from "../validate.js";
+import type { AppendResult, AuditStore } from "./audit-store.js";
+import { COLUMNS, fromRow, INSERT_CHUNK, listQuery, rowValues, VERIFY_PAGE, type RawRow } from "./rows.js";
+import { walkChain } from "./chain-walk.js";
+
+// better-sqlite3 ships no types (and @types/better-sqlite3 is not installed); this is all we use.
+interface Statement {
+  run(...params: unknown[]): unknown;
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+interface Connection {
+  pragma(sql: string): unknown;
+  prepare(sql: string): Statement;
+  transaction<A extends unknown[], R>(fn: (...args: A) => R): { immediate(...args: A): R };
+  close(): void;
+}
+const Sqlite = createRequire(import.meta.url)("better-sqlite3") as new (file: string) => Connection;
+
+/** As the ORM's connection: a second writer waits this long for the file lock. */
+const BUSY_TIMEOUT_MS = 10_000;
+
+/**
+ * The store on SQLite: its own connection to the app's database file, every statement prepared
+ * once. An append is one synchronous `BEGIN IMMEDIATE` transaction: the write lock is taken
+ * first (waiting out busy_timeout if another process holds it), so the head read under it is
+ * the head, and no read lock ever has to be upgraded.
+ */
+export function createSqliteAuditStore(file: string): AuditStore {
+  const conn = new Sqlite(file);
+  conn.pragma("journal_mode = WAL");
+  conn.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  conn.pragma("synchronous = NORMAL");
+
+  const cache = new Map<string, Statement>();
+  const stmt = (sql: string) => {
+    let s = cache.get(sql);
+    if (!s) cache.set(sql, (s = conn.prepare(sql)));
+    return s;
+  };
+  const time = (d: Date) => d.getTime();
+  const rowSql = `(${COLUMNS.map(() => "?").join(",")})`;
+  const headStmt = conn.prepare("select seq, hash from audit_chain_head where id = 1");
+  const readHead = () => {
+    const row = headStmt.get() as { seq: number | bigint; hash: string } | undefined;
+    if (!row) throw new Error("audit_chain_head has no row: the database was not migrated");
+    return { seq: Number(row.seq), hash: row.hash };
+  };
+  const updateHead = conn.prepare("update audit_chain_head set seq = ?, hash = ? where id = 1");
+
+  const appendTx = conn.transaction((producer: string, events: readonly NormalizedEvent[], recordedAt: Date): AppendResult => {
+    const current = readHead();
+    // Idempotency by id, checked inside the write transaction so no other writer interleaves.
+    const fresh = new Map<string, NormalizedEvent>();
+    for (const e of events) if (!fresh.has(e.id)) fresh.set(e.id, e);
+    const ids = [...fresh.keys()];
+    for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
+      const chunk = ids.slice(i, i + INSERT_CHUNK);
+      const existing = stmt(`select id from audit_event where id in (${chunk.map(() => "?").join(",")})`).all(...chunk) as { id: string }[];
+      for (const { id } of existing) fresh.delete(id);
+    }
+    if (fresh.size === 0) return { appended: 0, duplicates: events.length, headSeq: current.seq };
+
+    let seq = current.seq;
+    let prevHash = current.hash;
+    const at = recordedAt.getTime();
+    const values: unknown[][] = [];
+    for (const e of fresh.values()) {
+      seq++;
+      const hash = chainHash({ ...e, seq, producer }, prevHash);
+      values.push(rowValues(e, seq, producer, prevHash, hash, at, time));
+      prevHash = hash;
+    }
+    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
+      const chunk = values.slice(i, i + INSERT_CHUNK);
+      stmt(`insert into audit_event (${COLUMNS.join(",")}) values ${Array(chunk.length).fill(rowSql).join(",")}`).run(...chunk.flat());
+    }
+    updateHead.run(seq, prevHash);
+    return { appended: fresh.size, duplicates: events.length - fresh.size, headSeq: seq };
+  });
+
+  const pageStmt = conn.prepare(`select ${COLUMNS.join(",")} from audit_event where seq >= ? and seq <= ? order by seq limit ?`);
+  const hashStmt = conn.prepare("select hash from audit_event where seq = ?");
+  let closed = false;
+
+  return {
+    append: async (producer, events, recordedAt) => appendTx.immediate(producer, events, recordedAt),
+    head: async () => readHead(),
+    async list(filter, beforeSeq, limit) {
+      const { sql, params } = listQuery(filter, beforeSeq, limit, () => "?", time);
+      return (stmt(sql).all(...params) as RawRow[]).map(fromRow);
+    },
+    verify: (fromSeq, toSeq) =>
+      walkChain(
+        {
+          head: async () => readHead(),
+          hashOf: async (seq) => (hashStmt.get(seq) as { hash: string } | undefined)?.hash,
+          page: async (from, to, limit) => (pageStmt.all(from, to, limit) as RawRow[]).map(fromRow),
+        },
+        fromSeq,
+        toSeq,
+        VERIFY_PAGE,
+      ),
+    async close() {
+      if (closed) return;
+      closed = true;
+      conn.close();
+    },
+  };
+}

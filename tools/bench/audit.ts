@@ -1,0 +1,251 @@
+/**
+ * `npm run bench -- audit`: audit `Append` throughput (events/s, batches of 100, over mTLS with
+ * the licensing service's certificate) against a bare batched INSERT of the same rows into a
+ * plain table of the same database, measured in the same run. SQLite always; PostgreSQL too when
+ * `DATABASE_URL` is set. Goal: ratio ≥ 0.4 (DESIGN.md §11).
+ *
+ * - The audit app runs in a child process, as in production (producers' relays call it over the
+ *   network), so client and server do not share one event loop.
+ * - Append: fresh event ids in every batch (no duplicates), several producers in flight, each
+ *   batch validated, de-duplicated, hashed, chained under the head lock and inserted in one
+ *   transaction.
+ * - Baseline: one connection, one transaction per batch of 100, one multi-row INSERT of the
+ *   same 16 columns (values precomputed, hashes included) into `bench_plain_insert`, a table with
+ *   the same columns and primary key but none of the log's secondary indexes.
+ * Runnable alone: `node --conditions=source --import tsx tools/bench/audit.ts`.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { ensureDevPki } from "@lcp/pki";
+import { ActorKind, AuditEventSchema, AuditService, Outcome, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
+import { createClient } from "@lcp/rpc";
+import pg from "pg";
+import { v7 as uuidv7 } from "uuid";
+import { measureRate, printResults, type BenchResult } from "./result.js";
+
+const BATCH = 100;
+const PRODUCERS = 4;
+const DURATION_MS = 3_000;
+const WARMUP_MS = 750;
+
+const COLUMNS = [
+  "seq", "id", "occurred_at", "recorded_at", "actor_kind", "actor_id", "actor_roles", "action",
+  "resource_type", "resource_id", "outcome", "request_id", "details", "producer", "prev_hash", "hash",
+] as const;
+
+// What licensing sends for a revoke: a typical event, details included.
+const DETAILS = { reason: "contract terminated", ticket: "OPS-1234", from: "ACTIVE", to: "LOCKED" };
+
+function batchOfEvents(): AuditEvent[] {
+  const now = Date.now();
+  return Array.from({ length: BATCH }, (_, i) =>
+    create(AuditEventSchema, {
+      id: uuidv7(),
+      occurredAt: timestampFromMs(now),
+      actor: { kind: ActorKind.ADMIN, id: "carol@example.org", roles: ["support"] },
+      action: "license.revoke",
+      resource: { type: "license", id: `lic-${i}` },
+      outcome: Outcome.SUCCESS,
+      requestId: randomUUID(),
+      details: DETAILS,
+    }),
+  );
+}
+
+/**
+ * Batches of the 16 values of stored rows, as the service would write them, made before the
+ * clock starts so the baseline is the INSERT alone; only `seq` changes from batch to batch.
+ */
+function baselineBatches(driver: "sqlite" | "postgresql", count: number): unknown[][][] {
+  const now = new Date();
+  const at = driver === "sqlite" ? now.getTime() : now;
+  return Array.from({ length: count }, () =>
+    Array.from({ length: BATCH }, (_, i) => [
+      0, uuidv7(), at, at, "admin", "carol@example.org", '["support"]', "license.revoke", "license", `lic-${i}`,
+      "success", randomUUID(), JSON.stringify(DETAILS), "licensing", randomBytes(32).toString("hex"), randomBytes(32).toString("hex"),
+    ]),
+  );
+}
+
+/** The flat values of batch number `n` (ids made unique by the batch number, seq gapless). */
+function baselineValues(batches: unknown[][][], n: number): unknown[] {
+  const template = batches[n % batches.length]!;
+  const out: unknown[] = [];
+  template.forEach((row, i) => {
+    out.push(n * BATCH + i + 1, `${n}-${row[1] as string}`.slice(0, 36), ...row.slice(2));
+  });
+  return out;
+}
+
+const PLAIN_TABLE_SQLITE = `create table if not exists bench_plain_insert (seq bigint not null primary key, id text not null, occurred_at datetime not null, recorded_at datetime not null, actor_kind text not null, actor_id text not null, actor_roles text not null, action text not null, resource_type text not null, resource_id text not null, outcome text not null, request_id text not null, details text not null, producer text not null, prev_hash text not null, hash text not null)`;
+const PLAIN_TABLE_PG = `create table if not exists bench_plain_insert (seq bigint not null primary key, id varchar(36) not null, occurred_at timestamptz not null, recorded_at timestamptz not null, actor_kind varchar(16) not null, actor_id varchar(256) not null, actor_roles text not null, action varchar(128) not null, resource_type varchar(64) not null, resource_id varchar(256) not null, outcome varchar(16) not null, request_id varchar(128) not null, details text not null, producer varchar(64) not null, prev_hash varchar(64) not null, hash varchar(64) not null)`;
+
+interface SqliteDb {
+  pragma(sql: string): unknown;
+  exec(sql: string): void;
+  prepare(sql: string): { run(...params: unknown[]): unknown };
+  transaction<T extends (...args: never[]) => unknown>(fn: T): T;
+  close(): void;
+}
+
+/** Bare batched INSERT rate (rows/s) into SQLite: same file, same pragmas as the app. */
+function sqliteBaseline(file: string, durationMs: number): number {
+  const Sqlite = createRequire(import.meta.url)("better-sqlite3") as new (file: string) => SqliteDb;
+  const db = new Sqlite(file);
+  try {
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    db.pragma("busy_timeout = 10000");
+    db.exec("drop table if exists bench_plain_insert");
+    db.exec(PLAIN_TABLE_SQLITE);
+    const row = `(${COLUMNS.map(() => "?").join(",")})`;
+    const insert = db.prepare(`insert into bench_plain_insert (${COLUMNS.join(",")}) values ${Array(BATCH).fill(row).join(",")}`);
+    const insertBatch = db.transaction((values: unknown[]) => insert.run(...values));
+    const batches = baselineBatches("sqlite", 64);
+    let n = 0;
+    const start = performance.now();
+    while (performance.now() - start < durationMs) insertBatch(baselineValues(batches, n++));
+    const rows = n * BATCH;
+    return rows / ((performance.now() - start) / 1000);
+  } finally {
+    db.close();
+  }
+}
+
+/** Bare batched INSERT rate (rows/s) into PostgreSQL: one connection, a transaction per batch. */
+async function pgBaseline(databaseUrl: string, schema: string, durationMs: number): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl, options: `-c search_path=${schema}` });
+  await client.connect();
+  try {
+    await client.query("drop table if exists bench_plain_insert");
+    await client.query(PLAIN_TABLE_PG);
+    const placeholders = Array.from({ length: BATCH }, (_, r) => `(${COLUMNS.map((_, c) => `$${r * COLUMNS.length + c + 1}`).join(",")})`).join(",");
+    const sql = `insert into bench_plain_insert (${COLUMNS.join(",")}) values ${placeholders}`;
+    const batches = baselineBatches("postgresql", 64);
+    let n = 0;
+    const start = performance.now();
+    while (performance.now() - start < durationMs) {
+      await client.query("begin");
+      await client.query({ name: "bench_plain_insert", text: sql, values: baselineValues(batches, n++) });
+      await client.query("commit");
+    }
+    const rows = n * BATCH;
+    return rows / ((performance.now() - start) / 1000);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Starts the audit app in a child process (this file, with --serve) and resolves with its URL. */
+async function startServer(dataDir: string, databaseUrl: string | undefined, schema: string | undefined): Promise<{ url: string; child: ChildProcess }> {
+  const child = fork(fileURLToPath(import.meta.url), ["--serve", dataDir, schema ?? ""], {
+    execArgv: ["--conditions=source", "--import", "tsx", ...(process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env: { ...process.env, DATABASE_URL: databaseUrl ?? "" },
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once("message", (m) => resolve((m as { url: string }).url));
+    child.once("exit", (code) => reject(new Error(`audit bench server exited with ${code}`)));
+  });
+  return { url, child };
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+async function benchOn(driver: "sqlite" | "postgresql", databaseUrl: string | undefined): Promise<BenchResult> {
+  const dataDir = mkdtempSync(join(tmpdir(), "lcp-bench-audit-"));
+  const schema = driver === "postgresql" ? `bench_audit_${randomBytes(4).toString("hex")}` : undefined;
+  const pki = await ensureDevPki({ dir: join(dataDir, "pki"), services: ["audit", "licensing"] });
+  const { url, child } = await startServer(dataDir, databaseUrl, schema);
+  try {
+    const own = pki.services.licensing!;
+    const client = createClient(AuditService, {
+      baseUrl: url,
+      tls: { caPem: pki.caCertPem, certPem: own.certPem, keyPem: own.keyPem },
+      retries: 0,
+      timeoutMs: 30_000,
+    });
+    const call = async () => {
+      const res = await client.append({ events: batchOfEvents() });
+      if (res.appended !== BATCH) throw new Error(`expected ${BATCH} appended, got ${res.appended}`);
+    };
+    await measureRate(call, PRODUCERS, WARMUP_MS);
+    const append = (await measureRate(call, PRODUCERS, DURATION_MS)) * BATCH;
+    const baseline =
+      driver === "sqlite"
+        ? (sqliteBaseline(join(dataDir, "audit.sqlite"), WARMUP_MS), sqliteBaseline(join(dataDir, "audit.sqlite"), DURATION_MS))
+        : (await pgBaseline(databaseUrl!, schema!, WARMUP_MS), await pgBaseline(databaseUrl!, schema!, DURATION_MS));
+    return {
+      name: `audit Append over mTLS, batches of ${BATCH}, ${PRODUCERS} producers (${driver})`,
+      value: append,
+      unit: "events/s",
+      baseline: `bare batched INSERT, ${BATCH} rows/tx (${driver})`,
+      baselineValue: baseline,
+      ratio: append / baseline,
+      goal: "≥ 0.4",
+    };
+  } finally {
+    await stopServer(child);
+    if (schema) {
+      const c = new pg.Client({ connectionString: databaseUrl });
+      await c.connect();
+      await c.query(`drop schema if exists "${schema}" cascade`);
+      await c.end();
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Runs the audit benchmark on SQLite, and on PostgreSQL when DATABASE_URL is set. */
+export async function benchAudit(): Promise<BenchResult[]> {
+  const results = [await benchOn("sqlite", undefined)];
+  const databaseUrl = process.env.DATABASE_URL;
+  if (databaseUrl) results.push(await benchOn("postgresql", databaseUrl));
+  else console.error("audit bench: DATABASE_URL unset, PostgreSQL skipped");
+  return results;
+}
+
+/** The child side: the real audit app on the bench's dev PKI, reporting its URL to the parent. */
+async function serve(dataDir: string, schema: string): Promise<void> {
+  const { startAudit } = await import("@lcp/audit/app");
+  const { ensureDevAdminIssuer } = await import("@lcp/tokens");
+  const pki = await ensureDevPki({ dir: join(dataDir, "pki"), services: ["audit", "licensing"] });
+  const own = pki.services.audit!;
+  const dev = await ensureDevAdminIssuer(join(dataDir, "pki"));
+  const databaseUrl = process.env.DATABASE_URL || undefined;
+  const app = await startAudit({
+    app: "audit",
+    host: "127.0.0.1",
+    port: 0,
+    dataDir,
+    ...(databaseUrl ? { databaseUrl } : {}),
+    databaseSchema: schema || undefined,
+    trustDomain: "lcp.local",
+    tls: { certPem: own.certPem, keyPem: own.keyPem, caPem: pki.caCertPem, source: "files" },
+    adminTokens: { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true },
+    // Request logs at warn: the figure is the Append path, not terminal output.
+    logLevel: "warn",
+    maxClockSkewMs: 5 * 60_000,
+  });
+  process.send?.({ url: app.url });
+  process.once("SIGTERM", () => void app.close().then(() => process.exit(0)));
+}
+
+const entry = process.argv[1] ? fileURLToPath(import.meta.url) === process.argv[1] : false;
+if (process.argv[2] === "--serve") {
+  await serve(process.argv[3]!, process.argv[4] ?? "");
+} else if (entry) {
+  printResults(await benchAudit());
+}
