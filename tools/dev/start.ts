@@ -1,11 +1,12 @@
 /**
  * `npm start`: the whole control plane on one machine. Four processes (one per app, each its own
- * port and SQLite database under DATA_DIR), the dev PKI, admin-token issuer and key-encryption
- * key made on first run and reused after. Prints each endpoint and a ready grpcurl line; Ctrl-C
- * stops all four cleanly.
+ * port and SQLite database under DATA_DIR, or its own schema when DATABASE_URL names a
+ * PostgreSQL), the dev PKI, admin-token issuer and key-encryption key made on first run and
+ * reused after. Prints each endpoint and ready grpcurl / buf curl lines; Ctrl-C stops all four.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { join, resolve } from "node:path";
+import { createServer } from "node:net";
+import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
@@ -18,7 +19,7 @@ const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
 const dataDir = resolve(process.env.DATA_DIR ?? "./data");
 const host = process.env.HOST ?? "127.0.0.1";
 
-/** The apps in start order: licensing needs signing-keys' trust bundle, fleet-sweep needs licensing. */
+/** The four apps on their fixed ports (DESIGN.md §12). */
 const APPS = [
   { name: "signing-keys", port: 7444 },
   { name: "audit", port: 7445 },
@@ -29,41 +30,53 @@ const APPS = [
 const url = (port: number) => `https://localhost:${port}`;
 const portOf = (name: string) => APPS.find((a) => a.name === name)!.port;
 
+const children = new Map<string, ChildProcess>();
+let stopping = false;
+
+/** Stops every app (SIGTERM, SIGKILL after 15 s) and exits with `code`. */
+const stopAll = async (code: number): Promise<never> => {
+  if (!stopping) {
+    stopping = true;
+    console.log("stopping…");
+    // Consumers first (fleet-sweep, licensing), so none logs errors about a dependency that left.
+    for (const name of ["fleet-sweep", "licensing", "signing-keys", "audit"]) {
+      const child = children.get(name);
+      if (!child) continue;
+      await new Promise<void>((done) => {
+        if (child.exitCode !== null || child.signalCode !== null) return done();
+        const kill = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        child.once("exit", () => {
+          clearTimeout(kill);
+          done();
+        });
+        child.kill("SIGTERM");
+      });
+    }
+    console.log("stopped");
+  }
+  process.exit(code);
+};
+
 async function main(): Promise<void> {
+  // Before anything is written: a second `npm start` (or anything else on our ports) must fail
+  // with a sentence, not with four apps dying of EADDRINUSE in interleaved logs.
+  const busy = await busyPorts();
+  if (busy.length > 0) {
+    const list = busy.map((a) => `${a.port} (${a.name})`).join(", ");
+    throw new Error(`port ${list} already in use on ${host} — is another \`npm start\` running? Stop it first.`);
+  }
+
   // Made here, once, before any app starts, so four processes never race to create them.
   const pki = await ensureDevPki({ dir: join(dataDir, "pki"), services: [...DEV_PKI_SERVICES] });
   await ensureDevAdminIssuer(join(dataDir, "pki"));
   await loadOrCreateDevKek(dataDir);
   console.log(`${pki.created ? "created" : "reusing"} dev PKI in ${join(dataDir, "pki")}`);
 
-  const children = new Map<string, ChildProcess>();
-  let stopping = false;
-
-  const stopAll = async (code: number): Promise<never> => {
-    if (!stopping) {
-      stopping = true;
-      console.log("stopping…");
-      await Promise.all(
-        [...children.values()].reverse().map(
-          (child) =>
-            new Promise<void>((done) => {
-              if (child.exitCode !== null || child.signalCode !== null) return done();
-              const kill = setTimeout(() => child.kill("SIGKILL"), 15_000);
-              child.once("exit", () => {
-                clearTimeout(kill);
-                done();
-              });
-              child.kill("SIGTERM");
-            }),
-        ),
-      );
-      console.log("stopped");
-    }
-    process.exit(code);
-  };
   process.once("SIGINT", () => void stopAll(0));
   process.once("SIGTERM", () => void stopAll(0));
 
+  // All four at once: licensing waits for signing-keys' trust bundle by itself and the audit
+  // relays retry until audit answers, so start order does not matter and startup is faster.
   for (const app of APPS) {
     const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", join(repoRoot, "apps", app.name, "src/main.ts")], {
       cwd: repoRoot,
@@ -87,10 +100,17 @@ async function main(): Promise<void> {
       console.error(`${app.name} exited (${signal ?? `code ${code}`}); stopping the others`);
       void stopAll(1);
     });
-    await waitServing(app.name, app.port, pki.caCertPem);
   }
+  await Promise.all(APPS.map((app) => waitServing(app.name, app.port, pki.caCertPem)));
 
-  const ca = join(dataDir, "pki", "ca.crt");
+  // Paths as the operator would type them from the repository root.
+  const shown = (path: string) => {
+    const rel = relative(process.cwd(), path);
+    return rel !== "" && !rel.startsWith("..") ? rel : path;
+  };
+  const ca = shown(join(dataDir, "pki", "ca.crt"));
+  const tokenEnv = resolve("./data") === dataDir ? "" : `DATA_DIR=${shown(dataDir)} `;
+  const token = `$(${tokenEnv}npm run -s token -- --role support)`;
   console.log(`
 control plane ready (data in ${dataDir})
   licensing     ${url(7443)}   licensing.v1.LicensingService, ApplianceService, ReconcileService
@@ -99,16 +119,32 @@ control plane ready (data in ${dataDir})
   fleet-sweep   ${url(7446)}   fleet.v1.FleetSweepService
 
 try:
-  grpcurl -cacert ${ca} -H "authorization: Bearer $(npm run -s token -- --role support)" localhost:7443 licensing.v1.LicensingService/ListLicenses
-  grpcurl -cacert ${ca} localhost:7444 signing.v1.SigningKeyService/GetJwks
-  npx buf curl --cacert ${ca} --reflect --list-methods https://localhost:7443
+  grpcurl -cacert ${ca} -H "authorization: Bearer ${token}" localhost:7443 licensing.v1.LicensingService/ListLicenses
+  npx buf curl --cacert ${ca} --protocol grpc --reflect -H "authorization: Bearer ${token}" ${url(7443)}/licensing.v1.LicensingService/ListLicenses
+  npx buf curl --cacert ${ca} --protocol grpc --reflect ${url(7444)}/signing.v1.SigningKeyService/GetJwks
+  npx buf curl --cacert ${ca} --reflect --list-methods ${url(7443)}
 Ctrl-C stops all four.`);
 }
 
-/** Polls grpc.health.v1 Check until the app says SERVING (60 s at most). */
+/** The apps whose fixed port cannot be bound on `host` right now. */
+async function busyPorts(): Promise<Array<(typeof APPS)[number]>> {
+  const results = await Promise.all(
+    APPS.map(
+      (app) =>
+        new Promise<boolean>((done) => {
+          const probe = createServer();
+          probe.once("error", () => done(true));
+          probe.listen(app.port, host, () => probe.close(() => done(false)));
+        }),
+    ),
+  );
+  return APPS.filter((_, i) => results[i]);
+}
+
+/** Polls grpc.health.v1 Check until the app says SERVING (90 s at most: a first start compiles four apps). */
 async function waitServing(name: string, port: number, caPem: string): Promise<void> {
   const health = createClient(Health, { baseUrl: url(port), tls: { caPem }, timeoutMs: 1_000, retries: 0 });
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 90_000;
   for (;;) {
     try {
       const res = await health.check(create(HealthCheckRequestSchema, { service: "" }));
@@ -116,12 +152,13 @@ async function waitServing(name: string, port: number, caPem: string): Promise<v
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`${name} did not become healthy on port ${port} within 60 s`);
+    if (Date.now() > deadline) throw new Error(`${name} did not become healthy on port ${port} within 90 s`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
 
 await main().catch((err: unknown) => {
   console.error("npm start failed:", err instanceof Error ? err.message : err);
-  process.exit(1);
+  // Never leave an app running behind a start that failed half-way.
+  void stopAll(1);
 });
