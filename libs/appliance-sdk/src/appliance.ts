@@ -7,7 +7,7 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { Agent as HttpsAgent } from "node:https";
 import { durationMs, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { Http2SessionManager, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { decodeJwt, type JSONWebKeySet } from "jose";
 import {
@@ -421,13 +421,8 @@ class ApplianceImpl implements Appliance {
   }
 
   state(): ApplianceStateView {
-    return this.refreshOrEvaluate();
-  }
-
-  private refreshOrEvaluate(): ApplianceStateView {
     // A read also reports a change, so a host polling state() and one listening agree.
-    const view = this.refresh();
-    return view;
+    return this.refresh();
   }
 
   status(): ApplianceStatus {
