@@ -100,12 +100,16 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
 
   type AnyMetric = Counter<string> | Gauge<string> | Histogram<string>;
   type Ctor = new (config: never) => AnyMetric;
-  function getOrCreate<M extends AnyMetric>(kind: Ctor, config: { name: string; labelNames?: readonly string[] }, make: () => M): M {
+  interface Named {
+    readonly name: string;
+    readonly labelNames?: readonly string[];
+  }
+  function getOrCreate<M extends AnyMetric>(kind: Ctor, config: Named, make: () => M): M {
     const existing = registry.getSingleMetric(config.name);
     if (existing === undefined) return make();
-    const labels = (existing as unknown as { labelNames?: readonly string[] }).labelNames ?? [];
-    const wanted = config.labelNames ?? [];
-    if (!(existing instanceof kind) || labels.length !== wanted.length || labels.some((l, i) => l !== wanted[i])) {
+    const have = (existing as unknown as Named).labelNames ?? [];
+    const want = config.labelNames ?? [];
+    if (!(existing instanceof kind) || have.length !== want.length || have.some((l, i) => l !== want[i])) {
       throw new Error(`metric ${config.name} is already registered with another type or labels`);
     }
     return existing as M;
@@ -116,7 +120,10 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
     help?: string,
     labelNames?: readonly L[],
   ): Counter<L> {
-    const config = typeof nameOrConfig === "string" ? { name: nameOrConfig, help: help ?? "", labelNames } : nameOrConfig;
+    const config =
+      typeof nameOrConfig === "string"
+        ? { name: nameOrConfig, help: help ?? "", labelNames: labelNames ?? [] }
+        : nameOrConfig;
     return getOrCreate(Counter as Ctor, config, () => new Counter<L>({ ...config, registers: [registry] }));
   }
 
@@ -126,8 +133,11 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
     labelNames?: readonly L[],
     collect?: GaugeConfiguration<L>["collect"],
   ): Gauge<L> {
+    // Only set keys: an explicit `undefined` would override prom-client's own defaults.
     const config =
-      typeof nameOrConfig === "string" ? { name: nameOrConfig, help: help ?? "", labelNames, collect } : nameOrConfig;
+      typeof nameOrConfig === "string"
+        ? { name: nameOrConfig, help: help ?? "", labelNames: labelNames ?? [], ...(collect ? { collect } : {}) }
+        : nameOrConfig;
     return getOrCreate(Gauge as Ctor, config, () => new Gauge<L>({ ...config, registers: [registry] }));
   }
 
@@ -139,7 +149,12 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
   ): Histogram<L> {
     const config =
       typeof nameOrConfig === "string"
-        ? { name: nameOrConfig, help: help ?? "", labelNames, buckets: [...(buckets ?? RPC_DURATION_BUCKETS)] }
+        ? {
+            name: nameOrConfig,
+            help: help ?? "",
+            labelNames: labelNames ?? [],
+            buckets: [...(buckets ?? RPC_DURATION_BUCKETS)],
+          }
         : { buckets: [...RPC_DURATION_BUCKETS], ...nameOrConfig };
     return getOrCreate(Histogram as Ctor, config, () => new Histogram<L>({ ...config, registers: [registry] }));
   }
