@@ -109,6 +109,8 @@ export interface ChangeRequest<P = void> {
   prepare?(loaded: Loaded, plan: ChangePlan<P>): Promise<P>;
   /** Derive at this time instead of the server clock (reconcile's `now`). */
   at?: Date;
+  /** Facts the caller already loaded (e.g. for a pre-check before signing): used for the first attempt. */
+  initial?: Loaded;
 }
 
 /** What a committed change did. */
@@ -177,7 +179,7 @@ export async function loadForDecision(deps: CoreDeps, deploymentId: string, at?:
  */
 export async function applyDeploymentChange<P = void>(deps: CoreDeps, request: ChangeRequest<P>): Promise<ChangeResult<P>> {
   for (let attempt = 1; ; attempt++) {
-    const loaded = await loadForDecision(deps, request.deploymentId, request.at);
+    const loaded = attempt === 1 && request.initial ? request.initial : await loadForDecision(deps, request.deploymentId, request.at);
     const decision = request.decide(loaded);
     if (isRefusal(decision)) {
       throw new DomainError(decision.code, decision.message, decision.field ? { field: decision.field } : {});

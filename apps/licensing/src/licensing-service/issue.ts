@@ -50,6 +50,7 @@ export async function issueLicenseFor(deps: LicensingDeps, call: CallContext, re
     deploymentId: input.deploymentId,
     call,
     action: "license.issue",
+    initial: before,
     decide(loaded) {
       const verdict = issueLicense(loaded.facts, input.expiresAt.getTime(), loaded.now.getTime());
       if (!verdict.ok) return verdict;
