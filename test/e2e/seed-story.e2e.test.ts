@@ -1,0 +1,208 @@
+/**
+ * The product page's whole story across the four real processes, over TLS/mTLS, on SQLite and
+ * (when DATABASE_URL is set) PostgreSQL: provision with an auto-issued licence → an appliance on
+ * `@lcp/appliance-sdk` activates → subscription INVALID → SUSPENDED → VALID → ACTIVE → revoke →
+ * LOCKED and activation refused for ever, the box locking itself → on another deployment a new
+ * box after rebind activates → sweep → the audit trail shows every step in order with its actor,
+ * and VerifyChain is ok.
+ *
+ * Grows with the apps: the heartbeat stream (ListHeartbeats, directives at the box) and
+ * Reconcile (a SUCCEEDED, idempotent sweep) are asserted once licensing serves them.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ActivationError, type Appliance } from "@lcp/appliance-sdk";
+import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
+import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
+import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
+import { DeploymentKind, DeploymentState, LicenseStatus, LockReason, SubscriptionStatus, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
+import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
+import { verifyLicenseToken } from "@lcp/tokens";
+import { e2eDatabases, startCluster, type Cluster } from "../support/cluster.js";
+import { applianceFor, auditTrail, describeEvent, eventually, TOKEN_ISSUER } from "../support/story.js";
+
+describe.each(e2eDatabases())("the seed's story across real processes ($name)", ({ databaseUrl }) => {
+  let cluster: Cluster;
+  const boxes: Appliance[] = [];
+  // What the story made, for later steps and the audit check.
+  let ward: { deployment: Deployment; license: License };
+  let theatre: { deployment: Deployment; license: License };
+  let sweepId: string;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ databaseUrl });
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(boxes.map((b) => b.stop().catch(() => undefined)));
+    await cluster?.stop();
+  }, 60_000);
+
+  const onboarding = () => cluster.adminClient(LicensingService, "onboarding");
+  const support = () => cluster.adminClient(LicensingService, "support");
+  const stateOf = async (deploymentId: string) => {
+    const d = (await support().getDeployment({ deploymentId })).deployment!;
+    return [DeploymentState[d.state], LockReason[d.lockReason]];
+  };
+  const box = async (license: License, fingerprint: string) => {
+    const b = await applianceFor(cluster, license, fingerprint);
+    boxes.push(b);
+    return b;
+  };
+
+  it("provisions an on-prem deployment with an auto-issued licence signed by a control-plane key", async () => {
+    const made = await onboarding().provisionDeployment({ name: "icu-ward-3", customer: "st-mary", kind: DeploymentKind.ON_PREM });
+    ward = { deployment: made.deployment!, license: made.license! };
+    expect(DeploymentState[ward.deployment.state]).toBe("PENDING");
+    expect(LicenseStatus[ward.license.status]).toBe("ISSUED");
+
+    const jwks = JSON.parse((await cluster.adminClient(SigningKeyService, "auditor").getJwks({})).jwksJson);
+    const verified = await verifyLicenseToken(ward.license.token, { jwks, issuer: TOKEN_ISSUER });
+    expect(verified.ok && verified.claims.dep).toBe(ward.deployment.id);
+
+    const { licenses } = await support().listLicenses({ deploymentId: ward.deployment.id });
+    expect(licenses.map((l) => l.id)).toEqual([ward.license.id]);
+  });
+
+  it("the appliance activates on first run and the deployment becomes ACTIVE", async () => {
+    const a = await box(ward.license, "icu-ward-3-mainboard-A");
+    const activation = await a.activate();
+    expect(activation.deploymentId).toBe(ward.deployment.id);
+    expect(a.state().state).toBe("ACTIVE");
+    expect(await stateOf(ward.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
+    const license = (await support().getLicense({ licenseId: ward.license.id })).license!;
+    expect(LicenseStatus[license.status]).toBe("ACTIVATED");
+    expect(license.fingerprintHash).toMatch(/^[0-9a-f]{64}$/);
+
+    // It holds its stream from here on (Heartbeat answers Unimplemented until issue 5 lands; the
+    // box keeps running on its lease meanwhile, which is exactly the offline design).
+    a.start();
+    expect(a.state().state).toBe("ACTIVE");
+    expect(await stateOf(ward.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
+  });
+
+  it("an invalid subscription suspends the deployment and restoring it reactivates", async () => {
+    const suspended = (await support().setSubscriptionStatus({ deploymentId: ward.deployment.id, status: SubscriptionStatus.INVALID, reason: "invoice unpaid" })).deployment!;
+    expect([DeploymentState[suspended.state], SubscriptionStatus[suspended.subscriptionStatus]]).toEqual(["SUSPENDED", "INVALID"]);
+    expect(await stateOf(ward.deployment.id)).toEqual(["SUSPENDED", "UNSPECIFIED"]);
+
+    const restored = (await support().setSubscriptionStatus({ deploymentId: ward.deployment.id, status: SubscriptionStatus.VALID, reason: "invoice paid" })).deployment!;
+    expect(DeploymentState[restored.state]).toBe("ACTIVE");
+    expect(await stateOf(ward.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
+  });
+
+  it("revoke locks the deployment, refuses activation for ever, and the refused box locks itself", async () => {
+    const revoked = await support().revokeLicense({ licenseId: ward.license.id, reason: "reported stolen" });
+    expect(LicenseStatus[revoked.license!.status]).toBe("REVOKED");
+    expect(await stateOf(ward.deployment.id)).toEqual(["LOCKED", "REVOKED"]);
+
+    // The stolen box tries to come back by activating again: refused, and it locks itself.
+    const stolen = boxes[0]!;
+    const refusal = await stolen.activate().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refusal).toBeInstanceOf(ActivationError);
+    expect((refusal as ActivationError).code).toBe("LICENSE_REVOKED");
+    expect(stolen.state()).toMatchObject({ state: "LOCKED", reason: "REVOKED" });
+
+    // Any other box with the revoked token is refused too; a revoked licence is never rebound or replaced.
+    const other = await box(ward.license, "icu-ward-3-mainboard-Z");
+    await expect(other.activate()).rejects.toMatchObject({ code: "LICENSE_REVOKED" });
+    await expect(support().rebindLicense({ licenseId: ward.license.id, newFingerprint: "x", reason: "try" })).rejects.toMatchObject({ code: Code.FailedPrecondition });
+    expect(await stateOf(ward.deployment.id)).toEqual(["LOCKED", "REVOKED"]);
+  });
+
+  it("after a rebind to replacement hardware the new box activates and the old one is refused", async () => {
+    const made = await onboarding().provisionDeployment({ name: "theatre-1", customer: "st-mary", kind: DeploymentKind.ON_PREM });
+    theatre = { deployment: made.deployment!, license: made.license! };
+    const oldBox = await box(theatre.license, "theatre-1-mainboard-B");
+    await oldBox.activate();
+    expect(await stateOf(theatre.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
+
+    await support().rebindLicense({ licenseId: theatre.license.id, newFingerprint: "theatre-1-mainboard-C", reason: "mainboard replaced" });
+    expect(await stateOf(theatre.deployment.id)).toEqual(["PENDING", "UNSPECIFIED"]);
+
+    await expect(oldBox.activate()).rejects.toMatchObject({ code: "FINGERPRINT_MISMATCH" });
+    const newBox = await box(theatre.license, "theatre-1-mainboard-C");
+    const activation = await newBox.activate();
+    expect(activation.deploymentId).toBe(theatre.deployment.id);
+    newBox.start();
+    expect(newBox.state().state).toBe("ACTIVE");
+    expect(await stateOf(theatre.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
+  });
+
+  it("a health sweep runs on demand and its report is kept", async () => {
+    const fleet = cluster.adminClient(FleetSweepService, "support");
+    const run = (await fleet.sweep({})).sweep!;
+    sweepId = run.id;
+    expect(run.requestedBy).toBe("e2e-support");
+    const stored = (await fleet.getSweep({ sweepId })).sweep!;
+    expect(stored.id).toBe(sweepId);
+    expect(stored.finishTime).toBeDefined();
+    // Reconciliation itself (status SUCCEEDED, examined ≥ 2, a re-run with zero transitions) is
+    // licensing's ReconcileService, which answers Unimplemented until issue 6 lands.
+    const { sweeps } = await fleet.listSweeps({});
+    expect(sweeps.map((s) => s.id)).toContain(sweepId);
+  });
+
+  it("the audit trail shows every step in order with its actor, and the chain verifies", async () => {
+    const ours = new Set([ward.deployment.id, ward.license.id, theatre.deployment.id, theatre.license.id]);
+    const expected = [
+      `deployment.provision SUCCESS ADMIN:e2e-onboarding deployment`,
+      `license.issue SUCCESS ADMIN:e2e-onboarding license`,
+      `license.activate SUCCESS APPLIANCE:${ward.deployment.id} license`,
+      `subscription.update SUCCESS ADMIN:e2e-support deployment`,
+      `deployment.suspend SUCCESS ADMIN:e2e-support deployment`,
+      `subscription.update SUCCESS ADMIN:e2e-support deployment`,
+      `deployment.reactivate SUCCESS ADMIN:e2e-support deployment`,
+      `license.revoke SUCCESS ADMIN:e2e-support license`,
+      `deployment.lock SUCCESS ADMIN:e2e-support deployment`,
+      `license.activate DENIED APPLIANCE:${ward.deployment.id} license`,
+      `license.activate DENIED APPLIANCE:${ward.deployment.id} license`,
+      `license.rebind DENIED ADMIN:e2e-support license`,
+      `deployment.provision SUCCESS ADMIN:e2e-onboarding deployment`,
+      `license.issue SUCCESS ADMIN:e2e-onboarding license`,
+      `license.activate SUCCESS APPLIANCE:${theatre.deployment.id} license`,
+      `license.rebind SUCCESS ADMIN:e2e-support license`,
+      `license.activate DENIED APPLIANCE:${theatre.deployment.id} license`,
+      `license.activate SUCCESS APPLIANCE:${theatre.deployment.id} license`,
+    ];
+    // Licensing's own events arrive in the order it wrote them (one outbox, one relay).
+    const trail = await eventually("licensing's events in audit", async () => {
+      const events = (await auditTrail(cluster)).filter((e) => e.producer === "licensing" && ours.has(e.resource?.id ?? ""));
+      return events.length >= expected.length ? events : undefined;
+    });
+    expect(trail.map(describeEvent)).toEqual(expected);
+    const revoke = trail.find((e) => e.action === "license.revoke")!;
+    expect(revoke.details).toMatchObject({ reason: "reported stolen" });
+
+    // The other producers: signing-keys issued each activated box its certificate at licensing's
+    // request, and fleet-sweep recorded the operator's sweep.
+    const all = await eventually("the sweep's event in audit", async () => {
+      const events = await auditTrail(cluster);
+      return events.some((e) => e.action === "fleet.sweep") ? events : undefined;
+    });
+    const certificates = all.filter((e) => e.action === "appliance.certificate.issue" && ours.has(e.resource?.id ?? ""));
+    expect(certificates.map(describeEvent)).toEqual(Array(3).fill("appliance.certificate.issue SUCCESS SERVICE:licensing deployment"));
+    const sweep = all.find((e) => e.action === "fleet.sweep" && e.resource?.id === sweepId)!;
+    expect(`${sweep.actor?.id} ${sweep.resource?.type}`).toBe("e2e-support sweep");
+    // The trail is one gapless chain.
+    expect(all.map((e) => Number(e.seq))).toEqual(all.map((_, i) => i + 1));
+
+    const verdict = await cluster.adminClient(AuditService, "auditor").verifyChain({});
+    expect(verdict).toMatchObject({ ok: true, firstBrokenSeq: 0n, reason: "" });
+    expect(verdict.checked).toBe(verdict.headSeq);
+    expect(verdict.checked).toBeGreaterThanOrEqual(BigInt(all.length));
+  });
+
+  it("refuses what the roles do not allow, across processes", async () => {
+    const err = await cluster
+      .adminClient(LicensingService, "auditor")
+      .revokeLicense({ licenseId: theatre.license.id, reason: "not mine to do" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.PermissionDenied);
+    expect(await stateOf(theatre.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
+  });
+});

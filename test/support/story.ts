@@ -1,0 +1,68 @@
+/**
+ * Helpers shared by the e2e stories: appliances built on the real SDK against a cluster, polling
+ * until a condition holds, and reading the audit trail in the order it was written.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createAppliance, type Appliance } from "@lcp/appliance-sdk";
+import { AuditService, Outcome, ActorKind, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
+import type { License } from "@lcp/proto/licensing/v1/types_pb";
+import type { Cluster } from "./cluster.js";
+
+/** The `iss` licence and lease tokens carry (licensing's and signing-keys' default TOKEN_ISSUER). */
+export const TOKEN_ISSUER = "https://lcp.local/licensing";
+
+/** An appliance embedding `@lcp/appliance-sdk`, with its state file under `<dataDir>/boxes/`. */
+export async function applianceFor(cluster: Cluster, license: License, fingerprint: string): Promise<Appliance> {
+  const dir = join(cluster.dataDir, "boxes");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return createAppliance({
+    baseUrl: cluster.urls.licensing,
+    caPem: cluster.caPem,
+    licenseId: license.id,
+    licenseToken: license.token,
+    fingerprint,
+    // One file per licence and box: a box activating another licence starts from a clean state.
+    stateFile: join(dir, `${fingerprint}-${license.id}.json`),
+    issuer: TOKEN_ISSUER,
+    agentVersion: "e2e-box/1",
+    // Reconnect quickly in tests (default backoff climbs to 60 s).
+    backoff: { initialMs: 200, maxMs: 2_000 },
+  });
+}
+
+/** Polls `probe` every 100 ms until it returns something other than undefined (or throws after `timeoutMs`). */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The whole audit trail, oldest first (ListEvents pages newest first). */
+export async function auditTrail(cluster: Cluster): Promise<AuditEvent[]> {
+  const audit = cluster.adminClient(AuditService, "auditor");
+  const events: AuditEvent[] = [];
+  let pageToken = "";
+  do {
+    const page = await audit.listEvents({ pageSize: 500, pageToken });
+    events.push(...page.events);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  return events.sort((a, b) => Number(a.seq - b.seq));
+}
+
+/** One audit event as a readable line, for comparing trails: `action outcome actor-kind:actor-id resource-type`. */
+export function describeEvent(e: AuditEvent): string {
+  return `${e.action} ${Outcome[e.outcome]} ${ActorKind[e.actor?.kind ?? 0]}:${e.actor?.id ?? ""} ${e.resource?.type ?? ""}`;
+}
