@@ -8,6 +8,8 @@ import { COLUMNS, fromRow, listQuery, rowValues, VERIFY_PAGE, type RawRow } from
 import { walkChain } from "./chain-walk.js";
 
 const POOL_MAX = 10;
+/** At most this many events go into one group-committed statement (five full batches). */
+const GROUP_MAX_EVENTS = 5_000;
 
 // One statement text for any batch size: the rows travel as one array per column and unnest
 // zips them back, so there is one prepared statement instead of one per batch size.
@@ -32,8 +34,10 @@ const LOCKED_APPEND = `with head as (update audit_chain_head set seq = $17, hash
  *
  * Several replicas share one chain, so every append is serialised on the chain-head row. The
  * common case costs one round trip: this process remembers the head it last wrote, appends
- * are queued in-process (so they never race each other), and {@link FAST_APPEND} extends the
- * chain from the remembered head in a single statement. When another replica has moved the head
+ * are queued in-process (so they never race each other; what queued up while one statement ran
+ * goes next as one group), and {@link FAST_APPEND} extends the chain from the remembered head
+ * in a single statement. Each batch is still all-or-nothing: a group commits or fails whole.
+ * When another replica has moved the head
  * (or a duplicate slipped in between the pre-check and the insert), the statement changes
  * nothing and the append is redone the careful way: `BEGIN`, `SELECT … FOR UPDATE` of the head,
  * the duplicate check under the lock, insert, `COMMIT`.
@@ -55,30 +59,91 @@ export function createPostgresAuditStore(connectionString: string, schema: strin
   const storedIds = async (client: pg.Pool | pg.PoolClient, ids: string[]) =>
     new Set((await rows<{ id: string }>(client, "select id from audit_event where id = any($1::text[])", [ids])).map((r) => r.id));
 
-  /** Chains `events` after `head`: the 16 column arrays and the new head. */
-  const chain = (events: readonly NormalizedEvent[], producer: string, recordedAt: Date, head: { seq: number; hash: string }) => {
+  /** Chains the parts' events after `head`, in order, each with its producer: the 16 column arrays and the new head. */
+  const chain = (parts: readonly { producer: string; events: readonly NormalizedEvent[]; recordedAt: Date }[], head: { seq: number; hash: string }) => {
     const columns: unknown[][] = COLUMNS.map(() => []);
     let seq = head.seq;
     let prevHash = head.hash;
-    for (const e of events) {
-      seq++;
-      const hash = chainHash({ ...e, seq, producer }, prevHash);
-      rowValues(e, seq, producer, prevHash, hash, recordedAt, (d) => d).forEach((v, c) => columns[c]!.push(v));
-      prevHash = hash;
+    for (const { producer, events, recordedAt } of parts) {
+      for (const e of events) {
+        seq++;
+        const hash = chainHash({ ...e, seq, producer }, prevHash);
+        rowValues(e, seq, producer, prevHash, hash, recordedAt, (d) => d).forEach((v, c) => columns[c]!.push(v));
+        prevHash = hash;
+      }
     }
     return { columns, head: { seq, hash: prevHash } };
   };
 
   // The head this process last wrote (or read); undefined until the first append.
   let knownHead: { seq: number; hash: string } | undefined;
-  // In-process queue: appends of this replica take turns, so they never invalidate each other's
-  // remembered head; only other replicas can send one down the slow path.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn, fn);
-    queue = run.catch(() => undefined);
-    return run;
+  // Appends waiting for their turn. One at a time goes to the database, and whatever queued up
+  // meanwhile goes next as ONE statement (group commit): under load, many producers' batches
+  // share one round trip and one WAL flush, and this replica's appends never race each other.
+  interface Pending {
+    producer: string;
+    fresh: NormalizedEvent[];
+    total: number;
+    recordedAt: Date;
+    resolve(result: AppendResult): void;
+    reject(err: unknown): void;
+  }
+  const pending: Pending[] = [];
+  let draining = false;
+
+  const drain = async () => {
+    draining = true;
+    try {
+      while (pending.length > 0) {
+        const group: Pending[] = [];
+        let rows = 0;
+        while (pending.length > 0 && (group.length === 0 || rows + pending[0]!.fresh.length <= GROUP_MAX_EVENTS)) {
+          const next = pending.shift()!;
+          rows += next.fresh.length;
+          group.push(next);
+        }
+        await commitGroup(group);
+      }
+    } finally {
+      draining = false;
+    }
   };
+
+  async function commitGroup(group: Pending[]): Promise<void> {
+    const head = knownHead;
+    if (head) {
+      // Two producers may race the same id (a relay redelivering to this replica): first wins.
+      const seen = new Set<string>();
+      const parts = group.map((p) => ({
+        producer: p.producer,
+        recordedAt: p.recordedAt,
+        events: p.fresh.filter((e) => !seen.has(e.id) && (seen.add(e.id), true)),
+      }));
+      const next = chain(parts, head);
+      try {
+        const res = await query(pool, FAST_APPEND, [...next.columns, next.head.seq, next.head.hash, head.seq, head.hash]);
+        if (res.rowCount === seen.size) {
+          knownHead = next.head;
+          group.forEach((p, i) => p.resolve({ appended: parts[i]!.events.length, duplicates: p.total - parts[i]!.events.length, headSeq: next.head.seq }));
+          return;
+        }
+      } catch (err) {
+        // An id stored by another replica since the pre-check: redo them under the lock.
+        if (!isUniqueViolation(err)) {
+          for (const p of group) p.reject(err);
+          return;
+        }
+      }
+    }
+    // Another replica moved the head (or this is the first append): one by one, the careful way.
+    for (const p of group) {
+      try {
+        p.resolve(await lockedAppend(p.producer, p.fresh, p.total, p.recordedAt));
+      } catch (err) {
+        p.reject(err);
+      }
+    }
+  }
 
   /** `candidates`: the batch without repeats of an id; `total`: the batch's size, repeats included. */
   async function lockedAppend(producer: string, candidates: readonly NormalizedEvent[], total: number, recordedAt: Date): Promise<AppendResult> {
@@ -94,7 +159,7 @@ export function createPostgresAuditStore(connectionString: string, schema: strin
       const stored = await storedIds(client, candidates.map((e) => e.id));
       const fresh = candidates.filter((e) => !stored.has(e.id));
       if (fresh.length > 0) {
-        const next = chain(fresh, producer, recordedAt, head);
+        const next = chain([{ producer, events: fresh, recordedAt }], head);
         await query(client, LOCKED_APPEND, [...next.columns, next.head.seq, next.head.hash]);
         await client.query("commit");
         knownHead = next.head;
@@ -128,22 +193,9 @@ export function createPostgresAuditStore(connectionString: string, schema: strin
       const fresh = [...unique.values()].filter((e) => !stored.has(e.id));
       // A pure replay (the relay retrying after a lost answer) needs no lock at all.
       if (fresh.length === 0) return { appended: 0, duplicates: events.length, headSeq: (await readHead()).seq };
-      return serially(async () => {
-        const head = knownHead;
-        if (head) {
-          const next = chain(fresh, producer, recordedAt, head);
-          try {
-            const res = await query(pool, FAST_APPEND, [...next.columns, next.head.seq, next.head.hash, head.seq, head.hash]);
-            if (res.rowCount === fresh.length) {
-              knownHead = next.head;
-              return { appended: fresh.length, duplicates: events.length - fresh.length, headSeq: next.head.seq };
-            }
-          } catch (err) {
-            // An id stored by another replica since the pre-check: redo it under the lock.
-            if (!isUniqueViolation(err)) throw err;
-          }
-        }
-        return lockedAppend(producer, fresh, events.length, recordedAt);
+      return new Promise<AppendResult>((resolve, reject) => {
+        pending.push({ producer, fresh, total: events.length, recordedAt, resolve, reject });
+        if (!draining) void drain();
       });
     },
 
