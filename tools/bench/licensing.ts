@@ -77,6 +77,14 @@ async function startChild(request: ServeRequest): Promise<{ url: string; child: 
   return { url, child };
 }
 
+/** The child's CPU time so far (user + system, µs): per-call cost survives a busy machine better than throughput. */
+function childCpu(child: ChildProcess): Promise<number> {
+  return new Promise<number>((resolve) => {
+    child.once("message", (m) => resolve((m as { cpuMicros: number }).cpuMicros));
+    child.send("cpu");
+  });
+}
+
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   child.kill("SIGTERM");
@@ -160,8 +168,12 @@ async function benchDriver(pki: TestPki, driver: "sqlite" | "postgresql", raw: n
       deployments.push(res.deployment!.id);
     }
     const issue = (i: number) => admin.issueLicense({ deploymentId: deployments[i % deployments.length]!, entitlements: ["imaging"] });
+    // CPU of both services per call, measured around the timed run.
+    const cpu = async () => (await childCpu(licensing.child)) + (await childCpu(signing.child));
     await load(issue, CONCURRENCY, (_, ms) => ms >= WARMUP_MS);
+    let cpuBefore = await cpu();
     const issued = await load(issue, CONCURRENCY, (_, ms) => ms >= ISSUE_DURATION_MS);
+    const issueCpu = ((await cpu()) - cpuBefore) / issued.count;
 
     // Activate: one fresh on-prem deployment (auto-issued licence) and box per call, CSRs made up front.
     const fresh: { license: License; csrPem: string }[] = [];
@@ -176,7 +188,9 @@ async function benchDriver(pki: TestPki, driver: "sqlite" | "postgresql", raw: n
       return boxes.activate({ licenseId: box.license.id, licenseToken: box.license.token, fingerprint: `fp-${i}`, csrPem: box.csrPem });
     };
     await load(activate, CONCURRENCY, (n) => n >= CONCURRENCY); // warm-up: the first CONCURRENCY boxes
+    cpuBefore = await cpu();
     const activated = await load((i) => activate(i + CONCURRENCY), CONCURRENCY, (n) => n >= ACTIVATIONS);
+    const activateCpu = ((await cpu()) - cpuBefore) / activated.count;
 
     const rawMsPerSign = 1000 / raw;
     const rate = (name: string, value: number): BenchResult => ({
@@ -195,7 +209,23 @@ async function benchDriver(pki: TestPki, driver: "sqlite" | "postgresql", raw: n
       baselineValue: rawMsPerSign,
       ratio: rawMsPerSign / value,
     });
-    return [rate("IssueLicense", issued.rate), p99("IssueLicense", issued.p99), rate("Activate", activated.rate), p99("Activate", activated.p99)];
+    const rawMicrosPerSign = 1e6 / raw;
+    const cpuPerCall = (name: string, value: number): BenchResult => ({
+      name: `CPU per ${name}, licensing + signing-keys (${driver}; ratio = baseline/value)`,
+      value,
+      unit: "µs",
+      baseline: "raw crypto.sign Ed25519, time per signature",
+      baselineValue: rawMicrosPerSign,
+      ratio: rawMicrosPerSign / value,
+    });
+    return [
+      rate("IssueLicense", issued.rate),
+      p99("IssueLicense", issued.p99),
+      cpuPerCall("IssueLicense", issueCpu),
+      rate("Activate", activated.rate),
+      p99("Activate", activated.p99),
+      cpuPerCall("Activate", activateCpu),
+    ];
   } finally {
     for (const child of children.reverse()) await stopChild(child);
     rmSync(dataDir, { recursive: true, force: true });
@@ -243,6 +273,11 @@ async function serve(): Promise<void> {
     app = await startLicensing({ ...common, app: "licensing", signingKeysUrl: req.signingKeysUrl!, replicaId: "bench" });
   }
   process.send?.({ url: app.url });
+  process.on("message", (m) => {
+    if (m !== "cpu") return;
+    const { user, system } = process.cpuUsage();
+    process.send?.({ cpuMicros: user + system });
+  });
   process.once("SIGTERM", () => void app.close().then(() => process.exit(0)));
 }
 
