@@ -26,7 +26,7 @@ let current: Held | undefined;
 
 /** `npm start` exactly as package.json runs it, in its own process group so Ctrl-C reaches the group. */
 function npmStart(): Held {
-  const env = { ...process.env, DATA_DIR: dataDir };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir };
   delete env.DATABASE_URL;
   delete env.NODE_OPTIONS;
   current = hold(process.execPath, ["--conditions=source", "--import", "tsx", "tools/dev/start.ts"], { env, detached: true });
