@@ -1,0 +1,70 @@
+/**
+ * ApplianceService.Heartbeat (bidi stream) and SendHeartbeat (unary, also over HTTP/1.1): "The
+ * appliance renews by heartbeat (POST /licenses/:id/heartbeat)". Identity and the certificate
+ * serial were checked once when the call opened (libs/rpc authn + licensing's checkAppliance);
+ * everything after that is session.ts.
+ *
+ * The stream's two directions run independently: a reader task feeds the box's messages to the
+ * session one at a time, and the response generator drains the session's queue, into which the
+ * reader (acks), the hub (pushed directives) and background work (lease and certificate
+ * renewals) all push. A refusal ends the queue with the error after what was queued before it,
+ * so "LOCK, then FailedPrecondition" reaches the box in that order.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { SendHeartbeatResponseSchema, type ApplianceService, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { DomainError, principalKey, type AppliancePrincipal } from "@lcp/rpc";
+import { callContextOf } from "../core/audit.js";
+import { lockReasonToProto, stateToProto } from "../mapping.js";
+import { createPushQueue } from "./push-queue.js";
+import { HeartbeatStream, unaryHeartbeat, validateHello, type HeartbeatContext, type HeartbeatOut } from "./session.js";
+
+function appliancePrincipal(ctx: HandlerContext): AppliancePrincipal {
+  const principal = ctx.values.get(principalKey);
+  // The policy admits only appliances here; this guards a misconfigured policy table.
+  if (principal.kind !== "appliance") throw new DomainError("PERMISSION_DENIED", "only appliances may send heartbeats");
+  return principal;
+}
+
+/** Builds the Heartbeat and SendHeartbeat handlers. */
+export function createHeartbeatHandlers(hb: HeartbeatContext): Pick<ServiceImpl<typeof ApplianceService>, "heartbeat" | "sendHeartbeat"> {
+  return {
+    async *heartbeat(requests: AsyncIterable<HeartbeatRequest>, ctx: HandlerContext): AsyncIterable<HeartbeatOut> {
+      const principal = appliancePrincipal(ctx);
+      const out = createPushQueue<HeartbeatOut>();
+      const stream = new HeartbeatStream(hb, principal, callContextOf(ctx), out);
+      void (async () => {
+        try {
+          for await (const message of requests) {
+            if (stream.isClosed) break;
+            await stream.onMessage(message);
+          }
+          // The box half-closed: nothing more to answer.
+          out.close();
+        } catch (err) {
+          out.fail(err);
+        } finally {
+          stream.dispose();
+        }
+      })();
+      try {
+        yield* out;
+      } finally {
+        stream.dispose();
+      }
+    },
+
+    async sendHeartbeat(req, ctx) {
+      const principal = appliancePrincipal(ctx);
+      const input = validateHello(req);
+      const result = await unaryHeartbeat(hb, principal, callContextOf(ctx), input, req.ackedDirectiveIds);
+      return create(SendHeartbeatResponseSchema, {
+        serverTime: timestampFromMs(result.now.getTime()),
+        state: stateToProto(result.derived.state),
+        lockReason: lockReasonToProto(result.derived.lockReason),
+        directives: result.directives,
+      });
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * The heartbeat module, wired by app.ts: the coalescing last-seen writer, the change notifier,
+ * the stream hub (which is the app's directive publisher), and the handlers it contributes to
+ * ApplianceService (Heartbeat, SendHeartbeat) and LicensingService (ListHeartbeats,
+ * SendDirective). Built in two steps because the hub must exist before the core's deps (it is
+ * their publisher) and the handlers need those deps.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
+import { createChangeNotifier, type Database } from "@lcp/persistence";
+import type { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import type { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
+import type { Logger } from "@lcp/rpc";
+import { callContextOf } from "../core/audit.js";
+import { auditRefusals, type LicensingDeps } from "../deps.js";
+import { createHeartbeatHandlers } from "./appliance-handlers.js";
+import { createLastSeenWriter, type LastSeenWriter } from "./last-seen-writer.js";
+import { listHeartbeats, sendDirective } from "./operator-handlers.js";
+import { HeartbeatPresenceEntity } from "./presence-entity.js";
+import { DEFAULT_HEARTBEAT_LIMITS, type HeartbeatContext, type HeartbeatLimits } from "./session.js";
+import { createStreamHub, type StreamHub } from "./stream-hub.js";
+
+export { HeartbeatPresenceEntity } from "./presence-entity.js";
+export type { HeartbeatLimits } from "./session.js";
+
+/** Options of {@link createHeartbeatModule}. */
+export interface HeartbeatModuleOptions {
+  db: Database;
+  log: Logger;
+  now: () => Date;
+  replicaId: string;
+  /** Longest wait before a last-seen mark is written (default 1 s). */
+  flushEveryMs?: number;
+  limits?: Partial<HeartbeatLimits>;
+}
+
+/** The running module. */
+export interface HeartbeatModule {
+  hub: StreamHub;
+  writer: LastSeenWriter;
+  /** The handlers, once the core's deps (with `hub` as their publisher) exist. */
+  handlers(deps: LicensingDeps): {
+    appliance: Pick<ServiceImpl<typeof ApplianceService>, "heartbeat" | "sendHeartbeat">;
+    licensing: Pick<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective">;
+  };
+  /** Flushes the last marks and stops listening; call after the server closed (streams ended). */
+  close(): Promise<void>;
+}
+
+/** Creates the hub, the writer and the notifier; clears presence rows a previous run of this replica left behind. */
+export async function createHeartbeatModule(options: HeartbeatModuleOptions): Promise<HeartbeatModule> {
+  const { db, log, replicaId } = options;
+  // A replica that crashed left its streams' rows; they are ours to clear, nobody else's.
+  await db.em().nativeDelete(HeartbeatPresenceEntity, { replica: replicaId });
+  const notifier = await createChangeNotifier(db, "deployment_changed", log);
+  const writer = createLastSeenWriter({ db, log, flushEveryMs: options.flushEveryMs });
+  let hub: StreamHub;
+  try {
+    hub = await createStreamHub({ db, log, replicaId, notifier, now: options.now });
+  } catch (err) {
+    await notifier.close();
+    throw err;
+  }
+  const limits = { ...DEFAULT_HEARTBEAT_LIMITS, ...options.limits };
+  return {
+    hub,
+    writer,
+    handlers(deps) {
+      const ctx: HeartbeatContext = { deps, hub, writer, limits };
+      return {
+        appliance: createHeartbeatHandlers(ctx),
+        licensing: {
+          listHeartbeats: (req) => listHeartbeats(ctx, req),
+          async sendDirective(req, handlerCtx) {
+            const call = callContextOf(handlerCtx);
+            return auditRefusals(
+              deps,
+              call,
+              { action: "directive.send", resource: { type: "deployment", id: req.deploymentId.slice(0, 64) }, details: { type: req.type } },
+              () => sendDirective(ctx, call, req),
+            );
+          },
+        },
+      };
+    },
+    async close() {
+      hub.close();
+      await writer.close();
+      await notifier.close();
+    },
+  };
+}

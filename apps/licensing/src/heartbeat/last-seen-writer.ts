@@ -1,0 +1,188 @@
+/**
+ * The heartbeat hot path's only writer (DESIGN.md §8): healthy beats do not touch the ORM, they
+ * mark the deployment as seen in memory, and at most once per `flushEveryMs` (1 s) every mark
+ * since the last flush is written in ONE statement — `UPDATE … SET last_seen_at = CASE id …` on
+ * SQLite, an `UPDATE … FROM (VALUES …)` join on PostgreSQL. Stream presence (which replica holds
+ * which box) rides in the same flush, so a reconnect storm of 10,000 boxes costs a handful of
+ * statements a second, not 10,000 transactions.
+ *
+ * `last_seen_at` is a fact, but this write deliberately does not bump the deployment's version:
+ * a healthy beat that changes no derived state must not make every concurrent change (revoke,
+ * sweep) lose its compare-and-set. A change that read the facts just before a flush writes its
+ * (≤ 1 s older) last_seen back; the box's next beat moves it forward again. Beats that change the
+ * derived state (GRACE → ACTIVE) never come here: they take the synchronous change path.
+ */
+import type { Database } from "@lcp/persistence";
+import type { Logger } from "@lcp/rpc";
+import { PRESENCE_TABLE } from "./presence-entity.js";
+
+/** Options of {@link createLastSeenWriter}. */
+export interface LastSeenWriterOptions {
+  db: Database;
+  log: Logger;
+  /** The longest a mark waits before it is written. Default 1,000 ms. */
+  flushEveryMs?: number;
+  /** Rows per statement (SQLite binds at most 32,766 parameters). Default 2,000. */
+  batchSize?: number;
+}
+
+/** A held stream, as the heartbeat screen shows it. */
+export interface PresenceRow {
+  streamId: string;
+  deploymentId: string;
+  replica: string;
+  connectedAt: Date;
+  agentVersion: string;
+}
+
+/** The coalescing writer. */
+export interface LastSeenWriter {
+  /** The box of `deploymentId` was seen at server time `at` (kept: the latest per deployment). */
+  seen(deploymentId: string, at: Date): void;
+  /** A stream was opened (written with the next flush). */
+  connected(row: PresenceRow): void;
+  /** A stream ended (written with the next flush). */
+  disconnected(streamId: string): void;
+  /** Writes everything marked so far now (tests, shutdown). */
+  flush(): Promise<void>;
+  /** Statements written so far, by kind (tests prove coalescing with it; also exported as a metric). */
+  readonly statements: { lastSeen: number; presence: number };
+  /** Marks waiting for the next flush. */
+  pending(): number;
+  /** Writes what is pending and stops the timer. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_FLUSH_MS = 1_000;
+const DEFAULT_BATCH = 2_000;
+
+/** Creates the writer; its timer runs only while something is pending. */
+export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWriter {
+  const { db, log } = options;
+  const flushEveryMs = options.flushEveryMs ?? DEFAULT_FLUSH_MS;
+  const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  let marks = new Map<string, Date>();
+  let joins = new Map<string, PresenceRow>();
+  let leaves = new Set<string>();
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> | null = null;
+  let closed = false;
+  const statements = { lastSeen: 0, presence: 0 };
+
+  const schedule = () => {
+    if (timer || closed) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void flush().catch((err: unknown) => log.warn({ err }, "could not write heartbeat last-seen batch; retrying with the next flush"));
+    }, flushEveryMs);
+    timer.unref();
+  };
+
+  async function writeLastSeen(batch: [string, Date][]): Promise<void> {
+    const conn = db.em().getConnection();
+    if (db.driver === "postgresql") {
+      const values = batch.map(() => "(?, ?::timestamptz)").join(", ");
+      await conn.execute(
+        `update deployment as d set last_seen_at = v.ts from (values ${values}) as v(id, ts) ` +
+          // Only forward, and only for a bound box: a flush landing just after a rebind must not
+          // make the unbound deployment look seen.
+          `where d.id = v.id and d.activated_at is not null and (d.last_seen_at is null or d.last_seen_at < v.ts)`,
+        batch.flatMap(([id, at]) => [id, at]),
+        "run",
+      );
+    } else {
+      const cases = batch.map(() => "when ? then ?").join(" ");
+      const ids = batch.map(() => "?").join(", ");
+      await conn.execute(
+        `update deployment set last_seen_at = max(coalesce(last_seen_at, 0), case id ${cases} end) ` +
+          `where id in (${ids}) and activated_at is not null`,
+        [...batch.flatMap(([id, at]) => [id, at]), ...batch.map(([id]) => id)],
+        "run",
+      );
+    }
+    statements.lastSeen++;
+  }
+
+  async function writePresence(add: PresenceRow[], remove: string[]): Promise<void> {
+    const conn = db.em().getConnection();
+    if (remove.length > 0) {
+      await conn.execute(`delete from ${PRESENCE_TABLE} where stream_id in (${remove.map(() => "?").join(", ")})`, remove, "run");
+      statements.presence++;
+    }
+    if (add.length > 0) {
+      const values = add.map(() => "(?, ?, ?, ?, ?)").join(", ");
+      await conn.execute(
+        `insert into ${PRESENCE_TABLE} (stream_id, deployment_id, replica, connected_at, agent_version) values ${values}`,
+        add.flatMap((r) => [r.streamId, r.deploymentId, r.replica, r.connectedAt, r.agentVersion]),
+        "run",
+      );
+      statements.presence++;
+    }
+  }
+
+  async function flushOnce(): Promise<void> {
+    const batch = marks;
+    const add = joins;
+    const remove = leaves;
+    marks = new Map();
+    joins = new Map();
+    leaves = new Set();
+    try {
+      // A stream that opened and closed within one flush never needs a row.
+      for (const id of remove) if (add.delete(id)) remove.delete(id);
+      const rows = [...add.values()];
+      const gone = [...remove];
+      for (let i = 0; i < Math.max(rows.length, gone.length); i += batchSize) {
+        await writePresence(rows.slice(i, i + batchSize), gone.slice(i, i + batchSize));
+      }
+      const entries = [...batch];
+      for (let i = 0; i < entries.length; i += batchSize) await writeLastSeen(entries.slice(i, i + batchSize));
+    } catch (err) {
+      // Put back what was not written, unless something newer was marked meanwhile.
+      for (const [id, at] of batch) {
+        const newer = marks.get(id);
+        if (!newer || newer < at) marks.set(id, at);
+      }
+      for (const [id, row] of add) if (!leaves.has(id)) joins.set(id, row);
+      for (const id of remove) leaves.add(id);
+      throw err;
+    } finally {
+      if (marks.size + joins.size + leaves.size > 0) schedule();
+    }
+  }
+
+  function flush(): Promise<void> {
+    // One flush at a time: a slow database delays the next batch instead of running two at once.
+    const next = (running ?? Promise.resolve()).then(flushOnce, flushOnce);
+    const mine = next.finally(() => {
+      if (running === mine) running = null;
+    });
+    running = mine;
+    return mine;
+  }
+
+  return {
+    seen(deploymentId, at) {
+      marks.set(deploymentId, at);
+      schedule();
+    },
+    connected(row) {
+      joins.set(row.streamId, row);
+      schedule();
+    },
+    disconnected(streamId) {
+      leaves.add(streamId);
+      schedule();
+    },
+    flush,
+    statements,
+    pending: () => marks.size + joins.size + leaves.size,
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      if (marks.size + joins.size + leaves.size > 0) await flush().catch((err: unknown) => log.warn({ err }, "last heartbeat batch not written at shutdown"));
+      else await running;
+    },
+  };
+}

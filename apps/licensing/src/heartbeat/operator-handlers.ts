@@ -1,0 +1,222 @@
+/**
+ * The heartbeat screen (licensing/heartbeats): ListHeartbeats (heartbeat.read) — last seen, lag,
+ * whether a stream is held and by which replica, the reported agent version, the lease seq and
+ * the pending directive count — and SendDirective (directive.send): REFRESH_KEYS (with the current
+ * JWKS), SET_INTERVAL (1 s to 1 h), RENEW_LEASE (a freshly signed lease) and RENEW_CERTIFICATE
+ * (asks the box to renew), stored as pending, pushed at once when the box is connected to any
+ * replica (`delivered`), audited directive.send with the directive in the same transaction.
+ */
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { clampPageSize, deriveState, HEARTBEAT_INTERVAL_RANGE_MS, type DeploymentState } from "@lcp/domain";
+import {
+  ListHeartbeatsResponseSchema,
+  SendDirectiveResponseSchema,
+  type ListHeartbeatsRequest,
+  type ListHeartbeatsResponse,
+  type SendDirectiveRequest,
+  type SendDirectiveResponse,
+} from "@lcp/proto/licensing/v1/licensing_service_pb";
+import { DirectiveType, HeartbeatStatusSchema } from "@lcp/proto/licensing/v1/types_pb";
+import { DomainError } from "@lcp/rpc";
+import type { FilterQuery } from "@mikro-orm/core";
+import { createHash } from "node:crypto";
+import type { AuditSpec, CallContext } from "../core/audit.js";
+import { loadForDecision } from "../core/deployment-change.js";
+import { deploymentStateCondition } from "../licensing-service/queries.js";
+import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId } from "../licensing-service/validate.js";
+import { stateFromProto, stateToProto, type DirectiveTypeName } from "../mapping.js";
+import { DeploymentEntity, DirectiveEntity, LicenseEntity, type DeploymentRow } from "../storage/entities.js";
+import { factsOf, loadSettings } from "../storage/repository.js";
+import { renewLease, storeDirective } from "./directive-store.js";
+import { HeartbeatPresenceEntity } from "./presence-entity.js";
+import type { HeartbeatContext } from "./session.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A validated ListHeartbeats request. */
+interface ListHeartbeatsQuery {
+  deploymentId: string | null;
+  states: DeploymentState[];
+  pageSize: number;
+  afterId: string | null;
+}
+
+function filterKey(filter: unknown): string {
+  return createHash("sha256").update(JSON.stringify(filter)).digest("base64url").slice(0, 12);
+}
+
+function validateListHeartbeats(req: ListHeartbeatsRequest): ListHeartbeatsQuery {
+  const deploymentId = req.deploymentId === "" ? null : requireId(req.deploymentId, "deployment_id");
+  const states: DeploymentState[] = [];
+  for (const s of req.states) {
+    const name = stateFromProto(s);
+    if (!name) throw invalid("states", `states holds an unknown deployment state (${s})`);
+    if (!states.includes(name)) states.push(name);
+  }
+  states.sort();
+  const size = clampPageSize(req.pageSize, LIST_PAGE);
+  if (!size.ok) throw new DomainError(size.code, size.message, { field: "page_size" });
+  const filter = { heartbeats: true, deploymentId, states };
+  let afterId: string | null = null;
+  if (req.pageToken !== "") {
+    const bad = () => new DomainError("PAGE_TOKEN_INVALID", "page_token is not one this service issued for this filter", { field: "page_token" });
+    if (req.pageToken.length > 512) throw bad();
+    let t: { a?: unknown; f?: unknown };
+    try {
+      t = JSON.parse(Buffer.from(req.pageToken, "base64url").toString("utf8")) as typeof t;
+    } catch {
+      throw bad();
+    }
+    if (typeof t.a !== "string" || !UUID.test(t.a) || t.f !== filterKey(filter)) throw bad();
+    afterId = t.a;
+  }
+  return { deploymentId, states, pageSize: size.pageSize, afterId };
+}
+
+/** ListHeartbeats: one page of deployments with their heartbeat status, derived now. */
+export async function listHeartbeats(hb: HeartbeatContext, req: ListHeartbeatsRequest): Promise<ListHeartbeatsResponse> {
+  const query = validateListHeartbeats(req);
+  const { deps, hub } = hb;
+  const em = deps.db.em();
+  const now = deps.now();
+  const settings = await loadSettings(em, now);
+  const where: FilterQuery<DeploymentRow>[] = [];
+  if (query.deploymentId) where.push({ id: query.deploymentId });
+  if (query.states.length > 0) where.push({ $or: query.states.map((s) => deploymentStateCondition(s, now, settings)) });
+  if (query.afterId) where.push({ id: { $gt: query.afterId } });
+  const rows = await em.find(DeploymentEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<DeploymentRow>, {
+    orderBy: { id: "asc" },
+    limit: query.pageSize + 1,
+    disableIdentityMap: true,
+  });
+  const page = rows.slice(0, query.pageSize);
+  const ids = page.map((r) => r.id);
+  const licenseIds = page.map((r) => r.licenseId).filter((id): id is string => id !== null);
+  // Three set-based reads for the whole page, never one per row.
+  const [presence, licenses, pending] = await Promise.all([
+    ids.length ? em.find(HeartbeatPresenceEntity, { deploymentId: { $in: ids } }, { disableIdentityMap: true, orderBy: { connectedAt: "desc" } }) : [],
+    licenseIds.length ? em.find(LicenseEntity, { id: { $in: licenseIds } }, { disableIdentityMap: true, fields: ["id", "leaseSeq"] }) : [],
+    ids.length
+      ? em
+          .createQueryBuilder(DirectiveEntity)
+          .select(["deploymentId", "count(*) as n"])
+          .where({ deploymentId: { $in: ids }, ackedAt: null })
+          .groupBy("deploymentId")
+          .execute<{ deploymentId?: string; deployment_id?: string; n: number | string }[]>("all", false)
+      : [],
+  ]);
+  const replicaOf = new Map<string, string>();
+  for (const p of presence) if (!replicaOf.has(p.deploymentId)) replicaOf.set(p.deploymentId, p.replica);
+  const seqOf = new Map(licenses.map((l) => [l.id, l.leaseSeq]));
+  const pendingOf = new Map(pending.map((p) => [p.deployment_id ?? p.deploymentId ?? "", Number(p.n)]));
+
+  const heartbeats = [];
+  for (const row of page) {
+    const derived = deriveState(factsOf(row), now.getTime(), settings);
+    if (query.states.length > 0 && !query.states.includes(derived.state)) continue;
+    const lastSeen = row.lastSeenAt ?? null;
+    const lagMs = lastSeen ? Math.max(0, now.getTime() - lastSeen.getTime()) : null;
+    // A presence row outlives a replica that died; a box silent past the timeout is not connected.
+    const fresh = lagMs !== null && lagMs <= settings.heartbeatTimeoutMs;
+    const local = hub.held(row.id) > 0;
+    const replica = local ? hub.replicaId : fresh ? (replicaOf.get(row.id) ?? "") : "";
+    heartbeats.push(
+      create(HeartbeatStatusSchema, {
+        deploymentId: row.id,
+        licenseId: row.licenseId ?? "",
+        state: stateToProto(derived.state),
+        lastSeenTime: lastSeen ? timestampFromMs(lastSeen.getTime()) : undefined,
+        lag: lagMs === null ? undefined : durationFromMs(lagMs),
+        connected: replica !== "",
+        replica,
+        agentVersion: row.agentVersion ?? "",
+        leaseSeq: BigInt(row.licenseId ? (seqOf.get(row.licenseId) ?? 0) : 0),
+        pendingDirectives: pendingOf.get(row.id) ?? 0,
+      }),
+    );
+  }
+  const more = rows.length > query.pageSize;
+  const filter = { heartbeats: true, deploymentId: query.deploymentId, states: query.states };
+  return create(ListHeartbeatsResponseSchema, {
+    heartbeats,
+    nextPageToken: more ? Buffer.from(JSON.stringify({ a: page[page.length - 1]!.id, f: filterKey(filter) }), "utf8").toString("base64url") : "",
+  });
+}
+
+const OPERATOR_DIRECTIVES: ReadonlyMap<DirectiveType, DirectiveTypeName> = new Map([
+  [DirectiveType.REFRESH_KEYS, "REFRESH_KEYS"],
+  [DirectiveType.SET_INTERVAL, "SET_INTERVAL"],
+  [DirectiveType.RENEW_LEASE, "RENEW_LEASE"],
+  [DirectiveType.RENEW_CERTIFICATE, "RENEW_CERTIFICATE"],
+]);
+
+/** A validated SendDirective request. */
+export interface SendDirectiveInput {
+  deploymentId: string;
+  type: DirectiveTypeName;
+  heartbeatIntervalMs: number | null;
+  reason: string;
+}
+
+/** Validates SendDirective's fields. */
+export function validateSendDirective(req: SendDirectiveRequest): SendDirectiveInput {
+  const deploymentId = requireId(req.deploymentId, "deployment_id");
+  const type = OPERATOR_DIRECTIVES.get(req.type);
+  if (!type) {
+    throw invalid(
+      "type",
+      req.type === DirectiveType.UNSPECIFIED
+        ? "type is required (REFRESH_KEYS, SET_INTERVAL, RENEW_LEASE or RENEW_CERTIFICATE)"
+        : "only REFRESH_KEYS, SET_INTERVAL, RENEW_LEASE and RENEW_CERTIFICATE may be sent; LOCK, SUSPEND and REACTIVATE follow from revoke and subscription changes",
+    );
+  }
+  let heartbeatIntervalMs: number | null = null;
+  if (type === "SET_INTERVAL") {
+    const ms = req.heartbeatInterval ? durationMs(req.heartbeatInterval) : NaN;
+    const { min, max } = HEARTBEAT_INTERVAL_RANGE_MS;
+    if (!Number.isFinite(ms) || ms < min || ms > max) {
+      throw new DomainError("SETTINGS_OUT_OF_RANGE", "heartbeat_interval must be between 1 s and 1 h", { field: "heartbeat_interval" });
+    }
+    heartbeatIntervalMs = ms;
+  } else if (req.heartbeatInterval) {
+    throw invalid("heartbeat_interval", "heartbeat_interval goes only with SET_INTERVAL");
+  }
+  const reason = req.reason.trim();
+  if (reason.length > MAX_REASON_LENGTH) throw invalid("reason", `reason must be at most ${MAX_REASON_LENGTH} characters`);
+  return { deploymentId, type, heartbeatIntervalMs, reason };
+}
+
+/** SendDirective; see the module comment. */
+export async function sendDirective(hb: HeartbeatContext, call: CallContext, req: SendDirectiveRequest): Promise<SendDirectiveResponse> {
+  const input = validateSendDirective(req);
+  const { deps } = hb;
+  const loaded = await loadForDecision(deps, input.deploymentId);
+  // A directive for a box that never activated would never be delivered (redelivery starts at
+  // the current activation), so say so instead of storing it.
+  if (loaded.facts.activatedAt === null || loaded.facts.boundFingerprintHash === null) {
+    throw new DomainError("NOT_ACTIVATED", "no box is activated on this deployment; nothing could receive the directive");
+  }
+  const reason = input.reason || `operator ${input.type}`;
+  const audit: AuditSpec = {
+    action: "directive.send",
+    resource: { type: "deployment", id: input.deploymentId },
+    details: { type: input.type, reason, ...(input.heartbeatIntervalMs === null ? {} : { heartbeatIntervalMs: input.heartbeatIntervalMs }) },
+  };
+  if (input.type === "RENEW_LEASE") {
+    const renewed = await renewLease(deps, input.deploymentId, reason, { call, audit });
+    if (!renewed) {
+      const state = deriveState(loaded.facts, loaded.now.getTime(), loaded.settings).state;
+      throw new DomainError("FAILED_PRECONDITION", `no lease may be issued while the deployment is ${state}`);
+    }
+    return create(SendDirectiveResponseSchema, { directive: renewed.directive, delivered: renewed.delivered });
+  }
+  const payload =
+    input.type === "REFRESH_KEYS"
+      ? { reason, jwksJson: (await deps.signing.refreshJwks()).json }
+      : input.type === "SET_INTERVAL"
+        ? { reason, heartbeatIntervalMs: input.heartbeatIntervalMs! }
+        : { reason };
+  const { directive, delivered } = await storeDirective(deps, call, input.deploymentId, input.type, payload, audit);
+  return create(SendDirectiveResponseSchema, { directive, delivered });
+}

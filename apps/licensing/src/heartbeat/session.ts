@@ -1,0 +1,512 @@
+/**
+ * One box's heartbeat, as the stream (and the unary SendHeartbeat) handles it (DESIGN.md §5, §8):
+ *
+ * - hello: the licence must belong to the certificate's deployment (else PermissionDenied); the
+ *   domain's heartbeat verdict on the deployment's facts decides — a refusal that means "this box
+ *   may not run" (revoked, expired, another box bound, unbound by a rebind) pushes LOCK and closes
+ *   the stream with the refusal's code; pending directives are redelivered right after.
+ * - beat (the hot path): judged on the facts cached with the stream, in memory. A beat that does
+ *   not change the derived state only marks the box seen (the coalesced writer stores it within a
+ *   second); a beat that does (GRACE / LOCKED(OFFLINE) → ACTIVE) goes through the one change path
+ *   synchronously, which records the transition and publishes REACTIVATE + RENEW_LEASE. A lease is
+ *   re-signed only when older than lease_renew_after or when its state differs (needsNewLease).
+ * - ack / renew_certificate: directive acknowledgements; a CSR answered by RENEW_CERTIFICATE.
+ *
+ * The cached facts are re-read whenever the hub says the deployment changed (on any replica) and
+ * every REREAD_MS anyway, so a lost NOTIFY costs at most that long.
+ */
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  deriveState,
+  heartbeat,
+  heartbeatRefusalLocksBox,
+  leaseStateFor,
+  needsNewLease,
+  sameDerivedState,
+  type DeploymentFacts,
+  type DerivedState,
+  type DomainCode,
+} from "@lcp/domain";
+import type { HeartbeatResponseSchema, Hello } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { DirectiveSchema, DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
+import { assertOwnDeployment, DomainError, type AppliancePrincipal } from "@lcp/rpc";
+import { decodeJwt } from "jose";
+import { randomUUID } from "node:crypto";
+import { v7 as uuidv7 } from "uuid";
+import type { CallContext } from "../core/audit.js";
+import { applyDeploymentChange, loadForDecision, type Loaded } from "../core/deployment-change.js";
+import type { LicensingDeps } from "../deps.js";
+import { directiveToProto, lockReasonToProto, stateToProto } from "../mapping.js";
+import { invalid, requireFingerprintHash, requireId } from "../licensing-service/validate.js";
+import { DeploymentEntity } from "../storage/entities.js";
+import { loadLicense, storedStateOf } from "../storage/repository.js";
+import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/validate.js";
+import { ackDirectives, certificateRecorder, loadPendingDirectives, renewLease, storeDirective } from "./directive-store.js";
+import type { LastSeenWriter } from "./last-seen-writer.js";
+import { createRateLimiter } from "./push-queue.js";
+import type { HeldStream, StreamHub } from "./stream-hub.js";
+
+/** What every session shares. */
+export interface HeartbeatContext {
+  deps: LicensingDeps;
+  hub: StreamHub;
+  writer: LastSeenWriter;
+  limits: HeartbeatLimits;
+}
+
+/** Per-stream limits. */
+export interface HeartbeatLimits {
+  /** Sustained messages per second a stream may send (default 10). */
+  messagesPerSecond: number;
+  /** Burst of messages above that (default 20). */
+  burst: number;
+  /** Certificate renewals one stream may ask for (default 2). */
+  certificateRenewals: number;
+  /** Directive ids one ack may carry (default 100). */
+  maxAckIds: number;
+}
+
+/** The defaults of {@link HeartbeatLimits}. */
+export const DEFAULT_HEARTBEAT_LIMITS: HeartbeatLimits = { messagesPerSecond: 10, burst: 20, certificateRenewals: 2, maxAckIds: 100 };
+
+/** A re-read of the facts at least this often, whatever the hub says. */
+const REREAD_MS = 30_000;
+
+/** A message on the response stream. */
+export type HeartbeatOut = MessageInitShape<typeof HeartbeatResponseSchema>;
+
+/** What a session keeps of its deployment between beats (small: one per held stream). */
+interface View {
+  facts: DeploymentFacts;
+  stored: DerivedState;
+  activatedAt: Date | null;
+  leaseSeq: number;
+  leaseIssuedAt: number | null;
+  loadedAt: number;
+}
+
+function viewOf(loaded: Pick<Loaded, "deployment" | "license" | "facts">): View {
+  return {
+    facts: loaded.facts,
+    stored: storedStateOf(loaded.deployment),
+    activatedAt: loaded.deployment.activatedAt ?? null,
+    leaseSeq: loaded.license?.leaseSeq ?? 0,
+    leaseIssuedAt: loaded.license?.leaseIssuedAt?.getTime() ?? null,
+    loadedAt: Date.now(),
+  };
+}
+
+/** A validated hello. */
+export interface HelloInput {
+  licenseId: string;
+  fingerprintHash: string;
+  lastLeaseSeq: number;
+  agentVersion: string;
+}
+
+/** Validates a hello's fields (shapes only). */
+export function validateHello(hello: Pick<Hello, "licenseId" | "fingerprint" | "lastLeaseSeq" | "agentVersion">, prefix = ""): HelloInput {
+  const licenseId = requireId(hello.licenseId, `${prefix}license_id`);
+  const fingerprintHash = requireFingerprintHash(hello.fingerprint, `${prefix}fingerprint`);
+  const agentVersion = hello.agentVersion.trim();
+  if (agentVersion.length > MAX_AGENT_VERSION_LENGTH) {
+    throw invalid(`${prefix}agent_version`, `agent_version must be at most ${MAX_AGENT_VERSION_LENGTH} characters`);
+  }
+  if (hello.lastLeaseSeq < 0n) throw invalid(`${prefix}last_lease_seq`, "last_lease_seq must not be negative");
+  const lastLeaseSeq = hello.lastLeaseSeq > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(hello.lastLeaseSeq);
+  return { licenseId, fingerprintHash, lastLeaseSeq, agentVersion };
+}
+
+/** A LOCK told to a box that is not to run, written nowhere (it may be the wrong box: the rows belong to the right one). */
+export function ephemeralLock(reason: string, now: Date): Directive {
+  return create(DirectiveSchema, { id: uuidv7(), type: DirectiveType.LOCK, reason, issueTime: timestampFromMs(now.getTime()) });
+}
+
+/** The lease seq a directive carries, if it carries one of ours (read without verifying: it came from our own table). */
+function leaseSeqOf(directive: Directive): number | null {
+  if (directive.leaseToken === "") return null;
+  try {
+    const seq = decodeJwt(directive.leaseToken)["seq"];
+    return typeof seq === "number" ? seq : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The result of opening: the facts and what to redeliver. */
+interface Opened {
+  loaded: Loaded;
+  pending: Directive[];
+}
+
+/**
+ * Checks a hello (or a unary beat's identity fields) against the facts: licence of the
+ * certificate's deployment, then the heartbeat verdict. Returns the refusal instead of throwing
+ * when it means the box must lock, so the caller can push LOCK first.
+ */
+async function open(
+  ctx: HeartbeatContext,
+  principal: AppliancePrincipal,
+  input: HelloInput,
+): Promise<{ ok: true; loaded: Loaded } | { ok: false; code: DomainCode; message: string }> {
+  const { deps } = ctx;
+  const license = await loadLicense(deps.db.em(), input.licenseId);
+  if (!license) throw new DomainError("NOT_FOUND", `licence ${input.licenseId} does not exist`, { licenseId: input.licenseId });
+  // The certificate names the deployment; a box may only speak for its own.
+  assertOwnDeployment(principal, license.deploymentId);
+  const loaded = await loadForDecision(deps, license.deploymentId);
+  // A licence superseded by a renewal keeps the binding, so the box carries on under the current
+  // licence; a revoked one (current or not) is the operator's word.
+  if (license.revokedAt) return { ok: false, code: "LICENSE_REVOKED", message: "the licence has been revoked" };
+  const verdict = heartbeat(loaded.facts, input.fingerprintHash, loaded.now.getTime());
+  if (!verdict.ok) {
+    if (heartbeatRefusalLocksBox(verdict.code)) return { ok: false, code: verdict.code, message: verdict.message };
+    throw new DomainError(verdict.code, verdict.message);
+  }
+  return { ok: true, loaded };
+}
+
+/** Loads the directives to redeliver; RENEW_LEASE rows whose lease the box already holds are acked instead. */
+async function pendingFor(ctx: HeartbeatContext, deploymentId: string, since: Date | null, boxSeq: number): Promise<Directive[]> {
+  const { deps } = ctx;
+  const rows = await loadPendingDirectives(deps.db.em(), deploymentId, since);
+  const directives = rows.map(directiveToProto);
+  const stale = directives.filter((d) => d.type === DirectiveType.RENEW_LEASE && (leaseSeqOf(d) ?? Infinity) <= boxSeq).map((d) => d.id);
+  if (stale.length > 0) await ackDirectives(deps.db.em(), deploymentId, stale, deps.now());
+  return directives.filter((d) => !stale.includes(d.id));
+}
+
+/**
+ * The beat verdict on a view: "seen" (nothing changes), "change" (the derived state would change:
+ * take the synchronous path) or a locking refusal.
+ */
+function judge(view: View, fingerprintHash: string, nowMs: number, ctx: HeartbeatContext):
+  | { kind: "seen"; derived: DerivedState }
+  | { kind: "change" }
+  | { kind: "refused"; code: DomainCode; message: string; locks: boolean } {
+  const verdict = heartbeat(view.facts, fingerprintHash, nowMs);
+  if (!verdict.ok) return { kind: "refused", code: verdict.code, message: verdict.message, locks: heartbeatRefusalLocksBox(verdict.code) };
+  const derived = deriveState(verdict.facts, nowMs, ctx.hub.settings());
+  if (!sameDerivedState(derived, view.stored)) return { kind: "change" };
+  return { kind: "seen", derived };
+}
+
+function leaseDue(view: View, derived: DerivedState, nowMs: number, ctx: HeartbeatContext): boolean {
+  const state = leaseStateFor(view.stored);
+  return needsNewLease({
+    lastLease: view.leaseIssuedAt === null || state === null ? null : { issuedAt: view.leaseIssuedAt, seq: view.leaseSeq, state },
+    derivedLeaseState: leaseStateFor(derived),
+    now: nowMs,
+    settings: ctx.hub.settings(),
+  });
+}
+
+/** Runs a heartbeat through the change path (a beat that changes the derived state). */
+async function changeThroughCore(ctx: HeartbeatContext, call: CallContext, deploymentId: string, fingerprintHash: string) {
+  return applyDeploymentChange(ctx.deps, {
+    deploymentId,
+    call,
+    action: "heartbeat",
+    decide(loaded) {
+      const verdict = heartbeat(loaded.facts, fingerprintHash, loaded.now.getTime());
+      if (!verdict.ok) return verdict;
+      return { facts: verdict.facts, audit: [], skipIfUnchanged: true };
+    },
+  });
+}
+
+/** One held Heartbeat stream. Create with the call's principal; feed it the box's messages. */
+export class HeartbeatStream implements HeldStream {
+  readonly streamId = randomUUID();
+  deploymentId = "";
+  private input: HelloInput | null = null;
+  private view: View | null = null;
+  private readonly sent = new Set<string>();
+  private readonly limiter: { take(): boolean };
+  private refreshing: Promise<void> | null = null;
+  private refreshAgain = false;
+  private renewing = false;
+  private certificateRenewals = 0;
+  private closed = false;
+
+  constructor(
+    private readonly ctx: HeartbeatContext,
+    private readonly principal: AppliancePrincipal,
+    private readonly call: CallContext,
+    private readonly out: { push(m: HeartbeatOut): void; fail(e: unknown): void; close(): void },
+  ) {
+    this.limiter = createRateLimiter(ctx.limits.messagesPerSecond, ctx.limits.burst);
+  }
+
+  /** Handles one message from the box; throws (a DomainError) to end the stream with that code. */
+  async onMessage(message: { kind: { case: string | undefined; value?: unknown } }): Promise<void> {
+    if (this.closed) return;
+    if (!this.limiter.take()) {
+      throw new DomainError(
+        "RESOURCE_EXHAUSTED",
+        `more than ${this.ctx.limits.messagesPerSecond} heartbeat messages a second; slow down and reconnect`,
+      );
+    }
+    const kind = message.kind;
+    if (this.input === null) {
+      if (kind.case !== "hello") throw invalid("kind", "the first message on a heartbeat stream must be hello");
+      await this.hello(kind.value as Hello);
+      return;
+    }
+    switch (kind.case) {
+      case "beat":
+        await this.beat((kind.value as { nonce: bigint }).nonce);
+        return;
+      case "ack":
+        await this.ack((kind.value as { directiveIds: string[] }).directiveIds);
+        return;
+      case "renewCertificate":
+        this.renewCertificate((kind.value as { csrPem: string }).csrPem);
+        return;
+      case "hello":
+        throw invalid("hello", "hello may be sent only once, as the first message");
+      default:
+        throw invalid("kind", "empty heartbeat message");
+    }
+  }
+
+  private async hello(hello: Hello): Promise<void> {
+    const input = validateHello(hello, "hello.");
+    const opened = await open(this.ctx, this.principal, input);
+    if (!opened.ok) return this.lockAndClose(opened.code, opened.message);
+    const { loaded } = opened;
+    this.input = input;
+    this.deploymentId = loaded.deployment.id;
+    this.view = viewOf(loaded);
+    const { deps, hub, writer } = this.ctx;
+    // Registered before the pending read, so a change committed in between is pushed, not lost.
+    hub.add(this);
+    writer.connected({
+      streamId: this.streamId,
+      deploymentId: this.deploymentId,
+      replica: hub.replicaId,
+      connectedAt: loaded.now,
+      agentVersion: input.agentVersion,
+    });
+    if (input.agentVersion && input.agentVersion !== loaded.deployment.agentVersion) {
+      // Not a fact (no version bump): what the box runs, for the heartbeat screen.
+      await deps.db.em().nativeUpdate(DeploymentEntity, { id: this.deploymentId }, { agentVersion: input.agentVersion });
+    }
+    const pending = await pendingFor(this.ctx, this.deploymentId, this.view.activatedAt, input.lastLeaseSeq);
+    this.deliver(pending);
+    // The box may hold an older lease than the last we signed (its ack was lost, it restored a
+    // backup): if nothing pending carries a lease, give it a fresh one.
+    const carriesLease = pending.some((d) => d.leaseToken !== "");
+    await this.observe(deps.now(), !carriesLease && input.lastLeaseSeq < this.view.leaseSeq);
+  }
+
+  private async beat(nonce: bigint): Promise<void> {
+    const now = this.ctx.deps.now();
+    const derived = await this.observe(now, false);
+    if (!derived) return;
+    this.out.push({
+      kind: {
+        case: "ack",
+        value: { nonce, serverTime: timestampFromMs(now.getTime()), state: stateToProto(derived.state), lockReason: lockReasonToProto(derived.lockReason) },
+      },
+    });
+  }
+
+  /** The beat logic without the ack; returns the derived state, or null when the stream was closed. */
+  private async observe(now: Date, forceLease: boolean): Promise<DerivedState | null> {
+    const view = this.view!;
+    const input = this.input!;
+    const nowMs = now.getTime();
+    if (nowMs - view.loadedAt > REREAD_MS) this.refresh();
+    const verdict = judge(view, input.fingerprintHash, nowMs, this.ctx);
+    if (verdict.kind === "refused") {
+      if (verdict.locks) {
+        this.lockAndClose(verdict.code, verdict.message);
+        return null;
+      }
+      throw new DomainError(verdict.code, verdict.message);
+    }
+    let derived: DerivedState;
+    if (verdict.kind === "change") {
+      try {
+        const result = await changeThroughCore(this.ctx, this.call, this.deploymentId, input.fingerprintHash);
+        this.view = viewOf({ deployment: result.deployment, license: result.license, facts: factsAfter(result.deployment) });
+        derived = result.derived;
+      } catch (err) {
+        if (err instanceof DomainError && heartbeatRefusalLocksBox(err.code as DomainCode)) {
+          this.lockAndClose(err.code as DomainCode, err.message);
+          return null;
+        }
+        throw err;
+      }
+    } else {
+      derived = verdict.derived;
+      view.facts = { ...view.facts, lastSeenAt: nowMs };
+      this.ctx.writer.seen(this.deploymentId, now);
+    }
+    if ((forceLease || leaseDue(this.view!, derived, nowMs, this.ctx)) && !this.renewing) this.renewLeaseInBackground();
+    return derived;
+  }
+
+  private renewLeaseInBackground(): void {
+    this.renewing = true;
+    renewLease(this.ctx.deps, this.deploymentId, "lease renewal")
+      .then((renewed) => {
+        // The directive reached us through the hub already; remember the lease so the next beat does not renew again.
+        if (renewed && this.view) this.view = { ...this.view, leaseSeq: renewed.seq, leaseIssuedAt: renewed.issuedAt.getTime() };
+      })
+      .catch((err: unknown) => this.ctx.deps.log.warn({ err, deploymentId: this.deploymentId }, "lease renewal failed; retried on a later beat"))
+      .finally(() => {
+        this.renewing = false;
+      });
+  }
+
+  private async ack(ids: readonly string[]): Promise<void> {
+    if (ids.length > this.ctx.limits.maxAckIds) throw invalid("ack.directive_ids", `at most ${this.ctx.limits.maxAckIds} ids per ack`);
+    const valid = ids.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+    if (valid.length === 0) return;
+    await ackDirectives(this.ctx.deps.db.em(), this.deploymentId, valid, this.ctx.deps.now());
+    for (const id of valid) this.sent.delete(id);
+  }
+
+  private renewCertificate(csrPem: string): void {
+    if (csrPem.trim() === "" || csrPem.length > MAX_CSR_BYTES) throw invalid("renew_certificate.csr_pem", `csr_pem must be 1 to ${MAX_CSR_BYTES} bytes`);
+    if (++this.certificateRenewals > this.ctx.limits.certificateRenewals) {
+      throw new DomainError("RESOURCE_EXHAUSTED", "too many certificate renewals on one stream");
+    }
+    const { deps } = this.ctx;
+    const deploymentId = this.deploymentId;
+    const input = this.input!;
+    void (async () => {
+      const cert = await deps.signing.issueApplianceCertificate(deploymentId, csrPem);
+      const loaded = await loadForDecision(deps, deploymentId);
+      if (!loaded.license || loaded.facts.boundFingerprintHash !== input.fingerprintHash) return;
+      await storeDirective(
+        deps,
+        this.call,
+        deploymentId,
+        "RENEW_CERTIFICATE",
+        { reason: "certificate renewal", certificatePem: cert.certificatePem, certificateChainPem: cert.chainPem },
+        null,
+        certificateRecorder(deploymentId, loaded.license.id, input.fingerprintHash, cert),
+      );
+    })().catch((err: unknown) => {
+      deps.log.warn({ err, deploymentId }, "certificate renewal failed");
+    });
+  }
+
+  /** Pushes directives not yet sent on this stream, in order. */
+  deliver(directives: readonly Directive[]): void {
+    if (this.closed) return;
+    for (const d of directives) {
+      if (d.id !== "" && this.sent.has(d.id)) continue;
+      if (d.id !== "") this.sent.add(d.id);
+      this.out.push({ kind: { case: "directive", value: d } });
+    }
+  }
+
+  /** Re-reads the facts and pending directives (coalesced: at most one read in flight, one queued). */
+  refresh(): void {
+    if (this.closed || !this.input) return;
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        const loaded = await loadForDecision(this.ctx.deps, this.deploymentId);
+        if (this.closed) return;
+        this.view = viewOf(loaded);
+        const pending = await pendingFor(this.ctx, this.deploymentId, this.view.activatedAt, 0);
+        this.deliver(pending);
+        const verdict = judge(this.view, this.input!.fingerprintHash, loaded.now.getTime(), this.ctx);
+        // A change elsewhere made this box one that may not run (revoked, rebound): tell it now
+        // rather than at its next beat, and end the stream.
+        if (verdict.kind === "refused" && verdict.locks) this.lockAndClose(verdict.code, verdict.message);
+      } while (this.refreshAgain && !this.closed);
+    })()
+      .catch((err: unknown) => this.ctx.deps.log.warn({ err, deploymentId: this.deploymentId }, "could not re-read a streaming deployment"))
+      .finally(() => {
+        this.refreshing = null;
+      });
+  }
+
+  /** Pushes LOCK, then ends the stream with the refusal's code. */
+  private lockAndClose(code: DomainCode, message: string): void {
+    if (this.closed) return;
+    this.out.push({ kind: { case: "directive", value: ephemeralLock(message, this.ctx.deps.now()) } });
+    this.closed = true;
+    this.out.fail(new DomainError(code, message));
+    this.dispose();
+  }
+
+  /** Unregisters the stream (idempotent). */
+  dispose(): void {
+    this.closed = true;
+    if (this.deploymentId !== "") {
+      this.ctx.hub.remove(this);
+      this.ctx.writer.disconnected(this.streamId);
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
+
+function factsAfter(row: Loaded["deployment"]): DeploymentFacts {
+  return {
+    licenseRevoked: row.licenseRevokedAt != null,
+    licenseExpiresAt: row.licenseExpiresAt?.getTime() ?? null,
+    activatedAt: row.activatedAt?.getTime() ?? null,
+    boundFingerprintHash: row.fingerprintHash ?? null,
+    lastSeenAt: row.lastSeenAt?.getTime() ?? null,
+    subscriptionValid: row.subscriptionStatus !== "INVALID",
+  };
+}
+
+/** The unary SendHeartbeat: the same rules as the stream, one beat per call, pending directives in the answer. */
+export async function unaryHeartbeat(
+  ctx: HeartbeatContext,
+  principal: AppliancePrincipal,
+  call: CallContext,
+  input: HelloInput,
+  ackedIds: readonly string[],
+): Promise<{ now: Date; derived: DerivedState; directives: Directive[] }> {
+  const { deps } = ctx;
+  if (ackedIds.length > ctx.limits.maxAckIds) throw invalid("acked_directive_ids", `at most ${ctx.limits.maxAckIds} ids per call`);
+  const opened = await open(ctx, principal, input);
+  const now = deps.now();
+  if (!opened.ok) {
+    // The box must stop; the answer is the LOCK itself (a unary call cannot push, then fail).
+    return { now, derived: { state: "LOCKED", lockReason: opened.code === "LICENSE_EXPIRED" ? "EXPIRED" : opened.code === "LICENSE_REVOKED" ? "REVOKED" : null }, directives: [ephemeralLock(opened.message, now)] };
+  }
+  const { loaded } = opened;
+  const deploymentId = loaded.deployment.id;
+  const valid = ackedIds.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+  if (valid.length > 0) await ackDirectives(deps.db.em(), deploymentId, valid, now);
+  let view = viewOf(loaded);
+  const verdict = judge(view, input.fingerprintHash, now.getTime(), ctx);
+  let derived: DerivedState;
+  if (verdict.kind === "refused") throw new DomainError(verdict.code, verdict.message);
+  if (verdict.kind === "change") {
+    const result = await changeThroughCore(ctx, call, deploymentId, input.fingerprintHash);
+    view = viewOf({ deployment: result.deployment, license: result.license, facts: factsAfter(result.deployment) });
+    derived = result.derived;
+  } else {
+    derived = verdict.derived;
+    ctx.writer.seen(deploymentId, now);
+  }
+  if (input.agentVersion && input.agentVersion !== loaded.deployment.agentVersion) {
+    await deps.db.em().nativeUpdate(DeploymentEntity, { id: deploymentId }, { agentVersion: input.agentVersion });
+  }
+  let pending = await pendingFor(ctx, deploymentId, view.activatedAt, input.lastLeaseSeq);
+  const carriesLease = pending.some((d) => d.leaseToken !== "");
+  if (leaseDue(view, derived, now.getTime(), ctx) || (!carriesLease && input.lastLeaseSeq < view.leaseSeq)) {
+    const renewed = await renewLease(deps, deploymentId, "lease renewal");
+    if (renewed) pending = [...pending, renewed.directive];
+  }
+  return { now, derived, directives: pending };
+}
