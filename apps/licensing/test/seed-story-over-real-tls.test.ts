@@ -159,5 +159,13 @@ describe.each(testDatabases())("the seed's story ($name)", (tdb) => {
 
     const rebind = (await auditEvents(h)).filter((e) => e.action === "license.rebind" && e.outcome === "OUTCOME_SUCCESS");
     expect(rebind.map((e) => e.resourceId)).toContain(license.id);
+
+    // An empty new fingerprint unbinds: the next box to activate binds, the previous one is refused.
+    await support.rebindLicense({ licenseId: license.id, newFingerprint: "", reason: "box sent for repair; replacement unknown" });
+    expect((await support.getLicense({ licenseId: license.id })).license!.fingerprintHash).toBe("");
+    await expectRefusal(h.applianceClient(newBoxA).sendHeartbeat({ licenseId: license.id, fingerprint: newBoxA.fingerprint }), Code.Unauthenticated);
+    const third = await newBox(h, deployment.id, "third-mainboard");
+    expect((await activateBox(h, license, third)).state).toBe(DeploymentState.ACTIVE);
+    await expectRefusal(activateBox(h, license, await newBox(h, deployment.id, "new-mainboard")), Code.FailedPrecondition, "FINGERPRINT_MISMATCH");
   });
 });
