@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { canonicalEventBytes, type CanonicalEventFields } from "./canonical.js";
+import { canonicalEventText, type CanonicalEventFields } from "./canonical.js";
 
 /** The `prev_hash` of seq 1: 32 zero bytes, hex. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -13,7 +13,7 @@ const HEX_HASH = /^[0-9a-f]{64}$/;
  */
 export function chainHash(event: CanonicalEventFields, prevHashHex: string): string {
   if (!HEX_HASH.test(prevHashHex)) throw new RangeError("chainHash: prev_hash must be 64 lowercase hex digits");
-  return createHash("sha256").update(canonicalEventBytes(event)).update(Buffer.from(prevHashHex, "hex")).digest("hex");
+  return createHash("sha256").update(canonicalEventText(event), "utf8").update(Buffer.from(prevHashHex, "hex")).digest("hex");
 }
 
 /** A stored event with its link fields, as verification reads it. */

@@ -38,7 +38,7 @@ const LOCKED_APPEND = `with head as (update audit_chain_head set seq = $17, hash
  * goes next as one group), and {@link FAST_APPEND} extends the chain from the remembered head
  * in a single statement. Each batch is still all-or-nothing: a group commits or fails whole.
  * When another replica has moved the head
- * (or a duplicate slipped in between the pre-check and the insert), the statement changes
+ * (or the batch holds an id already stored: a replay), the statement changes
  * nothing and the append is redone the careful way: `BEGIN`, `SELECT … FOR UPDATE` of the head,
  * the duplicate check under the lock, insert, `COMMIT`.
  */
@@ -68,7 +68,8 @@ export function createPostgresAuditStore(connectionString: string, schema: strin
       for (const e of events) {
         seq++;
         const hash = chainHash({ ...e, seq, producer }, prevHash);
-        rowValues(e, seq, producer, prevHash, hash, recordedAt, (d) => d).forEach((v, c) => columns[c]!.push(v));
+        const row = rowValues(e, seq, producer, prevHash, hash, recordedAt, (d) => d);
+        for (let c = 0; c < row.length; c++) columns[c]!.push(row[c]);
         prevHash = hash;
       }
     }
@@ -128,9 +129,11 @@ export function createPostgresAuditStore(connectionString: string, schema: strin
           return;
         }
       } catch (err) {
-        // An id stored by another replica since the pre-check: redo them under the lock.
-        if (!isUniqueViolation(err)) {
-          for (const p of group) p.reject(err);
+        // An id already stored (a replay, or another replica's append): redo them under the
+        // lock. Any other failure is redone one by one too, so one batch can never fail another
+        // producer's batch that merely shared its statement; each then gets its own answer.
+        if (!isUniqueViolation(err) && group.length === 1) {
+          group[0]!.reject(err);
           return;
         }
       }
@@ -185,14 +188,13 @@ export function createPostgresAuditStore(connectionString: string, schema: strin
     head: () => readHead(),
 
     async append(producer, events, recordedAt) {
+      if (events.length === 0) return { appended: 0, duplicates: 0, headSeq: (await readHead()).seq };
       const unique = new Map<string, NormalizedEvent>();
       for (const e of events) if (!unique.has(e.id)) unique.set(e.id, e);
-      // Replays are filtered before queueing, concurrently with other appends; the fast path
-      // re-proves it by the unique index, the slow path re-checks under the lock.
-      const stored = await storedIds(pool, [...unique.keys()]);
-      const fresh = [...unique.values()].filter((e) => !stored.has(e.id));
-      // A pure replay (the relay retrying after a lost answer) needs no lock at all.
-      if (fresh.length === 0) return { appended: 0, duplicates: events.length, headSeq: (await readHead()).seq };
+      // No duplicate check against the table here: replays are rare (a relay whose answer was
+      // lost), so the fast path lets the unique index find them — its statement then fails
+      // whole and the batch is redone under the lock, where stored ids are counted as duplicates.
+      const fresh = [...unique.values()];
       return new Promise<AppendResult>((resolve, reject) => {
         pending.push({ producer, fresh, total: events.length, recordedAt, resolve, reject });
         if (!draining) void drain();
