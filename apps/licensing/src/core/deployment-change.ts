@@ -38,6 +38,7 @@ import {
   loadSettings,
   storedStateOf,
   type DeploymentSnapshot,
+  type FactColumns,
 } from "../storage/repository.js";
 import { recordEvent, type AuditSpec, type CallContext } from "./audit.js";
 import type { DirectivePublisher } from "./directive-publisher.js";
@@ -163,6 +164,24 @@ function defaultReason(to: DerivedState): string {
   return DEFAULT_DIRECTIVE_REASONS[to.lockReason ?? to.state] ?? to.state;
 }
 
+/**
+ * Only the fact columns the event changed are written: a column written by someone else meanwhile
+ * without a version bump (the heartbeat's batched `last_seen_at`) is then never overwritten with
+ * the older value this decision read.
+ */
+function changedFactColumns(loaded: Loaded, facts: DeploymentFacts, revokedAt: Date | null): Partial<FactColumns> {
+  const before = factColumns(loaded.facts, loaded.deployment.licenseRevokedAt ?? null);
+  const after = factColumns(facts, revokedAt);
+  const changed: Partial<Record<keyof FactColumns, unknown>> = {};
+  for (const key of Object.keys(after) as (keyof FactColumns)[]) {
+    const a = after[key];
+    const b = before[key];
+    const same = a instanceof Date && b instanceof Date ? a.getTime() === b.getTime() : a === b;
+    if (!same) changed[key] = a;
+  }
+  return changed as Partial<FactColumns>;
+}
+
 /** Loads what a decision about `deploymentId` is made on; NOT_FOUND when there is no such deployment. */
 export async function loadForDecision(deps: CoreDeps, deploymentId: string, at?: Date): Promise<Loaded> {
   const em = deps.db.em();
@@ -224,7 +243,7 @@ export async function applyDeploymentChange<P = void>(deps: CoreDeps, request: C
 
     const revokedAt = plan.facts.licenseRevoked ? (deployment.licenseRevokedAt ?? plan.revokedAt ?? now) : null;
     const deploymentPatch = {
-      ...factColumns(plan.facts, revokedAt),
+      ...changedFactColumns(loaded, plan.facts, revokedAt),
       ...plan.deployment,
       licenseId: current?.id ?? null,
       ...(transition
