@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ActorKind, AuditService, Outcome, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
+import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
 import { createClient, errorReason } from "@lcp/rpc";
 import { testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -59,6 +60,7 @@ describe.each(testDatabases())("bad inputs ($name)", (tdb) => {
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toMatch(/events\[2\]/);
     expect(err.rawMessage).toMatch(message);
+    expect(err.findDetails(ErrorInfoSchema)[0]).toMatchObject({ reason: "INVALID_ARGUMENT", metadata: { index: "2" } });
     const verified = await env.adminClient(app, ["auditor"]).verifyChain({});
     expect(verified).toMatchObject({ ok: true, headSeq: 0n });
   });
