@@ -12,7 +12,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { SendHeartbeatResponseSchema, type ApplianceService, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DomainError, principalKey, type AppliancePrincipal } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
@@ -34,6 +34,11 @@ export function createHeartbeatHandlers(hb: HeartbeatContext): Pick<ServiceImpl<
       const principal = appliancePrincipal(ctx);
       const out = createPushQueue<HeartbeatOut>();
       const stream = new HeartbeatStream(hb, principal, callContextOf(ctx), out);
+      // Server shutdown (or the box going away) ends the call: end our side too, so a graceful
+      // close does not wait out its grace period on streams that would never finish.
+      const onAbort = () => out.fail(new ConnectError("the server is shutting down; reconnect", Code.Unavailable));
+      if (ctx.signal.aborted) onAbort();
+      else ctx.signal.addEventListener("abort", onAbort, { once: true });
       void (async () => {
         try {
           for await (const message of requests) {
@@ -51,6 +56,7 @@ export function createHeartbeatHandlers(hb: HeartbeatContext): Pick<ServiceImpl<
       try {
         yield* out;
       } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
         stream.dispose();
       }
     },

@@ -9,7 +9,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { createChangeNotifier, type Database } from "@lcp/persistence";
 import type { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import type { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import type { Logger } from "@lcp/rpc";
+import type { Logger, RpcMetrics } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
 import { createHeartbeatHandlers } from "./appliance-handlers.js";
@@ -42,6 +42,8 @@ export interface HeartbeatModule {
     appliance: Pick<ServiceImpl<typeof ApplianceService>, "heartbeat" | "sendHeartbeat">;
     licensing: Pick<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective">;
   };
+  /** Adds the heartbeat gauges (held streams, batched statements, pending marks) to the server's /metrics. */
+  registerMetrics(metrics: RpcMetrics): void;
   /** Flushes the last marks and stops listening; call after the server closed (streams ended). */
   close(): Promise<void>;
 }
@@ -81,6 +83,21 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
           },
         },
       };
+    },
+    registerMetrics(metrics) {
+      metrics.gauge("licensing_heartbeat_streams", "Heartbeat streams held by this replica.", [], function () {
+        this.set(hub.size());
+      });
+      // Written by the coalescing writer: the proof that N beats cost one statement, not N.
+      metrics.gauge("licensing_heartbeat_last_seen_statements", "Batched last_seen UPDATE statements written since start.", [], function () {
+        this.set(writer.statements.lastSeen);
+      });
+      metrics.gauge("licensing_heartbeat_presence_statements", "Batched stream presence statements written since start.", [], function () {
+        this.set(writer.statements.presence);
+      });
+      metrics.gauge("licensing_heartbeat_pending_marks", "Last-seen and presence marks waiting for the next flush.", [], function () {
+        this.set(writer.pending());
+      });
     },
     async close() {
       hub.close();
