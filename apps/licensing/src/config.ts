@@ -17,6 +17,7 @@ import type { Logger } from "pino";
 import { ConfigError, readCommonConfig, type CommonConfig } from "@lcp/rpc";
 import type { FaultInjection } from "./core/deployment-change.js";
 import type { DirectivePublisher } from "./core/directive-publisher.js";
+import type { HeartbeatLimits } from "./heartbeat/index.js";
 
 /** The default port of licensing (DESIGN.md §12). */
 export const DEFAULT_PORT = 7443;
@@ -44,6 +45,8 @@ export interface LicensingConfig extends CommonConfig {
   logger?: Logger;
   directivePublisher?: DirectivePublisher;
   faults?: FaultInjection;
+  /** Per-stream heartbeat limits (tests shrink or raise them); defaults in heartbeat/session.ts. */
+  heartbeatLimits?: Partial<HeartbeatLimits>;
 }
 
 /** Reads and validates the licensing configuration from the environment. */

@@ -12,11 +12,12 @@ import {
   LicenseEntity,
   SettingsEntity,
 } from "./entities.js";
+import { HeartbeatPresenceEntity } from "../heartbeat/presence-entity.js";
 import { migrations as postgresql } from "./migrations/postgresql/index.js";
 import { migrations as sqlite } from "./migrations/sqlite/index.js";
 
 /** Every licensing entity, outbox included. */
-export const entities = [DeploymentEntity, LicenseEntity, SettingsEntity, CertificateEntity, DirectiveEntity, ...outboxEntities];
+export const entities = [DeploymentEntity, LicenseEntity, SettingsEntity, CertificateEntity, DirectiveEntity, HeartbeatPresenceEntity, ...outboxEntities];
 
 /** The committed migrations, one chain per driver. */
 export const migrations = { sqlite, postgresql };

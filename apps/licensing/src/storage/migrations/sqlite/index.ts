@@ -2,7 +2,9 @@
 // Listed as classes (not a glob) so bundles and tsx runs find them the same way.
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261126143903_initial } from "./Migration20261126143903_initial.js";
+import { Migration20261126151138_heartbeat_presence } from "./Migration20261126151138_heartbeat_presence.js";
 
 export const migrations: MigrationObject[] = [
   { name: "Migration20261126143903_initial", class: Migration20261126143903_initial },
+  { name: "Migration20261126151138_heartbeat_presence", class: Migration20261126151138_heartbeat_presence },
 ];
