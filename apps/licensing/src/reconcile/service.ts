@@ -1,0 +1,80 @@
+/**
+ * `licensing.v1.ReconcileService` (internal: the fleet-sweep identity only, decided by the policy
+ * table in libs/rpc before the handler runs). Validates the page request, checks the sweep's
+ * `now` against server time, and hands the page to {@link reconcilePage}.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { clampPageSize, formatDuration } from "@lcp/domain";
+import { ReconcileResponseSchema, type ReconcileRequest, type ReconcileResponse, type ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
+import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
+import { DomainError } from "@lcp/rpc";
+import { callContextOf, type CallContext } from "../core/audit.js";
+import type { CoreDeps } from "../core/deployment-change.js";
+import { lockReasonToProto, stateToProto } from "../mapping.js";
+import { loadSettings } from "../storage/repository.js";
+import { RECONCILE_PAGE, reconcilePage, type ReconcileHooks, type ReconcilePageInput } from "./reconcile-page.js";
+
+/** The longest sweep id accepted (fleet-sweep's are UUIDs); it only labels audit events. */
+export const MAX_SWEEP_ID_LENGTH = 128;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function invalid(field: string, message: string): DomainError {
+  return new DomainError("INVALID_ARGUMENT", message, { field });
+}
+
+/**
+ * Turns a request into a page to reconcile, or refuses it (InvalidArgument): page_size 1..5,000
+ * (0 → 1,000), a cursor that is a deployment id, and a `now` within max_clock_skew of server time
+ * — a sweep with a runaway clock must not lock the fleet OFFLINE or EXPIRED ahead of time.
+ */
+export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, call: CallContext): Promise<ReconcilePageInput> {
+  const size = clampPageSize(req.pageSize, RECONCILE_PAGE);
+  if (!size.ok) throw invalid("page_size", size.message);
+  if (req.afterDeploymentId !== "" && !UUID.test(req.afterDeploymentId)) {
+    throw invalid("after_deployment_id", "after_deployment_id must be empty or a deployment id");
+  }
+  if (req.sweepId.length > MAX_SWEEP_ID_LENGTH) throw invalid("sweep_id", `sweep_id must be at most ${MAX_SWEEP_ID_LENGTH} characters`);
+  const serverNow = deps.now();
+  let at = serverNow;
+  if (req.now) {
+    at = timestampDate(req.now);
+    const settings = await loadSettings(deps.db.em(), serverNow);
+    const skew = Math.abs(at.getTime() - serverNow.getTime());
+    if (!Number.isFinite(skew) || skew > settings.maxClockSkewMs) {
+      throw invalid(
+        "now",
+        `now is ${formatDuration(skew)} away from licensing's time, more than max_clock_skew (${formatDuration(settings.maxClockSkewMs)})`,
+      );
+    }
+  }
+  return { at, afterDeploymentId: req.afterDeploymentId, pageSize: size.pageSize, dryRun: req.dryRun, sweepId: req.sweepId, call };
+}
+
+/** Reconciles one page and answers in proto terms. */
+export async function reconcile(deps: CoreDeps, req: ReconcileRequest, call: CallContext, hooks?: ReconcileHooks): Promise<ReconcileResponse> {
+  const input = await validateReconcile(deps, req, call);
+  const result = await reconcilePage(deps, input, hooks);
+  return create(ReconcileResponseSchema, {
+    examined: result.examined,
+    conflicts: result.conflicts,
+    nextAfterDeploymentId: result.nextAfterDeploymentId,
+    transitions: result.transitions.map(({ deploymentId, transition }) =>
+      create(TransitionSchema, {
+        deploymentId,
+        fromState: stateToProto(transition.from.state),
+        toState: stateToProto(transition.to.state),
+        lockReason: lockReasonToProto(transition.to.lockReason),
+      }),
+    ),
+  });
+}
+
+/** Builds the ReconcileService handlers for app.ts. */
+export function createReconcileService(deps: CoreDeps): ServiceImpl<typeof ReconcileService> {
+  return {
+    reconcile: (req, ctx) => reconcile(deps, req, callContextOf(ctx)),
+  };
+}
