@@ -13,6 +13,7 @@ import { normalizeSerialNumber } from "@lcp/pki";
 import {
   adminTokenVerifierFrom,
   createClient,
+  createMetrics,
   createLogger,
   createServer,
   type AppliancePrincipal,
@@ -22,11 +23,11 @@ import {
 import { createApplianceService } from "./appliance-service/service.js";
 import type { LicensingConfig } from "./config.js";
 import { actorOf } from "./core/audit.js";
-import { noopDirectivePublisher } from "./core/directive-publisher.js";
 import type { LicensingDeps } from "./deps.js";
 import { createLicensingService } from "./licensing-service/service.js";
 import { createReconcileService } from "./reconcile/service.js";
 import { ensureSettingsRow } from "./licensing-service/settings.js";
+import { createHeartbeatModule } from "./heartbeat/index.js";
 import { createSigningKeysGateway, type SigningKeysGateway } from "./signing-keys.js";
 import { isCertificateUsable } from "./storage/repository.js";
 import { entities, migrations } from "./storage/schema.js";
@@ -104,12 +105,16 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       client: createClient(SigningKeyService, { baseUrl: config.signingKeysUrl, tls: ownTls }),
       log,
     });
+    // Heartbeat streams (issue 5): the hub is the directive publisher, so every committed change
+    // reaches a connected box on any replica.
+    const heartbeat = await createHeartbeatModule({ db, log, now, replicaId: config.replicaId, limits: config.heartbeatLimits });
+    cleanups.push(() => heartbeat.close());
     const deps: LicensingDeps = {
       db,
       now,
       signer: signing,
       signing,
-      publisher: config.directivePublisher ?? noopDirectivePublisher,
+      publisher: config.directivePublisher ?? heartbeat.hub,
       log,
       faults: config.faults,
       tokenIssuer: config.tokenIssuer,
@@ -138,7 +143,11 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       );
     };
 
+    const heartbeatHandlers = heartbeat.handlers(deps);
+    const metrics = createMetrics({ app: "licensing" });
+    heartbeat.registerMetrics(metrics);
     const server = await createServer({
+      metrics,
       name: "licensing",
       host: config.host,
       port: config.port,
@@ -150,8 +159,8 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       onDenied,
       logger: log,
       register(router) {
-        router.service(LicensingService, createLicensingService(deps));
-        router.service(ApplianceService, createApplianceService(deps));
+        router.service(LicensingService, { ...createLicensingService(deps), ...heartbeatHandlers.licensing });
+        router.service(ApplianceService, { ...createApplianceService(deps), ...heartbeatHandlers.appliance });
         router.service(ReconcileService, createReconcileService(deps));
       },
     });
