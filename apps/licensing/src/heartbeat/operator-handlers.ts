@@ -26,7 +26,7 @@ import { loadForDecision } from "../core/deployment-change.js";
 import { deploymentStateCondition } from "../licensing-service/queries.js";
 import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId } from "../licensing-service/validate.js";
 import { stateFromProto, stateToProto, type DirectiveTypeName } from "../mapping.js";
-import { DeploymentEntity, DirectiveEntity, LicenseEntity, type DeploymentRow } from "../storage/entities.js";
+import { DeploymentEntity, LicenseEntity, type DeploymentRow } from "../storage/entities.js";
 import { factsOf, loadSettings } from "../storage/repository.js";
 import { renewLease, storeDirective } from "./directive-store.js";
 import { HeartbeatPresenceEntity } from "./presence-entity.js";
@@ -99,17 +99,17 @@ export async function listHeartbeats(hb: HeartbeatContext, req: ListHeartbeatsRe
     licenseIds.length ? em.find(LicenseEntity, { id: { $in: licenseIds } }, { disableIdentityMap: true, fields: ["id", "leaseSeq"] }) : [],
     ids.length
       ? em
-          .createQueryBuilder(DirectiveEntity)
-          .select(["deploymentId", "count(*) as n"])
-          .where({ deploymentId: { $in: ids }, ackedAt: null })
-          .groupBy("deploymentId")
-          .execute<{ deploymentId?: string; deployment_id?: string; n: number | string }[]>("all", false)
+          .getConnection()
+          .execute<{ deployment_id: string; n: number | string }[]>(
+            `select deployment_id, count(*) as n from directive where acked_at is null and deployment_id in (${ids.map(() => "?").join(", ")}) group by deployment_id`,
+            ids,
+          )
       : [],
   ]);
   const replicaOf = new Map<string, string>();
   for (const p of presence) if (!replicaOf.has(p.deploymentId)) replicaOf.set(p.deploymentId, p.replica);
   const seqOf = new Map(licenses.map((l) => [l.id, l.leaseSeq]));
-  const pendingOf = new Map(pending.map((p) => [p.deployment_id ?? p.deploymentId ?? "", Number(p.n)]));
+  const pendingOf = new Map(pending.map((p) => [p.deployment_id, Number(p.n)]));
 
   const heartbeats = [];
   for (const row of page) {
