@@ -50,3 +50,17 @@ describe("dependency boundaries", () => {
     expect(checkBoundaries(root)).toEqual([]);
   });
 });
+
+describe("dependency boundaries in tests", () => {
+  it("lets an app's tests start another app, but no test reaches into another package's files and no lib test needs an app", () => {
+    const root = tree({
+      "apps/licensing/test/a.test.ts": `import { startSigningKeys } from "@lcp/signing-keys/app";`,
+      "apps/signing-keys/src/app.ts": `export const startSigningKeys = 1;`,
+      "libs/sdk/test/b.test.ts": `import { h } from "../../../apps/licensing/test/support.js";\nimport { s } from "@lcp/licensing/app";`,
+      "apps/licensing/src/app.ts": `export const s = 1;`,
+      "libs/domain/test/c.test.ts": `import fc from "fast-check";`,
+    });
+    const found = checkBoundaries(root).map((v) => `${v.file} ${v.specifier}`);
+    expect(found.sort()).toEqual(["libs/sdk/test/b.test.ts ../../../apps/licensing/test/support.js", "libs/sdk/test/b.test.ts @lcp/licensing/app"]);
+  });
+});
