@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAppliance, readStateFile, type Appliance } from "@lcp/appliance-sdk";
 import { testDatabases } from "@lcp/testing/db";
-import { TEST_ISSUER, provisionOnPrem, startHarness, type LicensingHarness } from "../../../apps/licensing/test/support.js";
-import { waitFor } from "./support/manual-clock.js";
+import { TEST_ISSUER, provisionOnPrem, startHarness, type LicensingHarness } from "./support.js";
+import { waitFor } from "@lcp/testing/wait";
 
 const sqlite = testDatabases().find((d) => d.name === "sqlite")!;
 
