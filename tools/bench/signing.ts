@@ -128,6 +128,7 @@ export async function benchSigning(): Promise<BenchResult[]> {
     const grpcCpuPerCall = lastCpuPerCall;
     const connect = await rate(url, "connect");
     const bare = await rate(bareUrl, "grpc");
+    const rawRpc = await rawHttp2SignRate(own.certPem, own.keyPem, pki.ca.certPem);
     rawSignRate(WARMUP_MS);
     const rawCpuBefore = process.cpuUsage();
     const raw = rawSignRate(DURATION_MS);
@@ -146,6 +147,7 @@ export async function benchSigning(): Promise<BenchResult[]> {
       vsRaw(`Sign RPC over mTLS (gRPC), ${CONCURRENCY} callers`, grpc, "≥ 0.5"),
       vsRaw(`Sign RPC over mTLS (Connect protocol), ${CONCURRENCY} callers`, connect),
       vsRaw(`ceiling: bare connect-node gRPC no-op unary, mTLS, ${CONCURRENCY} callers`, bare),
+      vsRaw(`ceiling: raw node:http2 request + crypto.sign, TLS, no RPC stack, ${CONCURRENCY} callers`, rawRpc),
       {
         name: "CPU per Sign call, client + server (gRPC; ratio = baseline/value)",
         value: grpcCpuPerCall,
@@ -159,6 +161,38 @@ export async function benchSigning(): Promise<BenchResult[]> {
     child.kill("SIGTERM");
     await new Promise((resolve) => child.once("exit", resolve));
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The ceiling of ANY RPC stack on this machine: a bare node:http2 POST whose handler signs the
+ * body, client and server in this process. If this alone is far below 0.5× raw signing, the
+ * goal is out of reach for one-signature-per-call RPCs here, whatever the framework.
+ */
+async function rawHttp2SignRate(certPem: string, keyPem: string, caPem: string): Promise<number> {
+  const { privateKey } = generateKeyPairSync("ed25519");
+  const server = http2.createSecureServer({ cert: certPem, key: keyPem }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => res.end(sign(null, Buffer.concat(chunks), privateKey)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const session = http2.connect(`https://localhost:${(server.address() as AddressInfo).port}`, { ca: caPem });
+  const body = randomBytes(200);
+  const call = () =>
+    new Promise<void>((resolve, reject) => {
+      const stream = session.request({ ":method": "POST", ":path": "/sign" });
+      stream.on("data", () => {});
+      stream.on("end", resolve);
+      stream.on("error", reject);
+      stream.end(body);
+    });
+  try {
+    await measureRate(call, CONCURRENCY, WARMUP_MS);
+    return await measureRate(call, CONCURRENCY, DURATION_MS);
+  } finally {
+    session.close();
+    await new Promise((resolve) => server.close(resolve));
   }
 }
 
