@@ -1,0 +1,311 @@
+/**
+ * `npm run bench -- heartbeat`: the licensing Heartbeat stream at fleet scale (DESIGN.md §8, §11)
+ * beside a raw `node:http2` echo of the same message and concurrency, measured in the same run.
+ *
+ * Three processes besides this one: the server under test (licensing + its signing-keys, SQLite,
+ * real mTLS with one appliance certificate per activated box), the raw echo server (TLS with
+ * client certificates, echoes each gRPC frame), and the LOAD process (`--load`), which opens
+ * STREAMS concurrent streams, each on its own TLS connection, with a plain http2 client (so the
+ * load generator's cost is the same for both servers). Per target it reports:
+ * - beats/s with every stream closed-loop (one beat in flight per stream), and p50/p99 ack latency;
+ * - server RSS per held stream: (RSS with all streams held and idle − RSS before) / streams.
+ * The stream's rate limit (10 beats/s in production) is lifted for the closed-loop phase.
+ * Distinct boxes: min(STREAMS, BOXES) activated deployments, streams spread over them.
+ *
+ * `HEARTBEAT_BENCH_STREAMS` (default 1000; e.g. "1000,10000"), `HEARTBEAT_BENCH_SECONDS` (5).
+ * Runnable alone: `node --conditions=source --import tsx tools/bench/heartbeat.ts`.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { HeartbeatRequestSchema } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { printResults, type BenchResult } from "./result.js";
+
+const STREAMS = (process.env.HEARTBEAT_BENCH_STREAMS ?? "1000").split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
+const SECONDS = Number(process.env.HEARTBEAT_BENCH_SECONDS ?? "5");
+const BOXES = Number(process.env.HEARTBEAT_BENCH_BOXES ?? "500");
+const HEARTBEAT_PATH = "/licensing.v1.ApplianceService/Heartbeat";
+
+/** A box the load process streams as. */
+interface BoxIdentity {
+  certPem: string;
+  keyPem: string;
+  /** The encoded gRPC frame of its hello. */
+  hello: string;
+}
+
+interface LoadRequest {
+  url: string;
+  caPem: string;
+  boxes: BoxIdentity[];
+  streams: number;
+  seconds: number;
+}
+
+interface LoadResult {
+  opened: number;
+  failed: number;
+  beatsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+function frame(payload: Uint8Array): Buffer {
+  const out = Buffer.alloc(5 + payload.length);
+  out.writeUInt32BE(payload.length, 1);
+  Buffer.from(payload).copy(out, 5);
+  return out;
+}
+
+// ---------------------------------------------------------------- child processes
+
+function forkSelf(arg: string): ChildProcess {
+  return fork(fileURLToPath(import.meta.url), [arg], {
+    execArgv: ["--conditions=source", "--import", "tsx", "--expose-gc"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+}
+
+function ask<T>(child: ChildProcess, message: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`bench child exited with ${code}`));
+    child.once("exit", onExit);
+    child.once("message", (m) => {
+      child.off("exit", onExit);
+      resolve(m as T);
+    });
+    child.send(message as object);
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill("SIGTERM");
+  await new Promise((resolve) => child.once("exit", resolve));
+}
+
+/** Server child: licensing + signing-keys, or the raw echo. Answers "rss" with its RSS after a GC. */
+async function serve(kind: "licensing" | "echo"): Promise<void> {
+  const req = await new Promise<{ dataDir: string; boxes: number; pki: { caPem: string; certPem: string; keyPem: string; trustDomain: string; sk: { certPem: string; keyPem: string } } }>(
+    (resolve) => process.once("message", (m) => resolve(m as never)),
+  );
+  let close: () => Promise<void>;
+  let ready: Record<string, unknown>;
+  if (kind === "echo") {
+    // Like licensing: client certificates requested and verified, not demanded at the handshake (the
+    // boxes' certificates chain to the appliance CA, which this echo does not hold).
+    const server = http2.createSecureServer({ key: req.pki.keyPem, cert: req.pki.certPem, ca: req.pki.caPem, requestCert: true, rejectUnauthorized: false });
+    server.on("stream", (stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      // Echo every chunk (whole gRPC frames of one small message each).
+      stream.on("data", (chunk: Buffer) => stream.write(chunk));
+      stream.on("end", () => stream.end());
+      stream.on("error", () => undefined);
+    });
+    server.on("session", (s) => s.on("error", () => undefined));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    ready = { url: `https://localhost:${(server.address() as AddressInfo).port}` };
+    close = () => new Promise((resolve) => server.close(() => resolve()));
+  } else {
+    const { startSigningKeys } = await import("@lcp/signing-keys/app");
+    const { startLicensing } = await import("@lcp/licensing/app");
+    const { ensureDevAdminIssuer } = await import("@lcp/tokens");
+    const { createAdminClient, createClient } = await import("@lcp/rpc");
+    const { LicensingService } = await import("@lcp/proto/licensing/v1/licensing_service_pb");
+    const { ApplianceService } = await import("@lcp/proto/licensing/v1/appliance_service_pb");
+    const { DeploymentKind } = await import("@lcp/proto/licensing/v1/types_pb");
+    const { applianceSpiffeId, generateKeyAndCsr } = await import("@lcp/pki");
+    const dev = await ensureDevAdminIssuer(req.dataDir);
+    const adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true };
+    const tls = (c: { certPem: string; keyPem: string }) => ({ certPem: c.certPem, keyPem: c.keyPem, caPem: req.pki.caPem, source: "files" as const });
+    const sk = await startSigningKeys({
+      app: "signing-keys", host: "127.0.0.1", port: 0, dataDir: join(req.dataDir, "sk"), trustDomain: req.pki.trustDomain, tls: tls(req.pki.sk),
+      adminTokens, logLevel: "warn", kek: { kind: "configured", key: new Uint8Array(randomBytes(32)) }, tokenIssuer: "https://lcp.local/licensing",
+    });
+    const app = await startLicensing({
+      app: "licensing", host: "127.0.0.1", port: 0, dataDir: req.dataDir, trustDomain: req.pki.trustDomain, tls: tls(req.pki),
+      adminTokens, logLevel: "warn", signingKeysUrl: sk.url, tokenIssuer: "https://lcp.local/licensing", replicaId: "bench",
+      heartbeatLimits: { messagesPerSecond: 1e9, burst: 1e9 },
+    });
+    // Activate the boxes the load process will stream as (each with its own key and certificate).
+    const admin = createAdminClient(LicensingService, { baseUrl: app.url, caPem: req.pki.caPem, token: () => dev.mint({ subject: "bench", roles: ["super_admin"], ttlSeconds: 3600 }), retries: 0 });
+    const anon = createClient(ApplianceService, { baseUrl: app.url, tls: { caPem: req.pki.caPem }, retries: 0 });
+    const boxes: BoxIdentity[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < req.boxes) {
+          next++;
+          const { deployment, license } = await admin.provisionDeployment({ name: `bench-${next}`, customer: "bench", kind: DeploymentKind.ON_PREM, entitlements: ["x"] });
+          const fingerprint = `bench-box-${randomBytes(4).toString("hex")}`;
+          const { keyPem, csrPem } = await generateKeyAndCsr({ commonName: deployment!.id, spiffeId: applianceSpiffeId(req.pki.trustDomain, deployment!.id) });
+          const act = await anon.activate({ licenseId: license!.id, licenseToken: license!.token, fingerprint, csrPem, agentVersion: "bench/1" });
+          const hello = create(HeartbeatRequestSchema, { kind: { case: "hello", value: { licenseId: license!.id, fingerprint, lastLeaseSeq: 1n, agentVersion: "bench/1" } } });
+          boxes.push({ certPem: act.certificatePem, keyPem, hello: frame(toBinary(HeartbeatRequestSchema, hello)).toString("base64") });
+        }
+      }),
+    );
+    ready = { url: app.url, boxes };
+    close = async () => {
+      await app.close();
+      await sk.close();
+    };
+  }
+  process.send?.(ready);
+  process.on("message", (m) => {
+    if (m !== "rss") return;
+    (globalThis as { gc?: () => void }).gc?.();
+    setTimeout(() => process.send?.({ rss: process.memoryUsage().rss }), 200);
+  });
+  process.once("SIGTERM", () => void close().finally(() => process.exit(0)));
+}
+
+/** Load child: opens the streams, runs the closed-loop phase, then holds them idle until told to close. */
+async function load(): Promise<void> {
+  const req = await new Promise<LoadRequest>((resolve) => process.once("message", (m) => resolve(m as LoadRequest)));
+  const beat = frame(toBinary(HeartbeatRequestSchema, create(HeartbeatRequestSchema, { kind: { case: "beat", value: { nonce: 123456789n, boxTime: { seconds: 1_790_000_000n, nanos: 123_000_000 } } } })));
+  const latencies: number[] = [];
+  let beats = 0;
+  let running = false;
+  let measuring = false;
+  const sessions: http2.ClientHttp2Session[] = [];
+  const streams: { stream: http2.ClientHttp2Stream; sentAt: number }[] = [];
+  let failed = 0;
+
+  const openOne = (i: number) =>
+    new Promise<void>((resolve) => {
+      const box = req.boxes[i % req.boxes.length]!;
+      const session = http2.connect(req.url, { ca: req.caPem, cert: box.certPem, key: box.keyPem });
+      session.on("error", () => undefined);
+      sessions.push(session);
+      const stream = session.request({ ":method": "POST", ":path": HEARTBEAT_PATH, "content-type": "application/grpc", te: "trailers" });
+      const entry = { stream, sentAt: 0 };
+      let pending: Buffer = Buffer.alloc(0);
+      let first = true;
+      // connect-node sends response headers with the first message, and a hello has no answer:
+      // a stream counts as open once its connection is up and the hello is written.
+      session.once("connect", () => {
+        stream.write(Buffer.from(box.hello, "base64"), () => {
+          if (first) {
+            first = false;
+            streams.push(entry);
+            resolve();
+          }
+        });
+      });
+      stream.on("data", (chunk: Buffer) => {
+        // Count whole frames: each beat is answered by exactly one frame (its ack, or its echo).
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+          pending = pending.subarray(5 + pending.readUInt32BE(1));
+          if (measuring) {
+            latencies.push(performance.now() - entry.sentAt);
+            beats++;
+          }
+          if (running) {
+            entry.sentAt = performance.now();
+            stream.write(beat);
+          }
+        }
+      });
+      stream.on("error", () => undefined);
+      stream.on("close", () => {
+        if (first) {
+          first = false;
+          resolve();
+        }
+        failed++;
+      });
+    });
+
+  // Open in waves so the handshakes do not all time out at once.
+  for (let i = 0; i < req.streams; i += 200) await Promise.all(Array.from({ length: Math.min(200, req.streams - i) }, (_, k) => openOne(i + k)));
+  // Closed loop: one beat in flight per stream.
+  running = true;
+  for (const s of streams) {
+    s.sentAt = performance.now();
+    s.stream.write(beat);
+  }
+  await new Promise((r) => setTimeout(r, 1_000));
+  measuring = true;
+  const started = performance.now();
+  await new Promise((r) => setTimeout(r, req.seconds * 1000));
+  measuring = false;
+  running = false;
+  const elapsed = (performance.now() - started) / 1000;
+  await new Promise((r) => setTimeout(r, 500));
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  const result: LoadResult = { opened: streams.length - failed, failed, beatsPerSecond: beats / elapsed, p50Ms: pct(0.5), p99Ms: pct(0.99) };
+  process.send?.(result);
+  // Hold the streams idle until the parent has read the server's RSS.
+  await new Promise<void>((resolve) => process.once("message", () => resolve()));
+  for (const s of sessions) s.destroy();
+  process.send?.("closed");
+}
+
+// ---------------------------------------------------------------- the benchmark
+
+/** Runs the heartbeat benchmark and returns its figures. */
+export async function benchHeartbeat(): Promise<BenchResult[]> {
+  const { createTestPki } = await import("@lcp/testing/pki");
+  const pki = await createTestPki();
+  const own = await pki.service("licensing");
+  const skCert = await pki.service("signing-keys");
+  const dataDir = mkdtempSync(join(tmpdir(), "lcp-bench-heartbeat-"));
+  const pkiMsg = { caPem: pki.ca.certPem, certPem: own.certPem, keyPem: own.keyPem, trustDomain: pki.trustDomain, sk: skCert };
+  const results: BenchResult[] = [];
+  const licensing = forkSelf("--serve-licensing");
+  const echo = forkSelf("--serve-echo");
+  try {
+    const maxStreams = Math.max(...STREAMS);
+    console.error(`heartbeat bench: activating ${Math.min(BOXES, maxStreams)} boxes…`);
+    const lic = await ask<{ url: string; boxes: BoxIdentity[] }>(licensing, { dataDir, boxes: Math.min(BOXES, maxStreams), pki: pkiMsg });
+    const raw = await ask<{ url: string }>(echo, { dataDir, boxes: 0, pki: pkiMsg });
+    const rss = (child: ChildProcess) => ask<{ rss: number }>(child, "rss").then((r) => r.rss);
+
+    const run = async (server: ChildProcess, url: string, boxes: BoxIdentity[], streams: number) => {
+      const before = await rss(server);
+      const loader = forkSelf("--load");
+      try {
+        const result = await ask<LoadResult>(loader, { url, caPem: pki.ca.certPem, boxes, streams, seconds: SECONDS } satisfies LoadRequest);
+        const held = await rss(server);
+        await ask(loader, "close");
+        return { ...result, kbPerStream: (held - before) / 1024 / Math.max(1, result.opened) };
+      } finally {
+        await stop(loader);
+      }
+    };
+    // The echo needs certificates that chain to the CA too: reuse the boxes' (the echo trusts the same CA).
+    for (const n of STREAMS) {
+      console.error(`heartbeat bench: ${n} streams…`);
+      const r = await run(echo, raw.url, lic.boxes, n);
+      const l = await run(licensing, lic.url, lic.boxes, n);
+      console.error(JSON.stringify({ n, raw: r, licensing: l }));
+      const note = l.opened < n || r.opened < n ? ` (opened ${l.opened}/${r.opened} of ${n})` : "";
+      results.push(
+        { name: `Heartbeat beats/s, ${n} mTLS streams closed-loop${note}`, value: l.beatsPerSecond, unit: "beats/s", baseline: "raw node:http2 echo, same streams", baselineValue: r.beatsPerSecond, ratio: l.beatsPerSecond / r.beatsPerSecond, goal: "≥ 0.5" },
+        { name: `Heartbeat p50 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p50Ms, unit: "ms", baseline: "raw echo p50", baselineValue: r.p50Ms, ratio: r.p50Ms / l.p50Ms },
+        { name: `Heartbeat p99 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p99Ms, unit: "ms", baseline: "raw echo p99", baselineValue: r.p99Ms, ratio: r.p99Ms / l.p99Ms },
+        { name: `Server RSS per held stream, ${n} streams (ratio = value/baseline)`, value: l.kbPerStream, unit: "KB", baseline: "raw echo RSS per held stream", baselineValue: r.kbPerStream, ratio: l.kbPerStream / r.kbPerStream, goal: "≤ 1.2" },
+      );
+    }
+  } finally {
+    await stop(licensing);
+    await stop(echo);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  return results;
+}
+
+const entry = process.argv[1] ? fileURLToPath(import.meta.url) === process.argv[1] : false;
+if (process.argv[2] === "--serve-licensing") await serve("licensing");
+else if (process.argv[2] === "--serve-echo") await serve("echo");
+else if (process.argv[2] === "--load") await load();
+else if (entry) printResults(await benchHeartbeat());
