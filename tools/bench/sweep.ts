@@ -6,6 +6,7 @@
  * then the idempotent re-run over the now unchanged fleet. Goal: the sweep within 2× the UPDATE.
  */
 import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { SweepStatus } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { createAdminClient } from "@lcp/rpc";
@@ -15,7 +16,7 @@ import { startSigningKeys } from "@lcp/signing-keys/app";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki } from "@lcp/testing/pki";
 import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
-import type { BenchResult } from "./result.js";
+import { printResults, type BenchResult } from "./result.js";
 
 const ISSUER = "https://lcp.bench/licensing";
 const PAGE_SIZE = 5_000;
@@ -175,3 +176,7 @@ async function seed(
     [expires, fresh, stale, fresh, fresh, fresh, fresh],
   );
 }
+
+// Run directly (`node --conditions=source --import tsx tools/bench/sweep.ts`) as well as from main.ts.
+const entry = process.argv[1] ? fileURLToPath(import.meta.url) === process.argv[1] : false;
+if (entry) printResults(await benchSweep());
