@@ -235,6 +235,11 @@ export async function createAppliance(options: ApplianceOptions): Promise<Applia
 interface StreamContext {
   send(message: HeartbeatRequestInit): void;
   rescheduleBeat(): void;
+  /**
+   * Sends a CertificateRenewal (new key + CSR) on this stream, or joins the one already sent on
+   * it. Resolves true once the CSR is queued on a still-open stream.
+   */
+  requestCertificateRenewal(): Promise<boolean>;
   /** Ends this stream after its queued messages are taken, and reconnects at once. */
   reconnectNow(): void;
 }
@@ -681,14 +686,21 @@ class ApplianceImpl implements Appliance {
     let nonce = 0n;
     let reconnectNow = false;
     let gotMessage = false;
-    let renewalSent = false;
+    let renewalChecked = false;
+    // At most one CSR per stream, whoever asks (expiry check or operator directive): the server
+    // answers each with a certificate and ends a stream that asks too often.
+    let renewal: Promise<boolean> | null = null;
+    const requestCertificateRenewal = () => {
+      renewal ??= this.sendCertificateRenewal(outbox, streamAbort.signal);
+      return renewal;
+    };
 
     const sendBeat = () => {
       nonce += 1n;
       outbox.push({ kind: { case: "beat", value: { boxTime: timestampFromMs(this.clock()), nonce } } });
-      if (!renewalSent) {
-        renewalSent = true;
-        void this.maybeRequestCertificateRenewal(outbox).catch((error: unknown) => this.reportError(error));
+      if (!renewalChecked) {
+        renewalChecked = true;
+        if (this.certificateRenewalDue()) void requestCertificateRenewal().catch((error: unknown) => this.reportError(error));
       }
     };
     const scheduleBeat = () => {
@@ -713,6 +725,7 @@ class ApplianceImpl implements Appliance {
         scheduleBeat();
         armWatchdog();
       },
+      requestCertificateRenewal,
       reconnectNow: () => {
         reconnectNow = true;
         void outbox.drained().then(() => streamAbort.abort());
@@ -909,8 +922,17 @@ class ApplianceImpl implements Appliance {
         break;
       }
       case DirectiveType.RENEW_CERTIFICATE:
-        applied = this.acceptCertificate(directive);
-        reconnect = applied;
+        if (directive.certificatePem === "") {
+          // An operator's request: the server cannot issue without our CSR, so renew as on expiry.
+          // Acked once the CSR is on the stream, not when the certificate comes: the certificate
+          // arrives as its own RENEW_CERTIFICATE (stored and redelivered by the server until acked,
+          // its key kept in the state file), so this directive's part is done, and holding its ack
+          // across reconnects would redeliver it and ask for yet another certificate each time.
+          applied = await this.renewCertificateOnRequest(directive.id);
+        } else {
+          applied = this.acceptCertificate(directive);
+          reconnect = applied;
+        }
         break;
       default:
         this.reportError(new Error(`directive ${directive.id}: unknown type ${directive.type}; ignored`));
@@ -1000,31 +1022,60 @@ class ApplianceImpl implements Appliance {
   }
 
   /**
-   * Sends a CertificateRenewal once less than a third of the certificate's life is left, so the
-   * box is never cut off by an expired client certificate while it is online. Once per stream and
-   * at most once an hour; the new key is stored first so the answer can be adopted after a reboot.
+   * Whether the certificate should be renewed: less than a third of its life is left, so the box
+   * is never cut off by an expired client certificate while it is online. Checked once per stream
+   * and at most once an hour.
    */
-  private async maybeRequestCertificateRenewal(outbox: Outbox<HeartbeatRequestInit>): Promise<void> {
+  private certificateRenewalDue(): boolean {
     const st = this.st;
-    if (!st) return;
+    if (!st) return false;
     const now = this.clock();
-    if (this.certRenewalRequestedAt !== null && now - this.certRenewalRequestedAt < 3_600_000) return;
+    if (this.certRenewalRequestedAt !== null && now - this.certRenewalRequestedAt < 3_600_000) return false;
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(st.certificatePem);
     } catch {
-      return;
+      return false;
     }
     const from = Date.parse(cert.validFrom);
     const to = Date.parse(cert.validTo);
-    if (!(to - now < (to - from) * RENEW_CERTIFICATE_AT)) return;
-    this.certRenewalRequestedAt = now;
+    return to - now < (to - from) * RENEW_CERTIFICATE_AT;
+  }
+
+  /**
+   * Generates a new key and CSR and sends the CSR as `renew_certificate`. The new key is stored
+   * first so the answer can be adopted after a reboot. Returns false if the stream ended before
+   * the CSR could be queued.
+   */
+  private async sendCertificateRenewal(outbox: Outbox<HeartbeatRequestInit>, streamSignal: AbortSignal): Promise<boolean> {
+    const st = this.st;
+    if (!st) return false;
+    this.certRenewalRequestedAt = this.clock();
     const spiffeId = applianceSpiffeId(this.options.trustDomain ?? DEFAULT_TRUST_DOMAIN, st.deploymentId);
     const { keyPem, csrPem } = await generateKeyAndCsr({ spiffeId, commonName: st.deploymentId });
     st.pendingPrivateKeyPem = keyPem;
     await this.persist();
+    if (streamSignal.aborted) return false;
     outbox.push({ kind: { case: "renewCertificate", value: { csrPem } } });
-    this.log.info({ notAfter: cert.validTo }, "client certificate renewal requested");
+    this.log.info({ spiffeId }, "client certificate renewal requested");
+    return true;
+  }
+
+  /** A RENEW_CERTIFICATE without a certificate: renew on the stream; true once the CSR is sent. */
+  private async renewCertificateOnRequest(directiveId: string): Promise<boolean> {
+    const stream = this.stream;
+    if (!stream) {
+      // SendHeartbeat (HTTP/1.1) has no field for a CSR: leave it unacked for a streaming connect.
+      this.reportError(new Error(`directive ${directiveId}: RENEW_CERTIFICATE needs the heartbeat stream to send a CSR; not applied`));
+      return false;
+    }
+    try {
+      if (await stream.requestCertificateRenewal()) return true;
+      this.reportError(new Error(`directive ${directiveId}: stream ended before the certificate renewal was sent; not applied`));
+    } catch (error) {
+      this.reportError(new Error(`directive ${directiveId}: certificate renewal failed`, { cause: error }));
+    }
+    return false;
   }
 }
 
