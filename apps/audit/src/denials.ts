@@ -1,23 +1,11 @@
-import type { DeniedEvent, Principal } from "@lcp/rpc";
+import { auditActorOf, type DeniedEvent } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
-import { canonicalJson, type ActorKindName } from "./chain/canonical.js";
+import { canonicalJson } from "./chain/canonical.js";
 import type { NormalizedEvent } from "./validate.js";
 
 /** The audit action of every refused call (DESIGN.md §7, `@lcp/domain` AUDIT_ACTIONS). */
 export const AUTHZ_DENIED = "authz.denied";
 
-function actorOf(p: Principal): { kind: ActorKindName; id: string; roles: string[] } {
-  switch (p.kind) {
-    case "admin":
-      return { kind: "admin", id: p.subject, roles: [...p.roles] };
-    case "service":
-      return { kind: "service", id: p.name, roles: [] };
-    case "appliance":
-      return { kind: "appliance", id: p.deploymentId, roles: [] };
-    case "anonymous":
-      return { kind: "anonymous", id: "", roles: [] };
-  }
-}
 
 /**
  * The `authz.denied` event for a call this service refused: who (actor), which RPC (resource
@@ -25,13 +13,13 @@ function actorOf(p: Principal): { kind: ActorKindName; id: string; roles: string
  * service appends it to its own chain directly, since it has no outbox to go through.
  */
 export function deniedEvent(event: DeniedEvent, now: Date): NormalizedEvent {
-  const actor = actorOf(event.principal);
+  const actor = auditActorOf(event.principal);
   return {
     id: uuidv7({ msecs: now.getTime() }),
     occurredAt: new Date(now.getTime()),
     actorKind: actor.kind,
     actorId: actor.id,
-    actorRoles: actor.roles,
+    actorRoles: [...actor.roles],
     action: AUTHZ_DENIED,
     resourceType: "rpc",
     resourceId: event.procedure,

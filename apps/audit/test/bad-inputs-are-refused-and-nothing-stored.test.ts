@@ -132,7 +132,7 @@ describe.each(testDatabases())("bad inputs ($name)", (tdb) => {
 
     const denied = (await env.adminClient(app, ["auditor"]).listEvents({ action: "authz.denied" })).events;
     expect(denied.map((e) => [e.actor?.kind, e.actor?.id, e.resource?.id, e.outcome])).toEqual([
-      [ActorKind.ANONYMOUS, "", "audit.v1.AuditService/Append", Outcome.DENIED],
+      [ActorKind.ANONYMOUS, "-", "audit.v1.AuditService/Append", Outcome.DENIED],
       [ActorKind.SERVICE, "fleet-sweep", "audit.v1.AuditService/ListEvents", Outcome.DENIED],
       [ActorKind.ADMIN, "olivia", "audit.v1.AuditService/VerifyChain", Outcome.DENIED],
       [ActorKind.ADMIN, "olivia", "audit.v1.AuditService/ListEvents", Outcome.DENIED],

@@ -8,7 +8,7 @@ import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { createOrm, createOutboxRelay, newAuditEvent, writeAuditNow, type Database } from "@lcp/persistence";
-import { createClient, createLogger, createServer, principalId, type DeniedEvent } from "@lcp/rpc";
+import { createClient, createLogger, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
 import { DEFAULT_LOCK_LEASE_MS, type FleetSweepConfig } from "./config.js";
 import { createSweepStore } from "./storage/sweep-store.js";
@@ -81,18 +81,7 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
     });
 
     const onDenied = async (event: DeniedEvent) => {
-      await writeAuditNow(
-        db,
-        newAuditEvent({
-          action: "authz.denied",
-          actor: { kind: event.principal.kind, id: principalId(event.principal) },
-          resource: { type: "rpc", id: event.procedure },
-          outcome: "denied",
-          requestId: event.requestId,
-          details: { code: event.code, reason: event.reason },
-          now: now(),
-        }),
-      );
+      await writeAuditNow(db, newAuditEvent({ ...deniedAuditFields(event), now: now() }));
       relay?.notify();
     };
 

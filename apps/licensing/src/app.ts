@@ -16,13 +16,13 @@ import {
   createMetrics,
   createLogger,
   createServer,
+  deniedAuditFields,
   type AppliancePrincipal,
   type ApplianceCheck,
   type DeniedEvent,
 } from "@lcp/rpc";
 import { createApplianceService } from "./appliance-service/service.js";
 import type { LicensingConfig } from "./config.js";
-import { actorOf } from "./core/audit.js";
 import type { LicensingDeps } from "./deps.js";
 import { createLicensingService } from "./licensing-service/service.js";
 import { createReconcileService } from "./reconcile/service.js";
@@ -129,18 +129,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       return usable ? { ok: true } : { ok: false, reason: "certificate revoked or not issued by licensing" };
     };
     const onDenied = async (event: DeniedEvent) => {
-      await writeAuditNow(
-        db,
-        newAuditEvent({
-          action: "authz.denied",
-          actor: actorOf(event.principal),
-          resource: { type: "rpc", id: event.procedure },
-          outcome: "denied",
-          requestId: event.requestId,
-          details: { code: event.code, reason: event.reason },
-          now: now(),
-        }),
-      );
+      await writeAuditNow(db, newAuditEvent({ ...deniedAuditFields(event), now: now() }));
     };
 
     const heartbeatHandlers = heartbeat.handlers(deps);

@@ -4,9 +4,9 @@
  */
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { createOrm, newAuditEvent, writeAuditNow } from "@lcp/persistence";
-import { adminTokenVerifierFrom, createLogger, createServer, type DeniedEvent } from "@lcp/rpc";
+import { adminTokenVerifierFrom, createLogger, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
 import { loadOrCreateDevKek } from "@lcp/tokens";
-import { actorOf, SYSTEM_ACTOR } from "./audit.js";
+import { SYSTEM_ACTOR } from "./audit.js";
 import { createApplianceCa } from "./ca/appliance-ca.js";
 import type { SigningKeysConfig } from "./config.js";
 import { createSigningKeyHandlers } from "./handlers.js";
@@ -72,18 +72,7 @@ export async function startSigningKeys(config: SigningKeysConfig): Promise<Signi
     if (await ca.ensureCa({ actor: SYSTEM_ACTOR, reason: "first start" })) log.info("created the appliance CA");
 
     const onDenied = async (event: DeniedEvent) => {
-      await writeAuditNow(
-        db,
-        newAuditEvent({
-          action: "authz.denied",
-          actor: actorOf(event.principal),
-          resource: { type: "rpc", id: event.procedure },
-          outcome: "denied",
-          requestId: event.requestId,
-          details: { code: event.code, reason: event.reason },
-          now: now(),
-        }),
-      );
+      await writeAuditNow(db, newAuditEvent({ ...deniedAuditFields(event), now: now() }));
     };
 
     const server = await createServer({

@@ -4,7 +4,7 @@
  */
 import { newAuditEvent, recordAudit, type NewAuditEventInput } from "@lcp/persistence";
 import type { AuditAction } from "@lcp/domain";
-import type { Principal } from "@lcp/rpc";
+import { auditActorOf, type Principal } from "@lcp/rpc";
 import type { EntityManager } from "@mikro-orm/core";
 
 /** An audit event's actor. */
@@ -23,16 +23,7 @@ export interface AuditContext {
 
 /** The audit actor for an RPC principal. */
 export function actorOf(principal: Principal): AuditActor {
-  switch (principal.kind) {
-    case "admin":
-      return { kind: "admin", id: principal.subject, roles: principal.roles };
-    case "service":
-      return { kind: "service", id: principal.name };
-    case "appliance":
-      return { kind: "appliance", id: principal.deploymentId };
-    case "anonymous":
-      return { kind: "anonymous", id: "-" };
-  }
+  return auditActorOf(principal);
 }
 
 /**

@@ -26,3 +26,4 @@ export * from "./server.js";
 export * from "./client.js";
 export * from "./logger.js";
 export * from "./config.js";
+export * from "./audit-fields.js";

@@ -4,7 +4,7 @@
  */
 import type { AuditAction, Refusal } from "@lcp/domain";
 import { newAuditEvent, recordAudit, writeAuditNow, type Database } from "@lcp/persistence";
-import { principalKey, requestIdKey, type Principal } from "@lcp/rpc";
+import { auditActorOf, principalKey, requestIdKey, type Principal } from "@lcp/rpc";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/knex";
 
@@ -23,16 +23,7 @@ export interface CallContext {
 
 /** The audit actor for a principal. */
 export function actorOf(principal: Principal): AuditActor {
-  switch (principal.kind) {
-    case "admin":
-      return { kind: "admin", id: principal.subject, roles: principal.roles };
-    case "service":
-      return { kind: "service", id: principal.name };
-    case "appliance":
-      return { kind: "appliance", id: principal.deploymentId };
-    case "anonymous":
-      return { kind: "anonymous", id: "-" };
-  }
+  return auditActorOf(principal);
 }
 
 /** The call context of a handler invocation (principal and request id set by the rpc interceptor). */
