@@ -6,20 +6,22 @@
  * box after rebind activates → sweep → the audit trail shows every step in order with its actor,
  * and VerifyChain is ok.
  *
- * Grows with the apps: the heartbeat stream (ListHeartbeats, directives at the box) and
- * Reconcile (a SUCCEEDED, idempotent sweep) are asserted once licensing serves them.
+ * The boxes hold the heartbeat stream throughout (settings shrunk to seconds, as an operator may on
+ * licensing/settings): ListHeartbeats shows them connected with a small lag, every change reaches
+ * the box as a directive (SUSPEND, REACTIVATE, LOCK within a second of the revoke), and the sweep
+ * through licensing's Reconcile SUCCEEDS over the whole fleet and is idempotent.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ActivationError, type Appliance } from "@lcp/appliance-sdk";
+import { ActivationError, type Appliance, type StateChangeEvent } from "@lcp/appliance-sdk";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
-import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
+import { FleetSweepService, SweepStatus, type SweepRun } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentKind, DeploymentState, LicenseStatus, LockReason, SubscriptionStatus, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { verifyLicenseToken } from "@lcp/tokens";
 import { e2eDatabases, startCluster, type Cluster } from "../support/cluster.js";
-import { applianceFor, auditTrail, describeEvent, eventually, TOKEN_ISSUER } from "../support/story.js";
+import { applianceFor, auditTrail, describeEvent, eventually, FAST_SETTINGS, heartbeatOf, nextDirective, shrinkSettings, TOKEN_ISSUER } from "../support/story.js";
 
 describe.each(e2eDatabases())("the seed's story across real processes ($name)", ({ databaseUrl }) => {
   let cluster: Cluster;
@@ -28,9 +30,13 @@ describe.each(e2eDatabases())("the seed's story across real processes ($name)", 
   let ward: { deployment: Deployment; license: License };
   let theatre: { deployment: Deployment; license: License };
   let sweepId: string;
+  let secondSweepId: string;
+  // Every state the ward's box reported about itself, in order.
+  const wardStates: StateChangeEvent[] = [];
 
   beforeAll(async () => {
     cluster = await startCluster({ databaseUrl });
+    await shrinkSettings(cluster);
   }, 120_000);
 
   afterAll(async () => {
@@ -66,6 +72,7 @@ describe.each(e2eDatabases())("the seed's story across real processes ($name)", 
 
   it("the appliance activates on first run and the deployment becomes ACTIVE", async () => {
     const a = await box(ward.license, "icu-ward-3-mainboard-A");
+    a.on("state", (e) => wardStates.push(e));
     const activation = await a.activate();
     expect(activation.deploymentId).toBe(ward.deployment.id);
     expect(a.state().state).toBe("ACTIVE");
@@ -74,30 +81,60 @@ describe.each(e2eDatabases())("the seed's story across real processes ($name)", 
     expect(LicenseStatus[license.status]).toBe("ACTIVATED");
     expect(license.fingerprintHash).toMatch(/^[0-9a-f]{64}$/);
 
-    // It holds its stream from here on (Heartbeat answers Unimplemented until issue 5 lands; the
-    // box keeps running on its lease meanwhile, which is exactly the offline design).
+    // It holds its stream from here on, and the control plane sees it connected.
     a.start();
-    expect(a.state().state).toBe("ACTIVE");
+    await eventually("the ward's box streaming", () => (a.status().connected ? true : undefined));
+    await eventually("the ward's box connected in ListHeartbeats", async () => ((await heartbeatOf(cluster, ward.deployment.id))?.connected ? true : undefined));
+  });
+
+  it("heartbeats keep it ACTIVE on both sides, renewing its lease", async () => {
+    const a = boxes[0]!;
+    // Longer than the heartbeat timeout and the lease renewal age: only beats can keep it ACTIVE.
+    await new Promise((r) => setTimeout(r, FAST_SETTINGS.heartbeatTimeoutMs + FAST_SETTINGS.leaseRenewAfterMs));
+    expect(a.state()).toEqual({ state: "ACTIVE" });
+    expect(wardStates.map((s) => s.state)).toEqual(["ACTIVE"]);
+    expect(a.status().leaseSeq!).toBeGreaterThan(1);
+    const beat = (await heartbeatOf(cluster, ward.deployment.id))!;
+    expect(beat).toMatchObject({ connected: true, licenseId: ward.license.id, state: DeploymentState.ACTIVE, agentVersion: "e2e-box/1" });
+    // last_seen is flushed in batches (at most a second late) and the box beats every second.
+    expect(beat.lagMs).toBeLessThan(FAST_SETTINGS.heartbeatTimeoutMs);
+    expect(Number(beat.leaseSeq)).toBe(a.status().leaseSeq);
     expect(await stateOf(ward.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
   });
 
-  it("an invalid subscription suspends the deployment and restoring it reactivates", async () => {
+  it("an invalid subscription suspends the deployment and the box, and restoring it reactivates both", async () => {
+    const a = boxes[0]!;
+    const suspend = nextDirective(a, "SUSPEND");
     const suspended = (await support().setSubscriptionStatus({ deploymentId: ward.deployment.id, status: SubscriptionStatus.INVALID, reason: "invoice unpaid" })).deployment!;
     expect([DeploymentState[suspended.state], SubscriptionStatus[suspended.subscriptionStatus]]).toEqual(["SUSPENDED", "INVALID"]);
     expect(await stateOf(ward.deployment.id)).toEqual(["SUSPENDED", "UNSPECIFIED"]);
+    await suspend;
+    await eventually("SUSPENDED at the box", () => (a.state().state === "SUSPENDED" ? true : undefined), 3_000);
 
+    const reactivate = nextDirective(a, "REACTIVATE");
     const restored = (await support().setSubscriptionStatus({ deploymentId: ward.deployment.id, status: SubscriptionStatus.VALID, reason: "invoice paid" })).deployment!;
     expect(DeploymentState[restored.state]).toBe("ACTIVE");
     expect(await stateOf(ward.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
+    await reactivate;
+    await eventually("ACTIVE at the box", () => (a.state().state === "ACTIVE" ? true : undefined), 3_000);
+    // The box's own "state" events: exactly the product page's sequence, nothing in between.
+    expect(wardStates.map((s) => s.state)).toEqual(["ACTIVE", "SUSPENDED", "ACTIVE"]);
   });
 
-  it("revoke locks the deployment, refuses activation for ever, and the refused box locks itself", async () => {
+  it("revoke locks the deployment and the streaming box within a second, and refuses activation for ever", async () => {
+    const stolen = boxes[0]!;
+    const lock = nextDirective(stolen, "LOCK");
+    const sent = performance.now();
     const revoked = await support().revokeLicense({ licenseId: ward.license.id, reason: "reported stolen" });
     expect(LicenseStatus[revoked.license!.status]).toBe("REVOKED");
+    // Pushed down the held stream: the box locks itself without asking.
+    const got = await lock;
+    expect(got.at - sent).toBeLessThan(1_000);
+    expect(stolen.state()).toMatchObject({ state: "LOCKED", reason: "LOCK_DIRECTIVE" });
+    expect(wardStates.map((s) => s.state)).toEqual(["ACTIVE", "SUSPENDED", "ACTIVE", "LOCKED"]);
     expect(await stateOf(ward.deployment.id)).toEqual(["LOCKED", "REVOKED"]);
 
-    // The stolen box tries to come back by activating again: refused, and it locks itself.
-    const stolen = boxes[0]!;
+    // The stolen box tries to come back by activating again: refused, and it stays locked.
     const refusal = await stolen.activate().then(
       () => undefined,
       (err: unknown) => err,
@@ -113,7 +150,7 @@ describe.each(e2eDatabases())("the seed's story across real processes ($name)", 
     expect(await stateOf(ward.deployment.id)).toEqual(["LOCKED", "REVOKED"]);
   });
 
-  it("after a rebind to replacement hardware the new box activates and the old one is refused", async () => {
+  it("after a rebind to replacement hardware the new box activates and streams, and the old one is refused", async () => {
     const made = await onboarding().provisionDeployment({ name: "theatre-1", customer: "st-mary", kind: DeploymentKind.ON_PREM });
     theatre = { deployment: made.deployment!, license: made.license! };
     const oldBox = await box(theatre.license, "theatre-1-mainboard-B");
@@ -130,20 +167,39 @@ describe.each(e2eDatabases())("the seed's story across real processes ($name)", 
     newBox.start();
     expect(newBox.state().state).toBe("ACTIVE");
     expect(await stateOf(theatre.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
+    const beat = await eventually("the new box connected in ListHeartbeats", async () => {
+      const row = await heartbeatOf(cluster, theatre.deployment.id);
+      return row?.connected && row.lagMs < FAST_SETTINGS.heartbeatTimeoutMs ? row : undefined;
+    });
+    expect(beat).toMatchObject({ licenseId: theatre.license.id, state: DeploymentState.ACTIVE });
+    expect(newBox.status().connected).toBe(true);
   });
 
-  it("a health sweep runs on demand and its report is kept", async () => {
+  it("a health sweep reconciles the whole fleet on demand, its report is kept, and a re-run changes nothing", async () => {
     const fleet = cluster.adminClient(FleetSweepService, "support");
+    const { deployments } = await support().listDeployments({ pageSize: 500 });
     const run = (await fleet.sweep({})).sweep!;
     sweepId = run.id;
     expect(run.requestedBy).toBe("e2e-support");
+    expect(SweepStatus[run.status]).toBe("SUCCEEDED");
+    expect(run.examined).toBeGreaterThanOrEqual(BigInt(deployments.length));
+    expect(deployments.length).toBeGreaterThanOrEqual(2);
+    expect([run.failures, run.error]).toEqual([0n, ""]);
     const stored = (await fleet.getSweep({ sweepId })).sweep!;
     expect(stored.id).toBe(sweepId);
+    expect(SweepStatus[stored.status]).toBe("SUCCEEDED");
     expect(stored.finishTime).toBeDefined();
-    // Reconciliation itself (status SUCCEEDED, examined ≥ 2, a re-run with zero transitions) is
-    // licensing's ReconcileService, which answers Unimplemented until issue 6 lands.
+
+    // Idempotent: the fleet is already what its data says, so a second run makes no transition.
+    const again = (await fleet.sweep({})).sweep!;
+    secondSweepId = again.id;
+    expect(SweepStatus[again.status]).toBe("SUCCEEDED");
+    expect(transitionsOf(again)).toBe(0n);
+    // And the sweep did not disturb what the story left: the stolen box locked, the new box ACTIVE.
+    expect(await stateOf(ward.deployment.id)).toEqual(["LOCKED", "REVOKED"]);
+    expect(await stateOf(theatre.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
     const { sweeps } = await fleet.listSweeps({});
-    expect(sweeps.map((s) => s.id)).toContain(sweepId);
+    expect(sweeps.map((s) => s.id)).toEqual(expect.arrayContaining([sweepId, again.id]));
   });
 
   it("the audit trail shows every step in order with its actor, and the chain verifies", async () => {
@@ -185,8 +241,13 @@ describe.each(e2eDatabases())("the seed's story across real processes ($name)", 
     });
     const certificates = all.filter((e) => e.action === "appliance.certificate.issue" && ours.has(e.resource?.id ?? ""));
     expect(certificates.map(describeEvent)).toEqual(Array(3).fill("appliance.certificate.issue SUCCESS SERVICE:licensing deployment"));
-    const sweep = all.find((e) => e.action === "fleet.sweep" && e.resource?.id === sweepId)!;
-    expect(`${sweep.actor?.id} ${sweep.resource?.type}`).toBe("e2e-support sweep");
+    // The operator's settings change came first; both sweeps were recorded, in order, after the story.
+    const settings = all.filter((e) => e.action === "settings.update").map(describeEvent);
+    expect(settings).toEqual(["settings.update SUCCESS ADMIN:e2e-super_admin settings"]);
+    expect(all.findIndex((e) => e.action === "settings.update")).toBeLessThan(all.findIndex((e) => e.action === "deployment.provision"));
+    const sweeps = all.filter((e) => e.action === "fleet.sweep");
+    expect(sweeps.map((e) => `${e.resource?.id} ${e.actor?.id} ${e.resource?.type}`)).toEqual([`${sweepId} e2e-support sweep`, `${secondSweepId} e2e-support sweep`]);
+    expect(Number(sweeps[0]!.seq)).toBeGreaterThan(Number(trail.at(-1)!.seq));
     // The trail is one gapless chain.
     expect(all.map((e) => Number(e.seq))).toEqual(all.map((_, i) => i + 1));
 
@@ -206,3 +267,8 @@ describe.each(e2eDatabases())("the seed's story across real processes ($name)", 
     expect(await stateOf(theatre.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
   });
 });
+
+/** How many transitions a sweep made, all kinds together. */
+function transitionsOf(run: SweepRun): bigint {
+  return run.transitions.reduce((sum, t) => sum + t.count, 0n);
+}

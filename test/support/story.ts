@@ -4,9 +4,11 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createAppliance, type Appliance } from "@lcp/appliance-sdk";
+import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
+import { createAppliance, type Appliance, type DirectiveEvent } from "@lcp/appliance-sdk";
 import { AuditService, Outcome, ActorKind, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
-import type { License } from "@lcp/proto/licensing/v1/types_pb";
+import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
+import type { HeartbeatStatus, License } from "@lcp/proto/licensing/v1/types_pb";
 import type { Cluster } from "./cluster.js";
 
 /** The `iss` licence and lease tokens carry (licensing's and signing-keys' default TOKEN_ISSUER). */
@@ -65,4 +67,46 @@ export async function auditTrail(cluster: Cluster): Promise<AuditEvent[]> {
 /** One audit event as a readable line, for comparing trails: `action outcome actor-kind:actor-id resource-type`. */
 export function describeEvent(e: AuditEvent): string {
   return `${e.action} ${Outcome[e.outcome]} ${ActorKind[e.actor?.kind ?? 0]}:${e.actor?.id ?? ""} ${e.resource?.type ?? ""}`;
+}
+
+/**
+ * Settings in seconds instead of minutes and weeks, so heartbeats, renewals, grace and lockdown
+ * happen inside a test (grace − renew_after exceeds one interval + 1 s, so a beating box never
+ * sees its lease run low).
+ */
+export const FAST_SETTINGS = { heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 2_000, graceWindowMs: 5_000, leaseRenewAfterMs: 2_000 };
+
+/** Shrinks licensing's settings (UpdateSettings as super_admin, as an operator would on licensing/settings). */
+export async function shrinkSettings(cluster: Cluster, s: typeof FAST_SETTINGS = FAST_SETTINGS): Promise<void> {
+  await cluster.adminClient(LicensingService, "super_admin").updateSettings({
+    settings: {
+      heartbeatInterval: durationFromMs(s.heartbeatIntervalMs),
+      heartbeatTimeout: durationFromMs(s.heartbeatTimeoutMs),
+      graceWindow: durationFromMs(s.graceWindowMs),
+      leaseRenewAfter: durationFromMs(s.leaseRenewAfterMs),
+    },
+  });
+}
+
+/** The control plane's heartbeat row for a deployment (ListHeartbeats, screen licensing/heartbeats), with its lag in ms. */
+export async function heartbeatOf(cluster: Cluster, deploymentId: string): Promise<(HeartbeatStatus & { lagMs: number }) | undefined> {
+  const { heartbeats } = await cluster.adminClient(LicensingService, "support").listHeartbeats({ deploymentId });
+  const row = heartbeats.find((h) => h.deploymentId === deploymentId);
+  return row && Object.assign(row, { lagMs: row.lag ? durationMs(row.lag) : Number.POSITIVE_INFINITY });
+}
+
+/** Resolves with the next applied `type` directive the box gets, and when (performance.now()). */
+export function nextDirective(box: Appliance, type: DirectiveEvent["type"], ms = 5_000): Promise<DirectiveEvent & { at: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${type} directive within ${ms} ms`));
+    }, ms);
+    const off = box.on("directive", (e) => {
+      if (e.type !== type || e.outcome === "ignored") return;
+      clearTimeout(timer);
+      off();
+      resolve({ ...e, at: performance.now() });
+    });
+  });
 }
