@@ -64,7 +64,7 @@ afterAll(async () => {
 
 describe("README walkthrough", () => {
   it("has the blocks this test checks", () => {
-    expect(blocks).toHaveLength(9);
+    expect(blocks).toHaveLength(10);
   });
 
   it("0: a support token and the settings", () => {
@@ -84,28 +84,41 @@ describe("README walkthrough", () => {
     expect(outputs[3]).toMatch(/^DEPLOYMENT_STATE_ACTIVE last seen \d{4}-\d\d-\d\dT[\d:.]+Z$/m);
   });
 
-  it("4: an invalid subscription suspends, a valid one reactivates", () => {
-    expect(outputs[4]!.trim().split("\n")).toEqual(["DEPLOYMENT_STATE_SUSPENDED", "DEPLOYMENT_STATE_ACTIVE"]);
+  it("4: its heartbeats: the stream held right now, a small lag, the lease and agent it reported", () => {
+    const line = outputs[4]!.trim();
+    const m = /^DEPLOYMENT_STATE_ACTIVE connected true lag ([\d.]+)s lease seq (\d+) agent (\S+)$/.exec(line);
+    expect(m, line).not.toBeNull();
+    // Default settings (a beat a minute): the box beat when it connected, moments ago.
+    expect(Number(m![1])).toBeLessThan(30);
+    expect(Number(m![2])).toBeGreaterThanOrEqual(1);
   });
 
-  it("5: rebind to the new mainboard, whose box activates", () => {
+  it("5: an invalid subscription suspends, a valid one reactivates", () => {
+    expect(outputs[5]!.trim().split("\n")).toEqual(["DEPLOYMENT_STATE_SUSPENDED", "DEPLOYMENT_STATE_ACTIVE"]);
+  });
+
+  it("6: rebind to the new mainboard, whose box activates", () => {
     // Rebound, the licence waits (ISSUED) for the new box, whose activation makes the deployment ACTIVE.
-    expect(outputs[5]!.trim().split("\n").slice(-2)).toEqual(["LICENSE_STATUS_ISSUED", "DEPLOYMENT_STATE_ACTIVE"]);
+    expect(outputs[6]!.trim().split("\n").slice(-2)).toEqual(["LICENSE_STATUS_ISSUED", "DEPLOYMENT_STATE_ACTIVE"]);
     expect(readFileSync(join(cluster.dataDir, "icu-ward-3-new.log"), "utf8")).toMatch(/^box 0 activated deployment /m);
   });
 
-  it("6: revoke locks the deployment", () => {
-    expect(outputs[6]!.trim()).toBe("LICENSE_STATUS_REVOKED DEPLOYMENT_STATE_LOCKED LOCK_REASON_REVOKED");
+  it("7: revoke locks the deployment", () => {
+    expect(outputs[7]!.trim()).toBe("LICENSE_STATUS_REVOKED DEPLOYMENT_STATE_LOCKED LOCK_REASON_REVOKED");
   });
 
-  it("7: an on-demand sweep is run and listed, with who asked", () => {
-    const lines = outputs[7]!.trim().split("\n");
-    expect(lines[0]).toMatch(/^[0-9a-f-]{36} requested by dev-admin$/);
-    expect(lines[1]).toBe("dev-admin");
-  });
-
-  it("8: the audit trail has every step, oldest first, and its chain verifies", () => {
+  it("8: an on-demand sweep SUCCEEDS over the fleet, a re-run makes no transition, both listed with who asked", () => {
     const lines = outputs[8]!.trim().split("\n");
+    expect(lines).toHaveLength(3);
+    const m = /^[0-9a-f-]{36} SWEEP_STATUS_SUCCEEDED examined (\d+) requested by dev-admin$/.exec(lines[0]!);
+    expect(m, lines[0]).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(1);
+    expect(lines[1]).toBe("SWEEP_STATUS_SUCCEEDED transitions 0");
+    expect(lines[2]).toBe("dev-admin");
+  });
+
+  it("9: the audit trail has every step, oldest first, and its chain verifies", () => {
+    const lines = outputs[9]!.trim().split("\n");
     const steps = lines.slice(0, -1).map((l) => l.split(" ").slice(1).join(" "));
     const ours = steps.filter((s) => s.endsWith(" dev-admin"));
     expect(ours).toEqual([
@@ -118,7 +131,8 @@ describe("README walkthrough", () => {
       "license.rebind OUTCOME_SUCCESS dev-admin",
       "license.revoke OUTCOME_SUCCESS dev-admin",
       "deployment.lock OUTCOME_SUCCESS dev-admin",
-      expect.stringMatching(/^fleet\.sweep OUTCOME_\w+ dev-admin$/),
+      "fleet.sweep OUTCOME_SUCCESS dev-admin",
+      "fleet.sweep OUTCOME_SUCCESS dev-admin",
     ]);
     expect(steps.filter((s) => s.startsWith("license.activate OUTCOME_SUCCESS"))).toHaveLength(2);
     const seqs = lines.slice(0, -1).map((l) => Number(l.split(" ")[0]));
