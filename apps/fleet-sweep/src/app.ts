@@ -7,8 +7,8 @@ import { hostname } from "node:os";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
-import { createOrm, createOutboxRelay, newAuditEvent, writeAuditNow, type Database } from "@lcp/persistence";
-import { createClient, createLogger, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
+import { createOrm, createOutboxRelay, newAuditEvent, registerOutboxMetrics, writeAuditNow, type Database } from "@lcp/persistence";
+import { createClient, createLogger, createMetrics, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
 import { DEFAULT_LOCK_LEASE_MS, type FleetSweepConfig } from "./config.js";
 import { createSweepStore } from "./storage/sweep-store.js";
@@ -71,13 +71,27 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
         })()
       : undefined;
 
+    // Created before the runner so a finished run can be counted (sweep duration, transitions).
+    const metrics = createMetrics({ app: "fleet-sweep" });
+    registerOutboxMetrics(metrics, db);
+    const sweepDuration = metrics.histogram("sweep_duration_seconds", "Duration of finished sweep runs.", ["status", "trigger"], [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900]);
+    const sweepTransitions = metrics.counter("sweep_transitions_total", "Deployment state transitions applied by sweeps, by from and to state.", ["from", "to"]);
+    const sweepExamined = metrics.counter("sweep_examined_total", "Deployments examined by sweeps.", []);
+
     const runner = createSweepRunner({
       store,
       now,
       log,
       leaseMs,
       reconcile: (request, options) => licensing.reconcile(request, { signal: options.signal }),
-      onFinished: () => relay?.notify(),
+      onFinished: (run) => {
+        relay?.notify();
+        if (run.finishedAt) sweepDuration.observe({ status: run.status, trigger: run.trigger }, (run.finishedAt.getTime() - run.startedAt.getTime()) / 1000);
+        if (!run.dryRun) {
+          sweepExamined.inc(run.examined);
+          for (const t of run.transitions) sweepTransitions.inc({ from: t.from, to: t.lockReason ? `${t.to}(${t.lockReason})` : t.to }, t.count);
+        }
+      },
     });
 
     const onDenied = async (event: DeniedEvent) => {
@@ -86,6 +100,7 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
     };
 
     const server = await createServer({
+      metrics,
       name: "fleet-sweep",
       host: config.host,
       port: config.port,

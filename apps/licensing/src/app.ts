@@ -8,7 +8,7 @@ import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { createOrm, createOutboxRelay, newAuditEvent, writeAuditNow } from "@lcp/persistence";
+import { createOrm, createOutboxRelay, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
 import { normalizeSerialNumber } from "@lcp/pki";
 import {
   adminTokenVerifierFrom,
@@ -135,6 +135,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
     const heartbeatHandlers = heartbeat.handlers(deps);
     const metrics = createMetrics({ app: "licensing" });
     heartbeat.registerMetrics(metrics);
+    registerOutboxMetrics(metrics, db);
     const server = await createServer({
       metrics,
       name: "licensing",

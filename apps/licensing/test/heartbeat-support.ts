@@ -23,6 +23,7 @@ import { ensureDevAdminIssuer } from "@lcp/tokens";
 import { startLicensing, type LicensingApp } from "../src/app.js";
 import type { LicensingConfig } from "../src/config.js";
 import { TEST_ISSUER, type Box, type LicensingHarness } from "./support.js";
+import { metricValue, scrapeMetrics } from "@lcp/testing/metrics";
 
 /**
  * Seconds-scale settings: beat every 1 s, GRACE after 2 s of silence, leases valid 5 s, renewed
@@ -209,18 +210,7 @@ export function beat(nonce: bigint): RequestInit {
 
 /** Reads a gauge or counter from licensing's /metrics (over TLS, no credentials: it is public). */
 export async function metric(h: LicensingHarness, name: string, url = h.licensing.url): Promise<number> {
-  const { request } = await import("node:https");
-  const body = await new Promise<string>((resolve, reject) => {
-    const req = request(`${url}/metrics`, { ca: h.pki.ca.certPem }, (res) => {
-      let data = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (data += c));
-      res.on("end", () => resolve(data));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-  const line = body.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  if (!line) throw new Error(`metric ${name} not found`);
-  return Number(line.slice(line.lastIndexOf(" ") + 1));
+  const value = metricValue(await scrapeMetrics(url, h.pki.ca.certPem), name);
+  if (Number.isNaN(value)) throw new Error(`metric ${name} not found`);
+  return value;
 }

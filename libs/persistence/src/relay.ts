@@ -209,19 +209,55 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         if (!result.more) return total;
       }
     },
-    async stats() {
-      const em = db.em();
-      const pending = await em.count(OutboxEvent, { deliveredAt: null });
-      if (pending === 0) return { pending, oldestPendingAgeMs: 0 };
-      const oldest = await em.findOne(OutboxEvent, { deliveredAt: null }, { orderBy: { occurredAt: "asc" }, fields: ["occurredAt"] });
-      const age = oldest ? nowMs() - oldest.occurredAt.getTime() : 0;
-      return { pending, oldestPendingAgeMs: Math.max(0, age) };
+    stats() {
+      return outboxStats(db, nowMs());
     },
     notify() {
       notified = true;
       if (wakeable) wake?.();
     },
   };
+}
+
+/**
+ * How far behind the outbox is: undelivered events and the age of the oldest. Read from the
+ * table, so it also answers for an app that runs no relay (no AUDIT_URL) or whose relay is
+ * on another replica.
+ */
+export async function outboxStats(db: Database, nowMs: number = Date.now()): Promise<OutboxStats> {
+  const em = db.em();
+  const pending = await em.count(OutboxEvent, { deliveredAt: null });
+  if (pending === 0) return { pending, oldestPendingAgeMs: 0 };
+  const oldest = await em.findOne(OutboxEvent, { deliveredAt: null }, { orderBy: { occurredAt: "asc" }, fields: ["occurredAt"] });
+  const age = oldest ? nowMs - oldest.occurredAt.getTime() : 0;
+  return { pending, oldestPendingAgeMs: Math.max(0, age) };
+}
+
+/** The part of a metrics registry this package needs (`@lcp/rpc`'s RpcMetrics fits). */
+export interface GaugeFactory {
+  gauge(name: string, help: string, labelNames: readonly string[], collect: (this: { set(value: number): void }) => Promise<void>): unknown;
+}
+
+/**
+ * Exposes `outbox_depth` and `outbox_oldest_pending_age_seconds` (DESIGN.md §10): an outbox
+ * that only grows means audit is unreachable or refusing a batch, which is worth an alert long
+ * before anything is lost.
+ */
+export function registerOutboxMetrics(metrics: GaugeFactory, db: Database): void {
+  // One query per scrape serves both gauges: each collect awaits the same promise.
+  let inFlight: Promise<OutboxStats> | undefined;
+  const read = () => {
+    inFlight ??= outboxStats(db).finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
+  };
+  metrics.gauge("outbox_depth", "Audit events written but not yet delivered to the audit service.", [], async function () {
+    this.set((await read()).pending);
+  });
+  metrics.gauge("outbox_oldest_pending_age_seconds", "Age of the oldest undelivered audit event.", [], async function () {
+    this.set((await read()).oldestPendingAgeMs / 1000);
+  });
 }
 
 function describe(err: unknown): string {

@@ -16,7 +16,7 @@ import { createHeartbeatHandlers } from "./appliance-handlers.js";
 import { createLastSeenWriter, type LastSeenWriter } from "./last-seen-writer.js";
 import { listHeartbeats, sendDirective } from "./operator-handlers.js";
 import { HeartbeatPresenceEntity } from "./presence-entity.js";
-import { DEFAULT_HEARTBEAT_LIMITS, type HeartbeatContext, type HeartbeatLimits } from "./session.js";
+import { DEFAULT_HEARTBEAT_LIMITS, type HeartbeatContext, type HeartbeatCounters, type HeartbeatLimits } from "./session.js";
 import { createStreamHub, type StreamHub } from "./stream-hub.js";
 
 export { HeartbeatPresenceEntity } from "./presence-entity.js";
@@ -63,11 +63,13 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
     throw err;
   }
   const limits = { ...DEFAULT_HEARTBEAT_LIMITS, ...options.limits };
+  // Replaced by real counters in registerMetrics; sessions read them through the context.
+  const counters: HeartbeatCounters = { beat() {}, directivePushed() {} };
   return {
     hub,
     writer,
     handlers(deps) {
-      const ctx: HeartbeatContext = { deps, hub, writer, limits };
+      const ctx: HeartbeatContext = { deps, hub, writer, limits, counters };
       return {
         appliance: createHeartbeatHandlers(ctx),
         licensing: {
@@ -85,6 +87,10 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
       };
     },
     registerMetrics(metrics) {
+      const beats = metrics.counter("licensing_heartbeat_beats_total", "Heartbeat beats received on streams (rate() gives beats/s).");
+      const pushed = metrics.counter("licensing_directives_pushed_total", "Directives pushed to connected boxes, by type.", ["type"]);
+      counters.beat = () => beats.inc();
+      counters.directivePushed = (type) => pushed.inc({ type });
       metrics.gauge("licensing_heartbeat_streams", "Heartbeat streams held by this replica.", [], function () {
         this.set(hub.size());
       });

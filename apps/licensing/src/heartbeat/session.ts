@@ -53,6 +53,14 @@ export interface HeartbeatContext {
   hub: StreamHub;
   writer: LastSeenWriter;
   limits: HeartbeatLimits;
+  /** Counts for /metrics (beats received, directives pushed); no-ops until metrics are registered. */
+  counters: HeartbeatCounters;
+}
+
+/** What the stream counts for /metrics. */
+export interface HeartbeatCounters {
+  beat(): void;
+  directivePushed(type: string): void;
 }
 
 /** Per-stream limits. */
@@ -256,6 +264,7 @@ export class HeartbeatStream implements HeldStream {
     }
     switch (kind.case) {
       case "beat":
+        this.ctx.counters.beat();
         await this.beat((kind.value as { nonce: bigint }).nonce);
         return;
       case "ack":
@@ -403,6 +412,7 @@ export class HeartbeatStream implements HeldStream {
       if (d.id !== "" && this.sent.has(d.id)) continue;
       if (d.id !== "") this.sent.add(d.id);
       this.out.push({ kind: { case: "directive", value: d } });
+      this.ctx.counters.directivePushed(DirectiveType[d.type] ?? String(d.type));
     }
   }
 
@@ -437,6 +447,7 @@ export class HeartbeatStream implements HeldStream {
   private lockAndClose(code: DomainCode, message: string): void {
     if (this.closed) return;
     this.out.push({ kind: { case: "directive", value: ephemeralLock(message, this.ctx.deps.now()) } });
+    this.ctx.counters.directivePushed("LOCK");
     this.closed = true;
     this.out.fail(new DomainError(code, message));
     this.dispose();
