@@ -28,7 +28,10 @@ export function transitionOf(stored: DerivedState, derived: DerivedState): Trans
 
 /**
  * The directives to push to the box (if connected) for a transition, in sending order:
- * - → LOCKED (any reason): LOCK.
+ * - → LOCKED(REVOKED | EXPIRED): LOCK.
+ * - → LOCKED(OFFLINE): none. The box has not been heard from for the whole grace window, so its
+ *   lease has expired and it has locked itself; a stored LOCK would only reach it when it comes
+ *   back, and then wrongly, since its first healthy beat returns it to ACTIVE.
  * - → PENDING (a rebind): LOCK — the only box that can hold a stream then is the old one.
  * - → SUSPENDED: SUSPEND, RENEW_LEASE (a lease with st SUSPENDED).
  * - → ACTIVE from SUSPENDED, GRACE or LOCKED: REACTIVATE, RENEW_LEASE.
@@ -39,6 +42,7 @@ export function directivesFor(transition: Transition): StateDirective[] {
   const { from, to } = transition;
   switch (to.state) {
     case "LOCKED":
+      return to.lockReason === "OFFLINE" ? [] : ["LOCK"];
     case "PENDING":
       return ["LOCK"];
     case "GRACE":

@@ -87,7 +87,7 @@ function reconcile(store: Store, boxContact: boolean): void {
   if (t) {
     const directives = directivesFor(t);
     expect(isAuditAction(auditActionFor(t))).toBe(true);
-    if (t.to.state === "LOCKED") expect(directives).toEqual(["LOCK"]);
+    if (t.to.state === "LOCKED") expect(directives).toEqual(t.to.lockReason === "OFFLINE" ? [] : ["LOCK"]);
     // A revoked deployment is absorbing: nothing ever moves it out of LOCKED(REVOKED).
     expect(t.from.lockReason === "REVOKED").toBe(false);
     pushRenew = directives.includes("RENEW_LEASE");

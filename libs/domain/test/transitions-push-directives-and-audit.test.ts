@@ -23,10 +23,14 @@ describe("transitionOf", () => {
 describe("directivesFor", () => {
   const d = (from: DerivedState, to: DerivedState) => directivesFor({ from, to });
 
-  it("→ LOCKED pushes LOCK, whatever the reason", () => {
+  it("→ LOCKED(REVOKED | EXPIRED) pushes LOCK", () => {
     for (const from of [active, grace, suspended, pending, offline]) expect(d(from, revoked)).toEqual(["LOCK"]);
     expect(d(active, expired)).toEqual(["LOCK"]);
-    expect(d(grace, offline)).toEqual(["LOCK"]);
+  });
+
+  it("→ LOCKED(OFFLINE) pushes nothing: the box is away and has locked itself on its lease", () => {
+    expect(d(grace, offline)).toEqual([]);
+    expect(d(suspended, offline)).toEqual([]);
   });
 
   it("→ SUSPENDED pushes SUSPEND and a new lease", () => {
