@@ -1,4 +1,5 @@
 import { X509Certificate } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -121,6 +122,9 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const health = createHealth();
   const metrics = options.metrics ?? createMetrics({ app: options.name });
   const shutdown = new AbortController();
+  // connect-node links every call's signal to this one: one listener per call in flight, so the
+  // default limit of 10 only produces a false leak warning under ordinary concurrency.
+  setMaxListeners(0, shutdown.signal);
   const authenticate = createAuthenticator({
     trustDomain: options.trustDomain,
     platformCas: () => platformCas,
