@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Appliance } from "@lcp/appliance-sdk";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
+import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentKind, DeploymentState, SubscriptionStatus } from "@lcp/proto/licensing/v1/types_pb";
 import { startCluster, type Cluster } from "../support/cluster.js";
@@ -28,6 +29,8 @@ afterAll(async () => {
 describe("audit down for the whole run", () => {
   let deploymentId: string;
   let sweepId: string;
+  const bulkDeployments: string[] = [];
+  const bulkKeys: string[] = [];
 
   it("provision, activate, suspend, restore, revoke and sweep all work with audit down", async () => {
     expect(cluster.running("audit")).toBe(false);
@@ -44,6 +47,20 @@ describe("audit down for the whole run", () => {
     sweepId = (await cluster.adminClient(FleetSweepService, "support").sweep({})).sweep!.id;
   });
 
+  it("200 more changes through licensing and signing-keys while audit is still down", async () => {
+    const support = cluster.adminClient(LicensingService, "support");
+    const superAdmin = cluster.adminClient(SigningKeyService, "super_admin");
+    // 150 provisions (one event each: CLOUD, no licence) and 50 new signing keys, interleaved.
+    for (let i = 0; i < 150; i++) {
+      const name = `bulk-${String(i).padStart(3, "0")}`;
+      bulkDeployments.push((await support.provisionDeployment({ name, customer: "bulk", kind: DeploymentKind.CLOUD })).deployment!.id);
+      if (i % 3 === 0) bulkKeys.push((await superAdmin.createKey({ reason: `bulk ${i}` })).key!.kid);
+    }
+    expect(bulkDeployments).toHaveLength(150);
+    expect(bulkKeys).toHaveLength(50);
+    expect(cluster.running("audit")).toBe(false);
+  }, 60_000);
+
   it("once audit starts, every event arrives exactly once, in order, and the chain verifies", async () => {
     await cluster.start("audit");
     const expected = [
@@ -56,6 +73,7 @@ describe("audit down for the whole run", () => {
       "deployment.reactivate SUCCESS ADMIN:e2e-support deployment",
       "license.revoke SUCCESS ADMIN:e2e-support license",
       "deployment.lock SUCCESS ADMIN:e2e-support deployment",
+      ...bulkDeployments.map(() => "deployment.provision SUCCESS ADMIN:e2e-support deployment"),
     ];
     // The relays back off while audit is away (up to 30 s between attempts), so allow for one full wait.
     const trail = await eventually(
@@ -65,11 +83,17 @@ describe("audit down for the whole run", () => {
         const fromLicensing = events.filter((e) => e.producer === "licensing");
         const swept = events.some((e) => e.action === "fleet.sweep" && e.resource?.id === sweepId);
         const certified = events.some((e) => e.action === "appliance.certificate.issue");
-        return fromLicensing.length >= expected.length && swept && certified ? events : undefined;
+        const keys = events.filter((e) => e.producer === "signing-keys" && e.action === "signing.key.create").length;
+        return fromLicensing.length >= expected.length && swept && certified && keys >= bulkKeys.length ? events : undefined;
       },
       45_000,
     );
-    expect(trail.filter((e) => e.producer === "licensing").map(describeEvent)).toEqual(expected);
+    const fromLicensing = trail.filter((e) => e.producer === "licensing");
+    expect(fromLicensing.map(describeEvent)).toEqual(expected);
+    // Each producer's order survives the outage: the 200 bulk changes arrive as they were made.
+    expect(fromLicensing.slice(-150).map((e) => e.resource?.id)).toEqual(bulkDeployments);
+    const keyEvents = trail.filter((e) => e.producer === "signing-keys" && e.action === "signing.key.create").map((e) => e.resource?.id);
+    expect(keyEvents.slice(-50)).toEqual(bulkKeys);
     // Exactly once: no event id twice, and a gapless chain.
     expect(new Set(trail.map((e) => e.id)).size).toBe(trail.length);
     expect(trail.map((e) => Number(e.seq))).toEqual(trail.map((_, i) => i + 1));
