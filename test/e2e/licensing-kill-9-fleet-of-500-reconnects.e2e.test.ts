@@ -41,7 +41,9 @@ interface Counts {
 }
 const COUNTS = /^t=\d+s ACTIVE (\d+) GRACE (\d+) SUSPENDED (\d+) LOCKED (\d+) UNACTIVATED (\d+) connected (\d+)\/(\d+)/;
 
-describe.each(e2eDatabases())("kill -9 of licensing under a fleet of simulated boxes ($name)", ({ name, databaseUrl }) => {
+// One driver only (PostgreSQL when DATABASE_URL is set, as in CI; else SQLite): at ~100 s a run,
+// both would take a sixth of the suite's budget, and the 60-box kill -9 test covers both drivers.
+describe.each(e2eDatabases().slice(-1))("kill -9 of licensing under a fleet of simulated boxes ($name)", ({ name, databaseUrl }) => {
   let cluster: Cluster;
   let sim: ChildProcess | undefined;
   let simExited: Promise<void> | undefined;
