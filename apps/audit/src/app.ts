@@ -1,4 +1,4 @@
-import { createOrm, type Database } from "@lcp/persistence";
+import { createOrm, isConnectionError, type Database } from "@lcp/persistence";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { adminTokenVerifierFrom, createLogger, createServer, type DeniedEvent } from "@lcp/rpc";
 import { appendWithRetry, createAuditService } from "./audit-service.js";
@@ -48,6 +48,7 @@ export async function startAudit(config: AuditConfig): Promise<AuditApp> {
   let server;
   try {
     server = await createServer({
+      transientError: isConnectionError,
       name: "audit",
       host: config.host,
       port: config.port,

@@ -7,7 +7,7 @@ import { hostname } from "node:os";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
-import { createOrm, createOutboxRelay, newAuditEvent, registerOutboxMetrics, writeAuditNow, type Database } from "@lcp/persistence";
+import { createOrm, createOutboxRelay, isConnectionError, newAuditEvent, registerOutboxMetrics, writeAuditNow, type Database } from "@lcp/persistence";
 import { createClient, createLogger, createMetrics, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
 import { DEFAULT_LOCK_LEASE_MS, type FleetSweepConfig } from "./config.js";
@@ -100,6 +100,7 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
     };
 
     const server = await createServer({
+      transientError: isConnectionError,
       metrics,
       name: "fleet-sweep",
       host: config.host,

@@ -8,7 +8,7 @@ import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { createOrm, createOutboxRelay, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
+import { createOrm, createOutboxRelay, isConnectionError, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
 import { normalizeSerialNumber } from "@lcp/pki";
 import {
   adminTokenVerifierFrom,
@@ -137,6 +137,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
     heartbeat.registerMetrics(metrics);
     registerOutboxMetrics(metrics, db);
     const server = await createServer({
+      transientError: isConnectionError,
       metrics,
       name: "licensing",
       host: config.host,

@@ -3,7 +3,7 @@
  * KEK, key store, appliance CA, RPC server, outbox relay — used by main.ts and by the tests.
  */
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { createOrm, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
+import { createOrm, isConnectionError, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
 import { adminTokenVerifierFrom, createLogger, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
 import { loadOrCreateDevKek } from "@lcp/tokens";
 import { SYSTEM_ACTOR } from "./audit.js";
@@ -76,6 +76,7 @@ export async function startSigningKeys(config: SigningKeysConfig): Promise<Signi
     };
 
     const server = await createServer({
+      transientError: isConnectionError,
       name: "signing-keys",
       host: config.host,
       port: config.port,

@@ -111,8 +111,15 @@ export function fromVerdict(
  * - anything else is a bug or an outage: the cause is logged here and the caller gets Internal
  *   with only the request id, never a stack or the raw message (it may hold SQL, paths, keys).
  */
-export function toConnectError(err: unknown, log?: Logger, requestId?: string): ConnectError {
+export function toConnectError(err: unknown, log?: Logger, requestId?: string, isTransient?: (err: unknown) => boolean): ConnectError {
   if (err instanceof ConnectError) return err;
+  // A dependency that is down for a moment (the database restarting) is the caller's cue to retry,
+  // not a bug: Unavailable, which clients retry for idempotent calls, and a warning, not an error.
+  if (!(err instanceof DomainError) && isTransient?.(err)) {
+    log?.warn({ err, requestId }, "dependency unavailable");
+    const suffix = requestId ? ` (request id ${requestId})` : "";
+    return new ConnectError(`temporarily unavailable, retry later${suffix}`, Code.Unavailable, undefined, undefined, err);
+  }
   if (err instanceof DomainError) {
     const code = connectCodeFor(err.code);
     if (code === Code.Internal) {

@@ -32,6 +32,11 @@ export interface ServerInterceptorOptions {
   readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
   /** Where every call's code, duration and open streams are counted (`createMetrics().rpc`). */
   readonly metrics?: RpcCallMetrics;
+  /**
+   * Recognises errors that mean "a dependency is down for now" (apps pass persistence's
+   * `isConnectionError`), answered Unavailable instead of Internal.
+   */
+  readonly transientError?: (err: unknown) => boolean;
 }
 
 /** The header carrying the request id in both directions. */
@@ -79,7 +84,7 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
       metrics?.callEnded(service, method, code, (performance.now() - started) / 1000);
     };
     const fail = (err: unknown): ConnectError => {
-      const error = toConnectError(err, log, requestId);
+      const error = toConnectError(err, log, requestId, options.transientError);
       error.metadata.set(REQUEST_ID_HEADER, requestId);
       finish(error);
       return error;

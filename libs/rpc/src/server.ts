@@ -58,6 +58,11 @@ export interface ServerOptions {
   readonly checkAppliance?: (principal: AppliancePrincipal) => Promise<ApplianceCheck>;
   /** Called for every refused call (apps audit `authz.denied` through their outbox). */
   readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
+  /**
+   * Recognises a handler error that means a dependency is down for now (pass persistence's
+   * `isConnectionError`): answered Unavailable, so clients retry, instead of Internal.
+   */
+  readonly transientError?: (err: unknown) => boolean;
   /** Default: `createLogger(name)`. */
   readonly logger?: Logger;
   /** Registers the app's services: `router.service(LicensingService, impl)`. */
@@ -150,6 +155,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         onDenied: options.onDenied,
         policy: options.policy,
         metrics: metrics.rpc,
+        transientError: options.transientError,
       }),
     ],
     contextValues: (req) =>

@@ -67,3 +67,27 @@ describe("the domain code table", () => {
     expect(toConnectError(e)).toBe(e);
   });
 });
+
+describe("a dependency that is down for a moment", () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    // The app's classifier (persistence's isConnectionError in the real apps) recognises the
+    // handler's failure as a dependency outage.
+    const transientError = (err: unknown) => err instanceof Error && /SELECT/.test(err.message);
+    t = await startTestServer({ name: "signing-keys", register: signingStub(newCalls()), transientError });
+  });
+  afterAll(() => t?.close());
+
+  it("is answered Unavailable, so clients retry, without the cause's message", async () => {
+    const client = await t.serviceClient(SigningKeyService, "licensing");
+    const err = await failure(client.sign({ typ: "crash" }, { headers: { "x-request-id": "req-43" } }));
+    expect(err.code).toBe(Code.Unavailable);
+    expect(err.rawMessage).toBe("temporarily unavailable, retry later (request id req-43)");
+    expect(err.message).not.toMatch(/SELECT|srv|secret/);
+  });
+
+  it("leaves domain errors as they are", async () => {
+    const client = await t.serviceClient(SigningKeyService, "licensing");
+    expect((await failure(client.sign({ typ: "domain-error" }))).code).toBe(Code.FailedPrecondition);
+  });
+});
