@@ -19,14 +19,13 @@ import {
 } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DirectiveType, HeartbeatStatusSchema } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
-import type { FilterQuery } from "@mikro-orm/core";
 import { createHash } from "node:crypto";
 import type { AuditSpec, CallContext } from "../core/audit.js";
 import { loadForDecision } from "../core/deployment-change.js";
-import { deploymentStateCondition } from "../licensing-service/queries.js";
+import { findDeploymentPage } from "../licensing-service/queries.js";
 import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId } from "../licensing-service/validate.js";
 import { stateFromProto, stateToProto, type DirectiveTypeName } from "../mapping.js";
-import { DeploymentEntity, LicenseEntity, type DeploymentRow } from "../storage/entities.js";
+import { LicenseEntity } from "../storage/entities.js";
 import { factsOf, loadSettings } from "../storage/repository.js";
 import { renewLease, storeDirective } from "./directive-store.js";
 import { HeartbeatPresenceEntity } from "./presence-entity.js";
@@ -81,16 +80,7 @@ export async function listHeartbeats(hb: HeartbeatContext, req: ListHeartbeatsRe
   const em = deps.db.em();
   const now = deps.now();
   const settings = await loadSettings(em, now);
-  const where: FilterQuery<DeploymentRow>[] = [];
-  if (query.deploymentId) where.push({ id: query.deploymentId });
-  if (query.states.length > 0) where.push({ $or: query.states.map((s) => deploymentStateCondition(s, now, settings)) });
-  if (query.afterId) where.push({ id: { $gt: query.afterId } });
-  const rows = await em.find(DeploymentEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<DeploymentRow>, {
-    orderBy: { id: "asc" },
-    limit: query.pageSize + 1,
-    disableIdentityMap: true,
-  });
-  const page = rows.slice(0, query.pageSize);
+  const { page, more } = await findDeploymentPage(em, { ...query, where: query.deploymentId ? [{ id: query.deploymentId }] : [] }, now, settings);
   const ids = page.map((r) => r.id);
   const licenseIds = page.map((r) => r.licenseId).filter((id): id is string => id !== null);
   // Three set-based reads for the whole page, never one per row.
@@ -136,7 +126,6 @@ export async function listHeartbeats(hb: HeartbeatContext, req: ListHeartbeatsRe
       }),
     );
   }
-  const more = rows.length > query.pageSize;
   const filter = { heartbeats: true, deploymentId: query.deploymentId, states: query.states };
   return create(ListHeartbeatsResponseSchema, {
     heartbeats,

@@ -133,14 +133,18 @@ export function deploymentStateCondition(state: DeploymentState, now: Date, sett
   }
 }
 
-/** A page of deployments, filtered by derived state and customer. */
-export async function listDeployments(deps: LicensingDeps, req: ListDeploymentsRequest): Promise<ListDeploymentsResponse> {
-  const query = validateListDeployments(req);
-  const em = deps.db.em();
-  const now = deps.now();
-  const settings = await loadSettings(em, now);
-  const where: FilterQuery<DeploymentRow>[] = [];
-  if (query.customer) where.push({ customer: query.customer });
+/**
+ * One keyset page of deployments (by id) matching every `where` condition and, when `states` is
+ * given, any of those derived states at `now` — the state filter runs in SQL, so a page is a page.
+ * The deployments screen and the heartbeats screen both page through this.
+ */
+export async function findDeploymentPage(
+  em: ReturnType<LicensingDeps["db"]["em"]>,
+  query: { where: FilterQuery<DeploymentRow>[]; states: readonly DeploymentState[]; afterId: string | null; pageSize: number },
+  now: Date,
+  settings: Settings,
+): Promise<{ page: DeploymentRow[]; more: boolean }> {
+  const where = [...query.where];
   if (query.states.length > 0) where.push({ $or: query.states.map((s) => deploymentStateCondition(s, now, settings)) });
   if (query.afterId) where.push({ id: { $gt: query.afterId } });
   const rows = await em.find(DeploymentEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<DeploymentRow>, {
@@ -148,10 +152,18 @@ export async function listDeployments(deps: LicensingDeps, req: ListDeploymentsR
     limit: query.pageSize + 1,
     disableIdentityMap: true,
   });
-  const page = rows.slice(0, query.pageSize);
+  return { page: rows.slice(0, query.pageSize), more: rows.length > query.pageSize };
+}
+
+/** A page of deployments, filtered by derived state and customer. */
+export async function listDeployments(deps: LicensingDeps, req: ListDeploymentsRequest): Promise<ListDeploymentsResponse> {
+  const query = validateListDeployments(req);
+  const em = deps.db.em();
+  const now = deps.now();
+  const settings = await loadSettings(em, now);
+  const { page, more } = await findDeploymentPage(em, { ...query, where: query.customer ? [{ customer: query.customer }] : [] }, now, settings);
   const derived = page.map((row) => ({ row, state: deriveState(factsOf(row), now.getTime(), settings) }));
   const shown = query.states.length > 0 ? derived.filter((d) => query.states.includes(d.state.state)) : derived;
-  const more = rows.length > query.pageSize;
   return create(ListDeploymentsResponseSchema, {
     deployments: shown.map((d) => deploymentToProto(d.row, d.state)),
     nextPageToken: more ? encodePageToken(page[page.length - 1]!.id, { states: query.states, customer: query.customer }) : "",
