@@ -21,7 +21,7 @@ import { applyDeploymentChange, loadForDecision } from "../core/deployment-chang
 import { signLicense } from "../core/signer.js";
 import type { LicensingDeps } from "../deps.js";
 import { licenseToProto } from "../mapping.js";
-import type { LicenseRow } from "../storage/entities.js";
+import { newLicenseRow } from "./license-row.js";
 import { validateIssue } from "./validate.js";
 
 function refusalError(r: Refusal): DomainError {
@@ -55,25 +55,16 @@ export async function issueLicenseFor(deps: LicensingDeps, call: CallContext, re
       const verdict = issueLicense(loaded.facts, input.expiresAt.getTime(), loaded.now.getTime());
       if (!verdict.ok) return verdict;
       const previous = loaded.license;
-      const newLicense: LicenseRow = {
+      const newLicense = newLicenseRow({
         id: licenseId,
         deploymentId: loaded.deployment.id,
         customer: loaded.deployment.customer,
-        entitlements: JSON.stringify(input.entitlements),
-        token: signed.token,
-        kid: signed.kid,
-        fingerprintHash: null,
+        entitlements: input.entitlements,
+        signed,
         issuedAt: now,
         expiresAt: input.expiresAt,
-        activatedAt: null,
-        revokedAt: null,
-        revokeReason: null,
-        supersededAt: null,
-        supersededBy: null,
-        // Lease seqs continue across licences of a deployment, so a box never sees one go backwards.
-        leaseSeq: previous?.leaseSeq ?? 0,
-        leaseIssuedAt: previous?.leaseIssuedAt ?? null,
-      };
+        previous,
+      });
       return {
         facts: verdict.facts,
         newLicense,

@@ -18,6 +18,7 @@ import { deploymentToProto, licenseToProto } from "../mapping.js";
 import { DeploymentEntity, LicenseEntity, type DeploymentRow, type LicenseRow } from "../storage/entities.js";
 import { factColumns, loadSettings } from "../storage/repository.js";
 import { validateProvision } from "./validate.js";
+import { newLicenseRow } from "./license-row.js";
 
 /** Creates a deployment (and by default for ON_PREM its licence); audited deployment.provision (+ license.issue). */
 export async function provisionDeployment(
@@ -63,24 +64,7 @@ export async function provisionDeployment(
   } satisfies DeploymentRow;
   const license: LicenseRow | null =
     licenseId && signed
-      ? {
-          id: licenseId,
-          deploymentId,
-          customer: input.customer,
-          entitlements: JSON.stringify(input.entitlements),
-          token: signed.token,
-          kid: signed.kid,
-          fingerprintHash: null,
-          issuedAt: now,
-          expiresAt: input.expiresAt,
-          activatedAt: null,
-          revokedAt: null,
-          revokeReason: null,
-          supersededAt: null,
-          supersededBy: null,
-          leaseSeq: 0,
-          leaseIssuedAt: null,
-        }
+      ? newLicenseRow({ id: licenseId, deploymentId, customer: input.customer, entitlements: input.entitlements, signed, issuedAt: now, expiresAt: input.expiresAt })
       : null;
 
   await deps.db.transactional(async (em) => {
