@@ -16,7 +16,7 @@ import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { DeploymentKind, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { createAdminClient, createClient } from "@lcp/rpc";
 import { startLicensing, type LicensingApp } from "@lcp/licensing/app";
-import { startSigningKeys } from "@lcp/signing-keys/app";
+import { startTestSigningKeys } from "@lcp/signing-keys/testing";
 import { rawQuery, type TestDatabase, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
@@ -24,7 +24,6 @@ import { startFleetSweep, type FleetSweepApp } from "../src/app.js";
 import type { FleetSweepConfig } from "../src/config.js";
 
 type LicensingConfig = Parameters<typeof startLicensing>[0];
-type SigningKeysConfig = Parameters<typeof startSigningKeys>[0];
 
 const ISSUER = "https://lcp.test/licensing";
 
@@ -65,22 +64,7 @@ export async function startControlPlane(tdb: TestDatabase, sweepOverrides: Parti
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   };
   try {
-    const skCert = await pki.service("signing-keys");
-    const skConfig: SigningKeysConfig = {
-      app: "signing-keys",
-      host: "127.0.0.1",
-      port: 0,
-      dataDir: skDb.dataDir,
-      databaseUrl: skDb.databaseUrl,
-      databaseSchema: skDb.schema,
-      trustDomain: pki.trustDomain,
-      tls: { certPem: skCert.certPem, keyPem: skCert.keyPem, caPem: pki.ca.certPem, source: "files" },
-      adminTokens,
-      logLevel: "silent",
-      kek: { kind: "configured", key: new Uint8Array(randomBytes(32)) },
-      tokenIssuer: ISSUER,
-    };
-    const signingKeys = await startSigningKeys(skConfig);
+    const signingKeys = await startTestSigningKeys({ pki, db: skDb, adminTokens, tokenIssuer: ISSUER });
     cleanups.push(() => signingKeys.close());
 
     let offset = 0;

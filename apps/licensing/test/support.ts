@@ -13,7 +13,7 @@ import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentKind, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { SignRequestSchema, SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { createAdminClient, createClient, errorReason } from "@lcp/rpc";
-import { startSigningKeys } from "@lcp/signing-keys/app";
+import { startTestSigningKeys } from "@lcp/signing-keys/testing";
 import { rawQuery, type TestDatabase, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { ensureDevAdminIssuer } from "@lcp/tokens";
@@ -22,8 +22,7 @@ import { startLicensing, type LicensingApp } from "../src/app.js";
 import type { LicensingConfig } from "../src/config.js";
 import type { FaultInjection } from "../src/core/deployment-change.js";
 
-type SigningKeysConfig = Parameters<typeof startSigningKeys>[0];
-type SigningKeysApp = Awaited<ReturnType<typeof startSigningKeys>>;
+type SigningKeysApp = Awaited<ReturnType<typeof startTestSigningKeys>>;
 
 /** The issuer both services are configured with (they must agree). */
 export const TEST_ISSUER = "https://lcp.test/licensing";
@@ -74,22 +73,7 @@ export async function startHarness(tdb: TestDatabase, overrides: Partial<Licensi
   };
 
   try {
-    const skCert = await pki.service("signing-keys");
-    const skConfig: SigningKeysConfig = {
-      app: "signing-keys",
-      host: "127.0.0.1",
-      port: 0,
-      dataDir: skDb.dataDir,
-      databaseUrl: skDb.databaseUrl,
-      databaseSchema: skDb.schema,
-      trustDomain: pki.trustDomain,
-      tls: { certPem: skCert.certPem, keyPem: skCert.keyPem, caPem: pki.ca.certPem, source: "files" },
-      adminTokens,
-      logLevel: "silent",
-      kek: { kind: "configured", key: new Uint8Array(randomBytes(32)) },
-      tokenIssuer: TEST_ISSUER,
-    };
-    const signingKeys = await startSigningKeys(skConfig);
+    const signingKeys = await startTestSigningKeys({ pki, db: skDb, adminTokens, tokenIssuer: TEST_ISSUER });
     cleanups.push(() => signingKeys.close());
 
     let offset = 0;
