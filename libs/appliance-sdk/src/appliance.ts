@@ -119,6 +119,12 @@ export interface LeaseRejectedEvent {
   readonly directiveId?: string;
 }
 
+/** Payload of the "license-renewed" event: the licence ids before and after. */
+export interface LicenseRenewedEvent {
+  readonly from: string;
+  readonly to: string;
+}
+
 /** The directive types, as strings. */
 export type DirectiveKind = "LOCK" | "SUSPEND" | "REACTIVATE" | "RENEW_LEASE" | "RENEW_CERTIFICATE" | "REFRESH_KEYS" | "SET_INTERVAL" | "UNSPECIFIED";
 
@@ -137,6 +143,8 @@ export interface ApplianceEvents {
   state: (event: StateChangeEvent) => void;
   "lease-rejected": (event: LeaseRejectedEvent) => void;
   directive: (event: DirectiveEvent) => void;
+  /** The deployment's licence was renewed and the box adopted a lease of the new one. */
+  "license-renewed": (event: LicenseRenewedEvent) => void;
   /** Anything that went wrong in the background (failed beat, write error); the loop carries on. */
   error: (error: Error) => void;
 }
@@ -144,6 +152,8 @@ export interface ApplianceEvents {
 /** A snapshot for dashboards and the simulator. */
 export interface ApplianceStatus extends ApplianceStateView {
   readonly activated: boolean;
+  /** The licence the box runs under now: the configured one, or a renewal of it adopted from a lease. */
+  readonly licenseId: string;
   readonly deploymentId: string | null;
   /** A healthy stream (or a recent successful unary beat) right now. */
   readonly connected: boolean;
@@ -213,6 +223,8 @@ type HeartbeatRequestInit = MessageInitShape<typeof HeartbeatRequestSchema>;
 const DEFAULT_AGENT_VERSION = "lcp-appliance-sdk/0.0.0";
 // How many applied directive ids are remembered, so a redelivery is acked, not re-applied.
 const REMEMBERED_DIRECTIVES = 64;
+// How many superseded licence ids the state file keeps (each still names it on load).
+const MAX_PREVIOUS_LICENSES = 16;
 // A stream with no server message for this many intervals is presumed dead (half-open TCP).
 const SILENT_INTERVALS = 3;
 // A certificate is renewed once less than this share of its lifetime is left.
@@ -293,7 +305,9 @@ class ApplianceImpl implements Appliance {
     const path = this.options.stateFile;
     const stored = readStateFile(path);
     if (stored === null) return;
-    if (stored.licenseId !== this.options.licenseId) {
+    // A host keeps the licence id it was installed with in its configuration; after a renewal
+    // the box runs under the newer licence, and either id names this state file.
+    if (stored.licenseId !== this.options.licenseId && !stored.previousLicenseIds?.includes(this.options.licenseId)) {
       throw new StateFileError(path, `belongs to licence ${stored.licenseId}, not ${this.options.licenseId}; use another state file or delete it and activate again`);
     }
     // The file could have been edited to stretch the lease; only a lease that still verifies
@@ -435,6 +449,7 @@ class ApplianceImpl implements Appliance {
     return {
       ...view,
       activated: this.st !== null,
+      licenseId: this.st?.licenseId ?? this.options.licenseId,
       deploymentId: this.st?.deploymentId ?? null,
       connected: this.isConnected(this.clock()),
       leaseSeq: this.lease?.seq ?? null,
@@ -966,7 +981,7 @@ class ApplianceImpl implements Appliance {
     const verdict = await checkLease(token, {
       jwks: st.jwks,
       issuer: this.options.issuer,
-      licenseId: st.licenseId,
+      // No licence pinned: a renewal's lease names the deployment's new licence (see lease.ts).
       deploymentId: st.deploymentId,
       fingerprint: this.options.fingerprint,
       highestSeq: st.highestLeaseSeq,
@@ -984,6 +999,7 @@ class ApplianceImpl implements Appliance {
       return false;
     }
     const lease = toApplianceLease(verdict.claims);
+    if (verdict.claims.sub !== st.licenseId) this.followRenewedLicense(st, verdict.claims.sub);
     st.leaseToken = token;
     st.highestLeaseSeq = lease.seq;
     // A newer signed lease is the control plane's current word on ACTIVE vs SUSPENDED.
@@ -991,6 +1007,15 @@ class ApplianceImpl implements Appliance {
     st.watermark = Math.max(st.watermark, lease.iat);
     this.lease = lease;
     return true;
+  }
+
+  /** The deployment's licence was renewed (superseded): run under the new one from now on. */
+  private followRenewedLicense(st: ApplianceStateFile, licenseId: string): void {
+    const from = st.licenseId;
+    st.previousLicenseIds = [...(st.previousLicenseIds ?? []).filter((id) => id !== licenseId), from].slice(-MAX_PREVIOUS_LICENSES);
+    st.licenseId = licenseId;
+    this.log.info({ from, to: licenseId }, "the deployment's licence was renewed; running under the new licence");
+    this.events.emit("license-renewed", { from, to: licenseId });
   }
 
   /** Adopts a renewed certificate if it is for our current key or the key of our pending CSR. */

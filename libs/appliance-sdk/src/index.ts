@@ -23,6 +23,7 @@ export {
   type DirectiveEvent,
   type DirectiveKind,
   type LeaseRejectedEvent,
+  type LicenseRenewedEvent,
   type StateChangeEvent,
   type UnaryHeartbeatResult,
 } from "./appliance.js";

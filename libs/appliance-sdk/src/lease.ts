@@ -1,8 +1,13 @@
 /**
  * Accepting a lease on the box: the signature and format checks of `@lcp/tokens`, plus what only
- * the box can check — that the lease is for this licence, deployment and fingerprint, and that it
- * is newer than every lease it has seen (an old, longer-lived lease replayed to a stolen box must
- * not extend its life).
+ * the box can check — that the lease is for this deployment and fingerprint (and, at activation,
+ * for the licence activated), and that it is newer than every lease it has seen (an old,
+ * longer-lived lease replayed to a stolen box must not extend its life).
+ *
+ * Once running, a lease may name another licence of the box's deployment: "Choose New license"
+ * supersedes the current licence and carries the binding over, and the lease seq carries over
+ * with it (it counts per deployment binding), so the seq check alone keeps leases of the older
+ * licence from being replayed.
  */
 import { createHash } from "node:crypto";
 import { decodeJwt, type JSONWebKeySet } from "jose";
@@ -26,7 +31,11 @@ export type LeaseVerdict =
 export interface LeaseCheck {
   jwks: JSONWebKeySet;
   issuer: string;
-  licenseId: string;
+  /**
+   * When set, the lease must name this licence (activation: the answer is for the licence we
+   * activated). Left out for renewals, which may name the deployment's newer licence.
+   */
+  licenseId?: string;
   deploymentId: string;
   /** The box's raw fingerprint; the lease carries its SHA-256 (lowercase hex). */
   fingerprint: string;
@@ -82,7 +91,7 @@ export async function recheckStoredLease(token: string, check: Omit<LeaseCheck, 
 
 function checkClaims(claims: LeaseTokenClaims, check: LeaseCheck): LeaseVerdict {
   const seq = claims.seq;
-  if (claims.sub !== check.licenseId) {
+  if (check.licenseId !== undefined && claims.sub !== check.licenseId) {
     return { ok: false, code: "LEASE_WRONG_LICENSE", message: `lease is for licence ${claims.sub}, not ${check.licenseId}`, seq };
   }
   if (claims.dep !== check.deploymentId) {

@@ -24,7 +24,14 @@ export interface ApplianceRuntimeSettings {
 /** The content of the state file. */
 export interface ApplianceStateFile {
   version: typeof STATE_FILE_VERSION;
+  /** The licence the box runs under now (its leases name it). */
   licenseId: string;
+  /**
+   * Licences the box ran under before: the one it was installed (and is perhaps still configured)
+   * with, superseded by renewals whose leases it adopted. Absent in files written before renewals
+   * were followed.
+   */
+  previousLicenseIds?: string[];
   deploymentId: string;
   /** Client certificate (PEM) from Activate or RENEW_CERTIFICATE. */
   certificatePem: string;
@@ -113,9 +120,12 @@ function parseStateFile(path: string, raw: unknown): ApplianceStateFile {
   const bool = (v: unknown): v is boolean => typeof v === "boolean";
   const pending = raw["pendingPrivateKeyPem"];
   if (pending !== null && !isString(pending)) fail(path, 'field "pendingPrivateKeyPem" must be a string or null');
+  const previous = raw["previousLicenseIds"] ?? [];
+  if (!stringArray(previous)) fail(path, 'field "previousLicenseIds" must be an array of strings');
   return {
     version: STATE_FILE_VERSION,
     licenseId: field("licenseId", isString, "a non-empty string"),
+    previousLicenseIds: previous,
     deploymentId: field("deploymentId", isString, "a non-empty string"),
     certificatePem: field("certificatePem", isString, "a PEM string"),
     privateKeyPem: field("privateKeyPem", isString, "a PEM string"),

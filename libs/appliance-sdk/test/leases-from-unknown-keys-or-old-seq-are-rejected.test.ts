@@ -70,6 +70,33 @@ describe("lease checks", () => {
     expect(events.rejections[0]!.code).toBe("TOKEN_BAD_ISSUER");
   });
 
+  it("follows a renewed licence of its deployment (seq still guards replay) and keeps answering to the old id on load", async () => {
+    const { box, events, server } = await streamingBox();
+    const renewed: Array<{ from: string; to: string }> = [];
+    box.on("license-renewed", (e) => renewed.push(e));
+    const next = server.pushDirective(DirectiveType.RENEW_LEASE, { leaseToken: server.signLease({ seq: 2, licenseId: "lic-0002" }) });
+    await waitFor(() => ackedIds(server.current()).includes(next.id), "ack of the renewed licence's lease");
+    expect(renewed).toEqual([{ from: "lic-0001", to: "lic-0002" }]);
+    expect(box.status()).toMatchObject({ licenseId: "lic-0002", leaseSeq: 2 });
+    // A lease of the older licence, replayed: its seq is not newer.
+    server.pushDirective(DirectiveType.RENEW_LEASE, { leaseToken: server.signLease({ seq: 1, licenseId: "lic-0001", issuedAt: world.clock.trueNow() + 5_000 }) });
+    await waitFor(() => events.rejections.length === 1, "rejection");
+    expect(events.rejections[0]).toMatchObject({ code: "LEASE_SEQ_NOT_NEWER", seq: 1 });
+    expect(box.status().licenseId).toBe("lic-0002");
+
+    // The host, still configured with the licence it was installed with, reads the state file.
+    await box.stop();
+    const again = await world.make();
+    expect(again.status()).toMatchObject({ activated: true, licenseId: "lic-0002", leaseSeq: 2 });
+    // Its hello names the licence it runs under now.
+    const streams = server.streams.length;
+    again.start();
+    await waitFor(() => server.streams.length > streams && (server.current()?.requests.length ?? 0) >= 1, "hello");
+    expect(server.current()!.requests[0]!.kind).toMatchObject({ case: "hello", value: { licenseId: "lic-0002" } });
+    // A licence the box never ran under does not name the file.
+    await expect(world.make({ licenseId: "lic-9999" })).rejects.toThrow(/belongs to licence lic-0002, not lic-9999/);
+  });
+
   it("acks a redelivery of the lease it already holds without reporting it", async () => {
     const { events, server } = await streamingBox();
     const token = server.signLease();

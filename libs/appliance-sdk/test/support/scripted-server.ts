@@ -69,7 +69,7 @@ export interface ScriptedServer {
   /** The latest open stream. */
   current(): ServerStream | undefined;
   /** Signs a lease (real Ed25519); defaults: next seq, ACTIVE, the server's key, now, our box. */
-  signLease(opts?: { seq?: number; st?: "ACTIVE" | "SUSPENDED"; key?: GeneratedSigningKey; issuedAt?: number; fingerprint?: string }): string;
+  signLease(opts?: { seq?: number; st?: "ACTIVE" | "SUSPENDED"; key?: GeneratedSigningKey; issuedAt?: number; fingerprint?: string; licenseId?: string }): string;
   /** The next seq signLease would use. */
   nextSeq(): number;
   /** A directive message. */
@@ -159,7 +159,7 @@ export async function createScriptedServer(options: ScriptedServerOptions): Prom
         typ: TOKEN_TYPES.lease,
         claims: {
           ...leaseClaims({
-            licenseId: LICENSE_ID,
+            licenseId: opts.licenseId ?? LICENSE_ID,
             deploymentId: DEPLOYMENT_ID,
             fingerprintHash: createHash("sha256").update(opts.fingerprint ?? FINGERPRINT, "utf8").digest("hex"),
             status: opts.st ?? "ACTIVE",
