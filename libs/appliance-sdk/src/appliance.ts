@@ -133,8 +133,13 @@ export interface DirectiveEvent {
   readonly id: string;
   readonly type: DirectiveKind;
   readonly reason: string;
-  /** applied: acted on and acked; duplicate: already applied (acked again); ignored: not applied, not acked. */
-  readonly outcome: "applied" | "duplicate" | "ignored";
+  /**
+   * applied: acted on and acked; duplicate: already applied (acked again); ignored: not applied,
+   * not acked (redelivered on reconnect); discarded: can never apply (a certificate for a key the
+   * box no longer holds — the late answer to a CSR it has since replaced), acked so the control
+   * plane stops redelivering it.
+   */
+  readonly outcome: "applied" | "duplicate" | "ignored" | "discarded";
 }
 
 /** The events an {@link Appliance} emits. */
@@ -894,6 +899,7 @@ class ApplianceImpl implements Appliance {
       return;
     }
     let applied = false;
+    let discarded = false;
     let reconnect = false;
     let leaseOk: boolean | null = null;
     if (directive.leaseToken !== "") leaseOk = await this.acceptLease(directive.leaseToken, directive.id);
@@ -945,7 +951,9 @@ class ApplianceImpl implements Appliance {
           // across reconnects would redeliver it and ask for yet another certificate each time.
           applied = await this.renewCertificateOnRequest(directive.id);
         } else {
-          applied = this.acceptCertificate(directive);
+          const verdict = this.acceptCertificate(directive);
+          applied = verdict === "adopted";
+          discarded = verdict === "discard";
           reconnect = applied;
         }
         break;
@@ -960,6 +968,10 @@ class ApplianceImpl implements Appliance {
       emit("applied");
       this.refresh();
       if (reconnect) this.stream?.reconnectNow();
+    } else if (discarded) {
+      this.remember(directive.id);
+      ack([directive.id]);
+      emit("discarded");
     } else {
       if (leaseOk === true) await this.persist();
       emit("ignored");
@@ -1018,32 +1030,35 @@ class ApplianceImpl implements Appliance {
     this.events.emit("license-renewed", { from, to: licenseId });
   }
 
-  /** Adopts a renewed certificate if it is for our current key or the key of our pending CSR. */
-  private acceptCertificate(directive: Directive): boolean {
+  /**
+   * Adopts a renewed certificate if it is for our current key or the key of our pending CSR.
+   * One that can never be adopted (unparsable, expired, or for a key the box does not hold — each
+   * renewal replaces the pending key, so a late answer to an older CSR matches nothing) is to be
+   * discarded: left unacked it would be redelivered on every reconnect for ever. If the box still
+   * needs a certificate, its own renewal check asks again.
+   */
+  private acceptCertificate(directive: Directive): "adopted" | "discard" | "ignore" {
     const st = this.st;
-    if (!st) return false;
+    if (!st) return "ignore";
+    const discard = (why: string) => {
+      this.reportError(new Error(`directive ${directive.id}: ${why}; discarded`));
+      return "discard" as const;
+    };
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(directive.certificatePem);
     } catch {
-      this.reportError(new Error(`directive ${directive.id}: RENEW_CERTIFICATE without a parsable certificate; ignored`));
-      return false;
+      return discard("RENEW_CERTIFICATE without a parsable certificate");
     }
-    if (Date.parse(cert.validTo) <= this.clock()) {
-      this.reportError(new Error(`directive ${directive.id}: renewed certificate already expired; ignored`));
-      return false;
-    }
+    if (Date.parse(cert.validTo) <= this.clock()) return discard("renewed certificate already expired");
     const key = [st.pendingPrivateKeyPem, st.privateKeyPem].find((k) => k !== null && certificateMatchesKey(cert, k));
-    if (!key) {
-      this.reportError(new Error(`directive ${directive.id}: renewed certificate is not for a key this box holds; ignored`));
-      return false;
-    }
+    if (!key) return discard("renewed certificate is not for a key this box holds");
     st.certificatePem = directive.certificatePem;
     st.certificateChainPem = [...directive.certificateChainPem];
     if (key === st.pendingPrivateKeyPem) st.pendingPrivateKeyPem = null;
     st.privateKeyPem = key;
     this.certRenewalRequestedAt = null;
-    return true;
+    return "adopted";
   }
 
   /**

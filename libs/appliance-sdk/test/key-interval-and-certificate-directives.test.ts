@@ -60,7 +60,7 @@ describe("operator directives", () => {
     expect(box.status().leaseSeq).toBe(3);
   });
 
-  it("RENEW_CERTIFICATE adopts a certificate for its own key, stores it and reconnects with a new hello; one for a foreign key is ignored", async () => {
+  it("RENEW_CERTIFICATE adopts a certificate for its own key, stores it and reconnects with a new hello; one for a key it does not hold is discarded (acked, not redelivered)", async () => {
     const { events, server } = await streamingBox();
     const ca = await loadCertificateAuthority(server.pki.applianceCa);
     const spiffeId = server.pki.applianceId("dep-0001");
@@ -70,7 +70,9 @@ describe("operator directives", () => {
     if (!foreign.ok) throw new Error(foreign.message);
     const bad = server.pushDirective(DirectiveType.RENEW_CERTIFICATE, { certificatePem: foreign.certPem });
     await waitFor(() => events.directives.length === 1, "foreign certificate handled");
-    expect(events.directives[0]).toMatchObject({ id: bad.id, outcome: "ignored" });
+    expect(events.directives[0]).toMatchObject({ id: bad.id, outcome: "discarded" });
+    await waitFor(() => ackedIds(server.current()).includes(bad.id), "the discarded certificate acked");
+    expect(readStateFile(world.stateFile)!.certificatePem).not.toBe(foreign.certPem);
 
     // The CA re-issues for the key the box already holds (a CSR signed with that key).
     const own = await issueCertificateFromCsr(ca, { csrPem: await csrForKey(readStateFile(world.stateFile)!.privateKeyPem), spiffeId, validityMs: 86_400_000 });
@@ -78,7 +80,7 @@ describe("operator directives", () => {
     const streams = server.streams.length;
     const good = server.pushDirective(DirectiveType.RENEW_CERTIFICATE, { certificatePem: own.certPem, certificateChainPem: [server.pki.applianceCa.certPem] });
     await waitFor(() => server.streams.length > streams && (server.current()?.requests.length ?? 0) >= 1, "reconnect");
-    expect(ackedIds(server.streams[streams - 1])).toEqual([good.id]);
+    expect(ackedIds(server.streams[streams - 1])).toEqual([bad.id, good.id]);
     expect(server.current()!.requests[0]!.kind.case).toBe("hello");
     await waitFor(() => readStateFile(world.stateFile)!.certificatePem === own.certPem, "certificate stored");
   });
