@@ -149,6 +149,8 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       checkAppliance,
       onDenied,
       logger: log,
+      // The fleet's gRPC Heartbeat streams skip the Connect stack (README "Heartbeat transport").
+      rawStreams: heartbeatHandlers.rawStreams,
       register(router) {
         router.service(LicensingService, { ...createLicensingService(deps), ...heartbeatHandlers.licensing });
         router.service(ApplianceService, { ...createApplianceService(deps), ...heartbeatHandlers.appliance });

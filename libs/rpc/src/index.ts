@@ -23,6 +23,7 @@ export * from "./health.js";
 export * from "./metrics.js";
 export * from "./reflection.js";
 export * from "./server.js";
+export * from "./raw-stream.js";
 export * from "./client.js";
 export * from "./logger.js";
 export * from "./config.js";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { peerKey, type Authenticator } from "./authn.js";
+import { peerKey, type Authenticator, type PeerInfo } from "./authn.js";
 import { toConnectError } from "./errors.js";
 import type { RpcCallMetrics } from "./metrics.js";
 import { authorize, POLICY, procedureOf, type Rule } from "./policy.js";
@@ -45,6 +45,82 @@ export const REQUEST_ID_HEADER = "x-request-id";
 // Accept a caller's request id only if it is short and plain, so it cannot forge log lines.
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The caller's request id if it is short and plain (so it cannot forge log lines), else a new one. */
+export function requestIdFrom(offered: string | null | undefined): string {
+  return offered != null && REQUEST_ID.test(offered) ? offered : randomUUID();
+}
+
+/** What admitting a call needs: the authenticator, the policy and the refusal hook. */
+export interface AdmitOptions {
+  readonly authenticate: Authenticator;
+  readonly logger: Logger;
+  readonly policy?: Readonly<Record<string, Rule>>;
+  readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
+}
+
+/**
+ * Authentication then authorisation of one call, shared by the interceptor and the raw stream
+ * path (server.ts `rawStreams`) so both admit exactly the same callers. A refusal is returned, not
+ * thrown, with the principal, because the call's log line names who was refused; `onDenied` has
+ * been told by then. Throws only when authentication itself cannot answer (Unavailable).
+ */
+export async function admitCall(
+  options: AdmitOptions,
+  peer: PeerInfo | undefined,
+  header: Headers,
+  procedure: string,
+  requestId: string,
+): Promise<{ principal: Principal; refused?: ConnectError }> {
+  const principal = await options.authenticate(peer, header);
+  const verdict = authorize(principal, procedure, options.policy ?? POLICY);
+  if (verdict.ok) return { principal };
+  if (options.onDenied) {
+    try {
+      await options.onDenied({ principal, procedure, code: verdict.code, reason: verdict.reason, requestId });
+    } catch (err) {
+      options.logger.error({ err, procedure, requestId }, "onDenied hook failed");
+    }
+  }
+  const code = verdict.code === "unauthenticated" ? Code.Unauthenticated : Code.PermissionDenied;
+  return { principal, refused: new ConnectError(verdict.reason, code) };
+}
+
+/** One ended call, as logged and counted (see {@link recordCallEnd}). */
+export interface EndedCall {
+  readonly service: string;
+  readonly method: string;
+  /** `performance.now()` when the call arrived. */
+  readonly startedAt: number;
+  readonly principal: Principal;
+  readonly requestId: string;
+  /** The error the caller got, if any. */
+  readonly error?: ConnectError | undefined;
+  /** The client went away (or the deadline passed) before the call ended. */
+  readonly canceled?: boolean;
+}
+
+/**
+ * Writes the one structured log line of a call and its call metric: the interceptor's and the raw
+ * stream path's, so both look the same on dashboards and in logs.
+ */
+export function recordCallEnd(log: Logger, metrics: RpcCallMetrics | undefined, call: EndedCall): void {
+  const { error } = call;
+  const code = error ? codeName(error.code) : call.canceled ? "canceled" : "ok";
+  const seconds = (performance.now() - call.startedAt) / 1000;
+  const line = {
+    procedure: `${call.service}/${call.method}`,
+    code,
+    durationMs: Math.round(seconds * 10_000) / 10,
+    principal: call.principal.kind,
+    principalId: principalId(call.principal),
+    requestId: call.requestId,
+    ...(error && error.code !== Code.Internal ? { message: error.rawMessage } : {}),
+  };
+  if (error && isServerFault(error.code)) log.error(line, "rpc");
+  else log.info(line, "rpc");
+  metrics?.callEnded(call.service, call.method, code, seconds);
+}
+
 /**
  * The one server interceptor, in this order: request id → authentication → authorisation →
  * handler → error mapping → one structured log line and the call metrics per call (streams
@@ -54,7 +130,6 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * also for methods the service does not implement, so probing reveals nothing about them.
  */
 export function createServerInterceptor(options: ServerInterceptorOptions): Interceptor {
-  const policy = options.policy ?? POLICY;
   const log = options.logger;
   const metrics = options.metrics;
 
@@ -63,26 +138,12 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
     const procedure = procedureOf(req.method);
     const service = req.method.parent.typeName;
     const method = req.method.name;
-    const offered = req.header.get(REQUEST_ID_HEADER);
-    const requestId = offered !== null && REQUEST_ID.test(offered) ? offered : randomUUID();
+    const requestId = requestIdFrom(req.header.get(REQUEST_ID_HEADER));
     req.contextValues.set(requestIdKey, requestId);
     let principal: Principal = ANONYMOUS;
 
-    const finish = (error: ConnectError | undefined) => {
-      const code = error ? codeName(error.code) : req.signal.aborted ? "canceled" : "ok";
-      const line = {
-        procedure,
-        code,
-        durationMs: Math.round((performance.now() - started) * 10) / 10,
-        principal: principal.kind,
-        principalId: principalId(principal),
-        requestId,
-        ...(error && error.code !== Code.Internal ? { message: error.rawMessage } : {}),
-      };
-      if (error && isServerFault(error.code)) log.error(line, "rpc");
-      else log.info(line, "rpc");
-      metrics?.callEnded(service, method, code, (performance.now() - started) / 1000);
-    };
+    const finish = (error: ConnectError | undefined) =>
+      recordCallEnd(log, metrics, { service, method, startedAt: started, principal, requestId, error, canceled: req.signal.aborted });
     const fail = (err: unknown): ConnectError => {
       const error = toConnectError(err, log, requestId, options.transientError);
       error.metadata.set(REQUEST_ID_HEADER, requestId);
@@ -91,16 +152,10 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
     };
 
     try {
-      principal = await options.authenticate(req.contextValues.get(peerKey), req.header);
+      const admitted = await admitCall(options, req.contextValues.get(peerKey), req.header, procedure, requestId);
+      principal = admitted.principal;
       req.contextValues.set(principalKey, principal);
-      const verdict = authorize(principal, procedure, policy);
-      if (!verdict.ok) {
-        await notifyDenied({ principal, procedure, code: verdict.code, reason: verdict.reason, requestId });
-        throw new ConnectError(
-          verdict.reason,
-          verdict.code === "unauthenticated" ? Code.Unauthenticated : Code.PermissionDenied,
-        );
-      }
+      if (admitted.refused) throw admitted.refused;
       let res;
       if (req.method.methodKind === "client_streaming") {
         // The request stream is open for as long as the handler runs.
@@ -141,15 +196,6 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
       throw fail(err);
     }
   };
-
-  async function notifyDenied(event: DeniedEvent): Promise<void> {
-    if (!options.onDenied) return;
-    try {
-      await options.onDenied(event);
-    } catch (err) {
-      log.error({ err, procedure: event.procedure, requestId: event.requestId }, "onDenied hook failed");
-    }
-  }
 }
 
 /** `Code.PermissionDenied` → `"permission_denied"`, as gRPC tooling spells status codes. */

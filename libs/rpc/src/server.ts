@@ -18,11 +18,12 @@ import {
   type ApplianceCheck,
 } from "./authn.js";
 import { createHealth, type HealthService } from "./health.js";
-import { createServerInterceptor, type DeniedEvent } from "./interceptors.js";
+import { admitCall, createServerInterceptor, requestIdFrom, REQUEST_ID_HEADER, type DeniedEvent } from "./interceptors.js";
 import { createLogger } from "./logger.js";
 import { createMetrics, METRICS_PATH, type RpcMetrics } from "./metrics.js";
 import type { Rule } from "./policy.js";
-import type { AppliancePrincipal } from "./principal.js";
+import { ANONYMOUS, type AppliancePrincipal } from "./principal.js";
+import { isRawGrpcRequest, RawCall, type RawCallGate, type RawStreamHandler } from "./raw-stream.js";
 import { registerReflection } from "./reflection.js";
 
 /** The listener's TLS material, PEM-encoded. */
@@ -78,6 +79,13 @@ export interface ServerOptions {
    * when handlers built inside `register` need their counters before the server exists.
    */
   readonly metrics?: RpcMetrics;
+  /**
+   * Methods served directly on `node:http2` streams, by path (`/pkg.Service/Method`), for plain
+   * binary gRPC requests only; everything else on the path (Connect, gRPC-Web, JSON, compressed)
+   * still goes to the Connect stack. Calls are admitted (authn, policy, onDenied) before the
+   * handler sees them, and counted for graceful shutdown like any call. See raw-stream.ts.
+   */
+  readonly rawStreams?: Readonly<Record<string, RawStreamHandler>>;
 }
 
 /** A running server. */
@@ -240,6 +248,64 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     );
   }
 
+  const rawStreams = new Map(Object.entries(options.rawStreams ?? {}));
+  if (rawStreams.size > 0) {
+    // node's compatibility layer (the request handler above) is itself a "stream" listener; put a
+    // dispatcher in front of it so raw paths skip the per-request compat objects entirely.
+    const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
+    if (compat.length !== 1) throw new Error("createServer: expected node's http2 compat stream listener");
+    server.removeAllListeners("stream");
+    const gate: RawCallGate = {
+      log,
+      metrics: metrics.rpc,
+      transientError: options.transientError,
+      maxMessageBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE,
+    };
+    server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+      const handler = rawStreams.get(headers[":path"] ?? "");
+      if (handler && isRawGrpcRequest(headers)) serveRaw(handler, gate, stream, headers);
+      else compat[0]!.call(server, stream, headers, ...rest);
+    });
+  }
+
+  function serveRaw(handler: RawStreamHandler, gate: RawCallGate, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    inFlight++;
+    stream.once("close", settleRaw);
+    // A reset or a broken connection is that client's business; without a listener it would throw.
+    stream.on("error", ignoreStreamError);
+    const path = headers[":path"]!;
+    const slash = path.lastIndexOf("/");
+    const service = path.slice(1, slash);
+    const method = path.slice(slash + 1);
+    const offered = headers[REQUEST_ID_HEADER];
+    const requestId = requestIdFrom(typeof offered === "string" ? offered : undefined);
+    const startedAt = performance.now();
+    const session = stream.session;
+    const peer = session ? peerFromSocket(session.socket, session) : undefined;
+    // Only the credential headers authn reads; a Fetch Headers of everything is not needed.
+    const header = new Headers();
+    if (typeof headers.authorization === "string") header.set("authorization", headers.authorization);
+    admitCall({ authenticate, logger: log, policy: options.policy, onDenied: options.onDenied }, peer, header, `${service}/${method}`, requestId).then(
+      ({ principal, refused }) => {
+        const call = new RawCall(gate, stream, service, method, requestId, principal, startedAt);
+        if (refused) return call.end(refused);
+        if (stream.destroyed || stream.closed) return call.cancel();
+        if (shutdown.signal.aborted) return call.end(new ConnectError("the server is shutting down; reconnect", Code.Unavailable));
+        handler.serve(stream, headers, call);
+      },
+      (err: unknown) => new RawCall(gate, stream, service, method, requestId, ANONYMOUS, startedAt).end(err),
+    );
+  }
+
+  function settleRaw(): void {
+    inFlight--;
+    if (inFlight === 0) drained?.();
+  }
+
+  function ignoreStreamError(err: Error): void {
+    log.debug({ err: err.message }, "raw stream error");
+  }
+
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<Socket>();
   server.on("session", (session) => {
@@ -274,6 +340,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     // Give watchers the NOT_SERVING update before their streams are asked to end.
     await new Promise((resolve) => setImmediate(resolve));
     shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+    for (const handler of rawStreams.values()) handler.drain();
     // GOAWAY: clients open no new streams here and reconnect elsewhere; open streams continue.
     for (const session of sessions) if (!session.closed) session.close();
     if (inFlight > 0) {

@@ -18,7 +18,7 @@ import { DomainError, principalKey, type AppliancePrincipal } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { createPushQueue } from "./push-queue.js";
-import { HeartbeatStream, unaryHeartbeat, validateHello, type HeartbeatContext, type HeartbeatOut } from "./session.js";
+import { ackMessage, HeartbeatStream, unaryHeartbeat, validateHello, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
 
 function appliancePrincipal(ctx: HandlerContext): AppliancePrincipal {
   const principal = ctx.values.get(principalKey);
@@ -33,7 +33,13 @@ export function createHeartbeatHandlers(hb: HeartbeatContext): Pick<ServiceImpl<
     async *heartbeat(requests: AsyncIterable<HeartbeatRequest>, ctx: HandlerContext): AsyncIterable<HeartbeatOut> {
       const principal = appliancePrincipal(ctx);
       const out = createPushQueue<HeartbeatOut>();
-      const stream = new HeartbeatStream(hb, principal, callContextOf(ctx), out);
+      const outlet: HeartbeatOutlet = {
+        push: (m) => out.push(m),
+        ack: (nonce, nowMs, derived) => out.push(ackMessage(nonce, nowMs, derived)),
+        fail: (e) => out.fail(e),
+        close: () => out.close(),
+      };
+      const stream = new HeartbeatStream(hb, principal, callContextOf(ctx), outlet);
       // Server shutdown (or the box going away) ends the call: end our side too, so a graceful
       // close does not wait out its grace period on streams that would never finish.
       const onAbort = () => out.fail(new ConnectError("the server is shutting down; reconnect", Code.Unavailable));

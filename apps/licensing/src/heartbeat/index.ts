@@ -2,17 +2,19 @@
  * The heartbeat module, wired by app.ts: the coalescing last-seen writer, the change notifier,
  * the stream hub (which is the app's directive publisher), and the handlers it contributes to
  * ApplianceService (Heartbeat, SendHeartbeat) and LicensingService (ListHeartbeats,
- * SendDirective). Built in two steps because the hub must exist before the core's deps (it is
- * their publisher) and the handlers need those deps.
+ * SendDirective), plus the raw gRPC Heartbeat transport (grpc-stream.ts). Built in two steps
+ * because the hub must exist before the core's deps (it is their publisher) and the handlers need
+ * those deps.
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import { createChangeNotifier, type Database } from "@lcp/persistence";
 import type { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import type { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import type { Logger, RpcMetrics } from "@lcp/rpc";
+import type { Logger, RawStreamHandler, RpcMetrics } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
 import { createHeartbeatHandlers } from "./appliance-handlers.js";
+import { createGrpcHeartbeatHandler, HEARTBEAT_PATH } from "./grpc-stream.js";
 import { createLastSeenWriter, type LastSeenWriter } from "./last-seen-writer.js";
 import { listHeartbeats, sendDirective } from "./operator-handlers.js";
 import { HeartbeatPresenceEntity } from "./presence-entity.js";
@@ -21,6 +23,7 @@ import { createStreamHub, type StreamHub } from "./stream-hub.js";
 
 export { HeartbeatPresenceEntity } from "./presence-entity.js";
 export type { HeartbeatLimits } from "./session.js";
+export { HEARTBEAT_PATH } from "./grpc-stream.js";
 
 /** Options of {@link createHeartbeatModule}. */
 export interface HeartbeatModuleOptions {
@@ -41,6 +44,8 @@ export interface HeartbeatModule {
   handlers(deps: LicensingDeps): {
     appliance: Pick<ServiceImpl<typeof ApplianceService>, "heartbeat" | "sendHeartbeat">;
     licensing: Pick<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective">;
+    /** Heartbeat over plain gRPC on the raw http2 stream: `createServer({ rawStreams })`. */
+    rawStreams: Record<string, RawStreamHandler>;
   };
   /** Adds the heartbeat gauges (held streams, batched statements, pending marks) to the server's /metrics. */
   registerMetrics(metrics: RpcMetrics): void;
@@ -72,6 +77,7 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
       const ctx: HeartbeatContext = { deps, hub, writer, limits, counters };
       return {
         appliance: createHeartbeatHandlers(ctx),
+        rawStreams: { [HEARTBEAT_PATH]: createGrpcHeartbeatHandler(ctx) },
         licensing: {
           listHeartbeats: (req) => listHeartbeats(ctx, req),
           async sendDirective(req, handlerCtx) {

@@ -80,22 +80,38 @@ export function createPushQueue<T>(limit = 1_000): PushQueue<T> {
   };
 }
 
+const now = () => performance.now();
+
 /**
  * A token bucket per stream: `burst` messages at once, `perSecond` sustained. A box beats once an
- * interval (≥ 1 s), so anything near 10 messages a second for long is a bug or an attack.
+ * interval (≥ 1 s), so anything near 10 messages a second for long is a bug or an attack. A class
+ * rather than a closure: one small object per held stream.
  */
-export function createRateLimiter(perSecond: number, burst: number, clock: () => number = performance.now.bind(performance)) {
-  let tokens = burst;
-  let last = clock();
-  return {
-    /** Takes one token; false when the bucket is empty. */
-    take(): boolean {
-      const t = clock();
-      tokens = Math.min(burst, tokens + ((t - last) * perSecond) / 1000);
-      last = t;
-      if (tokens < 1) return false;
-      tokens -= 1;
-      return true;
-    },
-  };
+export class RateLimiter {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly clock: () => number = now,
+  ) {
+    this.tokens = burst;
+    this.last = clock();
+  }
+
+  /** Takes one token; false when the bucket is empty. */
+  take(): boolean {
+    const t = this.clock();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.perSecond) / 1000);
+    this.last = t;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** Creates a {@link RateLimiter}: `burst` messages at once, `perSecond` sustained. */
+export function createRateLimiter(perSecond: number, burst: number, clock: () => number = now): RateLimiter {
+  return new RateLimiter(perSecond, burst, clock);
 }

@@ -44,7 +44,7 @@ import { loadLicense, storedStateOf } from "../storage/repository.js";
 import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/validate.js";
 import { ackDirectives, certificateRecorder, loadPendingDirectives, renewLease, storeDirective } from "./directive-store.js";
 import type { LastSeenWriter } from "./last-seen-writer.js";
-import { createRateLimiter } from "./push-queue.js";
+import { createRateLimiter, type RateLimiter } from "./push-queue.js";
 import type { HeldStream, StreamHub } from "./stream-hub.js";
 
 /** What every session shares. */
@@ -83,6 +83,22 @@ const REREAD_MS = 30_000;
 
 /** A message on the response stream. */
 export type HeartbeatOut = MessageInitShape<typeof HeartbeatResponseSchema>;
+
+/**
+ * Where a session's answers go: the transport (Connect's response generator, or the raw gRPC
+ * stream). Acks have their own entry because they are the hot path: the raw transport encodes
+ * them without building a message.
+ */
+export interface HeartbeatOutlet {
+  /** A directive (or any other response message). */
+  push(message: HeartbeatOut): void;
+  /** The ack of one beat: its nonce, the server time and the derived state. */
+  ack(nonce: bigint, nowMs: number, derived: DerivedState): void;
+  /** Ends the stream with `error` after what was queued. */
+  fail(error: unknown): void;
+  /** Ends the stream (OK) after what was queued. */
+  close(): void;
+}
 
 /** What a session keeps of its deployment between beats (small: one per held stream). */
 interface View {
@@ -224,14 +240,31 @@ async function changeThroughCore(ctx: HeartbeatContext, call: CallContext, deplo
   });
 }
 
-/** One held Heartbeat stream. Create with the call's principal; feed it the box's messages. */
+/** The ack of a beat as a response message (the Connect path; the raw path encodes it directly). */
+export function ackMessage(nonce: bigint, nowMs: number, derived: DerivedState): HeartbeatOut {
+  return {
+    kind: {
+      case: "ack",
+      value: { nonce, serverTime: timestampFromMs(nowMs), state: stateToProto(derived.state), lockReason: lockReasonToProto(derived.lockReason) },
+    },
+  };
+}
+
+/** What `observeCached` returns when the beat changes the derived state (the synchronous change path). */
+const CHANGE = Symbol("change");
+
+/**
+ * One held Heartbeat stream. Create with the call's principal; feed it the box's messages. Kept
+ * small (one per held stream): directive ids are tracked only once one was sent, and the common
+ * beat is handled synchronously, without a promise.
+ */
 export class HeartbeatStream implements HeldStream {
   readonly streamId = randomUUID();
   deploymentId = "";
   private input: HelloInput | null = null;
   private view: View | null = null;
-  private readonly sent = new Set<string>();
-  private readonly limiter: { take(): boolean };
+  private sent: Set<string> | null = null;
+  private readonly limiter: RateLimiter;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
   private renewing = false;
@@ -242,13 +275,17 @@ export class HeartbeatStream implements HeldStream {
     private readonly ctx: HeartbeatContext,
     private readonly principal: AppliancePrincipal,
     private readonly call: CallContext,
-    private readonly out: { push(m: HeartbeatOut): void; fail(e: unknown): void; close(): void },
+    private readonly out: HeartbeatOutlet,
   ) {
     this.limiter = createRateLimiter(ctx.limits.messagesPerSecond, ctx.limits.burst);
   }
 
-  /** Handles one message from the box; throws (a DomainError) to end the stream with that code. */
-  async onMessage(message: { kind: { case: string | undefined; value?: unknown } }): Promise<void> {
+  /**
+   * Handles one message from the box; throws or rejects (a DomainError) to end the stream with
+   * that code. Returns a promise only when the message needs I/O (hello, ack, a state change);
+   * the next message must wait for it.
+   */
+  onMessage(message: { kind: { case: string | undefined; value?: unknown } }): Promise<void> | undefined {
     if (this.closed) return;
     if (!this.limiter.take()) {
       throw new DomainError(
@@ -259,17 +296,14 @@ export class HeartbeatStream implements HeldStream {
     const kind = message.kind;
     if (this.input === null) {
       if (kind.case !== "hello") throw invalid("kind", "the first message on a heartbeat stream must be hello");
-      await this.hello(kind.value as Hello);
-      return;
+      return this.hello(kind.value as Hello);
     }
     switch (kind.case) {
       case "beat":
         this.ctx.counters.beat();
-        await this.beat((kind.value as { nonce: bigint }).nonce);
-        return;
+        return this.beat((kind.value as { nonce: bigint }).nonce);
       case "ack":
-        await this.ack((kind.value as { directiveIds: string[] }).directiveIds);
-        return;
+        return this.ack((kind.value as { directiveIds: string[] }).directiveIds);
       case "renewCertificate":
         this.renewCertificate((kind.value as { csrPem: string }).csrPem);
         return;
@@ -310,20 +344,30 @@ export class HeartbeatStream implements HeldStream {
     await this.observe(deps.now(), !carriesLease && input.lastLeaseSeq < this.view.leaseSeq);
   }
 
-  private async beat(nonce: bigint): Promise<void> {
+  private beat(nonce: bigint): Promise<void> | undefined {
     const now = this.ctx.deps.now();
-    const derived = await this.observe(now, false);
-    if (!derived) return;
-    this.out.push({
-      kind: {
-        case: "ack",
-        value: { nonce, serverTime: timestampFromMs(now.getTime()), state: stateToProto(derived.state), lockReason: lockReasonToProto(derived.lockReason) },
-      },
-    });
+    const derived = this.observeCached(now, false);
+    if (derived === CHANGE) {
+      return this.observeThroughChange(now, false).then((changed) => {
+        if (changed) this.out.ack(nonce, now.getTime(), changed);
+      });
+    }
+    if (derived !== null) this.out.ack(nonce, now.getTime(), derived);
+    return undefined;
   }
 
   /** The beat logic without the ack; returns the derived state, or null when the stream was closed. */
   private async observe(now: Date, forceLease: boolean): Promise<DerivedState | null> {
+    const derived = this.observeCached(now, forceLease);
+    return derived === CHANGE ? this.observeThroughChange(now, forceLease) : derived;
+  }
+
+  /**
+   * The beat judged on the cached facts, in memory: the derived state when nothing changes (the
+   * box is marked seen for the coalesced write), CHANGE when the state would change, null when
+   * the stream was closed (LOCK pushed). Throws a refusal that does not lock.
+   */
+  private observeCached(now: Date, forceLease: boolean): DerivedState | typeof CHANGE | null {
     const view = this.view!;
     const input = this.input!;
     const nowMs = now.getTime();
@@ -336,26 +380,33 @@ export class HeartbeatStream implements HeldStream {
       }
       throw new DomainError(verdict.code, verdict.message);
     }
+    if (verdict.kind === "change") return CHANGE;
+    view.facts = { ...view.facts, lastSeenAt: nowMs };
+    this.ctx.writer.seen(this.deploymentId, now);
+    this.renewLeaseIfDue(verdict.derived, nowMs, forceLease);
+    return verdict.derived;
+  }
+
+  /** A beat that changes the derived state, through the one change path (recorded, directed). */
+  private async observeThroughChange(now: Date, forceLease: boolean): Promise<DerivedState | null> {
     let derived: DerivedState;
-    if (verdict.kind === "change") {
-      try {
-        const result = await changeThroughCore(this.ctx, this.call, this.deploymentId, input.fingerprintHash);
-        this.view = viewOf({ deployment: result.deployment, license: result.license, facts: factsAfter(result.deployment) });
-        derived = result.derived;
-      } catch (err) {
-        if (err instanceof DomainError && heartbeatRefusalLocksBox(err.code as DomainCode)) {
-          this.lockAndClose(err.code as DomainCode, err.message);
-          return null;
-        }
-        throw err;
+    try {
+      const result = await changeThroughCore(this.ctx, this.call, this.deploymentId, this.input!.fingerprintHash);
+      this.view = viewOf({ deployment: result.deployment, license: result.license, facts: factsAfter(result.deployment) });
+      derived = result.derived;
+    } catch (err) {
+      if (err instanceof DomainError && heartbeatRefusalLocksBox(err.code as DomainCode)) {
+        this.lockAndClose(err.code as DomainCode, err.message);
+        return null;
       }
-    } else {
-      derived = verdict.derived;
-      view.facts = { ...view.facts, lastSeenAt: nowMs };
-      this.ctx.writer.seen(this.deploymentId, now);
+      throw err;
     }
-    if ((forceLease || leaseDue(this.view!, derived, nowMs, this.ctx)) && !this.renewing) this.renewLeaseInBackground();
+    this.renewLeaseIfDue(derived, now.getTime(), forceLease);
     return derived;
+  }
+
+  private renewLeaseIfDue(derived: DerivedState, nowMs: number, forceLease: boolean): void {
+    if ((forceLease || leaseDue(this.view!, derived, nowMs, this.ctx)) && !this.renewing) this.renewLeaseInBackground();
   }
 
   private renewLeaseInBackground(): void {
@@ -376,7 +427,7 @@ export class HeartbeatStream implements HeldStream {
     const valid = ids.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
     if (valid.length === 0) return;
     await ackDirectives(this.ctx.deps.db.em(), this.deploymentId, valid, this.ctx.deps.now());
-    for (const id of valid) this.sent.delete(id);
+    if (this.sent) for (const id of valid) this.sent.delete(id);
   }
 
   private renewCertificate(csrPem: string): void {
@@ -409,8 +460,10 @@ export class HeartbeatStream implements HeldStream {
   deliver(directives: readonly Directive[]): void {
     if (this.closed) return;
     for (const d of directives) {
-      if (d.id !== "" && this.sent.has(d.id)) continue;
-      if (d.id !== "") this.sent.add(d.id);
+      if (d.id !== "") {
+        if (this.sent?.has(d.id)) continue;
+        (this.sent ??= new Set()).add(d.id);
+      }
       this.out.push({ kind: { case: "directive", value: d } });
       this.ctx.counters.directivePushed(DirectiveType[d.type] ?? String(d.type));
     }
