@@ -11,8 +11,8 @@ import { DirectiveType } from "@lcp/proto/licensing/v1/types_pb";
 import { errorReason } from "@lcp/rpc";
 import { testDatabases } from "@lcp/testing/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { beat, helloOf, rawStream, until } from "./heartbeat-support.js";
-import { activateBox, auditEvents, newBox, provisionOnPrem, snapshot, startHarness, type Box, type LicensingHarness } from "./support.js";
+import { beat, helloOf, rawStream, until, writesNothing } from "./heartbeat-support.js";
+import { activateBox, auditEvents, newBox, provisionOnPrem, startHarness, type Box, type LicensingHarness } from "./support.js";
 
 describe.each(testDatabases())("heartbeat bad inputs ($name)", (tdb) => {
   let h: LicensingHarness;
@@ -30,18 +30,9 @@ describe.each(testDatabases())("heartbeat bad inputs ($name)", (tdb) => {
     return { license, box };
   }
 
-  /** Runs `attempt`, then proves the database is as before (after any batched flush would have run). */
-  async function writesNothing(attempt: () => Promise<void>, ignore: (s: Record<string, string>) => Record<string, string> = (s) => s): Promise<void> {
-    await new Promise((r) => setTimeout(r, 1_200));
-    const before = ignore(await snapshot(h));
-    await attempt();
-    await new Promise((r) => setTimeout(r, 1_200));
-    expect(ignore(await snapshot(h))).toEqual(before);
-  }
-
   it("a beat before hello: InvalidArgument", async () => {
     const { box } = await activated();
-    await writesNothing(async () => {
+    await writesNothing(h, async () => {
       const s = rawStream(h, box);
       s.send(beat(1n));
       const err = await s.ended;
@@ -53,7 +44,7 @@ describe.each(testDatabases())("heartbeat bad inputs ($name)", (tdb) => {
   it("a certificate of another deployment: PermissionDenied", async () => {
     const a = await activated();
     const b = await activated();
-    await writesNothing(async () => {
+    await writesNothing(h, async () => {
       const s = rawStream(h, a.box);
       s.send(helloOf(b.license, b.box));
       const err = await s.ended;
@@ -67,6 +58,7 @@ describe.each(testDatabases())("heartbeat bad inputs ($name)", (tdb) => {
     await h.admin("support").rebindLicense({ licenseId: license.id, newFingerprint: "replacement", reason: "board swap" });
     const eventsBefore = (await auditEvents(h)).length;
     await writesNothing(
+      h,
       async () => {
         const s = rawStream(h, box);
         s.send(helloOf(license, box));
@@ -82,7 +74,7 @@ describe.each(testDatabases())("heartbeat bad inputs ($name)", (tdb) => {
 
   it("another fingerprint than the bound one: LOCK, then FailedPrecondition FINGERPRINT_MISMATCH", async () => {
     const { license, box } = await activated();
-    await writesNothing(async () => {
+    await writesNothing(h, async () => {
       const s = rawStream(h, box);
       s.send(helloOf(license, { ...box, fingerprint: "someone-elses-board" }));
       const err = await s.ended;
@@ -96,6 +88,7 @@ describe.each(testDatabases())("heartbeat bad inputs ($name)", (tdb) => {
     const { license, box } = await activated();
     // The first beats within the burst are real beats and refresh last_seen; nothing else is written.
     await writesNothing(
+      h,
       async () => {
         const s = rawStream(h, box);
         s.send(helloOf(license, box));
@@ -114,7 +107,7 @@ describe.each(testDatabases())("heartbeat bad inputs ($name)", (tdb) => {
 
   it("a 5 MB message: ResourceExhausted", async () => {
     const { license, box } = await activated();
-    await writesNothing(async () => {
+    await writesNothing(h, async () => {
       const s = rawStream(h, box);
       s.send({ kind: { case: "hello", value: { licenseId: license.id, fingerprint: box.fingerprint, agentVersion: "x".repeat(5 * 1024 * 1024) } } });
       const err = await s.ended;

@@ -22,7 +22,8 @@ import { createClient } from "@lcp/rpc";
 import { ensureDevAdminIssuer } from "@lcp/tokens";
 import { startLicensing, type LicensingApp } from "../src/app.js";
 import type { LicensingConfig } from "../src/config.js";
-import { TEST_ISSUER, type Box, type LicensingHarness } from "./support.js";
+import { expect } from "vitest";
+import { snapshot, TEST_ISSUER, type Box, type LicensingHarness } from "./support.js";
 import { metricValue, scrapeMetrics } from "@lcp/testing/metrics";
 
 /**
@@ -148,12 +149,16 @@ export interface RawStream {
   abort(): void;
 }
 
-/** Opens a Heartbeat stream over mTLS with `box`'s certificate (or another identity). */
-export function rawStream(h: LicensingHarness, box: Box, baseUrl = h.licensing.url): RawStream {
+/**
+ * Opens a Heartbeat stream over mTLS with `box`'s certificate (or another identity). gRPC by
+ * default (licensing's raw transport); `protocol: "connect"` goes through the Connect stack.
+ */
+export function rawStream(h: LicensingHarness, box: Box, baseUrl = h.licensing.url, protocol: "grpc" | "connect" = "grpc"): RawStream {
   const client = createClient(ApplianceService, {
     baseUrl,
     tls: { caPem: h.pki.ca.certPem, certPem: box.activation!.certificatePem, keyPem: box.keyPem },
     retries: 0,
+    protocol,
   });
   const queue: RequestInit[] = [];
   let wake: (() => void) | null = null;
@@ -213,4 +218,20 @@ export async function metric(h: LicensingHarness, name: string, url = h.licensin
   const value = metricValue(await scrapeMetrics(url, h.pki.ca.certPem), name);
   if (Number.isNaN(value)) throw new Error(`metric ${name} not found`);
   return value;
+}
+
+/**
+ * Runs `attempt`, then proves the database is as before (after any batched flush would have run).
+ * `ignore` masks what the attempt may legitimately change (an audited refusal, last_seen).
+ */
+export async function writesNothing(
+  h: LicensingHarness,
+  attempt: () => Promise<void>,
+  ignore: (s: Record<string, string>) => Record<string, string> = (s) => s,
+): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1_200));
+  const before = ignore(await snapshot(h));
+  await attempt();
+  await new Promise((r) => setTimeout(r, 1_200));
+  expect(ignore(await snapshot(h))).toEqual(before);
 }
