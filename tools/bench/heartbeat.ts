@@ -8,11 +8,16 @@
  * STREAMS concurrent streams, each on its own TLS connection, with a plain http2 client (so the
  * load generator's cost is the same for both servers). Per target it reports:
  * - beats/s with every stream closed-loop (one beat in flight per stream), and p50/p99 ack latency;
+ * - p50/p99 ack latency with every stream beating once per INTERVAL (default 1 s, the production
+ *   beat), beats spread evenly over the interval: the goal is p99 < 50 ms at 10,000 streams;
+ * - server CPU per stream opened (user + system time while the load opens its streams, divided
+ *   by the streams): the TLS handshake plus, for licensing, the hello (a database read);
  * - server RSS per held stream: (RSS with all streams held and idle − RSS before) / streams.
  * The stream's rate limit (10 beats/s in production) is lifted for the closed-loop phase.
  * Distinct boxes: min(STREAMS, BOXES) activated deployments, streams spread over them.
  *
- * `HEARTBEAT_BENCH_STREAMS` (default 1000; e.g. "1000,10000"), `HEARTBEAT_BENCH_SECONDS` (5).
+ * `HEARTBEAT_BENCH_STREAMS` (default 1000; e.g. "1000,10000"), `HEARTBEAT_BENCH_SECONDS` (5, per
+ * phase), `HEARTBEAT_BENCH_INTERVAL_MS` (1000).
  * Runnable alone: `node --conditions=source --import tsx tools/bench/heartbeat.ts`.
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -30,6 +35,7 @@ import { printResults, type BenchResult } from "./result.js";
 const STREAMS = (process.env.HEARTBEAT_BENCH_STREAMS ?? "1000").split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
 const SECONDS = Number(process.env.HEARTBEAT_BENCH_SECONDS ?? "5");
 const BOXES = Number(process.env.HEARTBEAT_BENCH_BOXES ?? "500");
+const INTERVAL_MS = Number(process.env.HEARTBEAT_BENCH_INTERVAL_MS ?? "1000");
 const HEARTBEAT_PATH = "/licensing.v1.ApplianceService/Heartbeat";
 
 /** A box the load process streams as. */
@@ -46,6 +52,7 @@ interface LoadRequest {
   boxes: BoxIdentity[];
   streams: number;
   seconds: number;
+  intervalMs: number;
 }
 
 interface LoadResult {
@@ -54,6 +61,11 @@ interface LoadResult {
   beatsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  /** Ack latency with every stream beating once per interval. */
+  intervalP50Ms: number;
+  intervalP99Ms: number;
+  /** Beats sent in the interval phase that got no ack before it ended. */
+  intervalUnanswered: number;
 }
 
 function frame(payload: Uint8Array): Buffer {
@@ -159,6 +171,11 @@ async function serve(kind: "licensing" | "echo"): Promise<void> {
   }
   process.send?.(ready);
   process.on("message", (m) => {
+    if (m === "cpu") {
+      const { user, system } = process.cpuUsage();
+      process.send?.({ cpuMicros: user + system });
+      return;
+    }
     if (m !== "rss") return;
     (globalThis as { gc?: () => void }).gc?.();
     setTimeout(() => process.send?.({ rss: process.memoryUsage().rss }), 200);
@@ -166,16 +183,20 @@ async function serve(kind: "licensing" | "echo"): Promise<void> {
   process.once("SIGTERM", () => void close().finally(() => process.exit(0)));
 }
 
-/** Load child: opens the streams, runs the closed-loop phase, then holds them idle until told to close. */
+/**
+ * Load child: opens the streams (then reports "opened" and waits for "go", so the parent can read
+ * the server's CPU spent opening them), runs the closed-loop phase, then the interval phase, then
+ * holds the streams idle until told to close.
+ */
 async function load(): Promise<void> {
   const req = await new Promise<LoadRequest>((resolve) => process.once("message", (m) => resolve(m as LoadRequest)));
   const beat = frame(toBinary(HeartbeatRequestSchema, create(HeartbeatRequestSchema, { kind: { case: "beat", value: { nonce: 123456789n, boxTime: { seconds: 1_790_000_000n, nanos: 123_000_000 } } } })));
-  const latencies: number[] = [];
+  let latencies: number[] = [];
   let beats = 0;
   let running = false;
   let measuring = false;
   const sessions: http2.ClientHttp2Session[] = [];
-  const streams: { stream: http2.ClientHttp2Stream; sentAt: number }[] = [];
+  const streams: { stream: http2.ClientHttp2Stream; sentAt: number; waiting: boolean }[] = [];
   let failed = 0;
 
   const openOne = (i: number) =>
@@ -185,11 +206,11 @@ async function load(): Promise<void> {
       session.on("error", () => undefined);
       sessions.push(session);
       const stream = session.request({ ":method": "POST", ":path": HEARTBEAT_PATH, "content-type": "application/grpc", te: "trailers" });
-      const entry = { stream, sentAt: 0 };
+      const entry = { stream, sentAt: 0, waiting: false };
       let pending: Buffer = Buffer.alloc(0);
       let first = true;
-      // connect-node sends response headers with the first message, and a hello has no answer:
-      // a stream counts as open once its connection is up and the hello is written.
+      // A hello has no answer (and connect-node sends response headers only with the first
+      // message): a stream counts as open once its connection is up and the hello is written.
       session.once("connect", () => {
         stream.write(Buffer.from(box.hello, "base64"), () => {
           if (first) {
@@ -204,12 +225,14 @@ async function load(): Promise<void> {
         pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
         while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
           pending = pending.subarray(5 + pending.readUInt32BE(1));
+          entry.waiting = false;
           if (measuring) {
             latencies.push(performance.now() - entry.sentAt);
             beats++;
           }
           if (running) {
             entry.sentAt = performance.now();
+            entry.waiting = true;
             stream.write(beat);
           }
         }
@@ -226,28 +249,76 @@ async function load(): Promise<void> {
 
   // Open in waves so the handshakes do not all time out at once.
   for (let i = 0; i < req.streams; i += 200) await Promise.all(Array.from({ length: Math.min(200, req.streams - i) }, (_, k) => openOne(i + k)));
+  process.send?.({ opened: streams.length - failed });
+  await new Promise<void>((resolve) => process.once("message", () => resolve()));
+
   // Closed loop: one beat in flight per stream.
   running = true;
   for (const s of streams) {
     s.sentAt = performance.now();
+    s.waiting = true;
     s.stream.write(beat);
   }
-  await new Promise((r) => setTimeout(r, 1_000));
+  await sleep(1_000);
   measuring = true;
   const started = performance.now();
-  await new Promise((r) => setTimeout(r, req.seconds * 1000));
+  await sleep(req.seconds * 1000);
   measuring = false;
   running = false;
   const elapsed = (performance.now() - started) / 1000;
-  await new Promise((r) => setTimeout(r, 500));
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-  const result: LoadResult = { opened: streams.length - failed, failed, beatsPerSecond: beats / elapsed, p50Ms: pct(0.5), p99Ms: pct(0.99) };
+  await sleep(1_000);
+  const closed = percentiles(latencies);
+  latencies = [];
+
+  // Interval phase: each stream beats once per interval, the streams' beats spread evenly over
+  // it (stream i at offset i/N of the interval), as a fleet beating on its own clocks does.
+  const n = streams.length;
+  let sent = 0;
+  const phaseStart = performance.now();
+  const warmUpMs = req.intervalMs;
+  const tick = setInterval(() => {
+    const elapsedMs = performance.now() - phaseStart;
+    const due = Math.floor((elapsedMs * n) / req.intervalMs);
+    measuring = elapsedMs >= warmUpMs;
+    for (; sent < due; sent++) {
+      const s = streams[sent % n]!;
+      s.sentAt = performance.now();
+      s.waiting = true;
+      s.stream.write(beat);
+    }
+  }, 2);
+  await sleep(warmUpMs + req.seconds * 1000);
+  clearInterval(tick);
+  await sleep(Math.min(2_000, req.intervalMs));
+  measuring = false;
+  const interval = percentiles(latencies);
+  const unanswered = streams.filter((s) => s.waiting).length;
+
+  const result: LoadResult = {
+    opened: streams.length - failed,
+    failed,
+    beatsPerSecond: beats / elapsed,
+    p50Ms: closed.p50,
+    p99Ms: closed.p99,
+    intervalP50Ms: interval.p50,
+    intervalP99Ms: interval.p99,
+    intervalUnanswered: unanswered,
+  };
   process.send?.(result);
   // Hold the streams idle until the parent has read the server's RSS.
   await new Promise<void>((resolve) => process.once("message", () => resolve()));
   for (const s of sessions) s.destroy();
   process.send?.("closed");
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function percentiles(values: number[]): { p50: number; p99: number } {
+  values.sort((a, b) => a - b);
+  const pct = (p: number) => values[Math.min(values.length - 1, Math.floor(values.length * p))] ?? NaN;
+  return { p50: pct(0.5), p99: pct(0.99) };
 }
 
 // ---------------------------------------------------------------- the benchmark
@@ -270,14 +341,19 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
     const raw = await ask<{ url: string }>(echo, { dataDir, boxes: 0, pki: pkiMsg });
     const rss = (child: ChildProcess) => ask<{ rss: number }>(child, "rss").then((r) => r.rss);
 
+    const cpu = (child: ChildProcess) => ask<{ cpuMicros: number }>(child, "cpu").then((r) => r.cpuMicros);
+
     const run = async (server: ChildProcess, url: string, boxes: BoxIdentity[], streams: number) => {
       const before = await rss(server);
+      const cpuBefore = await cpu(server);
       const loader = forkSelf("--load");
       try {
-        const result = await ask<LoadResult>(loader, { url, caPem: pki.ca.certPem, boxes, streams, seconds: SECONDS } satisfies LoadRequest);
+        const { opened } = await ask<{ opened: number }>(loader, { url, caPem: pki.ca.certPem, boxes, streams, seconds: SECONDS, intervalMs: INTERVAL_MS } satisfies LoadRequest);
+        const cpuPerOpenMs = ((await cpu(server)) - cpuBefore) / 1000 / Math.max(1, opened);
+        const result = await ask<LoadResult>(loader, "go");
         const held = await rss(server);
         await ask(loader, "close");
-        return { ...result, kbPerStream: (held - before) / 1024 / Math.max(1, result.opened) };
+        return { ...result, cpuPerOpenMs, kbPerStream: (held - before) / 1024 / Math.max(1, result.opened) };
       } finally {
         await stop(loader);
       }
@@ -293,7 +369,10 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
         { name: `Heartbeat beats/s, ${n} mTLS streams closed-loop${note}`, value: l.beatsPerSecond, unit: "beats/s", baseline: "raw node:http2 echo, same streams", baselineValue: r.beatsPerSecond, ratio: l.beatsPerSecond / r.beatsPerSecond, goal: "≥ 0.5" },
         { name: `Heartbeat p50 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p50Ms, unit: "ms", baseline: "raw echo p50", baselineValue: r.p50Ms, ratio: r.p50Ms / l.p50Ms },
         { name: `Heartbeat p99 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p99Ms, unit: "ms", baseline: "raw echo p99", baselineValue: r.p99Ms, ratio: r.p99Ms / l.p99Ms },
+        { name: `Heartbeat p99 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)${l.intervalUnanswered > 0 ? ` (${l.intervalUnanswered} unanswered)` : ""}`, value: l.intervalP99Ms, unit: "ms", baseline: "raw echo p99, same beats", baselineValue: r.intervalP99Ms, ratio: r.intervalP99Ms / l.intervalP99Ms, goal: "value < 50 ms" },
+        { name: `Heartbeat p50 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)`, value: l.intervalP50Ms, unit: "ms", baseline: "raw echo p50, same beats", baselineValue: r.intervalP50Ms, ratio: r.intervalP50Ms / l.intervalP50Ms },
         { name: `Server RSS per held stream, ${n} streams (ratio = value/baseline)`, value: l.kbPerStream, unit: "KB", baseline: "raw echo RSS per held stream", baselineValue: r.kbPerStream, ratio: l.kbPerStream / r.kbPerStream, goal: "≤ 1.2" },
+        { name: `Server CPU per stream opened (TLS handshake; licensing: + hello), ${n} streams (ratio = value/baseline)`, value: l.cpuPerOpenMs, unit: "ms", baseline: "raw echo CPU per stream opened", baselineValue: r.cpuPerOpenMs, ratio: l.cpuPerOpenMs / r.cpuPerOpenMs },
       );
     }
   } finally {
