@@ -9,7 +9,9 @@
  * - The load generator must not be the bottleneck on a 2-core box: it speaks gRPC over
  *   `node:http2` with mTLS directly and sends pre-encoded requests (one AppendRequest encoded
  *   once, fresh UUIDv7 ids written into its bytes per batch), so no client-side protobuf work is
- *   measured — the producers are other processes in production.
+ *   measured — the producers are other processes in production. The events are in the form the
+ *   producers' outbox relay sends (newAuditEvent → outbox payload → outboxDeliveryEvent: details
+ *   as canonical `details_json`).
  * - Append: fresh event ids in every batch (no duplicates), several producers in flight, each
  *   batch decoded, validated, de-duplicated, hashed, chained under the head lock and inserted.
  * - Baseline: one connection, one transaction per batch of 100, one multi-row INSERT of the
@@ -25,10 +27,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as http2 from "node:http2";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { canonicalJson, newAuditEvent, outboxDeliveryEvent } from "@lcp/persistence";
 import { ensureDevPki } from "@lcp/pki";
-import { ActorKind, AppendRequestSchema, AppendResponseSchema, AuditEventSchema, Outcome, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
+import { AppendRequestSchema, AppendResponseSchema, AuditEventSchema, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import pg from "pg";
 import { v7 as uuidv7 } from "uuid";
 import { measureRate, printResults, type BenchResult } from "./result.js";
@@ -43,23 +45,27 @@ const COLUMNS = [
   "resource_type", "resource_id", "outcome", "request_id", "details", "producer", "prev_hash", "hash",
 ] as const;
 
-// What licensing sends for a revoke: a typical event, details included.
+// What licensing records for a revoke: a typical event, details included.
 const DETAILS = { reason: "contract terminated", ticket: "OPS-1234", from: "ACTIVE", to: "LOCKED" };
 
+/**
+ * A batch as producers send it: each event made by `newAuditEvent`, stored as an outbox payload
+ * and read back the way the outbox relay delivers it (details as canonical `details_json`).
+ */
 function batchOfEvents(): AuditEvent[] {
-  const now = Date.now();
-  return Array.from({ length: BATCH }, (_, i) =>
-    create(AuditEventSchema, {
-      id: uuidv7(),
-      occurredAt: timestampFromMs(now),
-      actor: { kind: ActorKind.ADMIN, id: "carol@example.org", roles: ["support"] },
+  const now = new Date();
+  return Array.from({ length: BATCH }, (_, i) => {
+    const recorded = newAuditEvent({
       action: "license.revoke",
+      actor: { kind: "admin", id: "carol@example.org", roles: ["support"] },
       resource: { type: "license", id: `lic-${i}` },
-      outcome: Outcome.SUCCESS,
+      outcome: "success",
       requestId: randomUUID(),
       details: DETAILS,
-    }),
-  );
+      now,
+    });
+    return outboxDeliveryEvent({ payload: toJsonString(AuditEventSchema, recorded) });
+  });
 }
 
 /**
@@ -72,7 +78,7 @@ function baselineBatches(driver: "sqlite" | "postgresql", count: number): unknow
   return Array.from({ length: count }, () =>
     Array.from({ length: BATCH }, (_, i) => [
       0, uuidv7(), at, at, "admin", "carol@example.org", '["support"]', "license.revoke", "license", `lic-${i}`,
-      "success", randomUUID(), JSON.stringify(DETAILS), "licensing", randomBytes(32).toString("hex"), randomBytes(32).toString("hex"),
+      "success", randomUUID(), canonicalJson(DETAILS), "licensing", randomBytes(32).toString("hex"), randomBytes(32).toString("hex"),
     ]),
   );
 }

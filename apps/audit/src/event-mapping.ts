@@ -4,7 +4,7 @@ import { ActorKind, AuditEventSchema, Outcome, type AuditEvent } from "@lcp/prot
 import type { StoredEvent } from "./storage/audit-store.js";
 import { ACTOR_KIND_BY_NAME, OUTCOME_BY_NAME } from "./validate.js";
 
-/** A stored event as the API answers it: every field, hashes as raw bytes. */
+/** A stored event as the API answers it: every field, hashes as raw bytes, details in both forms. */
 export function toProtoEvent(e: StoredEvent): AuditEvent {
   return create(AuditEventSchema, {
     id: e.id,
@@ -16,6 +16,8 @@ export function toProtoEvent(e: StoredEvent): AuditEvent {
     outcome: OUTCOME_BY_NAME.get(e.outcome) ?? Outcome.UNSPECIFIED,
     requestId: e.requestId,
     details: parseDetails(e.details),
+    // The exact bytes the hash covers, so a reader can recompute it (README "Hash chain").
+    detailsJson: e.details,
     producer: e.producer,
     prevHash: Buffer.from(e.prevHash, "hex"),
     hash: Buffer.from(e.hash, "hex"),

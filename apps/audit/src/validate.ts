@@ -56,7 +56,7 @@ export interface NormalizedEvent {
   readonly resourceId: string;
   readonly outcome: OutcomeName;
   readonly requestId: string;
-  /** Canonical JSON text of the details, `{}` when absent. */
+  /** The details text that is stored and hashed: `details_json` verbatim, or the canonical JSON of a Struct; `{}` when absent. */
   readonly details: string;
 }
 
@@ -133,11 +133,8 @@ function validateEvent(e: AuditEvent, latestMs: number): NormalizedEvent | [stri
   if (resourceType.length > MAX_RESOURCE_TYPE) return ["resource.type", `resource.type is longer than ${MAX_RESOURCE_TYPE} characters`];
   if (resourceId.length > MAX_ID_TEXT) return ["resource.id", `resource.id is longer than ${MAX_ID_TEXT} characters`];
   if (e.requestId.length > MAX_REQUEST_ID) return ["request_id", `request_id is longer than ${MAX_REQUEST_ID} characters`];
-  const details = e.details === undefined ? "{}" : canonicalJson(e.details);
-  const detailsBytes = Buffer.byteLength(details, "utf8");
-  if (detailsBytes > MAX_DETAILS_BYTES) {
-    return ["details", `details are ${detailsBytes} bytes once encoded; at most ${MAX_DETAILS_BYTES} are allowed`];
-  }
+  const details = detailsText(e);
+  if (typeof details !== "string") return details;
   return {
     // Lowercase, so the idempotency key does not depend on how a producer spells hex digits.
     id: e.id.toLowerCase(),
@@ -152,6 +149,37 @@ function validateEvent(e: AuditEvent, latestMs: number): NormalizedEvent | [stri
     requestId: e.requestId,
     details,
   };
+}
+
+/**
+ * The details text to store and hash, or [field, problem]. `details_json` (what outbox relays
+ * send) is kept verbatim once it is known to be one JSON object within the size limit: parsing
+ * proves that, and re-encoding it would only cost time and change nothing the chain needs —
+ * the hash covers the stored text whatever its key order. A Struct is encoded canonically.
+ */
+function detailsText(e: AuditEvent): string | [string, string] {
+  const json = e.detailsJson;
+  if (json !== "") {
+    if (e.details !== undefined) return ["details_json", "set details or details_json, not both"];
+    // UTF-8 takes at most three bytes per UTF-16 code unit: short texts need no byte count.
+    if (json.length * 3 > MAX_DETAILS_BYTES) {
+      const bytes = Buffer.byteLength(json, "utf8");
+      if (bytes > MAX_DETAILS_BYTES) return ["details_json", `details_json is ${bytes} bytes; at most ${MAX_DETAILS_BYTES} are allowed`];
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(json);
+    } catch {
+      return ["details_json", "details_json is not valid JSON"];
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return ["details_json", "details_json must be a JSON object"];
+    return json;
+  }
+  if (e.details === undefined) return "{}";
+  const text = canonicalJson(e.details);
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_DETAILS_BYTES) return ["details", `details are ${bytes} bytes once encoded; at most ${MAX_DETAILS_BYTES} are allowed`];
+  return text;
 }
 
 function truncate(s: string): string {

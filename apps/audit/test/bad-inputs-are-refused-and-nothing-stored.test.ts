@@ -50,6 +50,15 @@ describe.each(testDatabases())("bad inputs ($name)", (tdb) => {
     ["an unspecified outcome", (e) => (e.outcome = Outcome.UNSPECIFIED), /outcome/],
     ["an unknown outcome", (e) => (e.outcome = 99 as Outcome), /outcome 99/],
     ["details over 16 KiB", (e) => (e.details = { blob: "x".repeat(16 * 1024) }), /details are \d+ bytes/],
+    // details_json, the form outbox relays send: one JSON object within the same limit.
+    ["details_json that is not valid JSON", (e) => (e.detailsJson = '{"reason": "cut off'), /details_json is not valid JSON/],
+    ["details_json that is an array", (e) => (e.detailsJson = '["reason"]'), /details_json must be a JSON object/],
+    ["details_json that is a string", (e) => (e.detailsJson = '"reason"'), /details_json must be a JSON object/],
+    ["details_json that is null", (e) => (e.detailsJson = "null"), /details_json must be a JSON object/],
+    ["details_json over 16 KiB", (e) => (e.detailsJson = JSON.stringify({ blob: "x".repeat(16 * 1024) })), /details_json is 16395 bytes/],
+    // Multi-byte text: under the limit in UTF-16 code units, over it in UTF-8 bytes.
+    ["details_json over 16 KiB in UTF-8", (e) => (e.detailsJson = JSON.stringify({ blob: "é".repeat(8 * 1024) })), /details_json is 16395 bytes/],
+    ["both details and details_json", (e) => ((e.details = { reason: "a" }), (e.detailsJson = '{"reason":"a"}')), /set details or details_json, not both/],
   ];
 
   it.each(bad)("refuses a batch with %s (InvalidArgument naming the index) and stores none of it", async (_, spoil, message) => {
@@ -65,12 +74,16 @@ describe.each(testDatabases())("bad inputs ($name)", (tdb) => {
     expect(verified).toMatchObject({ ok: true, headSeq: 0n });
   });
 
-  it("accepts occurred_at within the clock skew and details of exactly 16 KiB", async () => {
+  it("accepts occurred_at within the clock skew and details of exactly 16 KiB, in either form", async () => {
     const licensing = await env.serviceClient(app, "licensing");
     // {"blob":"…"} is 11 bytes of framing.
     const details = { blob: "x".repeat(16 * 1024 - 11) };
     const res = await licensing.append({ events: [auditEvent({ occurredAt: new Date(NOW + 5 * MINUTE), details })] });
     expect(res).toMatchObject({ appended: 1 });
+    const asJson = auditEvent({ occurredAt: new Date(NOW) });
+    // 16,373 bytes of "é" (two each) and one "x", plus the framing: exactly 16 KiB of UTF-8.
+    asJson.detailsJson = JSON.stringify({ blob: `${"é".repeat(8_186)}x` });
+    expect(await licensing.append({ events: [asJson] })).toMatchObject({ appended: 1 });
   });
 
   it("refuses more than 1,000 events in one batch", async () => {

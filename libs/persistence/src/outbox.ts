@@ -3,6 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { BigIntType, defineEntity, p, type EntityManager, type EntityProperty, type InferEntity, type Platform } from "@mikro-orm/core";
 import { ActorKind, AuditEventSchema, Outcome, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { v7 as uuidv7 } from "uuid";
+import { canonicalJson } from "./canonical-json.js";
 import type { Database } from "./orm.js";
 
 /**
@@ -114,6 +115,11 @@ export function recordAudit(em: EntityManager, event: AuditEvent): OutboxEventRo
   if (!event.id || !event.occurredAt) {
     throw new Error("recordAudit: the event needs an id and occurred_at (build it with newAuditEvent)");
   }
+  // Append refuses an event with both forms of details; caught here, it fails the producer's
+  // change instead of stalling its outbox behind a batch that can never be delivered.
+  if (event.details !== undefined && event.detailsJson !== "") {
+    throw new Error("recordAudit: set details or detailsJson, not both");
+  }
   const occurredAt = new Date(Number(event.occurredAt.seconds) * 1000 + Math.floor(event.occurredAt.nanos / 1e6));
   const row = em.create(OutboxEvent, {
     id: event.id,
@@ -141,4 +147,19 @@ export async function writeAuditNow(db: Database, event: AuditEvent): Promise<vo
 /** Parses an outbox row's payload back into the AuditEvent it was made from. */
 export function outboxPayload(row: Pick<OutboxEventRow, "payload">): AuditEvent {
   return fromJsonString(AuditEventSchema, row.payload);
+}
+
+/**
+ * The event as the relay sends it to `Append`: details as `details_json`, the canonical JSON
+ * text of the Struct the producer recorded. A string is far cheaper for the audit service to
+ * decode and check than a Struct (a map of Value messages), and canonical JSON is what the
+ * service would have made of the Struct, so both forms of the same details hash the same.
+ */
+export function outboxDeliveryEvent(row: Pick<OutboxEventRow, "payload">): AuditEvent {
+  const event = outboxPayload(row);
+  if (event.details !== undefined) {
+    event.detailsJson = canonicalJson(event.details);
+    event.details = undefined;
+  }
+  return event;
 }

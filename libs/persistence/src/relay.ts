@@ -1,7 +1,7 @@
 import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import type { EntityManager } from "@mikro-orm/knex";
 import type { Database, PersistenceLogger } from "./orm.js";
-import { OutboxEvent, outboxPayload, type OutboxEventRow } from "./outbox.js";
+import { OutboxEvent, outboxDeliveryEvent, type OutboxEventRow } from "./outbox.js";
 
 /** A source of time; the relay stamps `delivered_at`, computes ages and retention with it. */
 export interface RelayClock {
@@ -11,7 +11,7 @@ export interface RelayClock {
 /** Options for {@link createOutboxRelay}. */
 export interface OutboxRelayOptions {
   db: Database;
-  /** Sends a batch (in seq order) to the audit service's `Append`; resolves only once it is stored. */
+  /** Sends a batch (in seq order) to the audit service's `Append`; resolves only once it is stored. Details come as `detailsJson` ({@link outboxDeliveryEvent}). */
   deliver: (events: AuditEvent[]) => Promise<void>;
   /** Events per `deliver` call (Append accepts at most 1,000). Default 100. */
   batchSize?: number;
@@ -95,7 +95,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (rows.length === 0) return { delivered: 0, more: false };
     let error: unknown;
     try {
-      await deliver(rows.map((r) => outboxPayload(r)));
+      await deliver(rows.map((r) => outboxDeliveryEvent(r)));
     } catch (err) {
       error = err;
     }

@@ -19,15 +19,26 @@
  *   `success|denied|failure`), never enum numbers;
  * - `actor_roles`: JSON array of strings, in the order the producer sent them;
  * - strings absent in the request (resource, request id) are `""`;
- * - `details`: canonical JSON ({@link canonicalJson}: object keys sorted by UTF-16 code units,
- *   recursively; no whitespace; numbers as ECMAScript `JSON.stringify` prints them), inlined as
- *   JSON (not as a string). `{}` when absent. It is stored as exactly this text, and verification
- *   hashes the stored text verbatim, so any byte change to it is detected;
+ * - `details`: the stored details text, inlined as JSON (not as a string), `{}` when absent.
+ *   It is the text the producer sent in `details_json` (validated as one JSON object, kept
+ *   verbatim: whitespace and key order included), or, for a `google.protobuf.Struct`, its
+ *   canonical JSON ({@link canonicalJson}: object keys sorted by UTF-16 code units, recursively;
+ *   no whitespace; numbers as ECMAScript `JSON.stringify` prints them). Outbox relays send the
+ *   canonical JSON as `details_json`, so either form of the same details hashes the same.
+ *   Verification hashes the stored text verbatim, so any byte change to it is detected;
  * - `producer`: the calling service's name, from its certificate.
  *
  * `recorded_at`, `prev_hash` and `hash` are not part of the encoding: the previous hash is
  * appended as raw bytes by the chain (`hash = SHA-256(canonical ‖ prev_hash)`, see `hash.ts`).
  */
+
+import { canonicalJson } from "@lcp/persistence";
+
+/**
+ * Canonical JSON of a details Struct (`@lcp/persistence`): one implementation for the relays
+ * that send `details_json` and for this service, which encodes a Struct with it.
+ */
+export { canonicalJson };
 
 /** The version tag that opens every canonical encoding. */
 export const CANONICAL_VERSION = "lcp.audit.v1";
@@ -37,9 +48,8 @@ export type ActorKindName = "admin" | "service" | "appliance" | "system" | "anon
 /** How it went, as stored and encoded. */
 export type OutcomeName = "success" | "denied" | "failure";
 
-/** The fields of a stored event that its hash covers. */
-export interface CanonicalEventFields {
-  readonly seq: number;
+/** The fields of an event that its hash covers, less the two the audit service assigns. */
+export interface CanonicalEventBody {
   readonly id: string;
   readonly occurredAt: Date;
   readonly actorKind: string;
@@ -50,56 +60,42 @@ export interface CanonicalEventFields {
   readonly resourceId: string;
   readonly outcome: string;
   readonly requestId: string;
-  /** Canonical JSON text of the details object (see {@link canonicalJson}). */
+  /** The stored details text: the text of one JSON object (see the module comment). */
   readonly details: string;
-  readonly producer: string;
 }
 
-/** A JSON value as found in a `google.protobuf.Struct`. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
-
-/**
- * Canonical JSON text of a JSON value: object keys sorted (UTF-16 code unit order, as
- * `Array.prototype.sort` compares strings), no whitespace, numbers and strings as
- * `JSON.stringify` writes them. Non-finite numbers (a Struct can carry NaN) become `null`,
- * exactly as `JSON.stringify` would, so the text always parses back to an equal value.
- */
-export function canonicalJson(value: unknown): string {
-  if (value === null || value === undefined) return "null";
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return JSON.stringify(value);
-    case "number":
-      return Number.isFinite(value) ? JSON.stringify(value) : "null";
-    case "object": {
-      if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-      const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj)
-        .filter((k) => obj[k] !== undefined)
-        .sort();
-      return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
-    }
-    default:
-      // bigint, function, symbol: nothing a Struct can hold.
-      throw new TypeError(`canonicalJson: unsupported value of type ${typeof value}`);
-  }
+/** The fields of a stored event that its hash covers. */
+export interface CanonicalEventFields extends CanonicalEventBody {
+  readonly seq: number;
+  readonly producer: string;
 }
 
 /** The canonical encoding of an event, as text (see the module comment for the layout). */
 export function canonicalEventText(e: CanonicalEventFields): string {
-  if (!Number.isSafeInteger(e.seq) || e.seq < 1) throw new RangeError(`canonical: seq ${e.seq} is not a positive safe integer`);
-  const s = JSON.stringify;
-  return (
-    `[${s(CANONICAL_VERSION)},${e.seq},${s(e.id)},${s(e.occurredAt.toISOString())},` +
-    `${s(e.actorKind)},${s(e.actorId)},${s(e.actorRoles)},${s(e.action)},` +
-    `${s(e.resourceType)},${s(e.resourceId)},${s(e.outcome)},${s(e.requestId)},` +
-    // Inlined as JSON, not as a string: the stored text is already canonical JSON.
-    `${e.details},${s(e.producer)}]`
-  );
+  return canonicalText(e, e.seq, JSON.stringify(e.producer));
 }
 
-/** The canonical encoding of an event, as the UTF-8 bytes that are hashed. */
-export function canonicalEventBytes(e: CanonicalEventFields): Buffer {
-  return Buffer.from(canonicalEventText(e), "utf8");
+/**
+ * {@link canonicalEventText} of `e` at `seq`, with the producer already JSON-quoted (once per
+ * batch, not per event). One `JSON.stringify` of the leading fields writes exactly what
+ * stringifying each and joining with `,` would, in one native call instead of eleven.
+ */
+export function canonicalText(e: CanonicalEventBody, seq: number, quotedProducer: string): string {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new RangeError(`canonical: seq ${seq} is not a positive safe integer`);
+  const head = JSON.stringify([
+    CANONICAL_VERSION,
+    seq,
+    e.id,
+    e.occurredAt.toISOString(),
+    e.actorKind,
+    e.actorId,
+    e.actorRoles,
+    e.action,
+    e.resourceType,
+    e.resourceId,
+    e.outcome,
+    e.requestId,
+  ]);
+  // Inlined as JSON, not as a string: the stored text already is one JSON object.
+  return `${head.slice(0, -1)},${e.details},${quotedProducer}]`;
 }
