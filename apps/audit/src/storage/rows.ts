@@ -1,3 +1,4 @@
+import type { ChainLink } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
 import type { EventFilter, StoredEvent } from "./audit-store.js";
 
@@ -29,12 +30,16 @@ export const INSERT_CHUNK = 500;
 /** Rows per VerifyChain page. */
 export const VERIFY_PAGE = 1_000;
 
-/** One row's values in {@link COLUMNS} order; `time` converts dates for the driver. */
-export function rowValues(e: NormalizedEvent, seq: number, producer: string, prevHash: string, hash: string, recordedAt: unknown, time: (d: Date) => unknown): unknown[] {
-  return [
-    seq,
+/**
+ * Appends one row's values, in {@link COLUMNS} order, to `out` (one flat array per statement, so
+ * a batch allocates no array per row). `occurredAt` and `recordedAt` are already in the driver's
+ * form (epoch ms for SQLite, ISO text for PostgreSQL).
+ */
+export function pushRowValues(out: unknown[], e: NormalizedEvent, link: ChainLink, producer: string, occurredAt: unknown, recordedAt: unknown): void {
+  out.push(
+    link.seq,
     e.id,
-    time(e.occurredAt),
+    occurredAt,
     recordedAt,
     e.actorKind,
     e.actorId,
@@ -46,9 +51,9 @@ export function rowValues(e: NormalizedEvent, seq: number, producer: string, pre
     e.requestId,
     e.details,
     producer,
-    prevHash,
-    hash,
-  ];
+    link.prevHash,
+    link.hash,
+  );
 }
 
 /**

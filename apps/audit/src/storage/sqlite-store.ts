@@ -1,8 +1,8 @@
 import { createRequire } from "node:module";
-import { chainHash } from "../chain/hash.js";
+import { createChainLinker } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
 import type { AppendResult, AuditStore } from "./audit-store.js";
-import { COLUMNS, fromRow, INSERT_CHUNK, listQuery, rowValues, VERIFY_PAGE, type RawRow } from "./rows.js";
+import { COLUMNS, fromRow, INSERT_CHUNK, listQuery, pushRowValues, VERIFY_PAGE, type RawRow } from "./rows.js";
 import { walkChain } from "./chain-walk.js";
 
 // better-sqlite3 ships no types (and @types/better-sqlite3 is not installed); this is all we use.
@@ -63,21 +63,17 @@ export function createSqliteAuditStore(file: string): AuditStore {
     }
     if (fresh.size === 0) return { appended: 0, duplicates: events.length, headSeq: current.seq };
 
-    let seq = current.seq;
-    let prevHash = current.hash;
+    const linker = createChainLinker(current);
     const at = recordedAt.getTime();
-    const values: unknown[][] = [];
-    for (const e of fresh.values()) {
-      seq++;
-      const hash = chainHash({ ...e, seq, producer }, prevHash);
-      values.push(rowValues(e, seq, producer, prevHash, hash, at, time));
-      prevHash = hash;
+    const values: unknown[] = [];
+    for (const e of fresh.values()) pushRowValues(values, e, linker.next(e, producer), producer, e.occurredAt.getTime(), at);
+    const width = COLUMNS.length;
+    for (let i = 0; i < values.length; i += INSERT_CHUNK * width) {
+      const chunk = values.slice(i, i + INSERT_CHUNK * width);
+      stmt(`insert into audit_event (${COLUMNS.join(",")}) values ${Array(chunk.length / width).fill(rowSql).join(",")}`).run(...chunk);
     }
-    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
-      const chunk = values.slice(i, i + INSERT_CHUNK);
-      stmt(`insert into audit_event (${COLUMNS.join(",")}) values ${Array(chunk.length).fill(rowSql).join(",")}`).run(...chunk.flat());
-    }
-    updateHead.run(seq, prevHash);
+    const { seq, hash } = linker.head();
+    updateHead.run(seq, hash);
     return { appended: fresh.size, duplicates: events.length - fresh.size, headSeq: seq };
   });
 
