@@ -107,7 +107,14 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
     });
     // Heartbeat streams (issue 5): the hub is the directive publisher, so every committed change
     // reaches a connected box on any replica.
-    const heartbeat = await createHeartbeatModule({ db, log, now, replicaId: config.replicaId, limits: config.heartbeatLimits });
+    const heartbeat = await createHeartbeatModule({
+      db,
+      log,
+      now,
+      replicaId: config.replicaId,
+      limits: config.heartbeatLimits,
+      staleCheckMs: config.heartbeatStaleCheckMs,
+    });
     cleanups.push(() => heartbeat.close());
     const deps: LicensingDeps = {
       db,

@@ -47,6 +47,8 @@ export interface LicensingConfig extends CommonConfig {
   faults?: FaultInjection;
   /** Per-stream heartbeat limits (tests shrink or raise them); defaults in heartbeat/session.ts. */
   heartbeatLimits?: Partial<HeartbeatLimits>;
+  /** How often held heartbeat streams are checked against the database for lost signals. Default 30 s (tests shrink it). */
+  heartbeatStaleCheckMs?: number;
 }
 
 /** Reads and validates the licensing configuration from the environment. */

@@ -34,6 +34,8 @@ export interface HeartbeatModuleOptions {
   /** Longest wait before a last-seen mark is written (default 1 s). */
   flushEveryMs?: number;
   limits?: Partial<HeartbeatLimits>;
+  /** How often held streams are checked against the database (lost signals). Default 30 s. */
+  staleCheckMs?: number | undefined;
 }
 
 /** The running module. */
@@ -62,7 +64,7 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
   const writer = createLastSeenWriter({ db, log, flushEveryMs: options.flushEveryMs });
   let hub: StreamHub;
   try {
-    hub = await createStreamHub({ db, log, replicaId, notifier, now: options.now });
+    hub = await createStreamHub({ db, log, replicaId, notifier, now: options.now, staleCheckMs: options.staleCheckMs });
   } catch (err) {
     await notifier.close();
     throw err;

@@ -12,8 +12,9 @@
  *   re-signed only when older than lease_renew_after or when its state differs (needsNewLease).
  * - ack / renew_certificate: directive acknowledgements; a CSR answered by RENEW_CERTIFICATE.
  *
- * The cached facts are re-read whenever the hub says the deployment changed (on any replica) and
- * every REREAD_MS anyway, so a lost NOTIFY costs at most that long.
+ * The cached facts are re-read whenever the hub says the deployment changed (on any replica), and
+ * when the hub's periodic batched check finds them behind (`isStale`), so a lost NOTIFY costs at
+ * most that period.
  */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
@@ -45,7 +46,7 @@ import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/va
 import { ackDirectives, certificateRecorder, loadPendingDirectives, renewLease, storeDirective } from "./directive-store.js";
 import type { LastSeenWriter } from "./last-seen-writer.js";
 import { createRateLimiter, type RateLimiter } from "./push-queue.js";
-import type { HeldStream, StreamHub } from "./stream-hub.js";
+import type { HeldStream, PendingDirective, StreamHub } from "./stream-hub.js";
 
 /** What every session shares. */
 export interface HeartbeatContext {
@@ -78,9 +79,6 @@ export interface HeartbeatLimits {
 /** The defaults of {@link HeartbeatLimits}. */
 export const DEFAULT_HEARTBEAT_LIMITS: HeartbeatLimits = { messagesPerSecond: 10, burst: 20, certificateRenewals: 2, maxAckIds: 100 };
 
-/** A re-read of the facts at least this often, whatever the hub says. */
-const REREAD_MS = 30_000;
-
 /** A message on the response stream. */
 export type HeartbeatOut = MessageInitShape<typeof HeartbeatResponseSchema>;
 
@@ -107,7 +105,8 @@ interface View {
   activatedAt: Date | null;
   leaseSeq: number;
   leaseIssuedAt: number | null;
-  loadedAt: number;
+  /** The deployment row's version the facts were read at (compare-and-set counter). */
+  version: number;
 }
 
 function viewOf(loaded: Pick<Loaded, "deployment" | "license" | "facts">): View {
@@ -117,7 +116,7 @@ function viewOf(loaded: Pick<Loaded, "deployment" | "license" | "facts">): View 
     activatedAt: loaded.deployment.activatedAt ?? null,
     leaseSeq: loaded.license?.leaseSeq ?? 0,
     leaseIssuedAt: loaded.license?.leaseIssuedAt?.getTime() ?? null,
-    loadedAt: Date.now(),
+    version: loaded.deployment.version,
   };
 }
 
@@ -371,7 +370,6 @@ export class HeartbeatStream implements HeldStream {
     const view = this.view!;
     const input = this.input!;
     const nowMs = now.getTime();
-    if (nowMs - view.loadedAt > REREAD_MS) this.refresh();
     const verdict = judge(view, input.fingerprintHash, nowMs, this.ctx);
     if (verdict.kind === "refused") {
       if (verdict.locks) {
@@ -467,6 +465,16 @@ export class HeartbeatStream implements HeldStream {
       this.out.push({ kind: { case: "directive", value: d } });
       this.ctx.counters.directivePushed(DirectiveType[d.type] ?? String(d.type));
     }
+  }
+
+  /** See {@link HeldStream.isStale}. */
+  isStale(version: number, pending: readonly PendingDirective[]): boolean {
+    const view = this.view;
+    if (this.closed || view === null) return false;
+    if (version !== view.version) return true;
+    // Only what a re-read would deliver: directives since this activation (as pendingFor reads them).
+    const since = view.activatedAt?.getTime() ?? -Infinity;
+    return pending.some((d) => d.createdAt.getTime() >= since && !this.sent?.has(d.id));
   }
 
   /** Re-reads the facts and pending directives (coalesced: at most one read in flight, one queued). */

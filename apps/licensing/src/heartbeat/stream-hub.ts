@@ -8,8 +8,13 @@
  * - every OTHER replica hears `{deploymentId}` through the change notifier (PostgreSQL
  *   LISTEN/NOTIFY; in-process on SQLite) and, if it holds a stream for that deployment, loads the
  *   pending directives and pushes them. The directive rows are the truth, the signal only says
- *   "look now"; a signal lost during a LISTEN reconnect is caught by each stream's periodic
- *   re-read and, at worst, by redelivery on the box's next connect.
+ *   "look now"; a signal lost during a LISTEN reconnect is caught by the hub's periodic check
+ *   and, at worst, by redelivery on the box's next connect.
+ *
+ * The periodic check is one pair of batched reads per 500 held deployments (their versions and
+ * their unacknowledged directive ids) every `staleCheckMs`; only streams whose deployment moved
+ * on, or that have not sent a pending directive, re-read. A re-read per stream on a timer would
+ * cost 10,000 streams 300+ queries a second for nothing.
  */
 import type { Settings } from "@lcp/domain";
 import type { ChangeNotifier, Database } from "@lcp/persistence";
@@ -17,6 +22,7 @@ import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import type { Logger } from "@lcp/rpc";
 import { randomUUID } from "node:crypto";
 import type { DirectivePublisher } from "../core/directive-publisher.js";
+import { DeploymentEntity, DirectiveEntity } from "../storage/entities.js";
 import { loadSettings } from "../storage/repository.js";
 import { HeartbeatPresenceEntity } from "./presence-entity.js";
 
@@ -28,6 +34,17 @@ export interface HeldStream {
   deliver(directives: readonly Directive[]): void;
   /** The deployment changed somewhere: re-read its facts and pending directives. */
   refresh(): void;
+  /**
+   * Whether the stream's cached facts are behind: the deployment's `version` differs from the one
+   * it read, or one of `pendingIds` (unacknowledged directives) was never sent on it.
+   */
+  isStale(version: number, pending: readonly PendingDirective[]): boolean;
+}
+
+/** An unacknowledged directive row, as the periodic check reads it. */
+export interface PendingDirective {
+  id: string;
+  createdAt: Date;
 }
 
 /** Options of {@link createStreamHub}. */
@@ -40,6 +57,8 @@ export interface StreamHubOptions {
   now: () => Date;
   /** How long cached settings are used before they are re-read. Default 2 s. */
   settingsTtlMs?: number;
+  /** How often held streams are checked against the database (the lost-signal net). Default 30 s. */
+  staleCheckMs?: number | undefined;
 }
 
 /** The hub; it is the app's DirectivePublisher. */
@@ -89,6 +108,41 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
       .finally(() => {
         settingsLoading = null;
       }));
+
+  // The lost-signal net (module comment): batched reads, then only the stale streams re-read.
+  const STALE_CHECK_CHUNK = 500;
+  let checking = false;
+  const checkStale = async () => {
+    const ids = [...streams.keys()];
+    for (let i = 0; i < ids.length; i += STALE_CHECK_CHUNK) {
+      const chunk = ids.slice(i, i + STALE_CHECK_CHUNK);
+      const em = db.em();
+      const versions = await em.find(DeploymentEntity, { id: { $in: chunk } }, { fields: ["id", "version"], disableIdentityMap: true });
+      const pending = await em.find(DirectiveEntity, { deploymentId: { $in: chunk }, ackedAt: null }, { fields: ["id", "deploymentId", "createdAt"], disableIdentityMap: true });
+      const pendingOf = new Map<string, PendingDirective[]>();
+      for (const d of pending) {
+        const list = pendingOf.get(d.deploymentId);
+        if (list) list.push(d);
+        else pendingOf.set(d.deploymentId, [d]);
+      }
+      for (const row of versions) {
+        const held = streams.get(row.id);
+        if (!held) continue;
+        const rows = pendingOf.get(row.id) ?? [];
+        for (const s of held) if (s.isStale(row.version, rows)) s.refresh();
+      }
+    }
+  };
+  const staleTimer = setInterval(() => {
+    if (checking || streams.size === 0) return;
+    checking = true;
+    checkStale()
+      .catch((err: unknown) => log.warn({ err }, "could not check held heartbeat streams against the database; retried next period"))
+      .finally(() => {
+        checking = false;
+      });
+  }, options.staleCheckMs ?? 30_000);
+  staleTimer.unref();
 
   const unsubscribe = notifier.subscribe((payload) => {
     let signal: Signal;
@@ -146,6 +200,7 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
       return row !== null;
     },
     close() {
+      clearInterval(staleTimer);
       unsubscribe();
       streams.clear();
       count = 0;
