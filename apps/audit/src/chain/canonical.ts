@@ -77,16 +77,16 @@ export function canonicalEventText(e: CanonicalEventFields): string {
 
 /**
  * {@link canonicalEventText} of `e` at `seq`, with the producer already JSON-quoted (once per
- * batch, not per event). One `JSON.stringify` of the leading fields writes exactly what
+ * batch, not per event) and `occurred_at` as ISO text when the caller needs that text too. One `JSON.stringify` of the leading fields writes exactly what
  * stringifying each and joining with `,` would, in one native call instead of eleven.
  */
-export function canonicalText(e: CanonicalEventBody, seq: number, quotedProducer: string): string {
+export function canonicalText(e: CanonicalEventBody, seq: number, quotedProducer: string, occurredAtIso: string = e.occurredAt.toISOString()): string {
   if (!Number.isSafeInteger(seq) || seq < 1) throw new RangeError(`canonical: seq ${seq} is not a positive safe integer`);
   const head = JSON.stringify([
     CANONICAL_VERSION,
     seq,
     e.id,
-    e.occurredAt.toISOString(),
+    occurredAtIso,
     e.actorKind,
     e.actorId,
     e.actorRoles,

@@ -38,8 +38,8 @@ export interface ChainLink {
 
 /** Extends a chain event by event; see {@link createChainLinker}. */
 export interface ChainLinker {
-  /** Chains `event` as the next seq. */
-  next(event: CanonicalEventBody, producer: string): ChainLink;
+  /** Chains `event` as the next seq; `occurredAtIso` saves formatting the time twice when the caller has it. */
+  next(event: CanonicalEventBody, producer: string, occurredAtIso?: string): ChainLink;
   /** The last link made (the head passed in while none is). */
   head(): { seq: number; hash: string };
 }
@@ -57,13 +57,13 @@ export function createChainLinker(head: { seq: number; hash: string }): ChainLin
   let producerName = "";
   let quoted = '""';
   return {
-    next(event, producer) {
+    next(event, producer, occurredAtIso) {
       if (producer !== producerName) {
         producerName = producer;
         quoted = JSON.stringify(producer);
       }
       seq++;
-      const digest = linkHash(canonicalText(event, seq, quoted), prev);
+      const digest = linkHash(canonicalText(event, seq, quoted, occurredAtIso), prev);
       const link = { seq, prevHash: prevHex, hash: digest.toString("hex") };
       prev = digest;
       prevHex = link.hash;

@@ -65,7 +65,10 @@ export function createPostgresAuditStore(connectionString: string, schema: strin
     const values: unknown[] = [];
     for (const { producer, events, recordedAt } of parts) {
       const at = recordedAt.toISOString();
-      for (const e of events) pushRowValues(values, e, linker.next(e, producer), producer, e.occurredAt.toISOString(), at);
+      for (const e of events) {
+        const occurredAt = e.occurredAt.toISOString();
+        pushRowValues(values, e, linker.next(e, producer, occurredAt), producer, occurredAt, at);
+      }
     }
     return { columns: arrayLiterals(values), head: linker.head() };
   };
