@@ -31,9 +31,12 @@ const peerCache = new WeakMap<object, PeerInfo>();
 /**
  * Reads the peer certificate of a TLS socket (an `http2` compat proxy or a plain TLSSocket).
  * `connection` is the key for caching: the HTTP/2 session (stable for all its streams) or
- * the socket itself for HTTP/1.1.
+ * the socket itself for HTTP/1.1. `cache: false` reads without keeping the result for the
+ * connection's lifetime: the raw stream path authenticates a long-lived stream once, and its
+ * parsed certificates would otherwise stay in memory as long as each of 10,000 connections
+ * (the identity itself stays cached per connection in the authenticator either way).
  */
-export function peerFromSocket(socket: unknown, connection: object = socket as object): PeerInfo | undefined {
+export function peerFromSocket(socket: unknown, connection: object = socket as object, cache = true): PeerInfo | undefined {
   const s = socket as Partial<PeerSocket> | undefined;
   if (!s || typeof s.getPeerX509Certificate !== "function") return undefined;
   const cached = peerCache.get(connection);
@@ -57,7 +60,7 @@ export function peerFromSocket(socket: unknown, connection: object = socket as o
   }
   const authorizationError = s.authorizationError ? String(s.authorizationError) : undefined;
   const info: PeerInfo = { authorized: s.authorized === true, authorizationError, chain, connection };
-  peerCache.set(connection, info);
+  if (cache) peerCache.set(connection, info);
   return info;
 }
 

@@ -281,7 +281,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     const requestId = requestIdFrom(typeof offered === "string" ? offered : undefined);
     const startedAt = performance.now();
     const session = stream.session;
-    const peer = session ? peerFromSocket(session.socket, session) : undefined;
+    // Not cached for the connection's life: see peerFromSocket (memory per held stream).
+    const peer = session ? peerFromSocket(session.socket, session, false) : undefined;
     // Only the credential headers authn reads; a Fetch Headers of everything is not needed.
     const header = new Headers();
     if (typeof headers.authorization === "string") header.set("authorization", headers.authorization);
