@@ -78,8 +78,10 @@ function frame(payload: Uint8Array): Buffer {
 // ---------------------------------------------------------------- child processes
 
 function forkSelf(arg: string): ChildProcess {
+  // HEARTBEAT_BENCH_PROFILE_DIR: a CPU profile of the licensing server, to see where its time goes.
+  const profile = process.env.HEARTBEAT_BENCH_PROFILE_DIR && arg === "--serve-licensing" ? ["--cpu-prof", `--cpu-prof-dir=${process.env.HEARTBEAT_BENCH_PROFILE_DIR}`] : [];
   return fork(fileURLToPath(import.meta.url), [arg], {
-    execArgv: ["--conditions=source", "--import", "tsx", "--expose-gc"],
+    execArgv: ["--conditions=source", "--import", "tsx", "--expose-gc", ...profile],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
 }
@@ -178,7 +180,10 @@ async function serve(kind: "licensing" | "echo"): Promise<void> {
     }
     if (m !== "rss") return;
     (globalThis as { gc?: () => void }).gc?.();
-    setTimeout(() => process.send?.({ rss: process.memoryUsage().rss }), 200);
+    setTimeout(() => {
+      const { rss, heapUsed, heapTotal, external } = process.memoryUsage();
+      process.send?.({ rss, heapUsed, heapTotal, external });
+    }, 200);
   });
   process.once("SIGTERM", () => void close().finally(() => process.exit(0)));
 }
@@ -339,21 +344,30 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
     console.error(`heartbeat bench: activating ${Math.min(BOXES, maxStreams)} boxes…`);
     const lic = await ask<{ url: string; boxes: BoxIdentity[] }>(licensing, { dataDir, boxes: Math.min(BOXES, maxStreams), pki: pkiMsg });
     const raw = await ask<{ url: string }>(echo, { dataDir, boxes: 0, pki: pkiMsg });
-    const rss = (child: ChildProcess) => ask<{ rss: number }>(child, "rss").then((r) => r.rss);
+    const memory = (child: ChildProcess) => ask<{ rss: number; heapUsed: number; heapTotal: number; external: number }>(child, "rss");
 
     const cpu = (child: ChildProcess) => ask<{ cpuMicros: number }>(child, "cpu").then((r) => r.cpuMicros);
 
     const run = async (server: ChildProcess, url: string, boxes: BoxIdentity[], streams: number) => {
-      const before = await rss(server);
+      const before = await memory(server);
       const cpuBefore = await cpu(server);
       const loader = forkSelf("--load");
       try {
         const { opened } = await ask<{ opened: number }>(loader, { url, caPem: pki.ca.certPem, boxes, streams, seconds: SECONDS, intervalMs: INTERVAL_MS } satisfies LoadRequest);
         const cpuPerOpenMs = ((await cpu(server)) - cpuBefore) / 1000 / Math.max(1, opened);
         const result = await ask<LoadResult>(loader, "go");
-        const held = await rss(server);
+        const held = await memory(server);
         await ask(loader, "close");
-        return { ...result, cpuPerOpenMs, kbPerStream: (held - before) / 1024 / Math.max(1, result.opened) };
+        const perStream = (bytes: number) => bytes / 1024 / Math.max(1, result.opened);
+        return {
+          ...result,
+          cpuPerOpenMs,
+          kbPerStream: perStream(held.rss - before.rss),
+          // Where it went (logged, not tabled): the JS heap and node's external memory.
+          heapKbPerStream: perStream(held.heapUsed - before.heapUsed),
+          heapCommittedKbPerStream: perStream(held.heapTotal - before.heapTotal),
+          externalKbPerStream: perStream(held.external - before.external),
+        };
       } finally {
         await stop(loader);
       }
