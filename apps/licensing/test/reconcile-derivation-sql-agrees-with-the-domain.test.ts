@@ -1,0 +1,268 @@
+/**
+ * Reconcile derives state in SQL and writes transitions, audit events and directives set-based in
+ * the database; the domain (`deriveState`, `directivesFor`, `auditActionFor`) stays the
+ * definition. Here random facts — crowded at every boundary of the derivation — prove, on both
+ * drivers, that the SQL derives exactly the domain's state for every row, that a dry run plans
+ * exactly the domain's transitions, that a real run leaves every row in its derived state with one
+ * audit event (decoding to what `newAuditEvent` builds) and one directive per transition, and that
+ * a rendered template is byte for byte the encoder's event.
+ */
+import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import {
+  DAY_MS,
+  deriveState,
+  DEFAULT_SETTINGS,
+  DEPLOYMENT_STATES,
+  directivesFor,
+  LOCK_REASONS,
+  transitionOf,
+  type DerivedState,
+} from "@lcp/domain";
+import { createOrm, newAuditEvent, type Database } from "@lcp/persistence";
+import { AuditEventSchema } from "@lcp/proto/audit/v1/audit_service_pb";
+import { createLogger } from "@lcp/rpc";
+import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CallContext } from "../src/core/audit.js";
+import { noopDirectivePublisher } from "../src/core/directive-publisher.js";
+import type { CoreDeps } from "../src/core/deployment-change.js";
+import { codeOfState, derivedCodeSql, storedCodeSql } from "../src/reconcile/derivation-sql.js";
+import { reconcilePage } from "../src/reconcile/reconcile-page.js";
+import { createTransitionTemplates, transitionAudit, uuidv7Run } from "../src/reconcile/transition-templates.js";
+import { factsOf, storedStateOf } from "../src/storage/repository.js";
+import type { DeploymentRow } from "../src/storage/entities.js";
+import { entities, migrations } from "../src/storage/schema.js";
+
+const call: CallContext = { actor: { kind: "service", id: "fleet-sweep" }, requestId: "req-1" };
+const { heartbeatTimeoutMs: TIMEOUT, graceWindowMs: GRACE } = DEFAULT_SETTINGS;
+
+/** An offset crowded at the boundaries the derivation turns on. */
+const around = (edges: number[]) => fc.oneof(fc.constantFrom(...edges.flatMap((e) => [e - 1, e, e + 1])), fc.integer({ min: 0, max: 2 * GRACE }));
+const storedArb: fc.Arbitrary<DerivedState> = fc.oneof(
+  fc.constantFrom(...DEPLOYMENT_STATES.filter((s) => s !== "LOCKED")).map((state) => ({ state, lockReason: null })),
+  fc.constantFrom(...LOCK_REASONS).map((lockReason) => ({ state: "LOCKED" as const, lockReason })),
+);
+const rowArb = fc.record({
+  revoked: fc.boolean(),
+  expiresIn: fc.option(fc.oneof(fc.constantFrom(-1, 0, 1), fc.integer({ min: -DAY_MS, max: 365 * DAY_MS })), { nil: null }),
+  activated: fc.boolean(),
+  bound: fc.boolean(),
+  silentFor: fc.option(around([0, TIMEOUT, GRACE]), { nil: null }),
+  activatedAgo: around([TIMEOUT, GRACE]),
+  subscriptionInvalid: fc.boolean(),
+  stored: storedArb,
+});
+type Facts = typeof rowArb extends fc.Arbitrary<infer T> ? T : never;
+
+const idOf = (i: number) => `00000000-0000-7000-8000-${String(i).padStart(12, "0")}`;
+const label = (tr: { from: DerivedState; to: DerivedState }) => `${tr.from.state}/${tr.from.lockReason}>${tr.to.state}/${tr.to.lockReason}`;
+
+describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) => {
+  let db: Database;
+  let opts: TestDatabaseOptions;
+  let pg: boolean;
+  const now = new Date();
+  const t = now.getTime();
+  beforeAll(async () => {
+    opts = tdb.options("licensing");
+    db = await createOrm({ ...opts, entities, migrations, logger: createLogger("test", "silent") });
+    pg = Boolean(opts.databaseUrl);
+  });
+  afterAll(async () => {
+    await db.close();
+    await opts.cleanup();
+  });
+
+  const deps = (): CoreDeps => ({
+    db,
+    now: () => now,
+    // No transition the tests below make needs a lease: a signature request would be a bug.
+    signer: { sign: () => Promise.reject(new Error("nothing here signs a lease")) },
+    publisher: noopDirectivePublisher,
+    log: createLogger("test", "silent"),
+  });
+  const p = (n: number) => (pg ? `$${n}` : "?");
+  const date = (ms: number | null) => (ms === null ? null : pg ? new Date(ms).toISOString() : ms);
+
+  /** The row as the ORM would hydrate it, for the domain. */
+  function rowOf(r: Facts): DeploymentRow {
+    return {
+      licenseRevokedAt: r.revoked ? new Date(t - 1_000) : null,
+      licenseExpiresAt: r.expiresIn === null ? null : new Date(t + r.expiresIn),
+      activatedAt: r.activated ? new Date(t - r.activatedAgo) : null,
+      fingerprintHash: r.bound ? "a".repeat(64) : null,
+      lastSeenAt: r.silentFor === null ? null : new Date(t - r.silentFor),
+      subscriptionStatus: r.subscriptionInvalid ? "INVALID" : "VALID",
+      state: r.stored.state,
+      lockReason: r.stored.lockReason,
+    } as DeploymentRow;
+  }
+
+  async function seed(rows: Facts[]): Promise<void> {
+    await rawQuery(opts, "delete from deployment");
+    await rawQuery(opts, "delete from outbox_event");
+    await rawQuery(opts, "delete from directive");
+    for (const [i, r] of rows.entries()) {
+      const row = rowOf(r);
+      await rawQuery(
+        opts,
+        `insert into deployment (id, name, customer, kind, subscription_status, license_revoked_at, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, lock_reason, state_changed_at, version, created_at, updated_at)
+         values (${p(1)}, 'n', 'c', 'ON_PREM', ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}, 1, ${p(11)}, ${p(12)})`,
+        [
+          idOf(i),
+          row.subscriptionStatus,
+          date(row.licenseRevokedAt?.getTime() ?? null),
+          date(row.licenseExpiresAt?.getTime() ?? null),
+          date(row.activatedAt?.getTime() ?? null),
+          row.fingerprintHash,
+          date(row.lastSeenAt?.getTime() ?? null),
+          row.state,
+          row.lockReason,
+          date(t),
+          date(t),
+          date(t),
+        ],
+      );
+    }
+  }
+
+  it("derives in SQL exactly the state deriveState derives, for every row, at every boundary", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(rowArb, { minLength: 1, maxLength: 40 }), async (rows) => {
+        await seed(rows);
+        const derived = derivedCodeSql("d", now, DEFAULT_SETTINGS, pg);
+        // The same SQL text the page runs, with its parameters in the driver's placeholder style.
+        let n = 0;
+        const sql = `select d.id, ${storedCodeSql("d")} as f, ${derived.sql} as t from deployment d order by d.id`.replace(/\?/g, () => p(++n));
+        const got = await rawQuery<{ id: string; f: number | string; t: number | string }>(opts, sql, derived.params.map((v) => (v instanceof Date ? v.toISOString() : v)));
+        expect(got.map((g) => [g.id, Number(g.f), Number(g.t)])).toEqual(
+          rows.map((r, i) => {
+            const row = rowOf(r);
+            return [idOf(i), codeOfState(storedStateOf(row)), codeOfState(deriveState(factsOf(row), t, DEFAULT_SETTINGS))];
+          }),
+        );
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it("a dry run plans exactly the domain's transitions", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(rowArb, { minLength: 1, maxLength: 40 }), async (rows) => {
+        await seed(rows);
+        const expected = rows.flatMap((r, i) => {
+          const row = rowOf(r);
+          const tr = transitionOf(storedStateOf(row), deriveState(factsOf(row), t, DEFAULT_SETTINGS));
+          return tr ? [`${idOf(i)} ${label(tr)}`] : [];
+        });
+        const page = await reconcilePage(deps(), { at: now, afterDeploymentId: "", pageSize: 5_000, dryRun: true, sweepId: "s", call });
+        expect(page.examined).toBe(rows.length);
+        expect(page.nextAfterDeploymentId).toBe("");
+        expect(page.transitions.map(({ deploymentId, transition }) => `${deploymentId} ${label(transition)}`)).toEqual(expected);
+        expect(Number((await rawQuery<{ n: number | string }>(opts, "select count(*) as n from outbox_event"))[0]!.n)).toBe(0);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it("a real run leaves every row in its derived state, with one audit event and the domain's directive per transition", async () => {
+    // Rows whose transition would need a signed lease keep their derived state as stored: those
+    // take the one-deployment path, proven elsewhere with real signing-keys.
+    const noLease = rowArb.map((r) => {
+      const row = rowOf(r);
+      const derived = deriveState(factsOf(row), t, DEFAULT_SETTINGS);
+      const tr = transitionOf(storedStateOf(row), derived);
+      return tr && directivesFor(tr).includes("RENEW_LEASE") ? { ...r, stored: derived } : r;
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(noLease, { minLength: 1, maxLength: 30 }), async (rows) => {
+        await seed(rows);
+        const expected = new Map<string, { label: string; directives: string[]; event: ReturnType<typeof newAuditEvent> }>();
+        for (const [i, r] of rows.entries()) {
+          const row = rowOf(r);
+          const tr = transitionOf(storedStateOf(row), deriveState(factsOf(row), t, DEFAULT_SETTINGS));
+          if (!tr) continue;
+          const directives = directivesFor(tr);
+          const spec = transitionAudit(idOf(i), tr, directives, "sweep-1");
+          expected.set(idOf(i), {
+            label: label(tr),
+            directives,
+            event: newAuditEvent({ ...spec, actor: call.actor, outcome: "success", requestId: call.requestId, now }),
+          });
+        }
+        // Pages of 7: the cursor walk is part of what is proven.
+        const applied: string[] = [];
+        let after = "";
+        do {
+          const page = await reconcilePage(deps(), { at: now, afterDeploymentId: after, pageSize: 7, dryRun: false, sweepId: "sweep-1", call });
+          expect(page.conflicts).toBe(0);
+          applied.push(...page.transitions.map(({ deploymentId, transition }) => `${deploymentId} ${label(transition)}`));
+          after = page.nextAfterDeploymentId;
+        } while (after);
+        expect(applied).toEqual([...expected].map(([id, e]) => `${id} ${e.label}`));
+
+        const states = await rawQuery<{ id: string; state: string; lock_reason: string | null; version: number | string }>(
+          opts,
+          "select id, state, lock_reason, version from deployment order by id",
+        );
+        for (const [i, s] of states.entries()) {
+          const derived = deriveState(factsOf(rowOf(rows[i]!)), t, DEFAULT_SETTINGS);
+          expect({ state: s.state, lockReason: s.lock_reason }).toEqual(derived);
+          expect(Number(s.version)).toBe(expected.has(s.id) ? 2 : 1);
+        }
+        const events = await rawQuery<{ id: string; action: string; payload: string }>(opts, "select id, action, payload from outbox_event");
+        expect(events).toHaveLength(expected.size);
+        for (const e of events) {
+          const decoded = fromJsonString(AuditEventSchema, e.payload);
+          const want = expected.get(decoded.resource!.id)!;
+          expect(decoded.id).toBe(e.id);
+          expect(e.action).toBe(want.event.action);
+          expect({ ...decoded, id: "" }).toEqual({ ...want.event, id: "" });
+        }
+        expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+        const directives = await rawQuery<{ deployment_id: string; type: string; payload: string }>(opts, "select deployment_id, type, payload from directive");
+        expect(directives.map((d) => `${d.deployment_id} ${d.type}`).sort()).toEqual(
+          [...expected].flatMap(([id, e]) => e.directives.map((d) => `${id} ${d}`)).sort(),
+        );
+        for (const d of directives) expect(JSON.parse(d.payload)).toMatchObject({ reason: expect.any(String) });
+
+        // Replaying the sweep changes nothing.
+        const again = await reconcilePage(deps(), { at: now, afterDeploymentId: "", pageSize: 5_000, dryRun: false, sweepId: "sweep-2", call });
+        expect(again.transitions).toEqual([]);
+        expect(await rawQuery(opts, "select id from outbox_event")).toHaveLength(expected.size);
+      }),
+      { numRuns: 15 },
+    );
+  });
+
+  it("a rendered template is byte for byte the event the encoder writes, for every kind", () => {
+    const at = new Date("2026-11-26T12:34:56.789Z");
+    const templates = createTransitionTemplates({ at, sweepId: "0190aaaa-0000-7000-8000-000000000001", call });
+    expect(templates.length).toBeGreaterThan(20);
+    const deploymentId = "0190bbbb-0000-7000-8000-000000000002";
+    const run = uuidv7Run(at.getTime());
+    for (const [i, tpl] of templates.entries()) {
+      const eventId = `${run.prefix}${(run.base + i + 1).toString(16).padStart(12, "0")}`;
+      expect(eventId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      const payload = tpl.parts[0] + eventId + tpl.parts[1] + deploymentId + tpl.parts[2];
+      const decoded = fromJsonString(AuditEventSchema, payload);
+      const to = { state: tpl.toState, lockReason: tpl.toLockReason } as DerivedState;
+      const from = decoded.details!.from as string;
+      const transition = { from: { state: from, lockReason: (decoded.details!.fromLockReason as string | undefined) ?? null } as DerivedState, to };
+      expect(codeOfState(transition.from)).toBe(tpl.from);
+      expect(codeOfState(to)).toBe(tpl.to);
+      const directives = directivesFor(transition);
+      expect(tpl.directive).toBe(directives[0] ?? null);
+      const direct = newAuditEvent({
+        ...transitionAudit(deploymentId, transition, directives, "0190aaaa-0000-7000-8000-000000000001"),
+        actor: call.actor,
+        outcome: "success",
+        requestId: call.requestId,
+        now: at,
+      });
+      direct.id = eventId;
+      expect(payload).toBe(toJsonString(AuditEventSchema, direct));
+    }
+  });
+});
