@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- sweep`: a fleet sweep over 1,000,000 deployments on PostgreSQL (DATABASE_URL
  * set) or 100,000 on SQLite, 10 % of which change state (ACTIVE → GRACE), through the real apps
- * over mTLS (fleet-sweep `Sweep` → licensing `Reconcile`, 5,000 per page, with audit events in
+ * over mTLS (fleet-sweep `Sweep` → licensing `Reconcile`, 50,000 per page, with audit events in
  * the outbox), beside a bare set-based SQL `UPDATE` of the same rows measured in the same run;
  * then the idempotent re-run over the now unchanged fleet. Goal: the sweep within 2× the UPDATE.
  */
@@ -19,7 +19,7 @@ import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
 import { printResults, type BenchResult } from "./result.js";
 
 const ISSUER = "https://lcp.bench/licensing";
-const PAGE_SIZE = 5_000;
+const PAGE_SIZE = 50_000;
 const STALE_EVERY = 10;
 // Older than the default heartbeat_timeout (5 min), well within the grace window (14 d).
 const STALE_MS = 10 * 60_000;

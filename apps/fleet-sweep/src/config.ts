@@ -14,6 +14,8 @@ export const DEFAULT_LICENSING_URL = "https://localhost:7443";
 export const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
 /** Deployments per Reconcile page when a request leaves it 0 (proto default). */
 export const DEFAULT_SWEEP_PAGE_SIZE = 1_000;
+/** The largest Reconcile page (licensing's limit, proto SweepRequest.page_size). */
+export const SWEEP_PAGE_MAX = 50_000;
 /** The run lock's lease: a replica that died frees the lock after this. */
 export const DEFAULT_LOCK_LEASE_MS = 60_000;
 
@@ -62,7 +64,7 @@ export interface FleetSweepConfig {
  * - `AUDIT_URL` (optional; without it `fleet.sweep` events wait in the outbox),
  * - `SWEEP_INTERVAL` (default `60s`, `off` for on-demand only). A local setting rather than
  *   licensing's `sweep_interval`: the scheduler must keep its rhythm while licensing is down,
- * - `SWEEP_PAGE_SIZE` (default 1000, 1 to 5000).
+ * - `SWEEP_PAGE_SIZE` (default 1000, 1 to 50000: licensing's Reconcile limit).
  */
 export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env): Promise<FleetSweepConfig> {
   const get = (name: string) => {
@@ -119,8 +121,8 @@ function parseInterval(value: string | undefined): number | null {
 
 function parsePageSize(value: string | undefined): number {
   if (value === undefined) return DEFAULT_SWEEP_PAGE_SIZE;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 5_000) {
-    throw new ConfigError("SWEEP_PAGE_SIZE", `${JSON.stringify(value)} must be an integer from 1 to 5000`);
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > SWEEP_PAGE_MAX) {
+    throw new ConfigError("SWEEP_PAGE_SIZE", `${JSON.stringify(value)} must be an integer from 1 to ${SWEEP_PAGE_MAX}`);
   }
   return Number(value);
 }

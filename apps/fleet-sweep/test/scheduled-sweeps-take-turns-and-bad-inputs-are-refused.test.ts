@@ -60,7 +60,8 @@ describe.each(testDatabases())("scheduled sweeps and inputs ($name)", (tdb) => {
     const negative = await client.sweep({ pageSize: -1 }).catch((e: unknown) => ConnectError.from(e));
     expect(negative).toMatchObject({ code: Code.InvalidArgument });
     expect(errorReason(negative)).toBe("INVALID_ARGUMENT");
-    expect(await codeOf(client.sweep({ pageSize: 5_001 }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(client.sweep({ pageSize: 50_001 }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(client.sweep({ pageSize: 2 ** 31 - 1 }))).toBe(Code.InvalidArgument);
     expect(await codeOf(client.listSweeps({ pageSize: -5 }))).toBe(Code.InvalidArgument);
     expect(await codeOf(client.listSweeps({ pageToken: "not-a-token" }))).toBe(Code.InvalidArgument);
     expect(await codeOf(client.getSweep({ sweepId: "01890000-0000-7000-8000-000000000000" }))).toBe(Code.NotFound);
@@ -71,6 +72,8 @@ describe.each(testDatabases())("scheduled sweeps and inputs ($name)", (tdb) => {
     // Nothing ran.
     expect(licensing.requests).toHaveLength(0);
     expect((await client.listSweeps({})).sweeps).toHaveLength(0);
-    expect((await client.sweep({ pageSize: 5_000 })).sweep).toMatchObject({ status: SweepStatus.SUCCEEDED, examined: 5n });
+    expect((await client.sweep({ pageSize: 50_000 })).sweep).toMatchObject({ status: SweepStatus.SUCCEEDED, examined: 5n });
+    // A real run asks licensing for the tallies only; the report still counts every transition.
+    expect(licensing.requests.at(-1)).toMatchObject({ pageSize: 50_000, dryRun: false, countsOnly: true });
   });
 });

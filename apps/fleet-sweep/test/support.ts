@@ -91,7 +91,7 @@ export interface FakeLicensing {
   url: string;
   fleet: FakeDeployment[];
   /** Every Reconcile request seen. */
-  requests: Array<{ sweepId: string; now: Date | undefined; after: string; pageSize: number; dryRun: boolean }>;
+  requests: Array<{ sweepId: string; now: Date | undefined; after: string; pageSize: number; dryRun: boolean; countsOnly: boolean }>;
   /** Runs before each page is answered (delay it, fail it). */
   beforePage?: (index: number) => Promise<void> | void;
   close(): Promise<void>;
@@ -118,6 +118,7 @@ export async function startFakeLicensing(fleet: FakeDeployment[], pki?: TestPki)
             after: req.afterDeploymentId,
             pageSize: req.pageSize,
             dryRun: req.dryRun,
+            countsOnly: req.countsOnly,
           });
           await fake.beforePage?.(pages++);
           const sorted = [...fake.fleet].sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -134,9 +135,18 @@ export async function startFakeLicensing(fleet: FakeDeployment[], pki?: TestPki)
             });
           const last = page[page.length - 1];
           const more = last !== undefined && sorted[sorted.length - 1]!.id !== last.id;
+          // The counts per kind, as licensing always reports them.
+          const counts = new Map<string, { fromState: DeploymentState; toState: DeploymentState; lockReason: LockReason; count: number }>();
+          for (const t of transitions) {
+            const key = `${t.fromState}>${t.toState}:${t.lockReason}`;
+            const entry = counts.get(key) ?? { fromState: t.fromState, toState: t.toState, lockReason: t.lockReason, count: 0 };
+            entry.count += 1;
+            counts.set(key, entry);
+          }
           return create(ReconcileResponseSchema, {
             examined: page.length,
-            transitions,
+            transitions: req.countsOnly ? [] : transitions,
+            counts: [...counts.values()],
             conflicts: 0,
             nextAfterDeploymentId: more ? last.id : "",
           });

@@ -124,6 +124,8 @@ describe.each(testDatabases())("sweep over the real licensing ($name)", (tdb) =>
     const applied = [...r1.transitions, ...r2.transitions].map(key);
     expect(new Set(applied).size).toBe(applied.length);
     expect(applied.length).toBe(1_250);
+    // The per-kind counts agree with the entries.
+    expect([...r1.counts, ...r2.counts].reduce((n, c) => n + c.count, 0)).toBe(1_250);
     // The loser's compare-and-set failed on every row the winner moved (or it read after the commit).
     expect(r1.conflicts + r2.conflicts).toBeLessThanOrEqual(1_250);
     expect(await outboxCount(cp)).toBe(baseline + 1_250);
@@ -238,8 +240,14 @@ describe.each(testDatabases())("sweep over the real licensing ($name)", (tdb) =>
     expect(await code(cp.reconciler.reconcile({ now: timestampFromDate(new Date(now + 10 * 60_000)) }))).toBe(Code.InvalidArgument);
     expect(await code(cp.reconciler.reconcile({ now: timestampFromDate(new Date(now - 10 * 60_000)) }))).toBe(Code.InvalidArgument);
     expect(await code(cp.reconciler.reconcile({ pageSize: -1 }))).toBe(Code.InvalidArgument);
-    expect(await code(cp.reconciler.reconcile({ pageSize: 5_001 }))).toBe(Code.InvalidArgument);
+    expect(await code(cp.reconciler.reconcile({ pageSize: 50_001 }))).toBe(Code.InvalidArgument);
     expect(await code(cp.reconciler.reconcile({ afterDeploymentId: "x".repeat(100) }))).toBe(Code.InvalidArgument);
+    // counts_only answers with the tallies and no per-deployment entries.
+    await seedFleet(cp, { count: 10, at: cp.clock.now(), staleEvery: 2, staleMs: 10 * 60_000 });
+    const counted = await cp.reconciler.reconcile({ countsOnly: true, dryRun: true });
+    expect(counted.transitions).toEqual([]);
+    expect(counted.counts.map((c) => [c.fromState, c.toState, c.count])).toEqual([[DeploymentState.ACTIVE, DeploymentState.GRACE, 5]]);
+    await cp.sql("delete from deployment");
     // Within the skew, and with everything defaulted: fine.
     expect((await cp.reconciler.reconcile({ now: timestampFromDate(new Date(now + 60_000)) })).examined).toBe(0);
     expect((await cp.reconciler.reconcile({})).nextAfterDeploymentId).toBe("");

@@ -12,12 +12,11 @@ import {
   SweepResponseSchema,
 } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { DomainError, principalKey, requestIdKey, fromVerdict } from "@lcp/rpc";
+import { SWEEP_PAGE_MAX } from "../config.js";
 import type { SweepStore } from "../storage/sweep-store.js";
 import { sweepRunToProto } from "./mapping.js";
 import type { RunRequester, SweepRunner } from "./runner.js";
 
-/** Reconcile page sizes (proto SweepRequest.page_size): 0 → the configured default, at most 5,000. */
-export const SWEEP_PAGE_MAX = 5_000;
 /** ListSweeps page sizes: 0 → 50, at most 500. */
 export const LIST_PAGE = { default: 50, max: 500 } as const;
 
@@ -46,6 +45,7 @@ function decodeToken(token: string): string {
 export function createFleetSweepHandlers(deps: FleetSweepHandlerDeps): ServiceImpl<typeof FleetSweepService> {
   return {
     async sweep(req, ctx) {
+      // Reconcile page sizes: 0 → the configured default, at most SWEEP_PAGE_MAX.
       const size = clampPageSize(req.pageSize, { default: deps.defaultPageSize, max: SWEEP_PAGE_MAX });
       if (!size.ok) throw fromVerdict(size, size.message, size.field ? { field: size.field } : {});
       const principal = ctx.values.get(principalKey);

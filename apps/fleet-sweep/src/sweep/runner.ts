@@ -138,6 +138,8 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
               afterDeploymentId: progress.cursor ?? "",
               pageSize: request.pageSize,
               dryRun: request.dryRun,
+              // A real run's report needs only the tallies; a dry run lists the planned rows.
+              countsOnly: !request.dryRun,
             }),
             { signal },
           );
@@ -149,16 +151,25 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
         }
         progress.examined += page.examined;
         progress.conflicts += page.conflicts;
-        for (const t of page.transitions) {
-          const from = STATE_NAMES[t.fromState] ?? "PENDING";
-          const to = STATE_NAMES[t.toState] ?? "PENDING";
-          const lockReason = LOCK_REASON_NAMES[t.lockReason] ?? null;
+        for (const c of page.counts) {
+          const from = STATE_NAMES[c.fromState] ?? "PENDING";
+          const to = STATE_NAMES[c.toState] ?? "PENDING";
+          const lockReason = LOCK_REASON_NAMES[c.lockReason] ?? null;
           const key = `${from}>${to}>${lockReason ?? ""}`;
           const entry = tally.get(key) ?? { from, to, lockReason, count: 0 };
-          entry.count += 1;
+          entry.count += c.count;
           tally.set(key, entry);
-          if (progress.planned && progress.planned.length < MAX_PLANNED) {
-            progress.planned.push({ deploymentId: t.deploymentId, from, to, lockReason } satisfies PlannedTransition);
+        }
+        if (progress.planned) {
+          for (const t of page.transitions) {
+            if (progress.planned.length >= MAX_PLANNED) break;
+            const planned: PlannedTransition = {
+              deploymentId: t.deploymentId,
+              from: STATE_NAMES[t.fromState] ?? "PENDING",
+              to: STATE_NAMES[t.toState] ?? "PENDING",
+              lockReason: LOCK_REASON_NAMES[t.lockReason] ?? null,
+            };
+            progress.planned.push(planned);
           }
         }
         progress.transitions = [...tally.values()];

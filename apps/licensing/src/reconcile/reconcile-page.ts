@@ -37,8 +37,12 @@ import { loadSettings, storedStateOf } from "../storage/repository.js";
 import { derivedCodeSql, stateOfCode, storedCodeSql } from "./derivation-sql.js";
 import { createTransitionTemplates, transitionAudit, uuidv7Run, type TransitionTemplate } from "./transition-templates.js";
 
-/** Reconcile page sizes: 0 → 1,000, at most 5,000 (proto ReconcileRequest.page_size). */
-export const RECONCILE_PAGE = { default: 1_000, max: 5_000 } as const;
+/**
+ * Reconcile page sizes: 0 → 1,000, at most 50,000 (proto ReconcileRequest.page_size). A page is
+ * one statement (PostgreSQL) or one short transaction (SQLite); 50,000 rows keep it well under a
+ * second while making the per-page round trips (RPC, progress report) a small share of a sweep.
+ */
+export const RECONCILE_PAGE = { default: 1_000, max: 50_000 } as const;
 
 /** One page to reconcile. */
 export interface ReconcilePageInput {

@@ -8,13 +8,14 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { clampPageSize, formatDuration } from "@lcp/domain";
 import { ReconcileResponseSchema, type ReconcileRequest, type ReconcileResponse, type ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
+import { TransitionCountSchema, type TransitionCount } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
 import { callContextOf, type CallContext } from "../core/audit.js";
 import type { CoreDeps } from "../core/deployment-change.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { loadSettings } from "../storage/repository.js";
-import { RECONCILE_PAGE, reconcilePage, type ReconcileHooks, type ReconcilePageInput } from "./reconcile-page.js";
+import { RECONCILE_PAGE, reconcilePage, type AppliedTransition, type ReconcileHooks, type ReconcilePageInput } from "./reconcile-page.js";
 
 /** The longest sweep id accepted (fleet-sweep's are UUIDs); it only labels audit events. */
 export const MAX_SWEEP_ID_LENGTH = 128;
@@ -26,7 +27,7 @@ function invalid(field: string, message: string): DomainError {
 }
 
 /**
- * Turns a request into a page to reconcile, or refuses it (InvalidArgument): page_size 1..5,000
+ * Turns a request into a page to reconcile, or refuses it (InvalidArgument): page_size 1..50,000
  * (0 → 1,000), a cursor that is a deployment id, and a `now` within max_clock_skew of server time
  * — a sweep with a runaway clock must not lock the fleet OFFLINE or EXPIRED ahead of time.
  */
@@ -53,7 +54,27 @@ export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, c
   return { at, afterDeploymentId: req.afterDeploymentId, pageSize: size.pageSize, dryRun: req.dryRun, sweepId: req.sweepId, call };
 }
 
-/** Reconciles one page and answers in proto terms. */
+/** The page's transitions counted per kind (from, to, lock reason), in first-seen order. */
+function countTransitions(transitions: readonly AppliedTransition[]): TransitionCount[] {
+  const counts = new Map<string, TransitionCount>();
+  for (const { transition } of transitions) {
+    const key = `${transition.from.state}>${transition.to.state}:${transition.to.lockReason ?? ""}`;
+    let entry = counts.get(key);
+    if (!entry) {
+      entry = create(TransitionCountSchema, {
+        fromState: stateToProto(transition.from.state),
+        toState: stateToProto(transition.to.state),
+        lockReason: lockReasonToProto(transition.to.lockReason),
+        count: 0,
+      });
+      counts.set(key, entry);
+    }
+    entry.count += 1;
+  }
+  return [...counts.values()];
+}
+
+/** Reconciles one page and answers in proto terms (per-deployment entries unless `counts_only`). */
 export async function reconcile(deps: CoreDeps, req: ReconcileRequest, call: CallContext, hooks?: ReconcileHooks): Promise<ReconcileResponse> {
   const input = await validateReconcile(deps, req, call);
   const result = await reconcilePage(deps, input, hooks);
@@ -61,14 +82,17 @@ export async function reconcile(deps: CoreDeps, req: ReconcileRequest, call: Cal
     examined: result.examined,
     conflicts: result.conflicts,
     nextAfterDeploymentId: result.nextAfterDeploymentId,
-    transitions: result.transitions.map(({ deploymentId, transition }) =>
-      create(TransitionSchema, {
-        deploymentId,
-        fromState: stateToProto(transition.from.state),
-        toState: stateToProto(transition.to.state),
-        lockReason: lockReasonToProto(transition.to.lockReason),
-      }),
-    ),
+    counts: countTransitions(result.transitions),
+    transitions: req.countsOnly
+      ? []
+      : result.transitions.map(({ deploymentId, transition }) =>
+          create(TransitionSchema, {
+            deploymentId,
+            fromState: stateToProto(transition.from.state),
+            toState: stateToProto(transition.to.state),
+            lockReason: lockReasonToProto(transition.to.lockReason),
+          }),
+        ),
   });
 }
 

@@ -148,7 +148,7 @@ export type SweepRequest = Message<"fleet.v1.SweepRequest"> & {
   dryRun: boolean;
 
   /**
-   * Deployments per Reconcile page, 1 to 5,000; 0 means the default of 1,000.
+   * Deployments per Reconcile page, 1 to 50,000; 0 means the default of 1,000.
    *
    * @generated from field: int32 page_size = 2;
    */

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Transition } from "./types_pb.js";
+import type { DeploymentState, LockReason, Transition } from "./types_pb.js";
 import { file_licensing_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file licensing/v1/reconcile_service.proto.
  */
 export const file_licensing_v1_reconcile_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRsaWNlbnNpbmcvdjEvcmVjb25jaWxlX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSKOAQoQUmVjb25jaWxlUmVxdWVzdBIQCghzd2VlcF9pZBgBIAEoCRInCgNub3cYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2FmdGVyX2RlcGxveW1lbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEg8KB2RyeV9ydW4YBSABKAgiiQEKEVJlY29uY2lsZVJlc3BvbnNlEhAKCGV4YW1pbmVkGAEgASgFEi0KC3RyYW5zaXRpb25zGAIgAygLMhgubGljZW5zaW5nLnYxLlRyYW5zaXRpb24SEQoJY29uZmxpY3RzGAMgASgFEiAKGG5leHRfYWZ0ZXJfZGVwbG95bWVudF9pZBgEIAEoCTJlChBSZWNvbmNpbGVTZXJ2aWNlElEKCVJlY29uY2lsZRIeLmxpY2Vuc2luZy52MS5SZWNvbmNpbGVSZXF1ZXN0Gh8ubGljZW5zaW5nLnYxLlJlY29uY2lsZVJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_google_protobuf_timestamp, file_licensing_v1_types]);
+  fileDesc("CiRsaWNlbnNpbmcvdjEvcmVjb25jaWxlX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSKjAQoQUmVjb25jaWxlUmVxdWVzdBIQCghzd2VlcF9pZBgBIAEoCRInCgNub3cYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2FmdGVyX2RlcGxveW1lbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEg8KB2RyeV9ydW4YBSABKAgSEwoLY291bnRzX29ubHkYBiABKAgiswEKD1RyYW5zaXRpb25Db3VudBIxCgpmcm9tX3N0YXRlGAEgASgOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRIvCgh0b19zdGF0ZRgCIAEoDjIdLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50U3RhdGUSLQoLbG9ja19yZWFzb24YAyABKA4yGC5saWNlbnNpbmcudjEuTG9ja1JlYXNvbhINCgVjb3VudBgEIAEoBSK4AQoRUmVjb25jaWxlUmVzcG9uc2USEAoIZXhhbWluZWQYASABKAUSLQoLdHJhbnNpdGlvbnMYAiADKAsyGC5saWNlbnNpbmcudjEuVHJhbnNpdGlvbhIRCgljb25mbGljdHMYAyABKAUSIAoYbmV4dF9hZnRlcl9kZXBsb3ltZW50X2lkGAQgASgJEi0KBmNvdW50cxgFIAMoCzIdLmxpY2Vuc2luZy52MS5UcmFuc2l0aW9uQ291bnQyZQoQUmVjb25jaWxlU2VydmljZRJRCglSZWNvbmNpbGUSHi5saWNlbnNpbmcudjEuUmVjb25jaWxlUmVxdWVzdBofLmxpY2Vuc2luZy52MS5SZWNvbmNpbGVSZXNwb25zZSIDkAICYgZwcm90bzM", [file_google_protobuf_timestamp, file_licensing_v1_types]);
 
 /**
  * @generated from message licensing.v1.ReconcileRequest
@@ -42,7 +42,7 @@ export type ReconcileRequest = Message<"licensing.v1.ReconcileRequest"> & {
   afterDeploymentId: string;
 
   /**
-   * 1 to 5,000; 0 means the default of 1,000.
+   * 1 to 50,000; 0 means the default of 1,000.
    *
    * @generated from field: int32 page_size = 4;
    */
@@ -54,6 +54,15 @@ export type ReconcileRequest = Message<"licensing.v1.ReconcileRequest"> & {
    * @generated from field: bool dry_run = 5;
    */
   dryRun: boolean;
+
+  /**
+   * Report the transitions as counts per kind only (`counts`), leaving `transitions` empty: a
+   * sweep's report needs the tallies, and a page's tens of thousands of per-deployment entries
+   * would cost more to encode and decode than the database takes to apply them.
+   *
+   * @generated from field: bool counts_only = 6;
+   */
+  countsOnly: boolean;
 };
 
 /**
@@ -62,6 +71,40 @@ export type ReconcileRequest = Message<"licensing.v1.ReconcileRequest"> & {
  */
 export const ReconcileRequestSchema: GenMessage<ReconcileRequest> = /*@__PURE__*/
   messageDesc(file_licensing_v1_reconcile_service, 0);
+
+/**
+ * How many transitions of one kind a page made (or, for a dry run, would make).
+ *
+ * @generated from message licensing.v1.TransitionCount
+ */
+export type TransitionCount = Message<"licensing.v1.TransitionCount"> & {
+  /**
+   * @generated from field: licensing.v1.DeploymentState from_state = 1;
+   */
+  fromState: DeploymentState;
+
+  /**
+   * @generated from field: licensing.v1.DeploymentState to_state = 2;
+   */
+  toState: DeploymentState;
+
+  /**
+   * @generated from field: licensing.v1.LockReason lock_reason = 3;
+   */
+  lockReason: LockReason;
+
+  /**
+   * @generated from field: int32 count = 4;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message licensing.v1.TransitionCount.
+ * Use `create(TransitionCountSchema)` to create a new message.
+ */
+export const TransitionCountSchema: GenMessage<TransitionCount> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_reconcile_service, 1);
 
 /**
  * @generated from message licensing.v1.ReconcileResponse
@@ -92,6 +135,13 @@ export type ReconcileResponse = Message<"licensing.v1.ReconcileResponse"> & {
    * @generated from field: string next_after_deployment_id = 4;
    */
   nextAfterDeploymentId: string;
+
+  /**
+   * The transitions counted per kind, always set (with or without counts_only).
+   *
+   * @generated from field: repeated licensing.v1.TransitionCount counts = 5;
+   */
+  counts: TransitionCount[];
 };
 
 /**
@@ -99,7 +149,7 @@ export type ReconcileResponse = Message<"licensing.v1.ReconcileResponse"> & {
  * Use `create(ReconcileResponseSchema)` to create a new message.
  */
 export const ReconcileResponseSchema: GenMessage<ReconcileResponse> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_reconcile_service, 1);
+  messageDesc(file_licensing_v1_reconcile_service, 2);
 
 /**
  * ReconcileService is licensing's internal side of the fleet health sweep. Internal: the
