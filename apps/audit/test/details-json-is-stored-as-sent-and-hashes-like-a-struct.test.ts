@@ -7,12 +7,11 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { newAuditEvent, outboxDeliveryEvent } from "@lcp/persistence";
 import { AuditEventSchema, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
-import { testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { AuditApp } from "../src/app.js";
+import { testDatabases } from "@lcp/testing/db";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACTOR_KIND_NAMES, OUTCOME_NAMES } from "../src/validate.js";
 import { chainHash } from "../src/chain/hash.js";
-import { auditEvent, createAuditTestEnv, type AuditTestEnv } from "./support.js";
+import { auditEvent, createAuditTestEnv, freshAuditApp, type AuditTestEnv } from "./support.js";
 
 let env: AuditTestEnv;
 beforeAll(async () => {
@@ -47,16 +46,7 @@ function recompute(e: AuditEvent): string {
 }
 
 describe.each(testDatabases())("details_json ($name)", (tdb) => {
-  let dbOpts: TestDatabaseOptions;
-  let app: AuditApp;
-  beforeEach(async () => {
-    dbOpts = tdb.options("audit");
-    app = await env.start(dbOpts);
-  });
-  afterEach(async () => {
-    await app.close();
-    await dbOpts.cleanup();
-  });
+  const t = freshAuditApp(() => env, tdb);
 
   it("stores the relay's details_json and the same details as a Struct as the same canonical text", async () => {
     const recorded = newAuditEvent({ action: "license.revoke", actor: { kind: "admin", id: "carol" }, resource: { type: "license", id: "lic-1" }, outcome: "success", details: DETAILS });
@@ -65,9 +55,9 @@ describe.each(testDatabases())("details_json ($name)", (tdb) => {
     expect(relayed.detailsJson).toBe(CANONICAL);
     const asStruct = auditEvent({ details: DETAILS });
 
-    const licensing = await env.serviceClient(app, "licensing");
+    const licensing = await env.serviceClient(t.app, "licensing");
     expect(await licensing.append({ events: [relayed, asStruct] })).toMatchObject({ appended: 2 });
-    const [second, first] = (await env.adminClient(app, ["auditor"]).listEvents({})).events;
+    const [second, first] = (await env.adminClient(t.app, ["auditor"]).listEvents({})).events;
     expect(first!.detailsJson).toBe(CANONICAL);
     expect(second!.detailsJson).toBe(CANONICAL);
     expect(first!.details).toEqual(DETAILS);
@@ -79,10 +69,10 @@ describe.each(testDatabases())("details_json ($name)", (tdb) => {
   it("keeps details_json byte for byte (whitespace, key order, escapes) and the chain verifies", async () => {
     const texts = ['{ "b": 1,\n  "a": "\\u00e9" }', "{}", '{"a":{"a":{"a":[]}}}'];
     const events = texts.map((detailsJson) => Object.assign(auditEvent(), { detailsJson }));
-    const signing = await env.serviceClient(app, "signing-keys");
+    const signing = await env.serviceClient(t.app, "signing-keys");
     expect(await signing.append({ events })).toMatchObject({ appended: 3, headSeq: 3n });
 
-    const admin = env.adminClient(app, ["auditor"]);
+    const admin = env.adminClient(t.app, ["auditor"]);
     const listed = (await admin.listEvents({})).events.reverse();
     expect(listed.map((e) => e.detailsJson)).toEqual(texts);
     expect(listed[0]!.details).toEqual({ b: 1, a: "é" });
@@ -91,9 +81,9 @@ describe.each(testDatabases())("details_json ($name)", (tdb) => {
   });
 
   it("stores {} for an event with neither form", async () => {
-    const licensing = await env.serviceClient(app, "licensing");
+    const licensing = await env.serviceClient(t.app, "licensing");
     await licensing.append({ events: [auditEvent()] });
-    const [only] = (await env.adminClient(app, ["auditor"]).listEvents({})).events;
+    const [only] = (await env.adminClient(t.app, ["auditor"]).listEvents({})).events;
     expect(only!.detailsJson).toBe("{}");
     expect(only!.details).toEqual({});
   });

@@ -11,9 +11,10 @@ import type { Client } from "@connectrpc/connect";
 import { ActorKind, AuditEventSchema, AuditService, Outcome, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { createAdminClient, createClient } from "@lcp/rpc";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
-import type { TestDatabaseOptions } from "@lcp/testing/db";
+import type { TestDatabase, TestDatabaseOptions } from "@lcp/testing/db";
 import { ensureDevAdminIssuer, type DevAdminIssuer } from "@lcp/tokens";
 import pino from "pino";
+import { afterEach, beforeEach } from "vitest";
 import { v7 as uuidv7 } from "uuid";
 import { startAudit, type AuditApp } from "../src/app.js";
 import { DEFAULT_MAX_CLOCK_SKEW_MS, type AuditConfig } from "../src/config.js";
@@ -100,4 +101,28 @@ export function auditEvent(input: TestEventInput = {}): AuditEvent {
     requestId: input.requestId ?? "req-1",
     ...(input.details ? { details: input.details } : {}),
   });
+}
+
+/** What {@link freshAuditApp} hands each test: its database and the audit app on it. */
+export interface FreshAuditApp {
+  readonly app: AuditApp;
+  readonly db: TestDatabaseOptions;
+}
+
+/**
+ * Call inside a `describe`: every test gets a fresh database of `tdb` and an audit app on it
+ * (read them from the returned object once the test runs), closed and dropped after the test.
+ * `env` is a getter because the shared environment is made in beforeAll.
+ */
+export function freshAuditApp(env: () => AuditTestEnv, tdb: TestDatabase): FreshAuditApp {
+  const current = {} as { app: AuditApp; db: TestDatabaseOptions };
+  beforeEach(async () => {
+    current.db = tdb.options("audit");
+    current.app = await env().start(current.db);
+  });
+  afterEach(async () => {
+    await current.app.close();
+    await current.db.cleanup();
+  });
+  return current;
 }
