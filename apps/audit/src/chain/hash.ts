@@ -13,20 +13,21 @@ const HEX_HASH = /^[0-9a-f]{64}$/;
  */
 export function chainHash(event: CanonicalEventFields, prevHashHex: string): string {
   if (!HEX_HASH.test(prevHashHex)) throw new RangeError("chainHash: prev_hash must be 64 lowercase hex digits");
-  return linkHash(canonicalText(event, event.seq, JSON.stringify(event.producer)), Buffer.from(prevHashHex, "hex")).toString("hex");
+  return linkHash(canonicalText(event, event.seq, JSON.stringify(event.producer)), prevHashHex);
 }
 
 // One buffer holds canonical ‖ prev_hash for every link, so hashing an event costs one UTF-8
-// write and one native call, with no Hash object or concatenation per event. 64 KiB covers any
-// event validation lets through (16 KiB of details plus bounded text fields); a longer text
-// gets a buffer of its own.
+// write, one hex decode into place and one native call, with no Hash object, Buffer or
+// concatenation per event. 64 KiB covers any event validation lets through (16 KiB of details
+// plus bounded text fields); a longer text gets a buffer of its own.
 const scratch = Buffer.allocUnsafe(64 * 1024);
 
-function linkHash(canonical: string, prevHash: Buffer): Buffer {
+/** SHA-256(canonical ‖ prev_hash) as lowercase hex; `prevHashHex` must already be 64 hex digits. */
+function linkHash(canonical: string, prevHashHex: string): string {
   const buf = canonical.length * 3 + 32 <= scratch.length ? scratch : Buffer.allocUnsafe(Buffer.byteLength(canonical, "utf8") + 32);
   const n = buf.write(canonical, 0, "utf8");
-  prevHash.copy(buf, n);
-  return sha256Of("sha256", buf.subarray(0, n + 32), "buffer");
+  buf.write(prevHashHex, n, "hex");
+  return sha256Of("sha256", buf.subarray(0, n + 32), "hex");
 }
 
 /** One link made by a {@link ChainLinker}: the event's seq and its link fields, as lowercase hex. */
@@ -47,13 +48,12 @@ export interface ChainLinker {
 /**
  * Chains events after `head`, the way an append does: each gets the next seq, the previous
  * hash as its prev_hash, and `hash = SHA-256(canonical ‖ prev_hash)` — exactly {@link chainHash},
- * without re-parsing the previous hash from hex or re-quoting the producer for every event.
+ * without re-checking the previous hash or re-quoting the producer for every event.
  */
 export function createChainLinker(head: { seq: number; hash: string }): ChainLinker {
   if (!HEX_HASH.test(head.hash)) throw new RangeError("createChainLinker: the head hash must be 64 lowercase hex digits");
   let seq = head.seq;
   let prevHex = head.hash;
-  let prev: Buffer = Buffer.from(prevHex, "hex");
   let producerName = "";
   let quoted = '""';
   return {
@@ -63,9 +63,7 @@ export function createChainLinker(head: { seq: number; hash: string }): ChainLin
         quoted = JSON.stringify(producer);
       }
       seq++;
-      const digest = linkHash(canonicalText(event, seq, quoted, occurredAtIso), prev);
-      const link = { seq, prevHash: prevHex, hash: digest.toString("hex") };
-      prev = digest;
+      const link = { seq, prevHash: prevHex, hash: linkHash(canonicalText(event, seq, quoted, occurredAtIso), prevHex) };
       prevHex = link.hash;
       return link;
     },
