@@ -40,8 +40,8 @@ import { applyDeploymentChange, loadForDecision, type Loaded } from "../core/dep
 import type { LicensingDeps } from "../deps.js";
 import { directiveToProto, lockReasonToProto, stateToProto } from "../mapping.js";
 import { invalid, requireFingerprintHash, requireId } from "../licensing-service/validate.js";
-import { DeploymentEntity } from "../storage/entities.js";
-import { loadLicense, storedStateOf } from "../storage/repository.js";
+import { DeploymentEntity, type LicenseRow } from "../storage/entities.js";
+import { factsOf, loadLicense, storedStateOf } from "../storage/repository.js";
 import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/validate.js";
 import { ackDirectives, certificateRecorder, loadPendingDirectives, renewLease, storeDirective } from "./directive-store.js";
 import type { LastSeenWriter } from "./last-seen-writer.js";
@@ -164,6 +164,19 @@ interface Opened {
 }
 
 /**
+ * `loadForDecision` for a hello, with fewer reads (10,000 boxes reconnect at once after a
+ * restart): the hello's licence is usually the current one, so it is not read twice, and the
+ * settings are the hub's cached copy, which is what every beat judges with anyway.
+ */
+async function loadForOpen(ctx: HeartbeatContext, license: LicenseRow): Promise<Loaded> {
+  const em = ctx.deps.db.em();
+  const deployment = await em.findOne(DeploymentEntity, { id: license.deploymentId }, { disableIdentityMap: true });
+  if (!deployment) throw new DomainError("NOT_FOUND", `deployment ${license.deploymentId} does not exist`, { deploymentId: license.deploymentId });
+  const current = deployment.licenseId === license.id ? license : deployment.licenseId ? await loadLicense(em, deployment.licenseId) : null;
+  return { deployment, license: current, facts: factsOf(deployment), settings: ctx.hub.settings(), now: ctx.deps.now() };
+}
+
+/**
  * Checks a hello (or a unary beat's identity fields) against the facts: licence of the
  * certificate's deployment, then the heartbeat verdict. Returns the refusal instead of throwing
  * when it means the box must lock, so the caller can push LOCK first.
@@ -178,7 +191,7 @@ async function open(
   if (!license) throw new DomainError("NOT_FOUND", `licence ${input.licenseId} does not exist`, { licenseId: input.licenseId });
   // The certificate names the deployment; a box may only speak for its own.
   assertOwnDeployment(principal, license.deploymentId);
-  const loaded = await loadForDecision(deps, license.deploymentId);
+  const loaded = await loadForOpen(ctx, license);
   // A licence superseded by a renewal keeps the binding, so the box carries on under the current
   // licence; a revoked one (current or not) is the operator's word.
   if (license.revokedAt) return { ok: false, code: "LICENSE_REVOKED", message: "the licence has been revoked" };
