@@ -196,6 +196,9 @@ export async function reconcilePage(deps: CoreDeps, input: ReconcilePageInput, h
   return { examined: page.examined, transitions: applied, conflicts, nextAfterDeploymentId: page.next };
 }
 
+/** The columns of a changed row the PostgreSQL statement carries from its read to its write. */
+const MOVED_COLUMNS = ["id", "version", "last_seen_at", "state", "lock_reason", "f", "t"] as const;
+
 /** The templates as a CTE `tpl(...)` of bound values (both drivers), with its parameters. */
 function templatesCte(templates: readonly TransitionTemplate[]): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
@@ -253,11 +256,10 @@ function outcomeOf(rows: OutcomeRow[]): PageOutcome {
 async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, settings: Awaited<ReturnType<typeof loadSettings>>, templates: TransitionTemplate[]): Promise<PageOutcome> {
   const conn = tx.getConnection();
   const ctx = tx.getTransactionContext();
-  // For this transaction only, in one round trip: no JIT; room to keep the page's rows in memory
-  // (read by the stats and the changed-row filter); and the page read in key order straight from
-  // the primary key, as a bitmap scan would have to sort 50,000 ids again under the text collation.
+  // For this transaction only, in one round trip: no JIT, and the page read in key order straight
+  // from the primary key, as a bitmap scan would have to sort 50,000 ids again under the text collation.
   await conn.execute(
-    "select set_config('jit', 'off', true), set_config('work_mem', '64MB', true), set_config('enable_bitmapscan', 'off', true)",
+    "select set_config('jit', 'off', true), set_config('enable_bitmapscan', 'off', true)",
     [],
     "all",
     ctx,
@@ -271,13 +273,16 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
     params.push(...tpl.params);
   }
   sql +=
-    `page as materialized (select d.id, d.version, d.last_seen_at, d.state, d.lock_reason, ${storedCodeSql("d")} as f, ${derived.sql} as t ` +
-    `from deployment d where d.id > ? order by d.id limit ?), ` +
-    // "More follow" as an ordered LIMIT 1, so it is one index probe (an EXISTS here was planned as a seq scan).
-    // max() under the C collation: ids are ASCII, so it is the same id, found by byte compare.
-    `stats as (select count(*) as examined, max(id collate "C") collate "default" as last, ` +
-    `(select x.id from deployment x where x.id > ((select max(id collate "C") from page) collate "default") order by x.id limit 1) is not null as more from page), ` +
-    `moved as (select * from page where f <> t)`;
+    // One pass over the page in key order: the aggregate counts it, keeps its last id and collects
+    // only the changed rows — the unchanged ones are never stored anywhere. max() runs under the C
+    // collation: ids are ASCII, so it is the same id, found by byte compare.
+    `agg as (select count(*) as examined, max(p.id collate "C") collate "default" as last, ` +
+    `${MOVED_COLUMNS.map((c) => `array_agg(p.${c}) filter (where p.f <> p.t) as ${c}s`).join(", ")} ` +
+    `from (select d.id, d.version, d.last_seen_at, d.state, d.lock_reason, ${storedCodeSql("d")} as f, ${derived.sql} as t ` +
+    `from deployment d where d.id > ? order by d.id limit ?) p), ` +
+    // "More follow" as an ordered LIMIT 1: one index probe (an EXISTS here was planned as a seq scan).
+    `stats as (select examined, last, (select x.id from deployment x where x.id > agg.last order by x.id limit 1) is not null as more from agg), ` +
+    `moved as (select u.* from agg, unnest(${MOVED_COLUMNS.map((c) => `agg.${c}s`).join(", ")}) as u(${MOVED_COLUMNS.join(", ")}))`;
   params.push(...derived.params, input.afterDeploymentId, input.pageSize);
   if (input.dryRun) {
     sql +=
@@ -339,20 +344,20 @@ async function runPageSqlite(
   const more = examined === input.pageSize && (await all<{ id: string }>(`select id from deployment where id > ? limit 1`, [last])).length > 0;
 
   // A temp table lives in SQLite's separate temp database: filling it takes no lock on the main one.
-  await run(
-    `create temp table if not exists reconcile_moved (id text primary key, version integer, state text, lock_reason text, f integer, t integer, rn integer)`,
-  );
-  await run(`delete from temp.reconcile_moved`);
+  // No key on it, on purpose: the UPDATE below must walk these few rows and find each deployment by
+  // its primary key — with an index here SQLite prefers to scan the whole deployment table instead.
+  await run(`create temp table if not exists reconcile_moved_rows (id text, version integer, state text, lock_reason text, f integer, t integer, rn integer)`);
+  await run(`delete from temp.reconcile_moved_rows`);
   const derived = derivedCodeSql("d", input.at, settings, false);
   await run(
-    `insert into temp.reconcile_moved select id, version, state, lock_reason, f, t, row_number() over (order by id) from ` +
+    `insert into temp.reconcile_moved_rows select id, version, state, lock_reason, f, t, row_number() over (order by id) from ` +
       `(select d.id, d.version, d.state, d.lock_reason, ${storedCodeSql("d")} as f, ${derived.sql} as t from deployment d where d.id > ? and d.id <= ?) ` +
       `where f <> t`,
     [...derived.params, input.afterDeploymentId, last],
   );
   const next = more ? last : "";
   if (input.dryRun) {
-    const rows = await all<OutcomeRow>(`select id, state, lock_reason, t from temp.reconcile_moved order by id`);
+    const rows = await all<OutcomeRow>(`select id, state, lock_reason, t from temp.reconcile_moved_rows order by id`);
     return {
       examined,
       next,
@@ -368,7 +373,7 @@ async function runPageSqlite(
   const rows = await all<OutcomeRow>(
     `with ${tpl.sql} select m.id, m.state, m.lock_reason, m.t, tpl.f is not null as bulk, tpl.directive, ` +
       `case when tpl.directive is null then null else ? || printf('%012x', ? + m.rn) end as did ` +
-      `from temp.reconcile_moved m left join tpl on tpl.f = m.f and tpl.t = m.t order by m.id`,
+      `from temp.reconcile_moved_rows m left join tpl on tpl.f = m.f and tpl.t = m.t order by m.id`,
     [...tpl.params, directives.prefix, directives.base],
   );
   const bulk = rows.filter((r) => Number(r.bulk) === 1).length;
@@ -376,7 +381,7 @@ async function runPageSqlite(
     await run(
       `with ${tpl.sql} insert into outbox_event (id, action, occurred_at, payload, delivered_at, attempts, last_error) ` +
         `select eid, action, ?, p0 || eid || p1 || id || p2, null, 0, null from ` +
-        `(select m.id, tpl.action, tpl.p0, tpl.p1, tpl.p2, ? || printf('%012x', ? + m.rn) as eid from temp.reconcile_moved m join tpl on tpl.f = m.f and tpl.t = m.t) ` +
+        `(select m.id, tpl.action, tpl.p0, tpl.p1, tpl.p2, ? || printf('%012x', ? + m.rn) as eid from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t) ` +
         `order by id`,
       [...tpl.params, at, events.prefix, events.base],
     );
@@ -384,13 +389,13 @@ async function runPageSqlite(
       await run(
         `with ${tpl.sql} insert into directive (id, deployment_id, type, payload, created_at, acked_at) ` +
           `select ? || printf('%012x', ? + m.rn), m.id, tpl.directive, tpl.dpayload, ?, null ` +
-          `from temp.reconcile_moved m join tpl on tpl.f = m.f and tpl.t = m.t where tpl.directive is not null`,
+          `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t where tpl.directive is not null`,
         [...tpl.params, directives.prefix, directives.base, at],
       );
     }
     const updated = await run(
       `with ${tpl.sql} update deployment set state = tpl.to_state, lock_reason = tpl.to_reason, state_changed_at = ?, updated_at = ?, version = deployment.version + 1 ` +
-        `from temp.reconcile_moved m join tpl on tpl.f = m.f and tpl.t = m.t where deployment.id = m.id and deployment.version = m.version`,
+        `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t where deployment.id = m.id and deployment.version = m.version`,
       [...tpl.params, at, at],
     );
     // Serialisable: every row read above is still as read. Anything else is a bug, not a race,
