@@ -20,12 +20,13 @@ import {
 } from "@lcp/domain";
 import { createOrm, newAuditEvent, type Database } from "@lcp/persistence";
 import { AuditEventSchema } from "@lcp/proto/audit/v1/audit_service_pb";
+import { DirectiveType } from "@lcp/proto/licensing/v1/types_pb";
 import { createLogger } from "@lcp/rpc";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CallContext } from "../src/core/audit.js";
-import { noopDirectivePublisher } from "../src/core/directive-publisher.js";
+import { noopDirectivePublisher, type DirectivePublisher } from "../src/core/directive-publisher.js";
 import type { CoreDeps } from "../src/core/deployment-change.js";
 import { codeOfState, derivedCodeSql, storedCodeSql } from "../src/reconcile/derivation-sql.js";
 import { reconcilePage } from "../src/reconcile/reconcile-page.js";
@@ -74,12 +75,12 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
     await opts.cleanup();
   });
 
-  const deps = (): CoreDeps => ({
+  const deps = (publisher: DirectivePublisher = noopDirectivePublisher): CoreDeps => ({
     db,
     now: () => now,
     // No transition the tests below make needs a lease: a signature request would be a bug.
     signer: { sign: () => Promise.reject(new Error("nothing here signs a lease")) },
-    publisher: noopDirectivePublisher,
+    publisher,
     log: createLogger("test", "silent"),
   });
   const p = (n: number) => (pg ? `$${n}` : "?");
@@ -191,11 +192,18 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
             event: newAuditEvent({ ...spec, actor: call.actor, outcome: "success", requestId: call.requestId, now }),
           });
         }
-        // Pages of 7: the cursor walk is part of what is proven.
+        // Pages of 7: the cursor walk is part of what is proven. Every directive written is pushed.
         const applied: string[] = [];
+        const pushed: string[] = [];
+        const publisher: DirectivePublisher = {
+          publish: (deploymentId, directives) => {
+            pushed.push(...directives.map((d) => `${deploymentId} ${d.id} ${DirectiveType[d.type]} ${d.reason}`));
+            return true;
+          },
+        };
         let after = "";
         do {
-          const page = await reconcilePage(deps(), { at: now, afterDeploymentId: after, pageSize: 7, dryRun: false, sweepId: "sweep-1", call });
+          const page = await reconcilePage(deps(publisher), { at: now, afterDeploymentId: after, pageSize: 7, dryRun: false, sweepId: "sweep-1", call });
           expect(page.conflicts).toBe(0);
           applied.push(...page.transitions.map(({ deploymentId, transition }) => `${deploymentId} ${label(transition)}`));
           after = page.nextAfterDeploymentId;
@@ -221,11 +229,12 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
           expect({ ...decoded, id: "" }).toEqual({ ...want.event, id: "" });
         }
         expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
-        const directives = await rawQuery<{ deployment_id: string; type: string; payload: string }>(opts, "select deployment_id, type, payload from directive");
+        const directives = await rawQuery<{ id: string; deployment_id: string; type: string; payload: string }>(opts, "select id, deployment_id, type, payload from directive");
         expect(directives.map((d) => `${d.deployment_id} ${d.type}`).sort()).toEqual(
           [...expected].flatMap(([id, e]) => e.directives.map((d) => `${id} ${d}`)).sort(),
         );
         for (const d of directives) expect(JSON.parse(d.payload)).toMatchObject({ reason: expect.any(String) });
+        expect(pushed.sort()).toEqual(directives.map((d) => `${d.deployment_id} ${d.id} ${d.type} ${(JSON.parse(d.payload) as { reason: string }).reason}`).sort());
 
         // Replaying the sweep changes nothing.
         const again = await reconcilePage(deps(), { at: now, afterDeploymentId: "", pageSize: 5_000, dryRun: false, sweepId: "sweep-2", call });

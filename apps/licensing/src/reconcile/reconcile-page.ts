@@ -95,8 +95,8 @@ interface MovedRow {
   won: boolean;
   /** Whether a template covered it (false: the one-deployment path's). */
   bulk: boolean;
-  directiveId: string | null;
-  directive: string | null;
+  /** Its directive as written (LOCK), for the push to a connected box. */
+  directive: { id: string; type: string; payload: string } | null;
 }
 
 /** What one run of the page's SQL reported. */
@@ -112,7 +112,7 @@ function byId(a: AppliedTransition, b: AppliedTransition): number {
 
 /** A moved row's transition (from the stored columns, to the SQL-derived code). */
 function transitionOfMoved(row: MovedRow): Transition {
-  return { from: storedStateOf({ state: row.state, lockReason: row.lockReason } as never), to: stateOfCode(row.to) as DerivedState };
+  return { from: { state: row.state, lockReason: row.lockReason } as DerivedState, to: stateOfCode(row.to) as DerivedState };
 }
 
 /** Reconciles one keyset page (see the module comment). */
@@ -136,7 +136,7 @@ export async function reconcilePage(deps: CoreDeps, input: ReconcilePageInput, h
   }
 
   if (input.dryRun) {
-    const planned = page.moved.map((row) => ({ deploymentId: row.id, transition: transitionOfMoved(row) }));
+    const planned = page.moved.map((row) => ({ deploymentId: row.id, transition: transitionOfMoved(row) })).sort(byId);
     return { examined: page.examined, transitions: planned, conflicts: 0, nextAfterDeploymentId: page.next };
   }
 
@@ -150,11 +150,9 @@ export async function reconcilePage(deps: CoreDeps, input: ReconcilePageInput, h
       continue;
     }
     applied.push({ deploymentId: row.id, transition: transitionOfMoved(row) });
-    if (row.directive && row.directiveId) {
-      const directive = { id: row.directiveId, deploymentId: row.id, type: row.directive, payload: "", createdAt: input.at, ackedAt: null };
-      const template = templates.find((t) => t.directive === row.directive && t.to === row.to);
-      directive.payload = template?.directivePayload ?? "{}";
-      publish.push({ deploymentId: row.id, directives: [directiveToProto(directive as DirectiveRow)] });
+    if (row.directive) {
+      const written = { ...row.directive, deploymentId: row.id, createdAt: input.at, ackedAt: null } as DirectiveRow;
+      publish.push({ deploymentId: row.id, directives: [directiveToProto(written)] });
     }
   }
 
@@ -225,6 +223,7 @@ interface OutcomeRow {
   bulk: unknown;
   directive: string | null;
   did: string | null;
+  dpayload: string | null;
 }
 
 function outcomeOf(rows: OutcomeRow[]): PageOutcome {
@@ -241,8 +240,7 @@ function outcomeOf(rows: OutcomeRow[]): PageOutcome {
       to: Number(r.t),
       won: r.won === true || r.won === 1,
       bulk: r.bulk === true || r.bulk === 1,
-      directive: r.directive,
-      directiveId: r.did,
+      directive: r.directive && r.did ? { id: r.did, type: r.directive, payload: r.dpayload ?? "{}" } : null,
     });
   }
   return { examined, next: more && first?.last ? first.last : "", moved };
@@ -286,7 +284,7 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
   params.push(...derived.params, input.afterDeploymentId, input.pageSize);
   if (input.dryRun) {
     sql +=
-      ` select s.examined, s.more, s.last, m.id, m.state, m.lock_reason, m.t, false as won, false as bulk, null as directive, null as did ` +
+      ` select s.examined, s.more, s.last, m.id, m.state, m.lock_reason, m.t, false as won, false as bulk, null as directive, null as did, null as dpayload ` +
       `from stats s left join moved m on true`;
   } else {
     const events = uuidv7Run(input.at.getTime());
@@ -309,7 +307,7 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
       `dir as (insert into directive (id, deployment_id, type, payload, created_at, acked_at) ` +
       `select did, id, directive, dpayload, ?, null from won where directive is not null) ` +
       `select s.examined, s.more, s.last, m.id, m.state, m.lock_reason, m.t, w.id is not null as won, ` +
-      `exists (select 1 from tpl where tpl.f = m.f and tpl.t = m.t) as bulk, w.directive, case when w.directive is null then null else w.did end as did ` +
+      `exists (select 1 from tpl where tpl.f = m.f and tpl.t = m.t) as bulk, w.directive, case when w.directive is null then null else w.did end as did, w.dpayload ` +
       `from stats s left join moved m on true left join won w on w.id = m.id`;
     params.push(input.at, input.at, input.afterDeploymentId, events.prefix, events.base, directives.prefix, directives.base, input.at, input.at);
   }
@@ -361,7 +359,7 @@ async function runPageSqlite(
     return {
       examined,
       next,
-      moved: rows.map((r) => ({ id: r.id!, state: r.state ?? "", lockReason: r.lock_reason, to: Number(r.t), won: false, bulk: false, directive: null, directiveId: null })),
+      moved: rows.map((r) => ({ id: r.id!, state: r.state ?? "", lockReason: r.lock_reason, to: Number(r.t), won: false, bulk: false, directive: null })),
     };
   }
   await hooks.afterRead?.();
@@ -371,7 +369,7 @@ async function runPageSqlite(
   const directives = uuidv7Run(Date.now());
   const at = input.at.getTime();
   const rows = await all<OutcomeRow>(
-    `with ${tpl.sql} select m.id, m.state, m.lock_reason, m.t, tpl.f is not null as bulk, tpl.directive, ` +
+    `with ${tpl.sql} select m.id, m.state, m.lock_reason, m.t, tpl.f is not null as bulk, tpl.directive, tpl.dpayload, ` +
       `case when tpl.directive is null then null else ? || printf('%012x', ? + m.rn) end as did ` +
       `from temp.reconcile_moved_rows m left join tpl on tpl.f = m.f and tpl.t = m.t order by m.id`,
     [...tpl.params, directives.prefix, directives.base],
@@ -413,8 +411,7 @@ async function runPageSqlite(
       to: Number(r.t),
       won: Number(r.bulk) === 1,
       bulk: Number(r.bulk) === 1,
-      directive: r.directive,
-      directiveId: r.did,
+      directive: r.directive && r.did ? { id: r.did, type: r.directive, payload: r.dpayload ?? "{}" } : null,
     })),
   };
 }
