@@ -3,9 +3,10 @@
  * fleet's hot path (DESIGN.md §8, README "Heartbeat transport"). libs/rpc admits the call first
  * (peer certificate → appliance principal, licensing's checkAppliance with its revoked serials,
  * the policy, onDenied) and hands over the stream; this file reads the 5-byte-framed
- * HeartbeatRequests, feeds them to the same transport-free session as the Connect path
- * (session.ts), and writes the answers as frames, acks encoded by hand (grpc-wire.ts). The status
- * goes out through `RawCall.end`, with the codes and ErrorInfo the Connect path gives.
+ * HeartbeatRequests (a beat's nonce read in place, grpc-wire.ts), feeds them to the same
+ * transport-free session as the Connect path (session.ts), and writes the answers as frames, acks
+ * encoded by hand (grpc-wire.ts). The status goes out through `RawCall.end`, with the codes and
+ * ErrorInfo the Connect path gives.
  *
  * Per held stream there is this one object, the session and the RawCall: no async iterables, no
  * per-stream closures (the stream's listeners are shared functions that find their call through a
@@ -19,11 +20,11 @@ import * as http2 from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DerivedState } from "@lcp/domain";
-import { HeartbeatRequestSchema, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { HeartbeatRequestSchema, type Beat, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DomainError, type AppliancePrincipal, type RawCall, type RawStreamHandler } from "@lcp/rpc";
 import { actorOf } from "../core/audit.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
-import { ackFrame, FRAME_HEADER_BYTES, responseFrame } from "./grpc-wire.js";
+import { ackFrame, beatNonce, FRAME_HEADER_BYTES, responseFrame } from "./grpc-wire.js";
 import { HeartbeatStream, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
 
 /** The one path served raw (gRPC binary requests only; libs/rpc sends the rest to Connect). */
@@ -158,9 +159,11 @@ class GrpcHeartbeatCall implements HeartbeatOutlet {
   }
 
   private handle(bytes: Uint8Array): void {
-    let message: HeartbeatRequest;
+    let message: Pick<HeartbeatRequest, "kind">;
     try {
-      message = fromBinary(HeartbeatRequestSchema, bytes);
+      // The beat, once a second per box, is read without building the message.
+      const nonce = beatNonce(bytes);
+      message = nonce !== undefined ? { kind: { case: "beat", value: { nonce } as Beat } } : fromBinary(HeartbeatRequestSchema, bytes);
     } catch (err) {
       // As connect-node answers an undecodable message.
       this.finish(new ConnectError(`parse binary: ${err instanceof Error ? err.message : String(err)}`, Code.Internal));

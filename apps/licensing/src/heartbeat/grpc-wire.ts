@@ -92,3 +92,46 @@ function putVarint64(buf: Buffer, p: number, v: bigint): number {
   buf[p++] = Number(u);
   return p;
 }
+
+/**
+ * The nonce of a HeartbeatRequest that is a beat laid out as protobuf encoders write it
+ * (`beat { box_time { seconds, nanos }, nonce }`, each part optional, in field order), read
+ * without building the message; undefined for anything else, which the caller decodes with
+ * `fromBinary` (so every other layout, and every malformed input, gets protobuf-es' answer).
+ * heartbeat-beat-decoding-matches-protobuf-es.test.ts proves it agrees with `fromBinary`.
+ */
+export function beatNonce(bytes: Uint8Array): bigint | undefined {
+  const length = bytes.length;
+  // kind.beat = field 2, length-delimited, the only field: [0x12][len][beat]
+  if (length < 2 || bytes[0] !== 0x12 || bytes[1]! >= 0x80 || bytes[1]! !== length - 2) return undefined;
+  let p = 2;
+  if (p < length && bytes[p] === 0x0a) {
+    // box_time (field 1): a Timestamp of varints seconds (1) and nanos (2), skipped but checked.
+    const tsLength = bytes[p + 1];
+    if (tsLength === undefined || tsLength >= 0x80) return undefined;
+    const end = p + 2 + tsLength;
+    if (end > length) return undefined;
+    p += 2;
+    if (p < end && bytes[p] === 0x08) p = skipVarint(bytes, p + 1, end);
+    if (p >= 0 && p < end && bytes[p] === 0x10) p = skipVarint(bytes, p + 1, end);
+    if (p !== end) return undefined;
+  }
+  if (p === length) return 0n;
+  if (bytes[p] !== 0x10) return undefined;
+  // nonce (field 2): an int64 varint, at most 10 bytes, the last field.
+  let value = 0n;
+  let shift = 0n;
+  for (let i = p + 1; i < length && i <= p + 10; i++) {
+    const b = bytes[i]!;
+    value |= BigInt(b & 0x7f) << shift;
+    shift += 7n;
+    if ((b & 0x80) === 0) return i === length - 1 ? BigInt.asIntN(64, value) : undefined;
+  }
+  return undefined;
+}
+
+/** The position after a varint starting at `p` (at most 10 bytes, ending before `end`), or -1. */
+function skipVarint(bytes: Uint8Array, p: number, end: number): number {
+  for (let i = p; i < end && i < p + 10; i++) if ((bytes[i]! & 0x80) === 0) return i + 1;
+  return -1;
+}
