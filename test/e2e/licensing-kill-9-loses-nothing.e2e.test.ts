@@ -99,8 +99,11 @@ describe.each(e2eDatabases())("kill -9 of licensing ($name)", ({ databaseUrl }) 
     expect(exit.signal).toBe("SIGKILL");
     await settled;
 
+    // The streams died with the process: once their tolerance for a blip (two beat intervals
+    // without contact) is spent, the boxes run on their leases — GRACE, never LOCKED. Waiting for
+    // it here makes the outage longer than that tolerance however fast licensing restarts.
+    await eventually("every streaming box in GRACE", () => (streaming.every((s) => s.box.state().state === "GRACE") ? true : undefined), 15_000);
     await cluster.start("licensing");
-    // The streams died with the process: the boxes noticed and run on their leases meanwhile.
     expect(streaming.every((s) => s.box.state().state !== "LOCKED")).toBe(true);
     for (const { deploymentId, subscription } of acknowledged) {
       expect(subscription).toBe("INVALID");
