@@ -36,6 +36,10 @@ const STREAMS = (process.env.HEARTBEAT_BENCH_STREAMS ?? "1000").split(",").map((
 const SECONDS = Number(process.env.HEARTBEAT_BENCH_SECONDS ?? "5");
 const BOXES = Number(process.env.HEARTBEAT_BENCH_BOXES ?? "500");
 const INTERVAL_MS = Number(process.env.HEARTBEAT_BENCH_INTERVAL_MS ?? "1000");
+const RECONNECT_STREAMS = Number(process.env.HEARTBEAT_BENCH_RECONNECT_STREAMS ?? "10000");
+const RECONNECT_DEADLINE_S = Number(process.env.HEARTBEAT_BENCH_RECONNECT_DEADLINE_S ?? "180");
+// The SDK abandons a stream silent for 3 beat intervals; the production interval is 60 s.
+const RECONNECT_SILENT_MS = Number(process.env.HEARTBEAT_BENCH_RECONNECT_SILENT_MS ?? "180000");
 const HEARTBEAT_PATH = "/licensing.v1.ApplianceService/Heartbeat";
 
 /** A box the load process streams as. */
@@ -104,11 +108,24 @@ async function stop(child: ChildProcess): Promise<void> {
   await new Promise((resolve) => child.once("exit", resolve));
 }
 
-/** Server child: licensing + signing-keys, or the raw echo. Answers "rss" with its RSS after a GC. */
-async function serve(kind: "licensing" | "echo"): Promise<void> {
-  const req = await new Promise<{ dataDir: string; boxes: number; pki: { caPem: string; certPem: string; keyPem: string; trustDomain: string; sk: { certPem: string; keyPem: string } } }>(
-    (resolve) => process.once("message", (m) => resolve(m as never)),
-  );
+/** What a server child is told at start. */
+interface ServeRequest {
+  dataDir: string;
+  boxes: number;
+  pki: { caPem: string; certPem: string; keyPem: string; trustDomain: string; sk: { certPem: string; keyPem: string } };
+  /** Listen here (a restart takes its predecessor's port); 0 picks one. */
+  port: number;
+  /** licensing: the signing-keys child's URL. */
+  signingKeysUrl?: string;
+}
+
+/**
+ * Server child: signing-keys, licensing, or the raw echo. Answers "rss" with its RSS after a GC
+ * and "cpu" with its CPU time. Signing-keys is a process of its own so the reconnect phase can
+ * SIGKILL licensing alone and restart it on the same port and data dir, as a supervisor would.
+ */
+async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void> {
+  const req = await new Promise<ServeRequest>((resolve) => process.once("message", (m) => resolve(m as ServeRequest)));
   let close: () => Promise<void>;
   let ready: Record<string, unknown>;
   if (kind === "echo") {
@@ -123,28 +140,33 @@ async function serve(kind: "licensing" | "echo"): Promise<void> {
       stream.on("error", () => undefined);
     });
     server.on("session", (s) => s.on("error", () => undefined));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => server.listen(req.port, "127.0.0.1", resolve));
     ready = { url: `https://localhost:${(server.address() as AddressInfo).port}` };
     close = () => new Promise((resolve) => server.close(() => resolve()));
   } else {
-    const { startSigningKeys } = await import("@lcp/signing-keys/app");
-    const { startLicensing } = await import("@lcp/licensing/app");
     const { ensureDevAdminIssuer } = await import("@lcp/tokens");
+    const dev = await ensureDevAdminIssuer(req.dataDir);
+    const adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true };
+    const tls = (c: { certPem: string; keyPem: string }) => ({ certPem: c.certPem, keyPem: c.keyPem, caPem: req.pki.caPem, source: "files" as const });
+    if (kind === "signing-keys") {
+      const { startSigningKeys } = await import("@lcp/signing-keys/app");
+      const sk = await startSigningKeys({
+        app: "signing-keys", host: "127.0.0.1", port: req.port, dataDir: join(req.dataDir, "sk"), trustDomain: req.pki.trustDomain, tls: tls(req.pki.sk),
+        adminTokens, logLevel: "warn", kek: { kind: "configured", key: new Uint8Array(randomBytes(32)) }, tokenIssuer: "https://lcp.local/licensing",
+      });
+      process.send?.({ url: sk.url });
+      process.once("SIGTERM", () => void sk.close().finally(() => process.exit(0)));
+      return;
+    }
+    const { startLicensing } = await import("@lcp/licensing/app");
     const { createAdminClient, createClient } = await import("@lcp/rpc");
     const { LicensingService } = await import("@lcp/proto/licensing/v1/licensing_service_pb");
     const { ApplianceService } = await import("@lcp/proto/licensing/v1/appliance_service_pb");
     const { DeploymentKind } = await import("@lcp/proto/licensing/v1/types_pb");
     const { applianceSpiffeId, generateKeyAndCsr } = await import("@lcp/pki");
-    const dev = await ensureDevAdminIssuer(req.dataDir);
-    const adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true };
-    const tls = (c: { certPem: string; keyPem: string }) => ({ certPem: c.certPem, keyPem: c.keyPem, caPem: req.pki.caPem, source: "files" as const });
-    const sk = await startSigningKeys({
-      app: "signing-keys", host: "127.0.0.1", port: 0, dataDir: join(req.dataDir, "sk"), trustDomain: req.pki.trustDomain, tls: tls(req.pki.sk),
-      adminTokens, logLevel: "warn", kek: { kind: "configured", key: new Uint8Array(randomBytes(32)) }, tokenIssuer: "https://lcp.local/licensing",
-    });
     const app = await startLicensing({
-      app: "licensing", host: "127.0.0.1", port: 0, dataDir: req.dataDir, trustDomain: req.pki.trustDomain, tls: tls(req.pki),
-      adminTokens, logLevel: "warn", signingKeysUrl: sk.url, tokenIssuer: "https://lcp.local/licensing", replicaId: "bench",
+      app: "licensing", host: "127.0.0.1", port: req.port, dataDir: req.dataDir, trustDomain: req.pki.trustDomain, tls: tls(req.pki),
+      adminTokens, logLevel: "warn", signingKeysUrl: req.signingKeysUrl!, tokenIssuer: "https://lcp.local/licensing", replicaId: "bench",
       heartbeatLimits: { messagesPerSecond: 1e9, burst: 1e9 },
     });
     // Activate the boxes the load process will stream as (each with its own key and certificate).
@@ -166,10 +188,7 @@ async function serve(kind: "licensing" | "echo"): Promise<void> {
       }),
     );
     ready = { url: app.url, boxes };
-    close = async () => {
-      await app.close();
-      await sk.close();
-    };
+    close = () => app.close();
   }
   process.send?.(ready);
   process.on("message", (m) => {
@@ -316,6 +335,160 @@ async function load(): Promise<void> {
   process.send?.("closed");
 }
 
+/** What the reconnect load child is told. */
+interface ReconnectRequest {
+  url: string;
+  caPem: string;
+  boxes: BoxIdentity[];
+  streams: number;
+  /** "echo": a stream is acked by the echo of its beat (its second frame); "licensing": by a BeatAck. */
+  target: "echo" | "licensing";
+  /** An attempt that has no ack after this long is abandoned and counts as failed (the SDK's silence watchdog). */
+  silentMs: number;
+  /** Give up waiting for the last streams this long after the first one dropped. */
+  deadlineMs: number;
+}
+
+/** What the reconnect load child reports: epoch milliseconds, so the parent can relate them to its kill. */
+interface ReconnectResult {
+  opened: number;
+  /** When each stream that dropped was acked again, epoch ms (streams not back by the deadline are missing). */
+  backAt: number[];
+  dropped: number;
+  /** When each failed attempt ended (refused, reset, closed or silent before its ack), epoch ms. */
+  failedAt: number[];
+  /** Failed attempts by what ended them (an error code, a grpc-status, "silent", "closed"). */
+  failures: Record<string, number>;
+}
+
+/**
+ * Reconnect load child: holds STREAMS streams, each on its own TLS connection, each acked once;
+ * reports "opened" and waits. When the server is killed, every stream redials on its own after the
+ * appliance SDK's jittered backoff (`backoffDelay(attempt++, DEFAULT_BACKOFF)`, attempt reset by an
+ * ack, as the SDK's connection loop does), sends its hello and a beat at once (as the SDK does), and
+ * is back when that beat's ack arrives. Reports once every dropped stream is back, or at the deadline.
+ * Streams stay idle once acked: the production beat is once a minute, a rounding error in the storm.
+ */
+async function reconnectLoad(): Promise<void> {
+  const { backoffDelay, DEFAULT_BACKOFF } = await import("@lcp/appliance-sdk");
+  const { fromBinary } = await import("@bufbuild/protobuf");
+  const { HeartbeatResponseSchema } = await import("@lcp/proto/licensing/v1/appliance_service_pb");
+  const req = await new Promise<ReconnectRequest>((resolve) => process.once("message", (m) => resolve(m as ReconnectRequest)));
+  const beat = frame(toBinary(HeartbeatRequestSchema, create(HeartbeatRequestSchema, { kind: { case: "beat", value: { nonce: 1n, boxTime: { seconds: 1_790_000_000n, nanos: 0 } } } })));
+  const hellos = req.boxes.map((b) => Buffer.concat([Buffer.from(b.hello, "base64"), beat]));
+  const sessions = new Set<http2.ClientHttp2Session>();
+  const backAt: number[] = [];
+  const failedAt: number[] = [];
+  let failures: Record<string, number> = {};
+  let opened = 0;
+  let dropped = 0;
+  let firstDropAt = 0;
+  let stopping = false;
+  let onProgress = () => {};
+
+  const isAck = (index: number, payload: Buffer) => {
+    if (req.target === "echo") return index === 1;
+    try {
+      return fromBinary(HeartbeatResponseSchema, payload).kind.case === "ack";
+    } catch {
+      return false;
+    }
+  };
+
+  const dial = (i: number, attempt: number, down: boolean) => {
+    if (stopping) return;
+    const box = req.boxes[i % req.boxes.length]!;
+    const session = http2.connect(req.url, { ca: req.caPem, cert: box.certPem, key: box.keyPem });
+    sessions.add(session);
+    let reason = "closed";
+    session.on("error", (err: NodeJS.ErrnoException) => (reason = err.code ?? err.message));
+    const stream = session.request({ ":method": "POST", ":path": HEARTBEAT_PATH, "content-type": "application/grpc", te: "trailers" });
+    stream.on("error", (err: NodeJS.ErrnoException) => (reason = err.code ?? err.message));
+    const status = (h: http2.IncomingHttpHeaders) => {
+      if (h["grpc-status"] !== undefined) reason = `grpc-status ${String(h["grpc-status"])}: ${String(h["grpc-message"] ?? "")}`;
+    };
+    stream.on("response", status);
+    stream.on("trailers", status);
+    stream.write(hellos[i % hellos.length]!);
+    let acked = false;
+    let frames = 0;
+    let pending: Buffer = Buffer.alloc(0);
+    const silence = setTimeout(() => {
+      reason = "silent";
+      session.destroy();
+    }, req.silentMs);
+    stream.on("data", (chunk: Buffer) => {
+      if (acked) return;
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      while (!acked && pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+        const payload = pending.subarray(5, 5 + pending.readUInt32BE(1));
+        pending = pending.subarray(5 + payload.length);
+        if (!isAck(frames++, payload)) continue;
+        acked = true;
+        clearTimeout(silence);
+        if (down) backAt.push(Date.now());
+        else opened++;
+        onProgress();
+      }
+    });
+    let ended = false;
+    const onEnd = () => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(silence);
+      sessions.delete(session);
+      session.destroy();
+      if (stopping) return;
+      // The SDK's loop: the delay after an attempt is backoffDelay(attempt++), and an ack resets
+      // attempt to 0, so a held stream that drops waits backoffDelay(0) and failures keep growing it.
+      if (acked) {
+        dropped++;
+        if (firstDropAt === 0) firstDropAt = Date.now();
+      } else {
+        failedAt.push(Date.now());
+        failures[reason] = (failures[reason] ?? 0) + 1;
+      }
+      const counter = acked ? 0 : attempt;
+      setTimeout(() => dial(i, counter + 1, down || acked), backoffDelay(counter, DEFAULT_BACKOFF));
+    };
+    stream.on("close", onEnd);
+    session.on("close", onEnd);
+  };
+
+  // Open in waves so the handshakes do not all time out at once.
+  for (let i = 0; i < req.streams; i += 200) {
+    const target = Math.min(req.streams, i + 200);
+    const wave = new Promise<void>((resolve) => {
+      onProgress = () => {
+        if (opened >= target) resolve();
+      };
+    });
+    for (let k = i; k < target; k++) dial(k, 0, false);
+    await Promise.race([wave, sleep(req.silentMs)]);
+  }
+  onProgress = () => {};
+  failedAt.length = 0;
+  failures = {};
+  process.send?.({ opened });
+  await new Promise<void>((resolve) => process.once("message", () => resolve()));
+
+  // Wait until the kill has dropped the streams and every one of them is back, or the deadline.
+  await new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      const allBack = dropped >= opened && backAt.length >= dropped;
+      if (allBack || (firstDropAt > 0 && Date.now() - firstDropAt > req.deadlineMs)) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 50);
+  });
+  process.send?.({ opened, backAt, dropped, failedAt, failures } satisfies ReconnectResult);
+  await new Promise<void>((resolve) => process.once("message", () => resolve()));
+  stopping = true;
+  for (const s of sessions) s.destroy();
+  process.send?.("closed");
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -337,13 +510,18 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
   const dataDir = mkdtempSync(join(tmpdir(), "lcp-bench-heartbeat-"));
   const pkiMsg = { caPem: pki.ca.certPem, certPem: own.certPem, keyPem: own.keyPem, trustDomain: pki.trustDomain, sk: skCert };
   const results: BenchResult[] = [];
-  const licensing = forkSelf("--serve-licensing");
-  const echo = forkSelf("--serve-echo");
+  // Signing-keys has a process of its own: the reconnect phase kills licensing alone.
+  const signingKeys = forkSelf("--serve-signing-keys");
+  let licensing = forkSelf("--serve-licensing");
+  let echo = forkSelf("--serve-echo");
   try {
-    const maxStreams = Math.max(...STREAMS);
+    const maxStreams = Math.max(0, ...STREAMS, RECONNECT_STREAMS);
+    const sk = await ask<{ url: string }>(signingKeys, { dataDir, boxes: 0, pki: pkiMsg, port: 0 } satisfies ServeRequest);
     console.error(`heartbeat bench: activating ${Math.min(BOXES, maxStreams)} boxes…`);
-    const lic = await ask<{ url: string; boxes: BoxIdentity[] }>(licensing, { dataDir, boxes: Math.min(BOXES, maxStreams), pki: pkiMsg });
-    const raw = await ask<{ url: string }>(echo, { dataDir, boxes: 0, pki: pkiMsg });
+    const licensingReq: ServeRequest = { dataDir, boxes: Math.min(BOXES, maxStreams), pki: pkiMsg, port: 0, signingKeysUrl: sk.url };
+    const echoReq: ServeRequest = { dataDir, boxes: 0, pki: pkiMsg, port: 0 };
+    const lic = await ask<{ url: string; boxes: BoxIdentity[] }>(licensing, licensingReq);
+    const raw = await ask<{ url: string }>(echo, echoReq);
     const memory = (child: ChildProcess) => ask<{ rss: number; heapUsed: number; heapTotal: number; external: number }>(child, "rss");
 
     const cpu = (child: ChildProcess) => ask<{ cpuMicros: number }>(child, "cpu").then((r) => r.cpuMicros);
@@ -389,9 +567,66 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
         { name: `Server CPU per stream opened (TLS handshake; licensing: + hello), ${n} streams (ratio = value/baseline)`, value: l.cpuPerOpenMs, unit: "ms", baseline: "raw echo CPU per stream opened", baselineValue: r.cpuPerOpenMs, ratio: l.cpuPerOpenMs / r.cpuPerOpenMs },
       );
     }
+
+    // kill -9 and restart (same port, same data dir), the echo first as the floor of the same load.
+    if (RECONNECT_STREAMS > 0) {
+      const n = RECONNECT_STREAMS;
+      const reconnect = async (target: "echo" | "licensing", url: string, serveReq: ServeRequest) => {
+        const loader = forkSelf("--reconnect-load");
+        try {
+          console.error(`heartbeat bench: ${target}, ${n} streams held, kill -9 and restart…`);
+          const { opened } = await ask<{ opened: number }>(loader, {
+            url, caPem: pki.ca.certPem, boxes: lic.boxes, streams: n, target, silentMs: RECONNECT_SILENT_MS, deadlineMs: RECONNECT_DEADLINE_S * 1000,
+          } satisfies ReconnectRequest);
+          const result = ask<ReconnectResult>(loader, "go");
+          const old = target === "echo" ? echo : licensing;
+          const exited = new Promise((resolve) => old.once("exit", resolve));
+          const killedAt = Date.now();
+          old.kill("SIGKILL");
+          await exited;
+          // Restarted at once on the port the boxes know, as a supervisor would.
+          const restarted = forkSelf(target === "echo" ? "--serve-echo" : "--serve-licensing");
+          if (target === "echo") echo = restarted;
+          else licensing = restarted;
+          await ask(restarted, { ...serveReq, boxes: 0, port: Number(new URL(url).port) } satisfies ServeRequest);
+          const servingAt = Date.now();
+          const cpuAtServing = await cpu(restarted);
+          const r = await result;
+          const stormCpuS = ((await cpu(restarted)) - cpuAtServing) / 1e6;
+          await ask(loader, "close");
+          const back = r.backAt.sort((a, b) => a - b);
+          const at = (p: number) => {
+            const k = Math.max(1, Math.ceil(r.dropped * p));
+            return k <= back.length ? (back[k - 1]! - killedAt) / 1000 : NaN;
+          };
+          const summary = {
+            target, opened, dropped: r.dropped, back: back.length,
+            servingS: (servingAt - killedAt) / 1000, p50S: at(0.5), p99S: at(0.99), allS: at(1),
+            failed: r.failedAt.length, failedAfterServing: r.failedAt.filter((t) => t > servingAt).length, failures: r.failures, stormCpuS,
+          };
+          console.error(JSON.stringify(summary));
+          return summary;
+        } finally {
+          await stop(loader);
+        }
+      };
+      const r = await reconnect("echo", raw.url, echoReq);
+      const l = await reconnect("licensing", lic.url, licensingReq);
+      const note = l.back < n || r.back < n ? ` (back by the ${RECONNECT_DEADLINE_S} s deadline: ${l.back}/${r.back} of ${n})` : "";
+      const name = (what: string) => `Reconnect after kill -9 and restart, ${n} streams: ${what}`;
+      results.push(
+        { name: name("kill → restarted server serving (ratio = baseline/value)"), value: l.servingS, unit: "s", baseline: "raw echo killed and restarted the same way", baselineValue: r.servingS, ratio: r.servingS / l.servingS },
+        { name: name("kill → 50 % of streams acked again (ratio = baseline/value)"), value: l.p50S, unit: "s", baseline: "raw echo, same load", baselineValue: r.p50S, ratio: r.p50S / l.p50S },
+        { name: name("kill → 99 % of streams acked again (ratio = baseline/value)"), value: l.p99S, unit: "s", baseline: "raw echo, same load", baselineValue: r.p99S, ratio: r.p99S / l.p99S },
+        { name: name(`kill → all streams acked again (ratio = baseline/value)${note}`), value: l.allS, unit: "s", baseline: "raw echo, same load", baselineValue: r.allS, ratio: r.allS / l.allS, goal: "value ≤ 60 s" },
+        { name: name(`failed attempts (refused while down, or no ack; after serving: ${l.failedAfterServing} / echo ${r.failedAfterServing})`), value: l.failed, unit: "attempts", baseline: "raw echo, same load", baselineValue: r.failed, ratio: l.failed / Math.max(1, r.failed) },
+        { name: name("server CPU from serving until all acked (ratio = value/baseline)"), value: l.stormCpuS, unit: "s", baseline: "raw echo, same load", baselineValue: r.stormCpuS, ratio: l.stormCpuS / r.stormCpuS },
+      );
+    }
   } finally {
     await stop(licensing);
     await stop(echo);
+    await stop(signingKeys);
     rmSync(dataDir, { recursive: true, force: true });
   }
   return results;
@@ -399,6 +634,8 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
 
 const entry = process.argv[1] ? fileURLToPath(import.meta.url) === process.argv[1] : false;
 if (process.argv[2] === "--serve-licensing") await serve("licensing");
+else if (process.argv[2] === "--serve-signing-keys") await serve("signing-keys");
 else if (process.argv[2] === "--serve-echo") await serve("echo");
 else if (process.argv[2] === "--load") await load();
+else if (process.argv[2] === "--reconnect-load") await reconnectLoad();
 else if (entry) printResults(await benchHeartbeat());
