@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { ActorKind, Outcome } from "@lcp/proto/audit/v1/audit_service_pb";
 import { isUniqueViolation, newAuditEvent, OutboxEvent, outboxPayload, recordAudit, writeAuditNow, type Database } from "../src/index.js";
-import { openFixture } from "./helpers.js";
+import { fixturePerTest } from "./helpers.js";
 
 const event = (action = "license.revoke", now = new Date("2026-01-02T03:04:05.678Z")) =>
   newAuditEvent({
@@ -18,13 +18,9 @@ const event = (action = "license.revoke", now = new Date("2026-01-02T03:04:05.67
 describe.each(testDatabases())("outbox ($name)", (tdb) => {
   let opts: TestDatabaseOptions;
   let db: Database;
-  beforeEach(async () => {
-    opts = tdb.options("outbox-app");
-    db = await openFixture(opts);
-  });
-  afterEach(async () => {
-    await db.close();
-    await opts.cleanup();
+  fixturePerTest(tdb, (o, d) => {
+    opts = o;
+    db = d;
   });
 
   it("newAuditEvent makes a UUIDv7 id and stamps occurred_at from now", () => {

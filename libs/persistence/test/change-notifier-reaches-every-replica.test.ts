@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createChangeNotifier, type ChangeNotifier, type Database } from "../src/index.js";
-import { openFixture } from "./helpers.js";
+import { fixturePerTest, openFixture } from "./helpers.js";
 
 async function until(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -15,14 +15,12 @@ describe.each(testDatabases())("change notifier ($name)", (tdb) => {
   let opts: TestDatabaseOptions;
   let db: Database;
   const closers: Array<() => Promise<void>> = [];
-  beforeEach(async () => {
-    opts = tdb.options("outbox-app");
-    db = await openFixture(opts);
+  fixturePerTest(tdb, (o, d) => {
+    opts = o;
+    db = d;
   });
   afterEach(async () => {
     for (const c of closers.splice(0).reverse()) await c();
-    await db.close();
-    await opts.cleanup();
   });
 
   it("a payload published by one replica reaches subscribers of every replica on the channel", async () => {

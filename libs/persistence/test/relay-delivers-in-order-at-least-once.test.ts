@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { createOutboxRelay, newAuditEvent, recordAudit, writeAuditNow, type Database, type OutboxRelay } from "../src/index.js";
-import { openFixture } from "./helpers.js";
+import { fixturePerTest, openFixture } from "./helpers.js";
 
 const audit = (i: number, now = new Date()) =>
   newAuditEvent({ action: `test.${i}`, actor: { kind: "system", id: "test" }, resource: { type: "thing", id: String(i) }, outcome: "success", now });
@@ -47,14 +47,12 @@ describe.each(testDatabases())("outbox relay ($name)", (tdb) => {
   let opts: TestDatabaseOptions;
   let db: Database;
   const relays: OutboxRelay[] = [];
-  beforeEach(async () => {
-    opts = tdb.options("outbox-app");
-    db = await openFixture(opts);
+  fixturePerTest(tdb, (o, d) => {
+    opts = o;
+    db = d;
   });
   afterEach(async () => {
     for (const r of relays.splice(0)) await r.stop();
-    await db.close();
-    await opts.cleanup();
   });
 
   it("flushNow delivers everything pending in seq order, in batches, and marks it delivered", async () => {

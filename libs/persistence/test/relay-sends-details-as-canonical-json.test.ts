@@ -4,11 +4,11 @@
  * Struct); events recorded without details go without; an event with both forms is refused when
  * recorded, so it can never stall the outbox behind a batch Append would refuse.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { canonicalJson, createOutboxRelay, newAuditEvent, outboxPayload, recordAudit, OutboxEvent, type Database } from "../src/index.js";
-import { openFixture } from "./helpers.js";
+import { fixturePerTest } from "./helpers.js";
 
 const revoke = (details?: Record<string, unknown>) =>
   newAuditEvent({ action: "license.revoke", actor: { kind: "admin", id: "carol" }, resource: { type: "license", id: "lic-1" }, outcome: "success", details });
@@ -22,13 +22,9 @@ describe("canonicalJson", () => {
 describe.each(testDatabases())("relay details form ($name)", (tdb) => {
   let opts: TestDatabaseOptions;
   let db: Database;
-  beforeEach(async () => {
-    opts = tdb.options("outbox-app");
-    db = await openFixture(opts);
-  });
-  afterEach(async () => {
-    await db.close();
-    await opts.cleanup();
+  fixturePerTest(tdb, (o, d) => {
+    opts = o;
+    db = d;
   });
 
   it("delivers details as canonical details_json and no Struct, while the outbox keeps the recorded form", async () => {
