@@ -8,19 +8,10 @@ import { SweepRunSchema, SweepStatus, SweepTrigger, type SweepRun } from "@lcp/p
 import { DeploymentState, LockReason, TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
 import type { SweepRunView } from "../storage/sweep-store.js";
 
-const STATES: Record<DomainState, DeploymentState> = {
-  PENDING: DeploymentState.PENDING,
-  ACTIVE: DeploymentState.ACTIVE,
-  GRACE: DeploymentState.GRACE,
-  SUSPENDED: DeploymentState.SUSPENDED,
-  LOCKED: DeploymentState.LOCKED,
-};
-const LOCK_REASONS: Record<DomainLockReason, LockReason> = {
-  REVOKED: LockReason.REVOKED,
-  EXPIRED: LockReason.EXPIRED,
-  OFFLINE: LockReason.OFFLINE,
-};
-const lockReasonOf = (r: DomainLockReason | null) => (r ? LOCK_REASONS[r] : LockReason.UNSPECIFIED);
+// The domain's state and lock-reason names are the proto enums' member names (the compiler
+// checks it here), so the enum objects themselves are the mapping.
+const stateOf = (s: DomainState): DeploymentState => DeploymentState[s];
+const lockReasonOf = (r: DomainLockReason | null): LockReason => (r ? LockReason[r] : LockReason.UNSPECIFIED);
 
 /** A stored run as the `fleet.v1.SweepRun` message. */
 export function sweepRunToProto(run: SweepRunView): SweepRun {
@@ -38,8 +29,8 @@ export function sweepRunToProto(run: SweepRunView): SweepRun {
       : {}),
     examined: BigInt(run.examined),
     transitions: run.transitions.map((t) => ({
-      fromState: STATES[t.from],
-      toState: STATES[t.to],
+      fromState: stateOf(t.from),
+      toState: stateOf(t.to),
       lockReason: lockReasonOf(t.lockReason),
       count: BigInt(t.count),
     })),
@@ -49,8 +40,8 @@ export function sweepRunToProto(run: SweepRunView): SweepRun {
     planned: (run.planned ?? []).map((p) =>
       create(TransitionSchema, {
         deploymentId: p.deploymentId,
-        fromState: STATES[p.from],
-        toState: STATES[p.to],
+        fromState: stateOf(p.from),
+        toState: stateOf(p.to),
         lockReason: lockReasonOf(p.lockReason),
       }),
     ),
