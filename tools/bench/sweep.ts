@@ -5,14 +5,13 @@
  * the outbox), beside a bare set-based SQL `UPDATE` of the same rows measured in the same run;
  * then the idempotent re-run over the now unchanged fleet. Goal: the sweep within 2× the UPDATE.
  */
-import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { SweepStatus } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { createAdminClient } from "@lcp/rpc";
 import { startFleetSweep } from "@lcp/fleet-sweep/app";
 import { startLicensing } from "@lcp/licensing/app";
-import { startSigningKeys } from "@lcp/signing-keys/app";
+import { startTestSigningKeys } from "@lcp/signing-keys/testing";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki } from "@lcp/testing/pki";
 import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
@@ -40,16 +39,7 @@ export async function benchSweep(): Promise<BenchResult[]> {
   const common = (db: TestDatabaseOptions) => ({ host: "127.0.0.1", port: 0, dataDir: db.dataDir, databaseUrl: db.databaseUrl, databaseSchema: db.schema });
   const closers: Array<() => Promise<unknown>> = [];
   try {
-    const signingKeys = await startSigningKeys({
-      app: "signing-keys",
-      ...common(dbs.sk),
-      trustDomain: pki.trustDomain,
-      tls: await tls("signing-keys"),
-      adminTokens,
-      logLevel: "silent",
-      kek: { kind: "configured", key: new Uint8Array(randomBytes(32)) },
-      tokenIssuer: ISSUER,
-    });
+    const signingKeys = await startTestSigningKeys({ pki, db: dbs.sk, adminTokens, tokenIssuer: ISSUER });
     closers.push(() => signingKeys.close());
     const licensing = await startLicensing({
       app: "licensing",
