@@ -37,6 +37,9 @@ const SECONDS = Number(process.env.HEARTBEAT_BENCH_SECONDS ?? "5");
 const BOXES = Number(process.env.HEARTBEAT_BENCH_BOXES ?? "500");
 const INTERVAL_MS = Number(process.env.HEARTBEAT_BENCH_INTERVAL_MS ?? "1000");
 const RECONNECT_STREAMS = Number(process.env.HEARTBEAT_BENCH_RECONNECT_STREAMS ?? "10000");
+// An experiment, not the SDK: start each dropped stream's backoff at this attempt (0 = the SDK,
+// whose backoffDelay(0) is exactly initialMs, so every box redials in the same instant).
+const RECONNECT_FIRST_ATTEMPT = Number(process.env.HEARTBEAT_BENCH_RECONNECT_FIRST_ATTEMPT ?? "0");
 const RECONNECT_DEADLINE_S = Number(process.env.HEARTBEAT_BENCH_RECONNECT_DEADLINE_S ?? "180");
 // The SDK abandons a stream silent for 3 beat intervals; the production interval is 60 s.
 const RECONNECT_SILENT_MS = Number(process.env.HEARTBEAT_BENCH_RECONNECT_SILENT_MS ?? "180000");
@@ -345,6 +348,8 @@ interface ReconnectRequest {
   target: "echo" | "licensing";
   /** An attempt that has no ack after this long is abandoned and counts as failed (the SDK's silence watchdog). */
   silentMs: number;
+  /** The attempt a dropped stream's backoff starts at (0 as the SDK). */
+  firstAttempt: number;
   /** Give up waiting for the last streams this long after the first one dropped. */
   deadlineMs: number;
 }
@@ -403,7 +408,10 @@ async function reconnectLoad(): Promise<void> {
     let reason = "closed";
     session.on("error", (err: NodeJS.ErrnoException) => (reason = err.code ?? err.message));
     const stream = session.request({ ":method": "POST", ":path": HEARTBEAT_PATH, "content-type": "application/grpc", te: "trailers" });
-    stream.on("error", (err: NodeJS.ErrnoException) => (reason = err.code ?? err.message));
+    // A session error (refused, reset) says more than the stream cancel it causes.
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (reason === "closed") reason = err.code ?? err.message;
+    });
     const status = (h: http2.IncomingHttpHeaders) => {
       if (h["grpc-status"] !== undefined) reason = `grpc-status ${String(h["grpc-status"])}: ${String(h["grpc-message"] ?? "")}`;
     };
@@ -448,7 +456,7 @@ async function reconnectLoad(): Promise<void> {
         failedAt.push(Date.now());
         failures[reason] = (failures[reason] ?? 0) + 1;
       }
-      const counter = acked ? 0 : attempt;
+      const counter = acked ? (req.firstAttempt ?? 0) : attempt;
       setTimeout(() => dial(i, counter + 1, down || acked), backoffDelay(counter, DEFAULT_BACKOFF));
     };
     stream.on("close", onEnd);
@@ -576,7 +584,7 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
         try {
           console.error(`heartbeat bench: ${target}, ${n} streams held, kill -9 and restart…`);
           const { opened } = await ask<{ opened: number }>(loader, {
-            url, caPem: pki.ca.certPem, boxes: lic.boxes, streams: n, target, silentMs: RECONNECT_SILENT_MS, deadlineMs: RECONNECT_DEADLINE_S * 1000,
+            url, caPem: pki.ca.certPem, boxes: lic.boxes, streams: n, target, firstAttempt: RECONNECT_FIRST_ATTEMPT, silentMs: RECONNECT_SILENT_MS, deadlineMs: RECONNECT_DEADLINE_S * 1000,
           } satisfies ReconnectRequest);
           const result = ask<ReconnectResult>(loader, "go");
           const old = target === "echo" ? echo : licensing;
@@ -613,7 +621,8 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
       const r = await reconnect("echo", raw.url, echoReq);
       const l = await reconnect("licensing", lic.url, licensingReq);
       const note = l.back < n || r.back < n ? ` (back by the ${RECONNECT_DEADLINE_S} s deadline: ${l.back}/${r.back} of ${n})` : "";
-      const name = (what: string) => `Reconnect after kill -9 and restart, ${n} streams: ${what}`;
+      const experiment = RECONNECT_FIRST_ATTEMPT > 0 ? ` (experiment: backoff starts at attempt ${RECONNECT_FIRST_ATTEMPT}, not the SDK's 0)` : "";
+      const name = (what: string) => `Reconnect after kill -9 and restart, ${n} streams${experiment}: ${what}`;
       results.push(
         { name: name("kill → restarted server serving (ratio = baseline/value)"), value: l.servingS, unit: "s", baseline: "raw echo killed and restarted the same way", baselineValue: r.servingS, ratio: r.servingS / l.servingS },
         { name: name("kill → 50 % of streams acked again (ratio = baseline/value)"), value: l.p50S, unit: "s", baseline: "raw echo, same load", baselineValue: r.p50S, ratio: r.p50S / l.p50S },
