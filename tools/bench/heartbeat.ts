@@ -2,9 +2,10 @@
  * `npm run bench -- heartbeat`: the licensing Heartbeat stream at fleet scale (DESIGN.md §8, §11)
  * beside a raw `node:http2` echo of the same message and concurrency, measured in the same run.
  *
- * Three processes besides this one: the server under test (licensing + its signing-keys, SQLite,
- * real mTLS with one appliance certificate per activated box), the raw echo server (TLS with
- * client certificates, echoes each gRPC frame), and the LOAD process (`--load`), which opens
+ * Processes besides this one: the server under test (licensing, SQLite, real mTLS with one
+ * appliance certificate per activated box), its signing-keys (a process of its own, so licensing
+ * can be killed alone), the raw echo server (TLS with client certificates, echoes each gRPC
+ * frame), and the LOAD process (`--load`), which opens
  * STREAMS concurrent streams, each on its own TLS connection, with a plain http2 client (so the
  * load generator's cost is the same for both servers). Per target it reports:
  * - beats/s with every stream closed-loop (one beat in flight per stream), and p50/p99 ack latency;
@@ -16,8 +17,17 @@
  * The stream's rate limit (10 beats/s in production) is lifted for the closed-loop phase.
  * Distinct boxes: min(STREAMS, BOXES) activated deployments, streams spread over them.
  *
- * `HEARTBEAT_BENCH_STREAMS` (default 1000; e.g. "1000,10000"), `HEARTBEAT_BENCH_SECONDS` (5, per
- * phase), `HEARTBEAT_BENCH_INTERVAL_MS` (1000).
+ * Last, issue 5's kill -9 goal (`--reconnect-load`): RECONNECT_STREAMS streams held and acked,
+ * the server SIGKILLed and restarted at once on the same port (licensing on the same data dir),
+ * each stream redialling with the SDK's jittered backoff; it reports kill → serving, kill → 50 %,
+ * 99 %, 100 % of the streams acked again, failed attempts and the restarted server's CPU, for the
+ * echo (the floor) and for licensing.
+ *
+ * `HEARTBEAT_BENCH_STREAMS` (default 1000; e.g. "1000,10000"; 0 runs only the reconnect phase),
+ * `HEARTBEAT_BENCH_SECONDS` (5, per phase), `HEARTBEAT_BENCH_INTERVAL_MS` (1000),
+ * `HEARTBEAT_BENCH_RECONNECT_STREAMS` (10000; 0 skips it), `HEARTBEAT_BENCH_RECONNECT_DEADLINE_S`
+ * (180), `HEARTBEAT_BENCH_RECONNECT_SILENT_MS` (180000), `HEARTBEAT_BENCH_RECONNECT_FIRST_ATTEMPT`
+ * (0 = the SDK; an experiment otherwise).
  * Runnable alone: `node --conditions=source --import tsx tools/bench/heartbeat.ts`.
  */
 import { fork, type ChildProcess } from "node:child_process";
