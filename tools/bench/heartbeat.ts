@@ -375,6 +375,8 @@ interface ReconnectResult {
   failedAt: number[];
   /** Failed attempts by what ended them (an error code, a grpc-status, "silent", "closed"). */
   failures: Record<string, number>;
+  /** How long the failed attempts lasted, by cause. */
+  failureDurations: Record<string, { p50Ms: number; p99Ms: number; maxMs: number }>;
 }
 
 /**
@@ -400,6 +402,7 @@ async function reconnectLoad(): Promise<void> {
   const backAt: number[] = [];
   const failedAt: number[] = [];
   let failures: Record<string, number> = {};
+  let failureMs: Record<string, number[]> = {};
   let opened = 0;
   let dropped = 0;
   let firstDropAt = 0;
@@ -470,6 +473,8 @@ async function reconnectLoad(): Promise<void> {
       } else {
         failedAt.push(startedAt);
         failures[reason] = (failures[reason] ?? 0) + 1;
+        // How long failed attempts lasted, by cause (logged): instant refusals, or timeouts.
+        (failureMs[reason] ??= []).push(Date.now() - startedAt);
       }
       const counter = acked ? (req.firstAttempt ?? 0) : attempt;
       setTimeout(() => dial(i, counter + 1, down || acked), backoffDelay(counter, DEFAULT_BACKOFF));
@@ -493,6 +498,7 @@ async function reconnectLoad(): Promise<void> {
   onProgress = () => {};
   failedAt.length = 0;
   failures = {};
+  failureMs = {};
   process.send?.({ opened });
   await new Promise<void>((resolve) => process.once("message", () => resolve()));
 
@@ -506,7 +512,13 @@ async function reconnectLoad(): Promise<void> {
       }
     }, 50);
   });
-  process.send?.({ opened, backAt, dropped, failedAt, failures } satisfies ReconnectResult);
+  const failureDurations = Object.fromEntries(
+    Object.entries(failureMs).map(([k, v]) => {
+      const { p50, p99 } = percentiles(v);
+      return [k, { p50Ms: p50, p99Ms: p99, maxMs: Math.max(...v) }];
+    }),
+  );
+  process.send?.({ opened, backAt, dropped, failedAt, failures, failureDurations } satisfies ReconnectResult);
   await new Promise<void>((resolve) => process.once("message", () => resolve()));
   stopping = true;
   for (const s of sessions) s.destroy();
@@ -626,7 +638,7 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
           const summary = {
             target, opened, dropped: r.dropped, back: back.length,
             servingS: (servingAt - killedAt) / 1000, p50S: at(0.5), p99S: at(0.99), allS: at(1),
-            failed: r.failedAt.length, failedAfterServing: r.failedAt.filter((t) => t > servingAt).length, failures: r.failures, stormCpuS,
+            failed: r.failedAt.length, failedAfterServing: r.failedAt.filter((t) => t > servingAt).length, failures: r.failures, failureDurations: r.failureDurations, stormCpuS,
           };
           console.error(JSON.stringify(summary));
           return summary;
