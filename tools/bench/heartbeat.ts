@@ -49,7 +49,7 @@ const BOXES = Number(process.env.HEARTBEAT_BENCH_BOXES ?? "500");
 const INTERVAL_MS = Number(process.env.HEARTBEAT_BENCH_INTERVAL_MS ?? "1000");
 const RECONNECT_STREAMS = Number(process.env.HEARTBEAT_BENCH_RECONNECT_STREAMS ?? "10000");
 // An experiment, not the SDK: start each dropped stream's backoff at this attempt (0 = the SDK,
-// whose backoffDelay(0) is exactly initialMs, so every box redials in the same instant).
+// whose first window is [initialMs, 2·initialMs]).
 const RECONNECT_FIRST_ATTEMPT = Number(process.env.HEARTBEAT_BENCH_RECONNECT_FIRST_ATTEMPT ?? "0");
 const RECONNECT_DEADLINE_S = Number(process.env.HEARTBEAT_BENCH_RECONNECT_DEADLINE_S ?? "180");
 // The SDK abandons a stream silent for 3 beat intervals; the production interval is 60 s.

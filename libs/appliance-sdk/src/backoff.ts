@@ -13,15 +13,17 @@ export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initial
 
 /**
  * The delay before reconnect attempt `attempt` (0-based): uniformly random between `initialMs`
- * and `min(maxMs, initialMs · 2^attempt)`. Full jitter rather than a fixed schedule because after a
- * licensing restart ten thousand boxes fail at the same instant; spreading their retries over the
- * whole window is what lets the server take them back without a handshake storm.
+ * and `min(maxMs, initialMs · 2^(attempt+1))`. Full jitter rather than a fixed schedule because
+ * after a licensing restart ten thousand boxes fail at the same instant; spreading their retries
+ * over the whole window is what lets the server take them back without a handshake storm. The
+ * first window is already [initial, 2·initial]: a window of zero width (as `2^attempt` gave)
+ * sent every box back in the same millisecond.
  */
 export function backoffDelay(attempt: number, options: BackoffOptions, random: () => number = Math.random): number {
   const initial = Math.max(1, options.initialMs);
   const max = Math.max(initial, options.maxMs);
   // Cap the exponent so 2^attempt never overflows to Infinity on a box offline for weeks.
-  const cap = Math.min(max, initial * 2 ** Math.min(Math.max(0, attempt), 30));
+  const cap = Math.min(max, initial * 2 ** Math.min(Math.max(0, attempt) + 1, 30));
   const r = Math.min(Math.max(random(), 0), 1);
   return Math.round(initial + r * (cap - initial));
 }

@@ -36,6 +36,11 @@ export interface ServerTls {
 }
 
 /** Options of `createServer`. */
+/** How long a TLS handshake may take before the socket is dropped (node's default is 120 s). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** The listen backlog asked for; the kernel caps it at net.core.somaxconn. */
+const LISTEN_BACKLOG = 4_096;
+
 export interface ServerOptions {
   /** The app this server belongs to (its SPIFFE service name); used in logs. */
   readonly name: ServiceName;
@@ -192,6 +197,10 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       requestCert: true,
       rejectUnauthorized: options.requireClientCertificate === true,
       allowHTTP1: true,
+      // Node's default is 120 s. After a restart thousands of boxes redial at once; a handshake
+      // the busy process cannot finish should fail fast so the box retries on its jittered
+      // backoff, rather than hold a socket (and the box) for two minutes.
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     },
     (req, res) => {
       inFlight++;
@@ -323,7 +332,9 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host ?? "127.0.0.1", () => {
+    // A fleet reconnecting after a restart arrives faster than connections are accepted; node's
+    // default backlog (511) would drop SYNs the kernel could have queued (capped by somaxconn).
+    server.listen({ port: options.port, host: options.host ?? "127.0.0.1", backlog: LISTEN_BACKLOG }, () => {
       server.off("error", reject);
       resolve();
     });
