@@ -95,18 +95,4 @@ export async function heartbeatOf(cluster: Cluster, deploymentId: string): Promi
   return row && Object.assign(row, { lagMs: row.lag ? durationMs(row.lag) : Number.POSITIVE_INFINITY });
 }
 
-/** Resolves with the next applied `type` directive the box gets, and when (performance.now()). */
-export function nextDirective(box: Appliance, type: DirectiveEvent["type"], ms = 5_000): Promise<DirectiveEvent & { at: number }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${type} directive within ${ms} ms`));
-    }, ms);
-    const off = box.on("directive", (e) => {
-      if (e.type !== type || e.outcome === "ignored") return;
-      clearTimeout(timer);
-      off();
-      resolve({ ...e, at: performance.now() });
-    });
-  });
-}
+export { nextDirective } from "@lcp/testing/appliance";

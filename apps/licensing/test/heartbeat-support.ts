@@ -110,21 +110,7 @@ export async function createSdkBoxes() {
   };
 }
 
-/** Resolves with the first directive event of `type` the box applies (or rejects after `ms`). */
-export function nextDirective(box: Appliance, type: DirectiveEvent["type"], ms = 5_000): Promise<DirectiveEvent & { at: number }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${type} directive within ${ms} ms`));
-    }, ms);
-    const off = box.on("directive", (e) => {
-      if (e.type !== type || e.outcome === "ignored") return;
-      clearTimeout(timer);
-      off();
-      resolve({ ...e, at: performance.now() });
-    });
-  });
-}
+export { nextDirective } from "@lcp/testing/appliance";
 
 /** Waits until `cond()` holds, polling every 20 ms. */
 export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
