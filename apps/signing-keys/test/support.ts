@@ -13,6 +13,7 @@ import { ensureDevAdminIssuer, type DevAdminIssuer } from "@lcp/tokens";
 import { expect } from "vitest";
 import { startSigningKeys, type SigningKeysApp } from "../src/app.js";
 import type { SigningKeysConfig } from "../src/config.js";
+import { testSigningKeysConfig } from "./real-signing-keys.js";
 
 /** The signing-keys service under test and its callers. */
 export interface SigningKeysHarness {
@@ -48,22 +49,16 @@ export async function startHarness(tdb: TestDatabase, overrides: Partial<Signing
   const pki = await createTestPki();
   const db = tdb.options("signing-keys");
   const dev: DevAdminIssuer = await ensureDevAdminIssuer(db.dataDir);
-  const own = await pki.service("signing-keys");
   const kek = new Uint8Array(randomBytes(32));
   const issuer = "https://lcp.test/licensing";
   const config: SigningKeysConfig = {
-    app: "signing-keys",
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: db.dataDir,
-    databaseUrl: db.databaseUrl,
-    databaseSchema: db.schema,
-    trustDomain: pki.trustDomain,
-    tls: { certPem: own.certPem, keyPem: own.keyPem, caPem: pki.ca.certPem, source: "files" },
-    adminTokens: { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true },
-    logLevel: "silent",
-    kek: { kind: "configured", key: kek },
-    tokenIssuer: issuer,
+    ...(await testSigningKeysConfig({
+      pki,
+      db,
+      adminTokens: { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true },
+      tokenIssuer: issuer,
+      kek,
+    })),
     ...overrides,
   };
   let app: SigningKeysApp;
