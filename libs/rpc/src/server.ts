@@ -35,12 +35,12 @@ export interface ServerTls {
   readonly caPem: string;
 }
 
-/** Options of `createServer`. */
 /** How long a TLS handshake may take before the socket is dropped (node's default is 120 s). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** The listen backlog asked for; the kernel caps it at net.core.somaxconn. */
 const LISTEN_BACKLOG = 4_096;
 
+/** Options of `createServer`. */
 export interface ServerOptions {
   /** The app this server belongs to (its SPIFFE service name); used in logs. */
   readonly name: ServiceName;
@@ -204,14 +204,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     },
     (req, res) => {
       inFlight++;
-      let settled = false;
-      const settle = () => {
-        if (settled) return;
-        settled = true;
-        inFlight--;
-        if (inFlight === 0) drained?.();
-      };
-      res.once("close", settle);
+      res.once("close", callEnded);
       if ("stream" in req) {
         // The answer is complete but the client is still sending (an oversized message refused
         // with ResourceExhausted): reset the stream right after the trailers. The client already
@@ -279,7 +272,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
 
   function serveRaw(handler: RawStreamHandler, gate: RawCallGate, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     inFlight++;
-    stream.once("close", settleRaw);
+    stream.once("close", callEnded);
     // A reset or a broken connection is that client's business; without a listener it would throw.
     stream.on("error", ignoreStreamError);
     const path = headers[":path"]!;
@@ -307,7 +300,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     );
   }
 
-  function settleRaw(): void {
+  /** A call (Connect or raw) is over: the one place graceful shutdown learns it. Fires once per call ("close" is emitted once). */
+  function callEnded(): void {
     inFlight--;
     if (inFlight === 0) drained?.();
   }
