@@ -140,6 +140,14 @@ function internal(requestId: string | undefined, cause: unknown): ConnectError {
 }
 
 /**
+ * What a call still open when its server shuts down is ended with: Unavailable, so clients (a
+ * box's heartbeat stream above all) reconnect to another replica or to this one restarted.
+ */
+export function shuttingDownError(): ConnectError {
+  return new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
+}
+
+/**
  * The ErrorInfo reason (the domain code) carried by an error, for clients and tests:
  * `errorReason(ConnectError.from(e)) === "LICENSE_REVOKED"`. Undefined when there is none.
  */

@@ -17,6 +17,7 @@ import {
   type AdminTokenVerifierLike,
   type ApplianceCheck,
 } from "./authn.js";
+import { shuttingDownError } from "./errors.js";
 import { createHealth, type HealthService } from "./health.js";
 import { admitCall, createServerInterceptor, requestIdFrom, REQUEST_ID_HEADER, type DeniedEvent } from "./interceptors.js";
 import { createLogger } from "./logger.js";
@@ -293,7 +294,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         const call = new RawCall(gate, stream, service, method, requestId, principal, startedAt);
         if (refused) return call.end(refused);
         if (stream.destroyed || stream.closed) return call.cancel();
-        if (shutdown.signal.aborted) return call.end(new ConnectError("the server is shutting down; reconnect", Code.Unavailable));
+        if (shutdown.signal.aborted) return call.end(shuttingDownError());
         handler.serve(stream, headers, call);
       },
       (err: unknown) => new RawCall(gate, stream, service, method, requestId, ANONYMOUS, startedAt).end(err),

@@ -12,19 +12,16 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SendHeartbeatResponseSchema, type ApplianceService, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { DomainError, principalKey, type AppliancePrincipal } from "@lcp/rpc";
+import { principalKey, shuttingDownError, type AppliancePrincipal } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { createPushQueue } from "./push-queue.js";
-import { ackMessage, HeartbeatStream, unaryHeartbeat, validateHello, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
+import { ackMessage, HeartbeatStream, requireAppliance, unaryHeartbeat, validateHello, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
 
 function appliancePrincipal(ctx: HandlerContext): AppliancePrincipal {
-  const principal = ctx.values.get(principalKey);
-  // The policy admits only appliances here; this guards a misconfigured policy table.
-  if (principal.kind !== "appliance") throw new DomainError("PERMISSION_DENIED", "only appliances may send heartbeats");
-  return principal;
+  return requireAppliance(ctx.values.get(principalKey));
 }
 
 /** Builds the Heartbeat and SendHeartbeat handlers. */
@@ -42,7 +39,7 @@ export function createHeartbeatHandlers(hb: HeartbeatContext): Pick<ServiceImpl<
       const stream = new HeartbeatStream(hb, principal, callContextOf(ctx), outlet);
       // Server shutdown (or the box going away) ends the call: end our side too, so a graceful
       // close does not wait out its grace period on streams that would never finish.
-      const onAbort = () => out.fail(new ConnectError("the server is shutting down; reconnect", Code.Unavailable));
+      const onAbort = () => out.fail(shuttingDownError());
       if (ctx.signal.aborted) onAbort();
       else ctx.signal.addEventListener("abort", onAbort, { once: true });
       void (async () => {

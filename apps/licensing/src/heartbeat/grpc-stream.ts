@@ -21,11 +21,11 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DerivedState } from "@lcp/domain";
 import { HeartbeatRequestSchema, type Beat, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { DomainError, type AppliancePrincipal, type RawCall, type RawStreamHandler } from "@lcp/rpc";
+import { DomainError, shuttingDownError, type AppliancePrincipal, type RawCall, type RawStreamHandler } from "@lcp/rpc";
 import { actorOf } from "../core/audit.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { ackFrame, beatNonce, FRAME_HEADER_BYTES, responseFrame } from "./grpc-wire.js";
-import { HeartbeatStream, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
+import { HeartbeatStream, requireAppliance, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
 
 /** The one path served raw (gRPC binary requests only; libs/rpc sends the rest to Connect). */
 export const HEARTBEAT_PATH = "/licensing.v1.ApplianceService/Heartbeat";
@@ -264,17 +264,18 @@ export function createGrpcHeartbeatHandler(ctx: HeartbeatContext): RawStreamHand
   const live = new Set<GrpcHeartbeatCall>();
   return {
     serve(stream, _headers, call) {
-      const principal = call.principal;
-      // The policy admits only appliances here; this guards a misconfigured policy table.
-      if (principal.kind !== "appliance") {
-        call.end(new DomainError("PERMISSION_DENIED", "only appliances may send heartbeats"));
+      let principal: AppliancePrincipal;
+      try {
+        principal = requireAppliance(call.principal);
+      } catch (err) {
+        call.end(err);
         return;
       }
       new GrpcHeartbeatCall(stream, call, principal, ctx, live);
     },
     drain() {
       // Unavailable: the boxes reconnect (to another replica, or to this one restarted).
-      for (const c of [...live]) c.finish(new ConnectError("the server is shutting down; reconnect", Code.Unavailable));
+      for (const c of [...live]) c.finish(shuttingDownError());
     },
   };
 }

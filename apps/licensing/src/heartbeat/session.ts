@@ -31,7 +31,7 @@ import {
 } from "@lcp/domain";
 import type { HeartbeatResponseSchema, Hello } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DirectiveSchema, DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
-import { assertOwnDeployment, DomainError, type AppliancePrincipal } from "@lcp/rpc";
+import { assertOwnDeployment, DomainError, type AppliancePrincipal, type Principal } from "@lcp/rpc";
 import { decodeJwt } from "jose";
 import { randomUUID } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
@@ -121,6 +121,15 @@ function viewOf(loaded: Pick<Loaded, "deployment" | "license" | "facts">): View 
 }
 
 /** A validated hello. */
+/**
+ * The caller of a heartbeat, as an appliance. The policy admits only appliances to the heartbeat
+ * methods; this guards a misconfigured policy table, on both transports.
+ */
+export function requireAppliance(principal: Principal): AppliancePrincipal {
+  if (principal.kind !== "appliance") throw new DomainError("PERMISSION_DENIED", "only appliances may send heartbeats");
+  return principal;
+}
+
 export interface HelloInput {
   licenseId: string;
   fingerprintHash: string;
