@@ -1,10 +1,11 @@
-import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import { link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import type { ServiceName } from "@lcp/domain";
 import { DEFAULT_TRUST_DOMAIN, ensureDevPki, isValidTrustDomain } from "@lcp/pki";
 import { createAdminTokenVerifier, ensureDevAdminIssuer, type AdminTokenVerifier } from "@lcp/tokens";
 import type { JSONWebKeySet } from "jose";
-import type { ServerTls } from "./server.js";
+import { TICKET_SECRET_BYTES, type ServerTls } from "./server.js";
 
 /** A setting that is missing, malformed or contradicts another; names the variable. */
 export class ConfigError extends Error {
@@ -184,4 +185,60 @@ async function readPem(variable: string, path: string): Promise<string> {
   }
   if (!text.includes("-----BEGIN ")) throw new ConfigError(variable, `${path} is not a PEM file`);
   return text;
+}
+
+/** The file under `DATA_DIR` holding a listener's session-ticket secret when no shared file is named. */
+export const TICKET_SECRET_FILE = "tls-session-ticket.key";
+
+/**
+ * The session-ticket secret for `createServer({ sessionTickets })`: {@link TICKET_SECRET_BYTES}
+ * bytes, base64 (or hex) in a file. With `file` (replicas sharing one, named by `variable`) the
+ * file must exist, hold exactly that, and be readable by its owner only; without it
+ * `<dataDir>/tls-session-ticket.key` is created (mode 0600) on first start and read back on every
+ * later one, so a restarted process accepts the tickets its predecessor issued. A bad file fails
+ * fast with a ConfigError naming `variable` (or `DATA_DIR`); the secret itself is never echoed.
+ */
+export async function loadTicketSecret(options: { readonly file?: string; readonly dataDir: string; readonly variable: string }): Promise<Uint8Array> {
+  const variable = options.file !== undefined ? options.variable : "DATA_DIR";
+  const path = options.file ?? join(options.dataDir, TICKET_SECRET_FILE);
+  let text: string;
+  try {
+    if (options.file === undefined) await createOnce(path, () => `${randomBytes(TICKET_SECRET_BYTES).toString("base64")}\n`);
+    // Whoever reads it can mint tickets naming any box: refuse a file others may read, as ssh does.
+    const mode = (await stat(path)).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      throw new ConfigError(variable, `${path} is readable by others (mode ${mode.toString(8)}); it holds the TLS session-ticket secret: chmod 600`);
+    }
+    text = (await readFile(path, "utf8")).trim();
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(variable, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  const bytes = /^[0-9a-fA-F]+$/.test(text) && text.length === TICKET_SECRET_BYTES * 2 ? Buffer.from(text, "hex") : /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? Buffer.from(text, "base64") : undefined;
+  if (bytes?.length !== TICKET_SECRET_BYTES) {
+    throw new ConfigError(variable, `${path} must hold ${TICKET_SECRET_BYTES} random bytes as base64 (64 characters) or hex (96); e.g. openssl rand -base64 ${TICKET_SECRET_BYTES}`);
+  }
+  return new Uint8Array(bytes);
+}
+
+/** Creates `path` (mode 0600) unless it exists; never replaces it, even when two processes start at once. */
+async function createOnce(path: string, contents: () => string): Promise<void> {
+  try {
+    await stat(path);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  // A private temp file linked into place: link fails on EEXIST rather than replacing a secret a
+  // concurrent start just wrote, and no reader sees a half-written file.
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  await writeFile(temp, contents(), { mode: 0o600, flag: "wx" });
+  try {
+    await link(temp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
 }

@@ -1,8 +1,9 @@
-import { X509Certificate } from "node:crypto";
+import { createHash, hkdfSync, X509Certificate } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -36,8 +37,32 @@ export interface ServerTls {
   readonly caPem: string;
 }
 
-/** How long a TLS handshake may take before the socket is dropped (node's default is 120 s). */
+/** How long a TLS handshake may take before the socket is dropped, by default (node's default is 120 s). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Size of the stored session-ticket secret (node's `ticketKeys`: key name, HMAC key, AES key). */
+export const TICKET_SECRET_BYTES = 48;
+/**
+ * How long a session ticket may be resumed, by default: 7 days, TLS 1.3's maximum (RFC 8446
+ * §4.6.1; OpenSSL caps the lifetime it announces there and clients drop older tickets). Node
+ * issues no new ticket on a resumed connection, so a box's ticket dates from its last full
+ * handshake: a short lifetime (node's default is 300 s) would leave every box that has held its
+ * stream for more than that with a stale ticket when the server dies. Resuming re-checks what can
+ * change meanwhile (validity dates here; revoked serials and the trust set per call in authn, and
+ * the trust set in the ticket key), so the lifetime does not stretch any verdict.
+ */
+export const DEFAULT_TICKET_LIFETIME_S = 7 * 86_400;
+
+/** TLS session resumption across restarts and replicas: tickets any process with the same secret and trust set accepts. */
+export interface SessionTicketOptions {
+  /**
+   * {@link TICKET_SECRET_BYTES} random bytes, the same across restarts (and replicas). Whoever
+   * holds them can mint a ticket naming any client certificate the trust set accepts: guard the
+   * file like a private key (0600, never logged).
+   */
+  readonly secret: Uint8Array;
+  /** Seconds a ticket may be resumed after the full handshake that issued it. Default {@link DEFAULT_TICKET_LIFETIME_S}. */
+  readonly lifetimeS?: number;
+}
 /** The listen backlog asked for; the kernel caps it at net.core.somaxconn. */
 const LISTEN_BACKLOG = 4_096;
 
@@ -78,6 +103,16 @@ export interface ServerOptions {
   readonly maxReceiveMessageBytes?: number;
   /** How long `close()` waits for in-flight calls before cutting connections. Default 10 s. */
   readonly shutdownGraceMs?: number;
+  /**
+   * Session-ticket keys that survive a restart, so clients that kept a ticket resume (no
+   * signature, no client chain check) when they redial after a crash. Without it node makes
+   * per-process keys: tickets die with the process. The effective key is derived from the secret
+   * and the trust set, so `setApplianceTrust` (or a restart with another trust set) invalidates
+   * every ticket issued under the old one.
+   */
+  readonly sessionTickets?: SessionTicketOptions;
+  /** How long a TLS handshake may take before the socket is dropped. Default {@link HANDSHAKE_TIMEOUT_MS}. */
+  readonly handshakeTimeoutMs?: number;
   /** Policy table override (tests only); the system `POLICY` otherwise. */
   readonly policy?: Readonly<Record<string, Rule>>;
   /**
@@ -178,6 +213,12 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     readMaxBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE,
   });
 
+  const tickets = options.sessionTickets;
+  if (tickets) validateTickets(tickets);
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  if (!Number.isFinite(handshakeTimeoutMs) || handshakeTimeoutMs <= 0) {
+    throw new TypeError(`handshakeTimeoutMs must be a positive number of milliseconds, got ${handshakeTimeoutMs}`);
+  }
   const secure = (): http2.SecureServerOptions => ({
     key: options.tls.keyPem,
     cert: options.tls.certPem,
@@ -186,6 +227,12 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     // service identity.
     ca: [...platformPems, ...appliancePems],
     minVersion: "TLSv1.2",
+    // Node's default context id hashes process.argv: a restart with another command line would
+    // refuse every ticket (OpenSSL resumes a client-authenticated session only in its context).
+    sessionIdContext: createHash("sha256").update(`lcp/${options.name}`).digest("hex").slice(0, 32),
+    ...(tickets
+      ? { ticketKeys: ticketKeysFor(tickets.secret, platformCas, applianceCas), sessionTimeout: tickets.lifetimeS ?? DEFAULT_TICKET_LIFETIME_S }
+      : {}),
   });
 
   let inFlight = 0;
@@ -201,7 +248,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       // Node's default is 120 s. After a restart thousands of boxes redial at once; a handshake
       // the busy process cannot finish should fail fast so the box retries on its jittered
       // backoff, rather than hold a socket (and the box) for two minutes.
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: handshakeTimeoutMs,
     },
     (req, res) => {
       inFlight++;
@@ -319,9 +366,23 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     // A session error (peer reset, bad frames) concerns that client only.
     session.on("error", (err) => log.debug({ err }, "http2 session error"));
   });
-  server.on("secureConnection", (socket: Socket) => {
+  // After a restart this says how many clients resumed (cheap) rather than redid the full handshake.
+  const tlsConnections = metrics.counter("rpc_server_tls_connections_total", "TLS connections established, by whether the session was resumed from a ticket.", ["resumed"]);
+  server.on("secureConnection", (socket: TLSSocket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    tlsConnections.inc({ resumed: socket.isSessionReused() ? "true" : "false" });
+    // A resumed session carries the verdict of the handshake that issued its ticket: OpenSSL does
+    // not verify the client's chain again, so a certificate that expired since would still read as
+    // authorized. Give it the verdict a full handshake would give now (revoked serials and the
+    // trust set are checked per call in authn; a changed trust set also changes the ticket key).
+    const stale = socket.authorized && socket.isSessionReused() ? outOfDate(socket, Date.now()) : undefined;
+    if (stale) {
+      socket.authorized = false;
+      // Node stores OpenSSL's code string here, whatever its type declaration says.
+      socket.authorizationError = stale as unknown as Error;
+      if (options.requireClientCertificate === true) socket.destroy();
+    }
   });
   server.on("tlsClientError", (err) => log.debug({ err: err.message }, "TLS handshake refused"));
 
@@ -386,6 +447,43 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       return closing;
     },
   };
+}
+
+function validateTickets(tickets: SessionTicketOptions): void {
+  if (tickets.secret.byteLength !== TICKET_SECRET_BYTES) {
+    throw new TypeError(`sessionTickets.secret must be ${TICKET_SECRET_BYTES} bytes, got ${tickets.secret.byteLength}`);
+  }
+  const lifetime = tickets.lifetimeS;
+  if (lifetime !== undefined && (!Number.isInteger(lifetime) || lifetime < 1 || lifetime > DEFAULT_TICKET_LIFETIME_S)) {
+    throw new TypeError(`sessionTickets.lifetimeS must be a whole number of seconds from 1 to ${DEFAULT_TICKET_LIFETIME_S}`);
+  }
+}
+
+/**
+ * The 48-byte `ticketKeys` for a secret under a trust set: HKDF-SHA256 of the secret, salted with
+ * the trusted CAs' fingerprints (platform and appliance apart, each sorted), so the same secret and
+ * trust set give the same key in every process, and any change to the trust set gives another.
+ */
+function ticketKeysFor(secret: Uint8Array, platformCas: readonly X509Certificate[], applianceCas: readonly X509Certificate[]): Buffer {
+  const fingerprints = (cas: readonly X509Certificate[]) => cas.map((ca) => ca.fingerprint256).sort().join(",");
+  const salt = createHash("sha256").update(`platform:${fingerprints(platformCas)};appliance:${fingerprints(applianceCas)}`).digest();
+  return Buffer.from(hkdfSync("sha256", secret, salt, "lcp tls session tickets v1", TICKET_SECRET_BYTES));
+}
+
+/**
+ * OpenSSL's code for a peer chain (leaf and the issuers it was verified with) that is not valid at
+ * `now`, or undefined: what a full handshake would report for it.
+ */
+function outOfDate(socket: TLSSocket, now: number): string | undefined {
+  let cert = socket.getPeerCertificate(true);
+  const seen = new Set<string>();
+  while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    if (now < Date.parse(cert.valid_from)) return "CERT_NOT_YET_VALID";
+    if (now > Date.parse(cert.valid_to)) return "CERT_HAS_EXPIRED";
+    cert = cert.issuerCertificate;
+  }
+  return undefined;
 }
 
 function isMetricsPath(url: string): boolean {
