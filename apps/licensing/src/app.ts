@@ -156,6 +156,9 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       checkAppliance,
       onDenied,
       logger: log,
+      // Boxes that kept a ticket resume TLS after a restart: no signature or chain check per box in
+      // the reconnect storm (README "Heartbeat transport", kill -9).
+      ...(config.sessionTicketSecret ? { sessionTickets: { secret: config.sessionTicketSecret } } : {}),
       // The fleet's gRPC Heartbeat streams skip the Connect stack (README "Heartbeat transport").
       rawStreams: heartbeatHandlers.rawStreams,
       register(router) {

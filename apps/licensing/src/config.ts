@@ -11,10 +11,14 @@
  * - `TOKEN_ISSUER`: the `iss` licence and lease tokens carry; must equal signing-keys' own
  *   TOKEN_ISSUER, since it signs them; default `https://lcp.local/licensing`.
  * - `REPLICA_ID`: this replica's name (heartbeat screen, logs); default `<hostname>:<pid>`.
+ * - `TLS_TICKET_KEY_FILE`: the TLS session-ticket secret (48 bytes, base64 or hex, mode 0600),
+ *   for replicas that should resume each other's sessions; default
+ *   `<DATA_DIR>/tls-session-ticket.key`, created on first start. It is what lets 10,000 boxes
+ *   resume TLS instead of redoing full handshakes after a restart (README "Heartbeat transport").
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { ConfigError, readCommonConfig, type CommonConfig } from "@lcp/rpc";
+import { ConfigError, loadTicketSecret, readCommonConfig, type CommonConfig } from "@lcp/rpc";
 import type { FaultInjection } from "./core/deployment-change.js";
 import type { DirectivePublisher } from "./core/directive-publisher.js";
 import type { HeartbeatLimits } from "./heartbeat/index.js";
@@ -49,6 +53,12 @@ export interface LicensingConfig extends CommonConfig {
   heartbeatLimits?: Partial<HeartbeatLimits>;
   /** How often held heartbeat streams are checked against the database for lost signals. Default 30 s (tests shrink it). */
   heartbeatStaleCheckMs?: number;
+  /**
+   * The TLS session-ticket secret (`TLS_TICKET_KEY_FILE` or `<DATA_DIR>/tls-session-ticket.key`):
+   * with it, boxes resume their TLS sessions across restarts. Unset (tests that build a config by
+   * hand): per-process ticket keys, so nothing resumes after a restart.
+   */
+  sessionTicketSecret?: Uint8Array;
 }
 
 /** Reads and validates the licensing configuration from the environment. */
@@ -76,7 +86,8 @@ export async function readLicensingConfig(env: NodeJS.ProcessEnv): Promise<Licen
   }
 
   const common = await readCommonConfig(env, "licensing", { port: DEFAULT_PORT });
-  return { ...common, signingKeysUrl, auditUrl, tokenIssuer, replicaId };
+  const sessionTicketSecret = await loadTicketSecret({ file: get("TLS_TICKET_KEY_FILE"), dataDir: common.dataDir, variable: "TLS_TICKET_KEY_FILE" });
+  return { ...common, signingKeysUrl, auditUrl, tokenIssuer, replicaId, sessionTicketSecret };
 }
 
 function isUrl(value: string, protocols: string[]): boolean {

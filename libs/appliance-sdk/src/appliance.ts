@@ -33,6 +33,7 @@ import { createEmitter, type TypedEmitter } from "./emitter.js";
 import { checkLease, recheckStoredLease, toApplianceLease, type LeaseRejectionCode } from "./lease.js";
 import { createOutbox, type Outbox } from "./outbox.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
+import { SessionTicketCache, resumingConnection } from "./tls-session.js";
 import {
   StateFileError,
   STATE_FILE_VERSION,
@@ -289,6 +290,8 @@ class ApplianceImpl implements Appliance {
   private dirty = false;
   private persistedWatermark = 0;
   private certRenewalRequestedAt: number | null = null;
+  /** The heartbeat connection's last TLS session ticket, offered on every redial. */
+  private readonly tickets = new SessionTicketCache();
 
   constructor(private readonly options: ApplianceOptions) {
     this.licenseId = options.licenseId;
@@ -625,7 +628,13 @@ class ApplianceImpl implements Appliance {
         close: () => agent.destroy(),
       };
     }
-    const sessionManager = new Http2SessionManager(this.options.baseUrl, {}, tls);
+    // With an identity (the heartbeat stream), redial with the last session ticket: after a restart
+    // of licensing the box resumes TLS, sparing the server a full handshake per box in the storm.
+    const sessionManager = new Http2SessionManager(
+      this.options.baseUrl,
+      {},
+      identity ? { ...tls, createConnection: resumingConnection(tls, identity.certPem, this.tickets) } : tls,
+    );
     return {
       transport: createGrpcTransport({ baseUrl: this.options.baseUrl, sessionManager }),
       close: () => sessionManager.abort(),

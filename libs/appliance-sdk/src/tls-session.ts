@@ -1,0 +1,65 @@
+/**
+ * TLS session resumption for the heartbeat connection (issue 5, kill -9): the box keeps the last
+ * session ticket its connection received and offers it when it redials, so a restarted licensing
+ * process (whose ticket keys survive the restart) resumes 10,000 boxes without a signature and a
+ * client-chain check each. Kept in memory only: the case it serves is the server restarting while
+ * the box process lives; a box that restarts does one full handshake, as it always did.
+ */
+import { isIP } from "node:net";
+import { connect, type ConnectionOptions, type TLSSocket } from "node:tls";
+
+/** The box's last session ticket, for the client certificate it was issued under. */
+export class SessionTicketCache {
+  private kept: { readonly certPem: string; readonly ticket: Buffer } | null = null;
+
+  /**
+   * The ticket to offer when connecting with `certPem`. None after a certificate renewal: a ticket
+   * carries the certificate of the handshake that issued it, and resuming it would present the old one.
+   */
+  offer(certPem: string): Buffer | undefined {
+    return this.kept?.certPem === certPem ? this.kept.ticket : undefined;
+  }
+
+  /** Keeps `ticket` (the latest wins; node issues none on a resumed connection, so the old one stays). */
+  keep(certPem: string, ticket: Buffer): void {
+    this.kept = { certPem, ticket };
+  }
+
+  forget(): void {
+    this.kept = null;
+  }
+}
+
+/** The client TLS material of a connection: PEMs, or a secure context built once from them. */
+export type ClientTls = Pick<ConnectionOptions, "ca" | "cert" | "key" | "secureContext">;
+
+/**
+ * A `createConnection` for `http2.connect` (and connect-node's Http2SessionManager): a TLS socket to
+ * `authority` with ALPN h2, as http2.connect would open, that offers the kept ticket and keeps every
+ * new one (`socket.on("session")`) for `certPem`, the client certificate in `tls`. A ticket the server cannot use (new keys, changed trust, expired)
+ * costs nothing: the server ignores it and the handshake is a full one.
+ */
+export function resumingConnection(tls: ClientTls, certPem: string, tickets: SessionTicketCache): (authority: URL) => TLSSocket {
+  return (authority) => {
+    const host = authority.hostname.startsWith("[") ? authority.hostname.slice(1, -1) : authority.hostname;
+    const options: ConnectionOptions = {
+      host,
+      port: Number(authority.port || 443),
+      // SNI carries names only, as http2.connect does.
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      ALPNProtocols: ["h2"],
+      ...tls,
+    };
+    const ticket = tickets.offer(certPem);
+    let socket: TLSSocket;
+    try {
+      socket = connect(ticket ? { ...options, session: ticket } : options);
+    } catch {
+      // A ticket OpenSSL cannot even parse: drop it and do the full handshake.
+      tickets.forget();
+      socket = connect(options);
+    }
+    socket.on("session", (session: Buffer) => tickets.keep(certPem, session));
+    return socket;
+  };
+}
