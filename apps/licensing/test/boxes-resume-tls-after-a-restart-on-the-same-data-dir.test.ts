@@ -6,16 +6,18 @@
  * handshake. The server counts both (`rpc_server_tls_connections_total{resumed}`).
  */
 import { randomBytes } from "node:crypto";
-import { stat, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { get } from "node:https";
 import { join } from "node:path";
+import { createAppliance } from "@lcp/appliance-sdk";
 import { loadTicketSecret, TICKET_SECRET_FILE } from "@lcp/rpc";
 import { testDatabases } from "@lcp/testing/db";
 import { metricValue } from "@lcp/testing/metrics";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LicensingApp } from "../src/app.js";
 import { createSdkBoxes, FAST, freePort, setSettings, startReplica, until } from "./heartbeat-support.js";
-import { provisionOnPrem, startHarness, type LicensingHarness } from "./support.js";
+import { provisionOnPrem, startHarness, TEST_ISSUER, type LicensingHarness } from "./support.js";
 
 describe.each(testDatabases())("boxes resume TLS after a licensing restart ($name)", (tdb) => {
   let h: LicensingHarness;
@@ -38,10 +40,12 @@ describe.each(testDatabases())("boxes resume TLS after a licensing restart ($nam
   const startOnDataDir = async () =>
     startReplica(h, { port, replicaId: "restarted", sessionTicketSecret: await loadTicketSecret({ dataDir: h.db.dataDir, variable: "TLS_TICKET_KEY_FILE" }) });
   const connections = async (resumed: boolean) => metricValue(await scrape(), "rpc_server_tls_connections_total", { resumed: String(resumed) }) || 0;
+  let scrapes = 0;
   // Not through the global agent: it caches TLS sessions per host and port, and its scrape would
   // resume on the next restart too.
   const scrape = () =>
     new Promise<string>((resolve, reject) => {
+      scrapes++;
       get(`${running!.url}/metrics`, { ca: h.pki.ca.certPem, agent: false }, (res) => {
         let body = "";
         res.setEncoding("utf8");
@@ -82,5 +86,29 @@ describe.each(testDatabases())("boxes resume TLS after a licensing restart ($nam
     // ...and got a ticket under the new secret on that full handshake: the next restart resumes.
     await restart();
     expect(await connections(true)).toBe(1);
+  });
+
+  it("refreshes the ticket of a long-held stream on a short full handshake of its own, without touching the stream", async () => {
+    running ??= await startOnDataDir();
+    const { license } = await provisionOnPrem(h);
+    const dir = await mkdtemp(join(tmpdir(), "lcp-ticket-refresh-"));
+    const base = { caPem: h.pki.ca.certPem, licenseId: license.id, licenseToken: license.token, issuer: TEST_ISSUER, trustDomain: h.pki.trustDomain };
+    const box = await createAppliance({ ...base, baseUrl: `https://localhost:${port}`, fingerprint: "refreshing-box", stateFile: join(dir, "state.json"), ticketRefreshMs: 300 });
+    try {
+      await box.activate();
+      box.start();
+      await until(async () => metricValue(await scrape(), "licensing_heartbeat_streams") === 2, "the second stream to be held");
+      const fullBefore = (await connections(false)) - scrapes;
+      // Refreshes every 300–450 ms; the stream itself stays up (no reconnect: still two streams, no resumption).
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const refreshes = (await connections(false)) - scrapes - fullBefore;
+      expect(refreshes).toBeGreaterThanOrEqual(2);
+      expect(refreshes).toBeLessThanOrEqual(6);
+      expect(metricValue(await scrape(), "licensing_heartbeat_streams")).toBe(2);
+      expect(box.status().connected).toBe(true);
+    } finally {
+      await box.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

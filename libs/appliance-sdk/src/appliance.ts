@@ -33,7 +33,7 @@ import { createEmitter, type TypedEmitter } from "./emitter.js";
 import { checkLease, recheckStoredLease, toApplianceLease, type LeaseRejectionCode } from "./lease.js";
 import { createOutbox, type Outbox } from "./outbox.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
-import { SessionTicketCache, resumingConnection } from "./tls-session.js";
+import { SessionTicketCache, refreshTicket, resumingConnection } from "./tls-session.js";
 import {
   StateFileError,
   STATE_FILE_VERSION,
@@ -93,6 +93,14 @@ export interface ApplianceOptions {
   readonly evaluateEveryMs?: number;
   /** Deadline of unary calls (Activate, SendHeartbeat). Default 30 s. */
   readonly callTimeoutMs?: number;
+  /**
+   * How old the heartbeat connection's TLS session ticket may grow while the stream is held before
+   * a fresh one is fetched on a short connection of its own (one full handshake), so that after a
+   * restart of licensing the box resumes TLS instead of redoing the full handshake. Node issues
+   * tickets on full handshakes only and they live 7 days at most. Default 1 day (plus up to half
+   * of it at random, so a fleet that connected together does not refresh together); 0 turns it off.
+   */
+  readonly ticketRefreshMs?: number;
 }
 
 /** The box's verdict on itself. */
@@ -233,6 +241,8 @@ const REMEMBERED_DIRECTIVES = 64;
 const MAX_PREVIOUS_LICENSES = 16;
 // A stream with no server message for this many intervals is presumed dead (half-open TCP).
 const SILENT_INTERVALS = 3;
+// A day: tickets then stay far inside their 7-day lifetime, for one full handshake a box a day.
+const DEFAULT_TICKET_REFRESH_MS = 86_400_000;
 // A certificate is renewed once less than this share of its lifetime is left.
 const RENEW_CERTIFICATE_AT = 1 / 3;
 
@@ -291,7 +301,8 @@ class ApplianceImpl implements Appliance {
   private persistedWatermark = 0;
   private certRenewalRequestedAt: number | null = null;
   /** The heartbeat connection's last TLS session ticket, offered on every redial. */
-  private readonly tickets = new SessionTicketCache();
+  private readonly tickets: SessionTicketCache;
+  private readonly ticketRefreshMs: number;
 
   constructor(private readonly options: ApplianceOptions) {
     this.licenseId = options.licenseId;
@@ -302,6 +313,8 @@ class ApplianceImpl implements Appliance {
     this.log = options.logger ?? noopLogger;
     this.evaluateEveryMs = Math.max(1, options.evaluateEveryMs ?? 1_000);
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
+    this.tickets = new SessionTicketCache(this.clock);
+    this.ticketRefreshMs = options.ticketRefreshMs ?? DEFAULT_TICKET_REFRESH_MS;
     this.events = createEmitter<ApplianceEvents>((error, event) => {
       this.log.error({ err: error, event }, "appliance event listener threw");
     });
@@ -712,6 +725,7 @@ class ApplianceImpl implements Appliance {
     const { transport, close } = this.transport(this.identity());
     let beatTimer: TimerHandle | null = null;
     let watchdog: TimerHandle | null = null;
+    let ticketTimer: TimerHandle | null = null;
     let nonce = 0n;
     let reconnectNow = false;
     let gotMessage = false;
@@ -739,6 +753,24 @@ class ApplianceImpl implements Appliance {
         sendBeat();
         scheduleBeat();
       }, this.settings().heartbeatIntervalMs);
+    };
+    // While the stream is held, keep a ticket young enough to resume with after a server restart.
+    const scheduleTicketRefresh = () => {
+      const every = this.ticketRefreshMs;
+      if (every <= 0 || this.options.transport || this.options.httpVersion === "1.1") return;
+      const identity = this.identity();
+      const now = this.clock();
+      // No ticket kept (a server that issues none): wait a whole period rather than retry at once.
+      const receivedAt = this.tickets.receivedAt(identity.certPem) ?? now;
+      const delay = Math.max(0, receivedAt + every - now) + this.random() * (every / 2);
+      ticketTimer = this.scheduler.setTimeout(() => {
+        ticketTimer = null;
+        const tls = { ca: this.options.caPem, cert: identity.certPem, key: identity.keyPem };
+        void refreshTicket(this.options.baseUrl, tls, identity.certPem, this.tickets).then((kept) => {
+          this.log.debug({ kept }, "TLS session ticket refreshed");
+          if (!streamAbort.signal.aborted) scheduleTicketRefresh();
+        });
+      }, delay);
     };
     const armWatchdog = () => {
       if (watchdog !== null) this.scheduler.clearTimeout(watchdog);
@@ -792,6 +824,7 @@ class ApplianceImpl implements Appliance {
           gotMessage = true;
           markHealthy();
           this.setStreamHealthy(true);
+          scheduleTicketRefresh();
         }
         await this.handleResponse(response, (ids) => outbox.push({ kind: { case: "ack", value: { directiveIds: ids } } }));
       }
@@ -802,6 +835,7 @@ class ApplianceImpl implements Appliance {
       this.stream = null;
       if (beatTimer !== null) this.scheduler.clearTimeout(beatTimer);
       if (watchdog !== null) this.scheduler.clearTimeout(watchdog);
+      if (ticketTimer !== null) this.scheduler.clearTimeout(ticketTimer);
       signal.removeEventListener("abort", onLoopAbort);
       outbox.close();
       streamAbort.abort();

@@ -31,7 +31,7 @@ export { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from "./backoff.js
 export { createEmitter, type EventMap, type TypedEmitter, type TypedEvents } from "./emitter.js";
 export { checkLease, fingerprintHash, toApplianceLease, type LeaseCheck, type LeaseRejectionCode, type LeaseVerdict } from "./lease.js";
 export { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
-export { SessionTicketCache, resumingConnection, type ClientTls } from "./tls-session.js";
+export { SessionTicketCache, refreshTicket, resumingConnection, type ClientTls } from "./tls-session.js";
 export {
   STATE_FILE_VERSION,
   StateFileError,
