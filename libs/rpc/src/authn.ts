@@ -132,8 +132,9 @@ type CertIdentity = Exclude<Principal, { kind: "admin" }>;
  * the more specific statement of who is acting.
  */
 export function createAuthenticator(options: AuthnOptions): Authenticator {
-  // Chain checks and SAN parsing are done once per connection and trust generation.
-  const identityCache = new WeakMap<object, { generation: readonly X509Certificate[][]; identity: CertIdentity }>();
+  // Chain checks and SAN parsing are done once per connection and trust generation (the CA lists'
+  // identities; kept as two fields, not an array: one entry per held connection).
+  const identityCache = new WeakMap<object, { platform: readonly X509Certificate[]; appliance: readonly X509Certificate[]; identity: CertIdentity }>();
 
   async function fromBearer(authorization: string): Promise<Principal> {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
@@ -188,14 +189,15 @@ export function createAuthenticator(options: AuthnOptions): Authenticator {
     if (authorization !== null) return fromBearer(authorization);
     if (!peer || peer.chain.length === 0) return ANONYMOUS_NO_CREDENTIALS;
 
-    const generation = [options.platformCas() as X509Certificate[], options.applianceCas() as X509Certificate[]];
+    const platform = options.platformCas();
+    const appliance = options.applianceCas();
     const cached = identityCache.get(peer.connection);
     let identity: CertIdentity;
-    if (cached && cached.generation[0] === generation[0] && cached.generation[1] === generation[1]) {
+    if (cached && cached.platform === platform && cached.appliance === appliance) {
       identity = cached.identity;
     } else {
       identity = fromCertificate(peer);
-      identityCache.set(peer.connection, { generation, identity });
+      identityCache.set(peer.connection, { platform, appliance, identity });
     }
     // Checked on every call, not cached: a serial revoked mid-connection must stop the next call.
     if (identity.kind === "appliance" && options.checkAppliance) {

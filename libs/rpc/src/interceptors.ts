@@ -47,7 +47,16 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The caller's request id if it is short and plain (so it cannot forge log lines), else a new one. */
 export function requestIdFrom(offered: string | null | undefined): string {
-  return offered != null && REQUEST_ID.test(offered) ? offered : randomUUID();
+  return offered != null && REQUEST_ID.test(offered) ? offered : newRequestId();
+}
+
+/**
+ * A fresh request id (a UUID). node's `randomUUID()` returns a rope of ~16 concatenated pieces
+ * (~490 bytes of heap) until something flattens it; a held stream keeps its id for hours, so it
+ * is copied into one flat string (~60 bytes) here, once.
+ */
+function newRequestId(): string {
+  return randomUUID().toLowerCase();
 }
 
 /** What admitting a call needs: the authenticator, the policy and the refusal hook. */
