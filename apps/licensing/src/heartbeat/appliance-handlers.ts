@@ -36,7 +36,7 @@ export function createHeartbeatHandlers(hb: HeartbeatContext): Pick<ServiceImpl<
         fail: (e) => out.fail(e),
         close: () => out.close(),
       };
-      const stream = new HeartbeatStream(hb, principal, callContextOf(ctx), outlet);
+      const stream = new HeartbeatStream(hb, principal, callContextOf(ctx).requestId, outlet);
       // Server shutdown (or the box going away) ends the call: end our side too, so a graceful
       // close does not wait out its grace period on streams that would never finish.
       const onAbort = () => out.fail(shuttingDownError());

@@ -16,6 +16,9 @@ import { directiveToProto, type DirectivePayload, type DirectiveTypeName } from 
 import { CertificateEntity, DirectiveEntity, LicenseEntity, type DirectiveRow } from "../storage/entities.js";
 import { compareAndSetDeployment } from "../storage/repository.js";
 
+/** Directives redelivered per read at most (those after them follow once these are acked, on a later read). */
+export const PENDING_DIRECTIVES_LIMIT = 100;
+
 /**
  * The unacknowledged directives of a deployment, oldest first. Only those written since the
  * current box activated (`since`): a LOCK written by a rebind was meant for the OLD box and must
@@ -25,7 +28,7 @@ export async function loadPendingDirectives(em: EntityManager, deploymentId: str
   return em.find(
     DirectiveEntity,
     { deploymentId, ackedAt: null, ...(since ? { createdAt: { $gte: since } } : {}) },
-    { orderBy: { id: "asc" }, disableIdentityMap: true, limit: 100 },
+    { orderBy: { id: "asc" }, disableIdentityMap: true, limit: PENDING_DIRECTIVES_LIMIT },
   );
 }
 

@@ -22,7 +22,6 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { DerivedState } from "@lcp/domain";
 import { HeartbeatRequestSchema, type Beat, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DomainError, shuttingDownError, type AppliancePrincipal, type RawCall, type RawStreamHandler } from "@lcp/rpc";
-import { actorOf } from "../core/audit.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { ackFrame, beatNonce, FRAME_HEADER_BYTES, responseFrame } from "./grpc-wire.js";
 import { HeartbeatStream, requireAppliance, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
@@ -70,7 +69,7 @@ class GrpcHeartbeatCall implements HeartbeatOutlet {
     ctx: HeartbeatContext,
     private readonly live: Set<GrpcHeartbeatCall>,
   ) {
-    this.session = new HeartbeatStream(ctx, principal, { actor: actorOf(principal), requestId: call.requestId }, this);
+    this.session = new HeartbeatStream(ctx, principal, call.requestId, this);
     live.add(this);
     stream[kCall] = this;
     stream.on("data", onData);

@@ -15,6 +15,7 @@ import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
 import { createHeartbeatHandlers } from "./appliance-handlers.js";
 import { createGrpcHeartbeatHandler, HEARTBEAT_PATH } from "./grpc-stream.js";
+import { createHelloReads } from "./hello-reads.js";
 import { createLastSeenWriter, type LastSeenWriter } from "./last-seen-writer.js";
 import { listHeartbeats, sendDirective } from "./operator-handlers.js";
 import { HeartbeatPresenceEntity } from "./presence-entity.js";
@@ -76,7 +77,7 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
     hub,
     writer,
     handlers(deps) {
-      const ctx: HeartbeatContext = { deps, hub, writer, limits, counters };
+      const ctx: HeartbeatContext = { deps, hub, writer, reads: createHelloReads(db), limits, counters };
       return {
         appliance: createHeartbeatHandlers(ctx),
         rawStreams: { [HEARTBEAT_PATH]: createGrpcHeartbeatHandler(ctx) },

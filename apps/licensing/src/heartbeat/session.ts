@@ -33,17 +33,17 @@ import type { HeartbeatResponseSchema, Hello } from "@lcp/proto/licensing/v1/app
 import { DirectiveSchema, DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { assertOwnDeployment, DomainError, type AppliancePrincipal, type Principal } from "@lcp/rpc";
 import { decodeJwt } from "jose";
-import { randomUUID } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
-import type { CallContext } from "../core/audit.js";
+import { actorOf, type CallContext } from "../core/audit.js";
 import { applyDeploymentChange, loadForDecision, type Loaded } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
 import { directiveToProto, lockReasonToProto, stateToProto } from "../mapping.js";
 import { invalid, requireFingerprintHash, requireId } from "../licensing-service/validate.js";
 import { DeploymentEntity, type LicenseRow } from "../storage/entities.js";
-import { factsOf, loadLicense, storedStateOf } from "../storage/repository.js";
+import { factsOf, storedStateOf } from "../storage/repository.js";
 import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/validate.js";
-import { ackDirectives, certificateRecorder, loadPendingDirectives, renewLease, storeDirective } from "./directive-store.js";
+import { ackDirectives, certificateRecorder, renewLease, storeDirective } from "./directive-store.js";
+import type { HelloReads } from "./hello-reads.js";
 import type { LastSeenWriter } from "./last-seen-writer.js";
 import { createRateLimiter, type RateLimiter } from "./push-queue.js";
 import type { HeldStream, PendingDirective, StreamHub } from "./stream-hub.js";
@@ -53,6 +53,8 @@ export interface HeartbeatContext {
   deps: LicensingDeps;
   hub: StreamHub;
   writer: LastSeenWriter;
+  /** The hello's reads, batched per event-loop turn (a reconnect storm's hellos share statements). */
+  reads: HelloReads;
   limits: HeartbeatLimits;
   /** Counts for /metrics (beats received, directives pushed); no-ops until metrics are registered. */
   counters: HeartbeatCounters;
@@ -98,11 +100,14 @@ export interface HeartbeatOutlet {
   close(): void;
 }
 
-/** What a session keeps of its deployment between beats (small: one per held stream). */
+/**
+ * What a session keeps of its deployment between beats (small: one per held stream). The
+ * activation time the pending directives are read from is `facts.activatedAt`.
+ */
 interface View {
   facts: DeploymentFacts;
+  /** One of a few shared objects ({@link sharedState}). */
   stored: DerivedState;
-  activatedAt: Date | null;
   leaseSeq: number;
   leaseIssuedAt: number | null;
   /** The deployment row's version the facts were read at (compare-and-set counter). */
@@ -112,12 +117,25 @@ interface View {
 function viewOf(loaded: Pick<Loaded, "deployment" | "license" | "facts">): View {
   return {
     facts: loaded.facts,
-    stored: storedStateOf(loaded.deployment),
-    activatedAt: loaded.deployment.activatedAt ?? null,
+    stored: sharedState(storedStateOf(loaded.deployment)),
     leaseSeq: loaded.license?.leaseSeq ?? 0,
     leaseIssuedAt: loaded.license?.leaseIssuedAt?.getTime() ?? null,
     version: loaded.deployment.version,
   };
+}
+
+// The stored states of all held streams are a handful of distinct values: one object each.
+const sharedStates = new Map<string, DerivedState>();
+function sharedState(state: DerivedState): DerivedState {
+  const key = `${state.state}/${state.lockReason ?? ""}`;
+  let shared = sharedStates.get(key);
+  if (!shared) sharedStates.set(key, (shared = Object.freeze({ state: state.state, lockReason: state.lockReason })));
+  return shared;
+}
+
+/** The date pending directives are read from: the current box's activation (`loadPendingDirectives`). */
+function sinceOf(view: View): Date | null {
+  return view.facts.activatedAt === null ? null : new Date(view.facts.activatedAt);
 }
 
 /** A validated hello. */
@@ -178,10 +196,10 @@ interface Opened {
  * settings are the hub's cached copy, which is what every beat judges with anyway.
  */
 async function loadForOpen(ctx: HeartbeatContext, license: LicenseRow): Promise<Loaded> {
-  const em = ctx.deps.db.em();
-  const deployment = await em.findOne(DeploymentEntity, { id: license.deploymentId }, { disableIdentityMap: true });
+  const { reads } = ctx;
+  const deployment = await reads.deployment(license.deploymentId);
   if (!deployment) throw new DomainError("NOT_FOUND", `deployment ${license.deploymentId} does not exist`, { deploymentId: license.deploymentId });
-  const current = deployment.licenseId === license.id ? license : deployment.licenseId ? await loadLicense(em, deployment.licenseId) : null;
+  const current = deployment.licenseId === license.id ? license : deployment.licenseId ? await reads.license(deployment.licenseId) : null;
   return { deployment, license: current, facts: factsOf(deployment), settings: ctx.hub.settings(), now: ctx.deps.now() };
 }
 
@@ -195,8 +213,7 @@ async function open(
   principal: AppliancePrincipal,
   input: HelloInput,
 ): Promise<{ ok: true; loaded: Loaded } | { ok: false; code: DomainCode; message: string }> {
-  const { deps } = ctx;
-  const license = await loadLicense(deps.db.em(), input.licenseId);
+  const license = await ctx.reads.license(input.licenseId);
   if (!license) throw new DomainError("NOT_FOUND", `licence ${input.licenseId} does not exist`, { licenseId: input.licenseId });
   // The certificate names the deployment; a box may only speak for its own.
   assertOwnDeployment(principal, license.deploymentId);
@@ -215,7 +232,7 @@ async function open(
 /** Loads the directives to redeliver; RENEW_LEASE rows whose lease the box already holds are acked instead. */
 async function pendingFor(ctx: HeartbeatContext, deploymentId: string, since: Date | null, boxSeq: number): Promise<Directive[]> {
   const { deps } = ctx;
-  const rows = await loadPendingDirectives(deps.db.em(), deploymentId, since);
+  const rows = await ctx.reads.pending(deploymentId, since);
   const directives = rows.map(directiveToProto);
   const stale = directives.filter((d) => d.type === DirectiveType.RENEW_LEASE && (leaseSeqOf(d) ?? Infinity) <= boxSeq).map((d) => d.id);
   if (stale.length > 0) await ackDirectives(deps.db.em(), deploymentId, stale, deps.now());
@@ -280,9 +297,11 @@ const CHANGE = Symbol("change");
  * beat is handled synchronously, without a promise.
  */
 export class HeartbeatStream implements HeldStream {
-  readonly streamId = randomUUID();
+  // uuid's strings are flat; node's randomUUID() keeps ~490 bytes of rope per id (held for hours).
+  readonly streamId = uuidv7();
   deploymentId = "";
-  private input: HelloInput | null = null;
+  /** The box's fingerprint hash, once its hello was accepted (null before). */
+  private fingerprintHash: string | null = null;
   private view: View | null = null;
   private sent: Set<string> | null = null;
   private readonly limiter: RateLimiter;
@@ -292,13 +311,19 @@ export class HeartbeatStream implements HeldStream {
   private certificateRenewals = 0;
   private closed = false;
 
+  /** `requestId` is the call's (as in its CallContext); the context is built when a change needs it. */
   constructor(
     private readonly ctx: HeartbeatContext,
     private readonly principal: AppliancePrincipal,
-    private readonly call: CallContext,
+    private readonly requestId: string,
     private readonly out: HeartbeatOutlet,
   ) {
     this.limiter = createRateLimiter(ctx.limits.messagesPerSecond, ctx.limits.burst);
+  }
+
+  /** The call context of this stream's changes (audit actor and request id); rarely needed, so not kept. */
+  private get call(): CallContext {
+    return { actor: actorOf(this.principal), requestId: this.requestId };
   }
 
   /**
@@ -315,7 +340,7 @@ export class HeartbeatStream implements HeldStream {
       );
     }
     const kind = message.kind;
-    if (this.input === null) {
+    if (this.fingerprintHash === null) {
       if (kind.case !== "hello") throw invalid("kind", "the first message on a heartbeat stream must be hello");
       return this.hello(kind.value as Hello);
     }
@@ -340,7 +365,8 @@ export class HeartbeatStream implements HeldStream {
     const opened = await open(this.ctx, this.principal, input);
     if (!opened.ok) return this.lockAndClose(opened.code, opened.message);
     const { loaded } = opened;
-    this.input = input;
+    // Accepted, so the hash equals the bound one the facts hold: keep that string, not a second copy.
+    this.fingerprintHash = loaded.facts.boundFingerprintHash === input.fingerprintHash ? loaded.facts.boundFingerprintHash : input.fingerprintHash;
     this.deploymentId = loaded.deployment.id;
     this.view = viewOf(loaded);
     const { deps, hub, writer } = this.ctx;
@@ -357,7 +383,7 @@ export class HeartbeatStream implements HeldStream {
       // Not a fact (no version bump): what the box runs, for the heartbeat screen.
       await deps.db.em().nativeUpdate(DeploymentEntity, { id: this.deploymentId }, { agentVersion: input.agentVersion });
     }
-    const pending = await pendingFor(this.ctx, this.deploymentId, this.view.activatedAt, input.lastLeaseSeq);
+    const pending = await pendingFor(this.ctx, this.deploymentId, sinceOf(this.view), input.lastLeaseSeq);
     this.deliver(pending);
     // The box may hold an older lease than the last we signed (its ack was lost, it restored a
     // backup): if nothing pending carries a lease, give it a fresh one.
@@ -390,9 +416,8 @@ export class HeartbeatStream implements HeldStream {
    */
   private observeCached(now: Date, forceLease: boolean): DerivedState | typeof CHANGE | null {
     const view = this.view!;
-    const input = this.input!;
     const nowMs = now.getTime();
-    const verdict = judge(view, input.fingerprintHash, nowMs, this.ctx);
+    const verdict = judge(view, this.fingerprintHash!, nowMs, this.ctx);
     if (verdict.kind === "refused") {
       if (verdict.locks) {
         this.lockAndClose(verdict.code, verdict.message);
@@ -411,8 +436,8 @@ export class HeartbeatStream implements HeldStream {
   private async observeThroughChange(now: Date, forceLease: boolean): Promise<DerivedState | null> {
     let derived: DerivedState;
     try {
-      const result = await changeThroughCore(this.ctx, this.call, this.deploymentId, this.input!.fingerprintHash);
-      this.view = viewOf({ deployment: result.deployment, license: result.license, facts: factsAfter(result.deployment) });
+      const result = await changeThroughCore(this.ctx, this.call, this.deploymentId, this.fingerprintHash!);
+      this.view = viewOf({ deployment: result.deployment, license: result.license, facts: factsOf(result.deployment) });
       derived = result.derived;
     } catch (err) {
       if (err instanceof DomainError && heartbeatRefusalLocksBox(err.code as DomainCode)) {
@@ -457,11 +482,11 @@ export class HeartbeatStream implements HeldStream {
     }
     const { deps } = this.ctx;
     const deploymentId = this.deploymentId;
-    const input = this.input!;
+    const fingerprintHash = this.fingerprintHash!;
     void (async () => {
       const cert = await deps.signing.issueApplianceCertificate(deploymentId, csrPem);
       const loaded = await loadForDecision(deps, deploymentId);
-      if (!loaded.license || loaded.facts.boundFingerprintHash !== input.fingerprintHash) return;
+      if (!loaded.license || loaded.facts.boundFingerprintHash !== fingerprintHash) return;
       await storeDirective(
         deps,
         this.call,
@@ -469,7 +494,7 @@ export class HeartbeatStream implements HeldStream {
         "RENEW_CERTIFICATE",
         { reason: "certificate renewal", certificatePem: cert.certificatePem, certificateChainPem: cert.chainPem },
         null,
-        certificateRecorder(deploymentId, loaded.license.id, input.fingerprintHash, cert),
+        certificateRecorder(deploymentId, loaded.license.id, fingerprintHash, cert),
       );
     })().catch((err: unknown) => {
       deps.log.warn({ err, deploymentId }, "certificate renewal failed");
@@ -495,13 +520,13 @@ export class HeartbeatStream implements HeldStream {
     if (this.closed || view === null) return false;
     if (version !== view.version) return true;
     // Only what a re-read would deliver: directives since this activation (as pendingFor reads them).
-    const since = view.activatedAt?.getTime() ?? -Infinity;
+    const since = view.facts.activatedAt ?? -Infinity;
     return pending.some((d) => d.createdAt.getTime() >= since && !this.sent?.has(d.id));
   }
 
   /** Re-reads the facts and pending directives (coalesced: at most one read in flight, one queued). */
   refresh(): void {
-    if (this.closed || !this.input) return;
+    if (this.closed || this.fingerprintHash === null) return;
     if (this.refreshing) {
       this.refreshAgain = true;
       return;
@@ -512,9 +537,9 @@ export class HeartbeatStream implements HeldStream {
         const loaded = await loadForDecision(this.ctx.deps, this.deploymentId);
         if (this.closed) return;
         this.view = viewOf(loaded);
-        const pending = await pendingFor(this.ctx, this.deploymentId, this.view.activatedAt, 0);
+        const pending = await pendingFor(this.ctx, this.deploymentId, sinceOf(this.view), 0);
         this.deliver(pending);
-        const verdict = judge(this.view, this.input!.fingerprintHash, loaded.now.getTime(), this.ctx);
+        const verdict = judge(this.view, this.fingerprintHash!, loaded.now.getTime(), this.ctx);
         // A change elsewhere made this box one that may not run (revoked, rebound): tell it now
         // rather than at its next beat, and end the stream.
         if (verdict.kind === "refused" && verdict.locks) this.lockAndClose(verdict.code, verdict.message);
@@ -550,17 +575,6 @@ export class HeartbeatStream implements HeldStream {
   }
 }
 
-function factsAfter(row: Loaded["deployment"]): DeploymentFacts {
-  return {
-    licenseRevoked: row.licenseRevokedAt != null,
-    licenseExpiresAt: row.licenseExpiresAt?.getTime() ?? null,
-    activatedAt: row.activatedAt?.getTime() ?? null,
-    boundFingerprintHash: row.fingerprintHash ?? null,
-    lastSeenAt: row.lastSeenAt?.getTime() ?? null,
-    subscriptionValid: row.subscriptionStatus !== "INVALID",
-  };
-}
-
 /** The unary SendHeartbeat: the same rules as the stream, one beat per call, pending directives in the answer. */
 export async function unaryHeartbeat(
   ctx: HeartbeatContext,
@@ -587,7 +601,7 @@ export async function unaryHeartbeat(
   if (verdict.kind === "refused") throw new DomainError(verdict.code, verdict.message);
   if (verdict.kind === "change") {
     const result = await changeThroughCore(ctx, call, deploymentId, input.fingerprintHash);
-    view = viewOf({ deployment: result.deployment, license: result.license, facts: factsAfter(result.deployment) });
+    view = viewOf({ deployment: result.deployment, license: result.license, facts: factsOf(result.deployment) });
     derived = result.derived;
   } else {
     derived = verdict.derived;
@@ -596,7 +610,7 @@ export async function unaryHeartbeat(
   if (input.agentVersion && input.agentVersion !== loaded.deployment.agentVersion) {
     await deps.db.em().nativeUpdate(DeploymentEntity, { id: deploymentId }, { agentVersion: input.agentVersion });
   }
-  let pending = await pendingFor(ctx, deploymentId, view.activatedAt, input.lastLeaseSeq);
+  let pending = await pendingFor(ctx, deploymentId, sinceOf(view), input.lastLeaseSeq);
   const carriesLease = pending.some((d) => d.leaseToken !== "");
   if (leaseDue(view, derived, now.getTime(), ctx) || (!carriesLease && input.lastLeaseSeq < view.leaseSeq)) {
     const renewed = await renewLease(deps, deploymentId, "lease renewal");

@@ -92,7 +92,10 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
   // Per process instance, not REPLICA_ID: two replicas misconfigured with one name must still
   // hear each other.
   const instance = randomUUID();
-  const streams = new Map<string, Set<HeldStream>>();
+  // A box holds one stream (two for a moment while it reconnects): the stream itself is the entry,
+  // and only a deployment with more than one gets a Set — a Set per held stream would cost more
+  // than the rest of the hub's share of it.
+  const streams = new Map<string, HeldStream | Set<HeldStream>>();
   let count = 0;
   let settings = await loadSettings(db.em(), options.now());
   let settingsAt = Date.now();
@@ -126,10 +129,8 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
         else pendingOf.set(d.deploymentId, [d]);
       }
       for (const row of versions) {
-        const held = streams.get(row.id);
-        if (!held) continue;
         const rows = pendingOf.get(row.id) ?? [];
-        for (const s of held) if (s.isStale(row.version, rows)) s.refresh();
+        for (const s of heldFor(row.id)) if (s.isStale(row.version, rows)) s.refresh();
       }
     }
   };
@@ -152,24 +153,39 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
       return;
     }
     if (signal.h === instance || typeof signal.d !== "string") return;
-    const held = streams.get(signal.d);
-    if (held) for (const s of held) s.refresh();
+    for (const s of heldFor(signal.d)) s.refresh();
   });
+
+  /** The streams held here for a deployment (a copy: refreshing or delivering may end one). */
+  function heldFor(deploymentId: string): readonly HeldStream[] {
+    const held = streams.get(deploymentId);
+    if (held === undefined) return [];
+    return held instanceof Set ? [...held] : [held];
+  }
 
   return {
     replicaId,
     add(stream) {
-      let set = streams.get(stream.deploymentId);
-      if (!set) streams.set(stream.deploymentId, (set = new Set()));
-      if (!set.has(stream)) count++;
-      set.add(stream);
+      const id = stream.deploymentId;
+      const held = streams.get(id);
+      if (held === undefined) streams.set(id, stream);
+      else if (held instanceof Set) {
+        if (held.has(stream)) return;
+        held.add(stream);
+      } else if (held === stream) return;
+      else streams.set(id, new Set([held, stream]));
+      count++;
     },
     remove(stream) {
-      const set = streams.get(stream.deploymentId);
-      if (set?.delete(stream)) count--;
-      if (set && set.size === 0) streams.delete(stream.deploymentId);
+      const id = stream.deploymentId;
+      const held = streams.get(id);
+      if (held === stream) streams.delete(id);
+      else if (held instanceof Set && held.delete(stream)) {
+        if (held.size === 1) streams.set(id, held.values().next().value!);
+      } else return;
+      count--;
     },
-    held: (deploymentId) => streams.get(deploymentId)?.size ?? 0,
+    held: (deploymentId) => heldFor(deploymentId).length,
     size: () => count,
     settings() {
       if (Date.now() - settingsAt > ttl && !settingsLoading) {
@@ -179,19 +195,17 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
     },
     reloadSettings,
     async publish(deploymentId, directives) {
-      const held = streams.get(deploymentId);
-      if (held) {
-        for (const s of held) {
-          s.deliver(directives);
-          s.refresh();
-        }
+      const held = heldFor(deploymentId);
+      for (const s of held) {
+        s.deliver(directives);
+        s.refresh();
       }
       try {
         await notifier.publish(JSON.stringify({ d: deploymentId, h: instance } satisfies Signal));
       } catch (err) {
         log.warn({ err, deploymentId }, "could not signal other replicas; their streams pick the change up on their next re-read");
       }
-      if (held && held.size > 0) return true;
+      if (held.length > 0) return true;
       // Held by another replica? Its presence row says so (written within a second of connecting).
       const row = await db
         .em()
