@@ -1,4 +1,4 @@
-import { X509Certificate } from "node:crypto";
+import { X509Certificate, type KeyObject } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import { isServiceName, permissionsFor } from "@lcp/domain";
@@ -14,7 +14,13 @@ export interface PeerInfo {
   readonly authorized: boolean;
   /** OpenSSL's reason when not authorized (e.g. `UNABLE_TO_VERIFY_LEAF_SIGNATURE`). */
   readonly authorizationError?: string;
-  /** The client certificate, leaf first, then the issuers the peer presented; empty if none. */
+  /**
+   * The client certificate, leaf first, then the issuers the peer presented; empty if none.
+   * From {@link peerFromSocket} it is built when first read: authentication reads only the leaf
+   * when an anchor issued it directly (every box's certificate), and walking the issuers costs
+   * a parse of each per connection. (A socket gone by that first read yields the leaf alone,
+   * which can only refuse a certificate the full chain would admit, never the reverse.)
+   */
   readonly chain: readonly X509Certificate[];
   /** A stable object per connection, so work done once per connection can be cached. */
   readonly connection: object;
@@ -41,13 +47,39 @@ export function peerFromSocket(socket: unknown, connection: object = socket as o
   if (!s || typeof s.getPeerX509Certificate !== "function") return undefined;
   const cached = peerCache.get(connection);
   if (cached) return cached;
-  const leaf = s.getPeerX509Certificate();
-  const chain: X509Certificate[] = [];
-  if (leaf) {
-    chain.push(leaf);
+  const info = new SocketPeer(s, connection);
+  if (cache) peerCache.set(connection, info);
+  return info;
+}
+
+/** A {@link PeerInfo} read from a socket; its chain beyond the leaf is walked on first read. */
+class SocketPeer implements PeerInfo {
+  readonly authorized: boolean;
+  readonly authorizationError?: string;
+  /** The client certificate (the chain's first), or undefined when none was presented. */
+  readonly leaf: X509Certificate | undefined;
+  private walked: X509Certificate[] | undefined;
+
+  constructor(
+    private readonly socket: Partial<PeerSocket>,
+    readonly connection: object,
+  ) {
+    this.leaf = socket.getPeerX509Certificate?.();
+    this.authorized = socket.authorized === true;
+    if (socket.authorizationError) this.authorizationError = String(socket.authorizationError);
+  }
+
+  get chain(): readonly X509Certificate[] {
+    return (this.walked ??= this.walk());
+  }
+
+  private walk(): X509Certificate[] {
+    const leaf = this.leaf;
+    if (!leaf) return [];
+    const chain = [leaf];
     // The presented intermediates, if any: the detailed form links each certificate to its
     // issuer; the root links to itself, which ends the walk.
-    let detail = s.getPeerCertificate?.(true);
+    let detail = this.socket.getPeerCertificate?.(true);
     const seen = new Set<string>([leaf.fingerprint256]);
     while (detail?.issuerCertificate && detail.issuerCertificate !== detail) {
       detail = detail.issuerCertificate;
@@ -57,11 +89,13 @@ export function peerFromSocket(socket: unknown, connection: object = socket as o
       seen.add(cert.fingerprint256);
       chain.push(cert);
     }
+    return chain;
   }
-  const authorizationError = s.authorizationError ? String(s.authorizationError) : undefined;
-  const info: PeerInfo = { authorized: s.authorized === true, authorizationError, chain, connection };
-  if (cache) peerCache.set(connection, info);
-  return info;
+}
+
+/** A peer's leaf certificate, without walking its chain when the peer came from a socket. */
+function leafOf(peer: PeerInfo): X509Certificate | undefined {
+  return peer instanceof SocketPeer ? peer.leaf : peer.chain[0];
 }
 
 /**
@@ -72,9 +106,17 @@ export function peerFromSocket(socket: unknown, connection: object = socket as o
  * vouches for each kind of identity — the appliance CA can never mint a service identity.
  */
 export function chainsTo(chain: readonly X509Certificate[], anchors: readonly X509Certificate[]): boolean {
+  return chainsFrom(chain[0], () => chain, anchors);
+}
+
+/** {@link chainsTo} on a chain read only past its leaf when no anchor issued the leaf itself. */
+function chainsFrom(leaf: X509Certificate | undefined, chainOf: () => readonly X509Certificate[], anchors: readonly X509Certificate[]): boolean {
+  if (!leaf) return false;
+  if (anchors.some((ca) => issuedBy(leaf, ca))) return true;
+  const chain = chainOf();
   for (let i = 0; i < chain.length; i++) {
     const cert = chain[i]!;
-    if (anchors.some((ca) => issuedBy(cert, ca))) return true;
+    if (i > 0 && anchors.some((ca) => issuedBy(cert, ca))) return true;
     const next = chain[i + 1];
     if (!next || !next.ca || !issuedBy(cert, next)) return false;
   }
@@ -83,10 +125,18 @@ export function chainsTo(chain: readonly X509Certificate[], anchors: readonly X5
 
 function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
   try {
-    return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+    return cert.checkIssued(issuer) && cert.verify(publicKeyOf(issuer));
   } catch {
     return false;
   }
+}
+
+// `X509Certificate.publicKey` builds a new KeyObject on every read; an anchor's is read per connection.
+const publicKeys = new WeakMap<X509Certificate, KeyObject>();
+function publicKeyOf(cert: X509Certificate): KeyObject {
+  let key = publicKeys.get(cert);
+  if (!key) publicKeys.set(cert, (key = cert.publicKey));
+  return key;
 }
 
 /** The verdict of `checkAppliance` on an appliance certificate. */
@@ -157,8 +207,7 @@ export function createAuthenticator(options: AuthnOptions): Authenticator {
     };
   }
 
-  function fromCertificate(peer: PeerInfo): CertIdentity {
-    const leaf = peer.chain[0]!;
+  function fromCertificate(peer: PeerInfo, leaf: X509Certificate): CertIdentity {
     // An unverified chain never becomes an identity, whatever its SAN claims.
     if (!peer.authorized) {
       return anonymous(`client certificate not trusted (${peer.authorizationError ?? "unverified"})`);
@@ -173,12 +222,12 @@ export function createAuthenticator(options: AuthnOptions): Authenticator {
     }
     if (id.kind === "service") {
       if (!isServiceName(id.name)) return anonymous(`unknown service identity ${id.name}`);
-      if (!chainsTo(peer.chain, options.platformCas())) {
+      if (!chainsFrom(leaf, () => peer.chain, options.platformCas())) {
         return anonymous("service certificate is not issued by the platform CA");
       }
       return { kind: "service", name: id.name };
     }
-    if (!chainsTo(peer.chain, options.applianceCas())) {
+    if (!chainsFrom(leaf, () => peer.chain, options.applianceCas())) {
       return anonymous("appliance certificate is not issued by the appliance CA");
     }
     return { kind: "appliance", deploymentId: id.name, serialNumber: leaf.serialNumber.toUpperCase() };
@@ -187,7 +236,8 @@ export function createAuthenticator(options: AuthnOptions): Authenticator {
   return async function authenticate(peer, header) {
     const authorization = header.get("authorization");
     if (authorization !== null) return fromBearer(authorization);
-    if (!peer || peer.chain.length === 0) return ANONYMOUS_NO_CREDENTIALS;
+    const leaf = peer && leafOf(peer);
+    if (!peer || !leaf) return ANONYMOUS_NO_CREDENTIALS;
 
     const platform = options.platformCas();
     const appliance = options.applianceCas();
@@ -196,7 +246,7 @@ export function createAuthenticator(options: AuthnOptions): Authenticator {
     if (cached && cached.platform === platform && cached.appliance === appliance) {
       identity = cached.identity;
     } else {
-      identity = fromCertificate(peer);
+      identity = fromCertificate(peer, leaf);
       identityCache.set(peer.connection, { platform, appliance, identity });
     }
     // Checked on every call, not cached: a serial revoked mid-connection must stop the next call.
