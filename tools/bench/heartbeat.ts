@@ -19,9 +19,11 @@
  *
  * Last, issue 5's kill -9 goal (`--reconnect-load`): RECONNECT_STREAMS streams held and acked,
  * the server SIGKILLed and restarted at once on the same port (licensing on the same data dir),
- * each stream redialling with the SDK's jittered backoff; it reports kill → serving, kill → 50 %,
- * 99 %, 100 % of the streams acked again, failed attempts and the restarted server's CPU, for the
- * echo (the floor) and for licensing.
+ * each stream redialling with the SDK's jittered backoff and offering its last TLS session ticket as
+ * the SDK does (both servers keep their ticket keys across the restart: licensing in its data dir,
+ * the echo from the bench); it reports kill → serving, kill → 50 %, 99 %, 100 % of the streams
+ * acked again, failed attempts, how many reconnects resumed TLS, and the restarted server's CPU
+ * (in all and per stream taken back), for the echo (the floor) and for licensing.
  *
  * `HEARTBEAT_BENCH_STREAMS` (default 1000; e.g. "1000,10000"; 0 runs only the reconnect phase),
  * `HEARTBEAT_BENCH_SECONDS` (5, per phase), `HEARTBEAT_BENCH_INTERVAL_MS` (1000),
@@ -32,7 +34,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createSecureContext } from "node:tls";
+import { createSecureContext, type TLSSocket } from "node:tls";
 import { mkdtempSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -131,6 +133,8 @@ interface ServeRequest {
   port: number;
   /** licensing: the signing-keys child's URL. */
   signingKeysUrl?: string;
+  /** echo: its TLS session-ticket keys (base64, 48 bytes), the same across its restart as licensing's. */
+  echoTicketKeys?: string;
 }
 
 /**
@@ -145,7 +149,13 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
   if (kind === "echo") {
     // Like licensing: client certificates requested and verified, not demanded at the handshake (the
     // boxes' certificates chain to the appliance CA, which this echo does not hold).
-    const server = http2.createSecureServer({ key: req.pki.keyPem, cert: req.pki.certPem, ca: req.pki.caPem, requestCert: true, rejectUnauthorized: false });
+    // The same TLS treatment as licensing's listener: ticket keys that survive the restart, the
+    // same ticket lifetime and a fixed session context, and the same handshake timeout.
+    const { DEFAULT_TICKET_LIFETIME_S, HANDSHAKE_TIMEOUT_MS } = await import("@lcp/rpc");
+    const server = http2.createSecureServer({
+      key: req.pki.keyPem, cert: req.pki.certPem, ca: req.pki.caPem, requestCert: true, rejectUnauthorized: false,
+      ticketKeys: Buffer.from(req.echoTicketKeys!, "base64"), sessionTimeout: DEFAULT_TICKET_LIFETIME_S, sessionIdContext: "lcp-bench-echo", handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    });
     server.on("stream", (stream) => {
       stream.respond({ ":status": 200, "content-type": "application/grpc" });
       // Echo every chunk (whole gRPC frames of one small message each).
@@ -173,7 +183,7 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
       return;
     }
     const { startLicensing } = await import("@lcp/licensing/app");
-    const { createAdminClient, createClient } = await import("@lcp/rpc");
+    const { createAdminClient, createClient, loadTicketSecret } = await import("@lcp/rpc");
     const { LicensingService } = await import("@lcp/proto/licensing/v1/licensing_service_pb");
     const { ApplianceService } = await import("@lcp/proto/licensing/v1/appliance_service_pb");
     const { DeploymentKind } = await import("@lcp/proto/licensing/v1/types_pb");
@@ -182,6 +192,8 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
       app: "licensing", host: "127.0.0.1", port: req.port, dataDir: req.dataDir, trustDomain: req.pki.trustDomain, tls: tls(req.pki),
       adminTokens, logLevel: "warn", signingKeysUrl: req.signingKeysUrl!, tokenIssuer: "https://lcp.local/licensing", replicaId: "bench",
       heartbeatLimits: { messagesPerSecond: 1e9, burst: 1e9 },
+      // As main.ts does (readLicensingConfig): the secret in the data dir, so the restart resumes.
+      sessionTicketSecret: await loadTicketSecret({ dataDir: req.dataDir, variable: "TLS_TICKET_KEY_FILE" }),
     });
     // Activate the boxes the load process will stream as (each with its own key and certificate).
     const admin = createAdminClient(LicensingService, { baseUrl: app.url, caPem: req.pki.caPem, token: () => dev.mint({ subject: "bench", roles: ["super_admin"], ttlSeconds: 3600 }), retries: 0 });
@@ -377,6 +389,8 @@ interface ReconnectResult {
   failures: Record<string, number>;
   /** How long the failed attempts lasted, by cause. */
   failureDurations: Record<string, { p50Ms: number; p99Ms: number; maxMs: number }>;
+  /** Streams acked again on a connection that resumed TLS with the ticket they kept. */
+  resumed: number;
 }
 
 /**
@@ -384,11 +398,13 @@ interface ReconnectResult {
  * reports "opened" and waits. When the server is killed, every stream redials on its own after the
  * appliance SDK's jittered backoff (`backoffDelay(attempt++, DEFAULT_BACKOFF)`, attempt reset by an
  * ack, as the SDK's connection loop does), sends its hello and a beat at once (as the SDK does), and
- * is back when that beat's ack arrives. Reports once every dropped stream is back, or at the deadline.
+ * is back when that beat's ack arrives. Like the SDK, each stream keeps the last TLS session ticket
+ * its connection received and offers it on every redial (the SDK's own `resumingConnection`), and
+ * the reconnects that resumed are counted. Reports once every dropped stream is back, or at the deadline.
  * Streams stay idle once acked: the production beat is once a minute, a rounding error in the storm.
  */
 async function reconnectLoad(): Promise<void> {
-  const { backoffDelay, DEFAULT_BACKOFF } = await import("@lcp/appliance-sdk");
+  const { backoffDelay, DEFAULT_BACKOFF, SessionTicketCache, resumingConnection } = await import("@lcp/appliance-sdk");
   const { fromBinary } = await import("@bufbuild/protobuf");
   const { HeartbeatResponseSchema } = await import("@lcp/proto/licensing/v1/appliance_service_pb");
   const req = await new Promise<ReconnectRequest>((resolve) => process.once("message", (m) => resolve(m as ReconnectRequest)));
@@ -398,6 +414,9 @@ async function reconnectLoad(): Promise<void> {
   // certificate and key) would make this one process's event loop, standing in for 10,000 boxes,
   // the bottleneck of the storm.
   const contexts = req.boxes.map((b) => createSecureContext({ ca: req.caPem, cert: b.certPem, key: b.keyPem }));
+  // One ticket cache per stream: each stream plays a box process of its own.
+  const tickets = Array.from({ length: req.streams }, () => new SessionTicketCache());
+  let resumed = 0;
   const sessions = new Set<http2.ClientHttp2Session>();
   const backAt: number[] = [];
   const failedAt: number[] = [];
@@ -421,7 +440,10 @@ async function reconnectLoad(): Promise<void> {
   const dial = (i: number, attempt: number, down: boolean) => {
     if (stopping) return;
     const startedAt = Date.now();
-    const session = http2.connect(req.url, { secureContext: contexts[i % contexts.length]! });
+    const box = i % contexts.length;
+    let socket: TLSSocket | undefined;
+    const connect = resumingConnection({ secureContext: contexts[box]! }, req.boxes[box]!.certPem, tickets[i]!);
+    const session = http2.connect(req.url, { createConnection: (authority: URL) => (socket = connect(authority)) });
     sessions.add(session);
     let reason = "closed";
     session.on("error", (err: NodeJS.ErrnoException) => (reason = err.code ?? err.message));
@@ -452,6 +474,7 @@ async function reconnectLoad(): Promise<void> {
         if (!isAck(frames++, payload)) continue;
         acked = true;
         clearTimeout(silence);
+        if (down && socket?.isSessionReused()) resumed++;
         if (down) backAt.push(Date.now());
         else opened++;
         onProgress();
@@ -518,7 +541,7 @@ async function reconnectLoad(): Promise<void> {
       return [k, { p50Ms: p50, p99Ms: p99, maxMs: Math.max(...v) }];
     }),
   );
-  process.send?.({ opened, backAt, dropped, failedAt, failures, failureDurations } satisfies ReconnectResult);
+  process.send?.({ opened, backAt, dropped, failedAt, failures, failureDurations, resumed } satisfies ReconnectResult);
   await new Promise<void>((resolve) => process.once("message", () => resolve()));
   stopping = true;
   for (const s of sessions) s.destroy();
@@ -555,7 +578,7 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
     const sk = await ask<{ url: string }>(signingKeys, { dataDir, boxes: 0, pki: pkiMsg, port: 0 } satisfies ServeRequest);
     console.error(`heartbeat bench: activating ${Math.min(BOXES, maxStreams)} boxes…`);
     const licensingReq: ServeRequest = { dataDir, boxes: Math.min(BOXES, maxStreams), pki: pkiMsg, port: 0, signingKeysUrl: sk.url };
-    const echoReq: ServeRequest = { dataDir, boxes: 0, pki: pkiMsg, port: 0 };
+    const echoReq: ServeRequest = { dataDir, boxes: 0, pki: pkiMsg, port: 0, echoTicketKeys: randomBytes(48).toString("base64") };
     const lic = await ask<{ url: string; boxes: BoxIdentity[] }>(licensing, licensingReq);
     const raw = await ask<{ url: string }>(echo, echoReq);
     const memory = (child: ChildProcess) => ask<{ rss: number; heapUsed: number; heapTotal: number; external: number }>(child, "rss");
@@ -639,6 +662,7 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
             target, opened, dropped: r.dropped, back: back.length,
             servingS: (servingAt - killedAt) / 1000, p50S: at(0.5), p99S: at(0.99), allS: at(1),
             failed: r.failedAt.length, failedAfterServing: r.failedAt.filter((t) => t > servingAt).length, failures: r.failures, failureDurations: r.failureDurations, stormCpuS,
+            resumed: r.resumed, cpuPerStreamMs: (stormCpuS * 1000) / Math.max(1, back.length),
           };
           console.error(JSON.stringify(summary));
           return summary;
@@ -658,6 +682,8 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
         { name: name(`kill → all streams acked again (ratio = baseline/value)${note}`), value: l.allS, unit: "s", baseline: "raw echo, same load", baselineValue: r.allS, ratio: r.allS / l.allS, goal: "value ≤ 60 s" },
         { name: name(`failed attempts (refused while down, or no ack; started after serving: ${l.failedAfterServing} / echo ${r.failedAfterServing})`), value: l.failed, unit: "attempts", baseline: "raw echo, same load", baselineValue: r.failed, ratio: l.failed / Math.max(1, r.failed) },
         { name: name("server CPU from serving until all acked (ratio = value/baseline)"), value: l.stormCpuS, unit: "s", baseline: "raw echo, same load", baselineValue: r.stormCpuS, ratio: l.stormCpuS / r.stormCpuS },
+        { name: name("server CPU per stream taken back (ratio = value/baseline)"), value: l.cpuPerStreamMs, unit: "ms", baseline: "raw echo, same load", baselineValue: r.cpuPerStreamMs, ratio: l.cpuPerStreamMs / r.cpuPerStreamMs },
+        { name: name("streams back on a resumed TLS session (ratio = value/baseline)"), value: l.resumed, unit: "streams", baseline: "raw echo, same load", baselineValue: r.resumed, ratio: l.resumed / Math.max(1, r.resumed) },
       );
     }
   } finally {
