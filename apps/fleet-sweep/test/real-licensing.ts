@@ -17,6 +17,8 @@ import { DeploymentKind, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { createAdminClient, createClient } from "@lcp/rpc";
 import { startLicensing, type LicensingApp } from "@lcp/licensing/app";
 import { startTestSigningKeys } from "@lcp/signing-keys/testing";
+import { outboxRowEvents } from "@lcp/persistence";
+import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { rawQuery, type TestDatabase, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
@@ -219,4 +221,13 @@ export async function seedFleet(cp: ControlPlane, options: { count: number; at: 
       [expires, fresh, stale, fresh, fresh, fresh, fresh],
     );
   }
+}
+
+/**
+ * Licensing's audit events in its outbox, in outbox order, every run row expanded as the relay
+ * ships it; only rows after `sinceSeq` when given.
+ */
+export async function outboxEvents(cp: ControlPlane, sinceSeq = 0): Promise<AuditEvent[]> {
+  const rows = await cp.sql<{ payload: string; seq: number | string }>("select payload, seq from outbox_event order by seq");
+  return rows.filter((r) => Number(r.seq) > sinceSeq).flatMap((r) => outboxRowEvents(r));
 }

@@ -4,7 +4,8 @@
  * definition. Here random facts — crowded at every boundary of the derivation — prove, on both
  * drivers, that the SQL derives exactly the domain's state for every row, that a dry run plans
  * exactly the domain's transitions, that a real run leaves every row in its derived state with one
- * audit event (decoding to what `newAuditEvent` builds) and one directive per transition, and that
+ * audit event (its outbox stores each kind's events as one run row, which expands byte for byte to
+ * the encoder's text of what `newAuditEvent` builds) and one directive per transition, and that
  * a rendered template is byte for byte the encoder's event.
  */
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
@@ -18,7 +19,7 @@ import {
   transitionOf,
   type DerivedState,
 } from "@lcp/domain";
-import { createOrm, newAuditEvent, type Database } from "@lcp/persistence";
+import { createOrm, decodeEventRun, eventRunTexts, isEventRun, newAuditEvent, type Database } from "@lcp/persistence";
 import { AuditEventSchema } from "@lcp/proto/audit/v1/audit_service_pb";
 import { DirectiveType } from "@lcp/proto/licensing/v1/types_pb";
 import { createLogger } from "@lcp/rpc";
@@ -36,6 +37,9 @@ import type { DeploymentRow } from "../src/storage/entities.js";
 import { entities, migrations } from "../src/storage/schema.js";
 
 const call: CallContext = { actor: { kind: "service", id: "fleet-sweep" }, requestId: "req-1" };
+
+/** The protobuf JSON texts of the events an outbox row holds (one, or a run's, in order). */
+const outboxRowTexts = (row: { payload: string }): string[] => (isEventRun(row.payload) ? eventRunTexts(decodeEventRun(row.payload)) : [row.payload]);
 const { heartbeatTimeoutMs: TIMEOUT, graceWindowMs: GRACE } = DEFAULT_SETTINGS;
 
 /** An offset crowded at the boundaries the derivation turns on. */
@@ -219,16 +223,20 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
           expect({ state: s.state, lockReason: s.lock_reason }).toEqual(derived);
           expect(Number(s.version)).toBe(expected.has(s.id) ? 2 : 1);
         }
-        const events = await rawQuery<{ id: string; action: string; payload: string }>(opts, "select id, action, payload from outbox_event");
+        // The page's events as the relay ships them: each outbox row expanded (a run per kind).
+        const stored = await rawQuery<{ id: string; action: string; payload: string }>(opts, "select id, action, payload from outbox_event order by seq");
+        const events = stored.flatMap((row) => outboxRowTexts(row).map((text, i) => ({ row, first: i === 0, text, decoded: fromJsonString(AuditEventSchema, text) })));
         expect(events).toHaveLength(expected.size);
         for (const e of events) {
-          const decoded = fromJsonString(AuditEventSchema, e.payload);
-          const want = expected.get(decoded.resource!.id)!;
-          expect(decoded.id).toBe(e.id);
-          expect(e.action).toBe(want.event.action);
-          expect({ ...decoded, id: "" }).toEqual({ ...want.event, id: "" });
+          const want = expected.get(e.decoded.resource!.id)!;
+          // A row's id is its (first) event's id, its action the events' action.
+          if (e.first) expect(e.decoded.id).toBe(e.row.id);
+          expect(e.row.action).toBe(want.event.action);
+          expect({ ...e.decoded, id: "" }).toEqual({ ...want.event, id: "" });
+          // Byte for byte the text one row per event held: the encoder's JSON of the same event.
+          expect(e.text).toBe(toJsonString(AuditEventSchema, { ...want.event, id: e.decoded.id }));
         }
-        expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+        expect(new Set(events.map((e) => e.decoded.id)).size).toBe(events.length);
         const directives = await rawQuery<{ id: string; deployment_id: string; type: string; payload: string }>(opts, "select id, deployment_id, type, payload from directive");
         expect(directives.map((d) => `${d.deployment_id} ${d.type}`).sort()).toEqual(
           [...expected].flatMap(([id, e]) => e.directives.map((d) => `${id} ${d}`)).sort(),
@@ -239,7 +247,7 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
         // Replaying the sweep changes nothing.
         const again = await reconcilePage(deps(), { at: now, afterDeploymentId: "", pageSize: 5_000, dryRun: false, sweepId: "sweep-2", call });
         expect(again.transitions).toEqual([]);
-        expect(await rawQuery(opts, "select id from outbox_event")).toHaveLength(expected.size);
+        expect((await rawQuery<{ payload: string }>(opts, "select payload from outbox_event")).flatMap(outboxRowTexts)).toHaveLength(expected.size);
       }),
       { numRuns: 15 },
     );

@@ -144,8 +144,120 @@ export async function writeAuditNow(db: Database, event: AuditEvent): Promise<vo
   });
 }
 
-/** Parses an outbox row's payload back into the AuditEvent it was made from. */
+/**
+ * How an outbox payload that holds a run of events begins (an event's protobuf JSON begins with
+ * `{`). The whole payload: `lcp-event-run:<count>:` then the JSON of an {@link EventRun}.
+ */
+export const EVENT_RUN_PREFIX = "lcp-event-run:";
+
+/**
+ * A run of audit events that differ only in their id and their resource id, stored as ONE outbox
+ * row (a bulk change such as a sweep page writes thousands of them in one transaction): event `i`
+ * is the text `parts[0] ‖ id ‖ parts[1] ‖ resourceIds[i] ‖ parts[2]`, its id `idPrefix` followed by
+ * `idStart + i` as 12 hex digits — a UUIDv7 whose last 48 bits count up (RFC 9562's monotonic
+ * counter). The relay expands it when it ships ({@link outboxRowEvents}), so Append receives
+ * exactly the events one row per event would have held, with the same ids, in the same order.
+ */
+export interface EventRun {
+  /** The first 24 characters of the events' UUIDv7 ids (through the variant group and its dash). */
+  idPrefix: string;
+  /** The counter (last 48 bits) of the first event's id. */
+  idStart: number;
+  /** The event's protobuf JSON around its id and its resource id. */
+  parts: [string, string, string];
+  /** One event per resource id, in this order. */
+  resourceIds: string[];
+}
+
+/**
+ * The outbox payload of a run (what a producer's SQL writes; see the module's `EventRun`). The
+ * count in the prefix lets `outboxStats` count events without parsing.
+ */
+export function encodeEventRun(run: EventRun): string {
+  return `${EVENT_RUN_PREFIX}${run.resourceIds.length}:${JSON.stringify(run)}`;
+}
+
+/** A payload that is not a valid event run: thrown, never skipped (the row would be lost from the audit log). */
+export class EventRunError extends Error {
+  override name = "EventRunError";
+}
+
+const ID_PREFIX = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-$/;
+const MAX_COUNTER = 2 ** 48;
+
+/** Parses and checks a run payload (prefix, count, every field), or throws {@link EventRunError}. */
+export function decodeEventRun(payload: string): EventRun {
+  const fail = (why: string): never => {
+    throw new EventRunError(`outbox: corrupt event run: ${why}`);
+  };
+  if (!payload.startsWith(EVENT_RUN_PREFIX)) fail("no run prefix");
+  const colon = payload.indexOf(":", EVENT_RUN_PREFIX.length);
+  const countText = colon < 0 ? "" : payload.slice(EVENT_RUN_PREFIX.length, colon);
+  if (!/^[1-9][0-9]{0,8}$/.test(countText)) fail("no event count");
+  let run: Partial<EventRun>;
+  try {
+    run = JSON.parse(payload.slice(colon + 1)) as Partial<EventRun>;
+  } catch {
+    return fail("the run is not JSON");
+  }
+  const { idPrefix, idStart, parts, resourceIds } = run;
+  if (typeof idPrefix !== "string" || !ID_PREFIX.test(idPrefix)) fail("bad idPrefix");
+  if (!Array.isArray(parts) || parts.length !== 3 || !parts.every((p) => typeof p === "string")) fail("parts must be three strings");
+  if (!Array.isArray(resourceIds) || !resourceIds.every((id) => typeof id === "string" && id !== "")) fail("resourceIds must be non-empty strings");
+  if (resourceIds!.length !== Number(countText)) fail(`the prefix counts ${countText} events, the run holds ${resourceIds!.length}`);
+  if (!Number.isSafeInteger(idStart) || idStart! < 0 || idStart! + resourceIds!.length > MAX_COUNTER) fail("idStart out of range");
+  return run as EventRun;
+}
+
+/** Event `i` of a run: its id and its protobuf JSON text. */
+function runEvent(run: EventRun, i: number): { id: string; json: string } {
+  const id = `${run.idPrefix}${(run.idStart + i).toString(16).padStart(12, "0")}`;
+  return { id, json: run.parts[0] + id + run.parts[1] + run.resourceIds[i] + run.parts[2] };
+}
+
+/** Whether an outbox payload holds a run of events rather than one event. */
+export function isEventRun(payload: string): boolean {
+  return payload.startsWith(EVENT_RUN_PREFIX);
+}
+
+/** How many events an outbox row holds (1, or a run's count), without parsing the run. */
+export function outboxRowEventCount(row: Pick<OutboxEventRow, "payload">): number {
+  if (!isEventRun(row.payload)) return 1;
+  return Number(row.payload.slice(EVENT_RUN_PREFIX.length, row.payload.indexOf(":", EVENT_RUN_PREFIX.length)));
+}
+
+/**
+ * The events an outbox row holds, in order: the one event, or every event of a run. A run whose
+ * texts do not parse as events, or parse to an event whose id or resource id is not the one the
+ * run placed there, is corrupt: {@link EventRunError}, so the relay records it and retries
+ * instead of shipping a partial or wrong audit trail.
+ */
+export function outboxRowEvents(row: Pick<OutboxEventRow, "payload">): AuditEvent[] {
+  if (!isEventRun(row.payload)) return [fromJsonString(AuditEventSchema, row.payload)];
+  const run = decodeEventRun(row.payload);
+  return run.resourceIds.map((resourceId, i) => {
+    const { id, json } = runEvent(run, i);
+    let event: AuditEvent;
+    try {
+      event = fromJsonString(AuditEventSchema, json);
+    } catch (err) {
+      throw new EventRunError(`outbox: corrupt event run: event ${i} is not an audit event (${err instanceof Error ? err.message : String(err)})`);
+    }
+    if (event.id !== id || event.resource?.id !== resourceId) {
+      throw new EventRunError(`outbox: corrupt event run: event ${i} does not carry its id and resource id where the run puts them`);
+    }
+    return event;
+  });
+}
+
+/** The protobuf JSON texts of a run's events, exactly as one row per event would have stored them (for tests and tools). */
+export function eventRunTexts(run: EventRun): string[] {
+  return run.resourceIds.map((_, i) => runEvent(run, i).json);
+}
+
+/** Parses an outbox row's payload back into the AuditEvent it was made from (a one-event row; a run: {@link outboxRowEvents}). */
 export function outboxPayload(row: Pick<OutboxEventRow, "payload">): AuditEvent {
+  if (isEventRun(row.payload)) throw new EventRunError("outboxPayload: the row holds a run of events; read it with outboxRowEvents");
   return fromJsonString(AuditEventSchema, row.payload);
 }
 
@@ -156,7 +268,15 @@ export function outboxPayload(row: Pick<OutboxEventRow, "payload">): AuditEvent 
  * service would have made of the Struct, so both forms of the same details hash the same.
  */
 export function outboxDeliveryEvent(row: Pick<OutboxEventRow, "payload">): AuditEvent {
-  const event = outboxPayload(row);
+  return forDelivery(outboxPayload(row));
+}
+
+/** Every event of an outbox row as the relay sends it ({@link outboxDeliveryEvent}; a run expanded in order). */
+export function outboxDeliveryEvents(row: Pick<OutboxEventRow, "payload">): AuditEvent[] {
+  return outboxRowEvents(row).map(forDelivery);
+}
+
+function forDelivery(event: AuditEvent): AuditEvent {
   if (event.details !== undefined) {
     event.detailsJson = canonicalJson(event.details);
     event.details = undefined;

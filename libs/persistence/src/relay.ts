@@ -1,7 +1,7 @@
 import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import type { EntityManager } from "@mikro-orm/knex";
 import type { Database, PersistenceLogger } from "./orm.js";
-import { OutboxEvent, outboxDeliveryEvent, type OutboxEventRow } from "./outbox.js";
+import { EVENT_RUN_PREFIX, OutboxEvent, outboxDeliveryEvents, type OutboxEventRow } from "./outbox.js";
 
 /** A source of time; the relay stamps `delivered_at`, computes ages and retention with it. */
 export interface RelayClock {
@@ -13,8 +13,10 @@ export interface OutboxRelayOptions {
   db: Database;
   /** Sends a batch (in seq order) to the audit service's `Append`; resolves only once it is stored. Details come as `detailsJson` ({@link outboxDeliveryEvent}). */
   deliver: (events: AuditEvent[]) => Promise<void>;
-  /** Events per `deliver` call (Append accepts at most 1,000). Default 100. */
+  /** Events per `deliver` call (Append accepts at most 1,000), and outbox rows read per claim. Default 100. */
   batchSize?: number;
+  /** A claim stops after the row that brings it to this many events (rows may hold runs of events). Default 50 × batchSize. */
+  maxEventsPerClaim?: number;
   /** How often to look for new events when not notified. Default 200 ms. */
   pollIntervalMs?: number;
   /** Jittered exponential backoff while `deliver` rejects. Defaults 100 ms → 30 s. */
@@ -71,6 +73,7 @@ const MAX_ERROR_LENGTH = 2_000;
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, deliver, logger } = options;
   const batchSize = options.batchSize ?? 100;
+  const maxEventsPerClaim = options.maxEventsPerClaim ?? batchSize * 50;
   const pollIntervalMs = options.pollIntervalMs ?? 200;
   const initialMs = options.backoff?.initialMs ?? 100;
   const maxMs = options.backoff?.maxMs ?? 30_000;
@@ -93,23 +96,57 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function claimAndDeliver(em: EntityManager): Promise<BatchResult> {
     const rows: OutboxEventRow[] = await em.find(OutboxEvent, { deliveredAt: null }, { orderBy: { seq: "asc" }, limit: batchSize });
     if (rows.length === 0) return { delivered: 0, more: false };
+    // A row may hold a run of thousands of events (outbox.ts `EventRun`): its events go out in
+    // order, `batchSize` per `deliver`, and the row is marked delivered once its last one is
+    // stored. A failure part-way leaves it undelivered, so the whole run is sent again with the
+    // same ids — Append stores each id once. A claim stops after the row that reaches
+    // `maxEventsPerClaim`, so one claim (a transaction, on PostgreSQL) stays short.
     let error: unknown;
+    let delivered = 0;
+    let done = 0;
+    let chunk: AuditEvent[] = [];
+    let chunkEnds = 0;
+    const send = async () => {
+      await deliver(chunk);
+      delivered += chunk.length;
+      chunk = [];
+      done = chunkEnds;
+    };
     try {
-      await deliver(rows.map((r) => outboxDeliveryEvent(r)));
+      for (const [i, row] of rows.entries()) {
+        let events: AuditEvent[];
+        try {
+          events = outboxDeliveryEvents(row);
+        } catch (err) {
+          // A row that does not parse is never skipped (its events would be lost from the log):
+          // the rows before it still go out, it and those after it wait with the error recorded.
+          error = err;
+          break;
+        }
+        for (const event of events) {
+          chunk.push(event);
+          if (chunk.length === batchSize) await send();
+        }
+        chunkEnds = i + 1;
+        if (chunk.length === 0) done = chunkEnds;
+        if (delivered + chunk.length >= maxEventsPerClaim) break;
+      }
+      if (chunk.length > 0) await send();
     } catch (err) {
-      error = err;
+      error ??= err;
     }
     const now = new Date(nowMs());
-    for (const row of rows) {
-      if (error === undefined) {
+    for (const [i, row] of rows.entries()) {
+      if (i < done) {
         row.deliveredAt = now;
-      } else {
+      } else if (error !== undefined) {
         row.attempts += 1;
         row.lastError = describe(error).slice(0, MAX_ERROR_LENGTH);
       }
     }
     await em.flush();
-    return error === undefined ? { delivered: rows.length, more: rows.length === batchSize } : { delivered: 0, more: true, error };
+    if (error !== undefined) return { delivered, more: true, error };
+    return { delivered, more: done < rows.length || rows.length === batchSize };
   }
 
   function runBatch(): Promise<BatchResult> {
@@ -226,7 +263,16 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
  */
 export async function outboxStats(db: Database, nowMs: number = Date.now()): Promise<OutboxStats> {
   const em = db.em();
-  const pending = await em.count(OutboxEvent, { deliveredAt: null });
+  // Events, not rows: a run row counts as the events it holds (its count leads the payload).
+  const count =
+    db.driver === "postgresql" ? "cast(split_part(payload, ':', 2) as integer)" : `cast(substr(payload, ${EVENT_RUN_PREFIX.length + 1}) as integer)`;
+  const [row] = await em
+    .getConnection()
+    .execute<Array<{ pending: number | string | null }>>(
+      `select sum(case when payload like ? then ${count} else 1 end) as pending from outbox_event where delivered_at is null`,
+      [`${EVENT_RUN_PREFIX}%`],
+    );
+  const pending = Number(row?.pending ?? 0);
   if (pending === 0) return { pending, oldestPendingAgeMs: 0 };
   const oldest = await em.findOne(OutboxEvent, { deliveredAt: null }, { orderBy: { occurredAt: "asc" }, fields: ["occurredAt"] });
   const age = oldest ? nowMs - oldest.occurredAt.getTime() : 0;

@@ -25,7 +25,7 @@
  * the same derivation and reports every changed row without writing.
  */
 import { deriveState, directivesFor, transitionOf, type DerivedState, type Transition } from "@lcp/domain";
-import { isSerializationFailure } from "@lcp/persistence";
+import { EVENT_RUN_PREFIX, isSerializationFailure } from "@lcp/persistence";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
 import type { EntityManager } from "@mikro-orm/knex";
@@ -201,13 +201,38 @@ const MOVED_COLUMNS = ["id", "version", "last_seen_at", "state", "lock_reason", 
 function templatesCte(templates: readonly TransitionTemplate[]): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
   const rows = templates.map((t) => {
-    params.push(t.from, t.to, t.toState, t.toLockReason, t.pin ? 1 : 0, t.action, t.parts[0], t.parts[1], t.parts[2], t.directive, t.directivePayload);
-    return "(cast(? as integer), cast(? as integer), cast(? as text), cast(? as text), cast(? as integer), cast(? as text), cast(? as text), cast(? as text), cast(? as text), cast(? as text), cast(? as text))";
+    params.push(t.from, t.to, t.toState, t.toLockReason, t.pin ? 1 : 0, t.action, JSON.stringify(t.parts), t.directive, t.directivePayload);
+    return "(cast(? as integer), cast(? as integer), cast(? as text), cast(? as text), cast(? as integer), cast(? as text), cast(? as text), cast(? as text), cast(? as text))";
   });
   return {
-    sql: `tpl(f, t, to_state, to_reason, pin, action, p0, p1, p2, directive, dpayload) as (values ${rows.join(", ")})`,
+    sql: `tpl(f, t, to_state, to_reason, pin, action, parts, directive, dpayload) as (values ${rows.join(", ")})`,
     params,
   };
+}
+
+/**
+ * The page's audit events as outbox rows: ONE row per transition kind, holding the run of its
+ * events (@lcp/persistence `EventRun`: the kind's template, the first event id, the deployment
+ * ids) — the same events, ids and order one row per event would hold, for a fraction of the
+ * bytes written in the page's transaction; the relay expands them when it ships. Reads `won`
+ * (id, f, t, rn: numbered by kind, then id, from 1) and `tpl`; the row's id is its first event's.
+ * Its parameters: {@link runParams}.
+ */
+function runInsertSql(pg: boolean): string {
+  const hex = (n: string) => (pg ? `lpad(to_hex(${n}), 12, '0')` : `printf('%012x', ${n})`);
+  const start = "(cast(? as bigint) + min(w.rn))";
+  const ids = pg ? `string_agg(to_json(w.id)::text, ',' order by w.rn)` : `group_concat(json_quote(w.id), ',' order by w.rn)`;
+  return (
+    `insert into outbox_event (id, action, occurred_at, payload, delivered_at, attempts, last_error) ` +
+    `select cast(? as text) || ${hex(start)}, min(tpl.action), ${pg ? "cast(? as timestamptz)" : "?"}, ` +
+    `cast(? as text) || count(*) || cast(? as text) || ${start} || ',"parts":' || min(tpl.parts) || ',"resourceIds":[' || ${ids} || ']}', null, 0, null ` +
+    `from won w join tpl on tpl.f = w.f and tpl.t = w.t group by w.f, w.t order by min(w.rn)`
+  );
+}
+
+/** The bound values of {@link runInsertSql}: the page's run of event ids (see `uuidv7Run`) and occurred_at. */
+function runParams(events: { prefix: string; base: number }, occurredAt: unknown): unknown[] {
+  return [events.prefix, events.base, occurredAt, EVENT_RUN_PREFIX, `:{"idPrefix":${JSON.stringify(events.prefix)},"idStart":`, events.base];
 }
 
 /** The database's rows of a page outcome: stats on every row, a moved row when `id` is set. */
@@ -299,17 +324,17 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
       `and (tpl.pin = 0 or d.last_seen_at is not distinct from m.last_seen_at) ` +
       // Only the keys come back: the templates' text is joined in after, not copied per updated row.
       `returning d.id, tpl.f, tpl.t), ` +
-      `won as (select u.id, tpl.action, tpl.p0, tpl.p1, tpl.p2, tpl.directive, tpl.dpayload, ` +
-      `? || lpad(to_hex(cast(? as bigint) + row_number() over ()), 12, '0') as eid, ` +
-      `? || lpad(to_hex(cast(? as bigint) + row_number() over ()), 12, '0') as did from upd u join tpl on tpl.f = u.f and tpl.t = u.t), ` +
-      `ev as (insert into outbox_event (id, action, occurred_at, payload, delivered_at, attempts, last_error) ` +
-      `select eid, action, ?, p0 || eid || p1 || id || p2, null, 0, null from won), ` +
+      // Numbered by kind, then id: each kind's events are one run of consecutive event ids.
+      `won as (select u.id, u.f, u.t, tpl.directive, tpl.dpayload, row_number() over (order by u.f, u.t, u.id collate "C") as rn, ` +
+      `? || lpad(to_hex(cast(? as bigint) + row_number() over (order by u.f, u.t, u.id collate "C")), 12, '0') as did ` +
+      `from upd u join tpl on tpl.f = u.f and tpl.t = u.t), ` +
+      `ev as (${runInsertSql(true)}), ` +
       `dir as (insert into directive (id, deployment_id, type, payload, created_at, acked_at) ` +
       `select did, id, directive, dpayload, ?, null from won where directive is not null) ` +
       `select s.examined, s.more, s.last, m.id, m.state, m.lock_reason, m.t, w.id is not null as won, ` +
       `exists (select 1 from tpl where tpl.f = m.f and tpl.t = m.t) as bulk, w.directive, case when w.directive is null then null else w.did end as did, w.dpayload ` +
       `from stats s left join moved m on true left join won w on w.id = m.id`;
-    params.push(input.at, input.at, input.afterDeploymentId, events.prefix, events.base, directives.prefix, directives.base, input.at, input.at);
+    params.push(input.at, input.at, input.afterDeploymentId, directives.prefix, directives.base, ...runParams(events, input.at), input.at);
   }
   const rows = await conn.execute<OutcomeRow[]>(sql, params, "all", ctx);
   return outcomeOf(rows);
@@ -377,11 +402,9 @@ async function runPageSqlite(
   const bulk = rows.filter((r) => Number(r.bulk) === 1).length;
   if (bulk > 0) {
     await run(
-      `with ${tpl.sql} insert into outbox_event (id, action, occurred_at, payload, delivered_at, attempts, last_error) ` +
-        `select eid, action, ?, p0 || eid || p1 || id || p2, null, 0, null from ` +
-        `(select m.id, tpl.action, tpl.p0, tpl.p1, tpl.p2, ? || printf('%012x', ? + m.rn) as eid from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t) ` +
-        `order by id`,
-      [...tpl.params, at, events.prefix, events.base],
+      `with ${tpl.sql}, won as (select m.id, m.f, m.t, row_number() over (order by m.f, m.t, m.id) as rn ` +
+        `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t) ${runInsertSql(false)}`,
+      [...tpl.params, ...runParams(events, at)],
     );
     if (rows.some((r) => r.directive !== null)) {
       await run(
