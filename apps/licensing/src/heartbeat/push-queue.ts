@@ -80,38 +80,26 @@ export function createPushQueue<T>(limit = 1_000): PushQueue<T> {
   };
 }
 
-const now = () => performance.now();
-
 /**
  * A token bucket per stream: `burst` messages at once, `perSecond` sustained. A box beats once an
- * interval (≥ 1 s), so anything near 10 messages a second for long is a bug or an attack. A class
- * rather than a closure: one small object per held stream.
+ * interval (≥ 1 s), so anything near 10 messages a second for long is a bug or an attack. Two
+ * numbers per held stream; the limits, shared by every stream, are passed to {@link take}.
  */
 export class RateLimiter {
   private tokens: number;
   private last: number;
 
-  constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
-    private readonly clock: () => number = now,
-  ) {
+  constructor(burst: number, nowMs: number = performance.now()) {
     this.tokens = burst;
-    this.last = clock();
+    this.last = nowMs;
   }
 
   /** Takes one token; false when the bucket is empty. */
-  take(): boolean {
-    const t = this.clock();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.perSecond) / 1000);
-    this.last = t;
+  take(perSecond: number, burst: number, nowMs: number = performance.now()): boolean {
+    this.tokens = Math.min(burst, this.tokens + ((nowMs - this.last) * perSecond) / 1000);
+    this.last = nowMs;
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
   }
-}
-
-/** Creates a {@link RateLimiter}: `burst` messages at once, `perSecond` sustained. */
-export function createRateLimiter(perSecond: number, burst: number, clock: () => number = now): RateLimiter {
-  return new RateLimiter(perSecond, burst, clock);
 }

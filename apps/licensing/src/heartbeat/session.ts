@@ -45,7 +45,7 @@ import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/va
 import { ackDirectives, certificateRecorder, renewLease, storeDirective } from "./directive-store.js";
 import type { HelloReads } from "./hello-reads.js";
 import type { LastSeenWriter } from "./last-seen-writer.js";
-import { createRateLimiter, type RateLimiter } from "./push-queue.js";
+import { RateLimiter } from "./push-queue.js";
 import type { HeldStream, PendingDirective, StreamHub } from "./stream-hub.js";
 
 /** What every session shares. */
@@ -318,7 +318,7 @@ export class HeartbeatStream implements HeldStream {
     private readonly requestId: string,
     private readonly out: HeartbeatOutlet,
   ) {
-    this.limiter = createRateLimiter(ctx.limits.messagesPerSecond, ctx.limits.burst);
+    this.limiter = new RateLimiter(ctx.limits.burst);
   }
 
   /** The call context of this stream's changes (audit actor and request id); rarely needed, so not kept. */
@@ -333,7 +333,7 @@ export class HeartbeatStream implements HeldStream {
    */
   onMessage(message: { kind: { case: string | undefined; value?: unknown } }): Promise<void> | undefined {
     if (this.closed) return;
-    if (!this.limiter.take()) {
+    if (!this.limiter.take(this.ctx.limits.messagesPerSecond, this.ctx.limits.burst)) {
       throw new DomainError(
         "RESOURCE_EXHAUSTED",
         `more than ${this.ctx.limits.messagesPerSecond} heartbeat messages a second; slow down and reconnect`,
