@@ -5,11 +5,12 @@
  * that dropped its CA all refused with the full handshake's code. Real mTLS on port 0; the client
  * keeps its ticket as the appliance SDK does (`socket.on("session")`, `session` when redialling).
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import { createCertificateAuthority, generateKeyAndCsr, issueCertificateFromCsr, loadCertificateAuthority } from "@lcp/pki";
 import { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { createServer, principalKey, type Principal } from "@lcp/rpc";
 import { createTestPki, type TestApplianceCertificate, type TestPki } from "@lcp/testing/pki";
@@ -75,17 +76,25 @@ async function resumedThenFull(box: ReturnType<typeof boxDialer>, url: string): 
   return { resumed, full: await box.call(url) };
 }
 
+/** Issued `now` minus the validity but for 3 s: expires about 3 s from now. */
+const expiringSoon = (validityMs: number) => new Date(Date.now() - validityMs + 3_000);
+
 /**
- * A box whose certificate expires about 3 s from now (the CA issues a minute at the least) calls
- * once while it is valid, then again on a resumed and on a full handshake once it has expired.
+ * A box calls once while its chain is valid, then again on a resumed and on a full handshake once
+ * `expiresAt` (its certificate's or its CA's end) has passed.
  */
-async function callsAcrossExpiry(pki: TestPki, url: string, deploymentId: string): Promise<{ first: Dialled; resumed: Dialled; full: Dialled }> {
-  const cert: TestApplianceCertificate = await pki.appliance(deploymentId, { validityMs: 60_000, now: new Date(Date.now() - 57_000) });
+async function callsAcrossExpiry(pki: TestPki, url: string, cert: { certPem: string; keyPem: string }, expiresAt: Date): Promise<{ first: Dialled; resumed: Dialled; full: Dialled }> {
   const box = boxDialer(pki, cert);
   const first = await box.call(url);
   // X.509 times are whole seconds.
-  await new Promise((resolve) => setTimeout(resolve, cert.notAfter.getTime() - Date.now() + 1_100));
+  await new Promise((resolve) => setTimeout(resolve, expiresAt.getTime() - Date.now() + 1_100));
   return { first, ...(await resumedThenFull(box, url)) };
+}
+
+/** A box certificate that expires about 3 s from now (the CA issues a minute at the least). */
+async function expiringBox(pki: TestPki, deploymentId: string): Promise<[TestApplianceCertificate, Date]> {
+  const cert = await pki.appliance(deploymentId, { validityMs: 60_000, now: expiringSoon(60_000) });
+  return [cert, cert.notAfter];
 }
 
 describe("resumed TLS sessions are admitted like full handshakes", () => {
@@ -150,12 +159,29 @@ describe("resumed TLS sessions are admitted like full handshakes", () => {
 
   it("refuses a certificate that has expired since the ticket was issued, as a full handshake does", async () => {
     t = await start(randomBytes(48));
-    const { first, resumed, full } = await callsAcrossExpiry(pki, t.url, "dep-expiring");
+    const { first, resumed, full } = await callsAcrossExpiry(pki, t.url, ...(await expiringBox(pki, "dep-expiring")));
     expect(first.code).toBe("ok");
     expect(resumed.reused).toBe(true);
     expect(full).toEqual({ code: "Unauthenticated", message: "client certificate not trusted (CERT_HAS_EXPIRED)", reused: false });
     expect(resumed).toEqual({ ...full, reused: true });
     expect(seen).toHaveLength(1);
+  });
+
+  it("refuses a certificate whose CA has expired since the ticket was issued, as a full handshake does", async () => {
+    // An appliance CA that ends in about 3 s, trusted by the listener, and a box it issued.
+    const caPair = await createCertificateAuthority({ commonName: "short-lived appliance CA", validityDays: 1, now: expiringSoon(86_400_000) });
+    const ca = await loadCertificateAuthority(caPair);
+    const spiffeId = pki.applianceId("dep-ca-expiring");
+    const { keyPem, csrPem } = await generateKeyAndCsr({ spiffeId, commonName: "dep-ca-expiring" });
+    const issued = await issueCertificateFromCsr(ca, { csrPem, spiffeId, validityMs: 86_400_000 });
+    if (!issued.ok) throw new Error(issued.message);
+    t = await startTestServer({ name: "licensing", pki, register, applianceCa: [caPair.certPem], sessionTickets: { secret: randomBytes(48) } });
+    const caEnd = new Date(new X509Certificate(caPair.certPem).validTo);
+    const { first, resumed, full } = await callsAcrossExpiry(pki, t.url, { certPem: issued.certPem, keyPem }, caEnd);
+    expect(first.code).toBe("ok");
+    expect(resumed.reused).toBe(true);
+    expect(full).toEqual({ code: "Unauthenticated", message: "client certificate not trusted (CERT_HAS_EXPIRED)", reused: false });
+    expect(resumed).toEqual({ ...full, reused: true });
   });
 
   it("does not resume a ticket issued under a trust set that no longer includes the box's CA", async () => {
@@ -212,7 +238,7 @@ describe("a listener that demands client certificates", () => {
       register: (router) => router.service(ApplianceService, { sendHeartbeat: () => (served++, {}) }),
     });
     try {
-      const { first, resumed, full } = await callsAcrossExpiry(pki, t.url, "dep-strict");
+      const { first, resumed, full } = await callsAcrossExpiry(pki, t.url, ...(await expiringBox(pki, "dep-strict")));
       expect(first.code).toBe("ok");
       // TLS 1.3: the client has finished its side when the server refuses, so both see the
       // connection drop under the call (Canceled), and no call is served on either.
