@@ -138,7 +138,6 @@ function sinceOf(view: View): Date | null {
   return view.facts.activatedAt === null ? null : new Date(view.facts.activatedAt);
 }
 
-/** A validated hello. */
 /**
  * The caller of a heartbeat, as an appliance. The policy admits only appliances to the heartbeat
  * methods; this guards a misconfigured policy table, on both transports.
@@ -148,6 +147,7 @@ export function requireAppliance(principal: Principal): AppliancePrincipal {
   return principal;
 }
 
+/** A validated hello. */
 export interface HelloInput {
   licenseId: string;
   fingerprintHash: string;
