@@ -6,6 +6,11 @@
  * leaves the database; every changed row whose transition needs no signature is written by one
  * set-based UPDATE with compare-and-set, and its audit event and directive are INSERTed from the
  * rows that UPDATE wrote, from per-kind templates the domain decided ({@link createTransitionTemplates}).
+ * The audit events of one kind go into the outbox as ONE row, a run the relay expands into the
+ * same events, ids and order (@lcp/persistence `EventRun`): a page's audit write is a few rows,
+ * not one ~370-byte row per transition. For a counts-only caller (a real sweep) the page returns
+ * a tally per kind instead of a row per transition, except where it must act on a row (a
+ * directive to push, a conflict, a kind for the one-deployment path).
  *
  * - PostgreSQL: one statement per page (data-modifying CTEs): read and derive the page, UPDATE …
  *   FROM the changed rows with compare-and-set on `version` — and on `last_seen_at` when the
@@ -55,6 +60,12 @@ export interface ReconcilePageInput {
   /** The sweep run, recorded in each transition's audit event. */
   sweepId: string;
   call: CallContext;
+  /**
+   * Only counts are wanted (a real sweep's report): the transitions the database applied by itself
+   * with no directive to push are counted per kind in SQL ({@link ReconcilePageResult.tallied})
+   * instead of each coming back as a row. Ignored by a dry run, which lists what it plans.
+   */
+  countsOnly?: boolean;
 }
 
 /** One transition applied (or, in a dry run, planned). */
@@ -63,11 +74,19 @@ export interface AppliedTransition {
   transition: Transition;
 }
 
+/** How many transitions of one kind a page applied. */
+export interface TalliedTransitions {
+  transition: Transition;
+  count: number;
+}
+
 /** What a page did. */
 export interface ReconcilePageResult {
   examined: number;
   /** In deployment id order. */
   transitions: AppliedTransition[];
+  /** Applied transitions not in `transitions` (only with `countsOnly`): how many of each kind. */
+  tallied: TalliedTransitions[];
   conflicts: number;
   /** Empty when this was the last page. */
   nextAfterDeploymentId: string;
@@ -104,6 +123,8 @@ interface PageOutcome {
   examined: number;
   next: string;
   moved: MovedRow[];
+  /** Bulk transitions applied and counted in SQL, not listed in `moved`. */
+  tallied: TalliedTransitions[];
 }
 
 function byId(a: AppliedTransition, b: AppliedTransition): number {
@@ -137,7 +158,7 @@ export async function reconcilePage(deps: CoreDeps, input: ReconcilePageInput, h
 
   if (input.dryRun) {
     const planned = page.moved.map((row) => ({ deploymentId: row.id, transition: transitionOfMoved(row) })).sort(byId);
-    return { examined: page.examined, transitions: planned, conflicts: 0, nextAfterDeploymentId: page.next };
+    return { examined: page.examined, transitions: planned, tallied: [], conflicts: 0, nextAfterDeploymentId: page.next };
   }
 
   const applied: AppliedTransition[] = [];
@@ -191,7 +212,7 @@ export async function reconcilePage(deps: CoreDeps, input: ReconcilePageInput, h
 
   for (const p of publish) await publishSafely(deps, p.deploymentId, p.directives);
   applied.sort(byId);
-  return { examined: page.examined, transitions: applied, conflicts, nextAfterDeploymentId: page.next };
+  return { examined: page.examined, transitions: applied, tallied: page.tallied, conflicts, nextAfterDeploymentId: page.next };
 }
 
 /** The columns of a changed row the PostgreSQL statement carries from its read to its write. */
@@ -249,6 +270,14 @@ interface OutcomeRow {
   directive: string | null;
   did: string | null;
   dpayload: string | null;
+  /** Set on a tally row (id null): the kind's stored code and how many it applied. */
+  f?: number | string | null;
+  n?: number | string | null;
+}
+
+/** A tally row's kind and count. */
+function talliedOf(r: OutcomeRow): TalliedTransitions {
+  return { transition: { from: stateOfCode(Number(r.f)), to: stateOfCode(Number(r.t)) } as Transition, count: Number(r.n) };
 }
 
 function outcomeOf(rows: OutcomeRow[]): PageOutcome {
@@ -256,7 +285,9 @@ function outcomeOf(rows: OutcomeRow[]): PageOutcome {
   const examined = Number(first?.examined ?? 0);
   const more = first?.more === true || first?.more === 1 || first?.more === "1" || first?.more === "t";
   const moved: MovedRow[] = [];
+  const tallied: TalliedTransitions[] = [];
   for (const r of rows) {
+    if (r.n !== null && r.n !== undefined) tallied.push(talliedOf(r));
     if (r.id === null) continue;
     moved.push({
       id: r.id,
@@ -268,7 +299,7 @@ function outcomeOf(rows: OutcomeRow[]): PageOutcome {
       directive: r.directive && r.did ? { id: r.did, type: r.directive, payload: r.dpayload ?? "{}" } : null,
     });
   }
-  return { examined, next: more && first?.last ? first.last : "", moved };
+  return { examined, next: more && first?.last ? first.last : "", moved, tallied };
 }
 
 /**
@@ -331,10 +362,17 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
       `ev as (${runInsertSql(true)}), ` +
       `dir as (insert into directive (id, deployment_id, type, payload, created_at, acked_at) ` +
       `select did, id, directive, dpayload, ?, null from won where directive is not null) ` +
-      `select s.examined, s.more, s.last, m.id, m.state, m.lock_reason, m.t, w.id is not null as won, ` +
-      `exists (select 1 from tpl where tpl.f = m.f and tpl.t = m.t) as bulk, w.directive, case when w.directive is null then null else w.did end as did, w.dpayload ` +
-      `from stats s left join moved m on true left join won w on w.id = m.id`;
-    params.push(input.at, input.at, input.afterDeploymentId, directives.prefix, directives.base, ...runParams(events, input.at), input.at);
+      // Every changed row comes back — or, for counts only, just those the caller must act on
+      // (a directive to push, a conflict, a kind without a template) and a tally per kind of the rest.
+      `select s.examined, s.more, s.last, x.* from stats s left join (` +
+      `select m.id, m.state, m.lock_reason, m.t, w.id is not null as won, ` +
+      `exists (select 1 from tpl where tpl.f = m.f and tpl.t = m.t) as bulk, w.directive, case when w.directive is null then null else w.did end as did, w.dpayload, ` +
+      `cast(null as integer) as f, cast(null as bigint) as n ` +
+      `from moved m left join won w on w.id = m.id where not cast(? as boolean) or w.id is null or w.directive is not null ` +
+      `union all select null, null, null, w.t, true, true, null, null, null, w.f, count(*) from won w where cast(? as boolean) and w.directive is null group by w.f, w.t` +
+      `) x on true`;
+    const countsOnly = input.countsOnly === true;
+    params.push(input.at, input.at, input.afterDeploymentId, directives.prefix, directives.base, ...runParams(events, input.at), input.at, countsOnly, countsOnly);
   }
   const rows = await conn.execute<OutcomeRow[]>(sql, params, "all", ctx);
   return outcomeOf(rows);
@@ -363,7 +401,7 @@ async function runPageSqlite(
   );
   const examined = Number(stats?.examined ?? 0);
   const last = stats?.last ?? null;
-  if (examined === 0 || last === null) return { examined: 0, next: "", moved: [] };
+  if (examined === 0 || last === null) return { examined: 0, next: "", moved: [], tallied: [] };
   const more = examined === input.pageSize && (await all<{ id: string }>(`select id from deployment where id > ? limit 1`, [last])).length > 0;
 
   // A temp table lives in SQLite's separate temp database: filling it takes no lock on the main one.
@@ -385,6 +423,7 @@ async function runPageSqlite(
       examined,
       next,
       moved: rows.map((r) => ({ id: r.id!, state: r.state ?? "", lockReason: r.lock_reason, to: Number(r.t), won: false, bulk: false, directive: null })),
+      tallied: [],
     };
   }
   await hooks.afterRead?.();
@@ -393,20 +432,27 @@ async function runPageSqlite(
   const events = uuidv7Run(input.at.getTime());
   const directives = uuidv7Run(Date.now());
   const at = input.at.getTime();
+  // As on PostgreSQL: every changed row, or for counts only those the caller must act on and a tally of the rest.
+  const countsOnly = input.countsOnly === true ? 1 : 0;
   const rows = await all<OutcomeRow>(
     `with ${tpl.sql} select m.id, m.state, m.lock_reason, m.t, tpl.f is not null as bulk, tpl.directive, tpl.dpayload, ` +
-      `case when tpl.directive is null then null else ? || printf('%012x', ? + m.rn) end as did ` +
-      `from temp.reconcile_moved_rows m left join tpl on tpl.f = m.f and tpl.t = m.t order by m.id`,
-    [...tpl.params, directives.prefix, directives.base],
+      `case when tpl.directive is null then null else ? || printf('%012x', ? + m.rn) end as did, null as f, null as n ` +
+      `from temp.reconcile_moved_rows m left join tpl on tpl.f = m.f and tpl.t = m.t where not ? or tpl.f is null or tpl.directive is not null ` +
+      `union all select null, null, null, m.t, 1, null, null, null, m.f, count(*) ` +
+      `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t where ? and tpl.directive is null group by m.f, m.t ` +
+      `order by 1`,
+    [...tpl.params, directives.prefix, directives.base, countsOnly, countsOnly],
   );
-  const bulk = rows.filter((r) => Number(r.bulk) === 1).length;
+  const listed = rows.filter((r) => r.id !== null);
+  const tallied = rows.filter((r) => r.id === null).map(talliedOf);
+  const bulk = listed.filter((r) => Number(r.bulk) === 1).length + tallied.reduce((n, x) => n + x.count, 0);
   if (bulk > 0) {
     await run(
       `with ${tpl.sql}, won as (select m.id, m.f, m.t, row_number() over (order by m.f, m.t, m.id) as rn ` +
         `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t) ${runInsertSql(false)}`,
       [...tpl.params, ...runParams(events, at)],
     );
-    if (rows.some((r) => r.directive !== null)) {
+    if (listed.some((r) => r.directive !== null)) {
       await run(
         `with ${tpl.sql} insert into directive (id, deployment_id, type, payload, created_at, acked_at) ` +
           `select ? || printf('%012x', ? + m.rn), m.id, tpl.directive, tpl.dpayload, ?, null ` +
@@ -427,7 +473,7 @@ async function runPageSqlite(
   return {
     examined,
     next,
-    moved: rows.map((r) => ({
+    moved: listed.map((r) => ({
       id: r.id!,
       state: r.state ?? "",
       lockReason: r.lock_reason,
@@ -436,5 +482,6 @@ async function runPageSqlite(
       bulk: Number(r.bulk) === 1,
       directive: r.directive && r.did ? { id: r.did, type: r.directive, payload: r.dpayload ?? "{}" } : null,
     })),
+    tallied,
   };
 }

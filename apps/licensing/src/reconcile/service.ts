@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { clampPageSize, formatDuration } from "@lcp/domain";
+import { clampPageSize, formatDuration, type Transition } from "@lcp/domain";
 import { ReconcileResponseSchema, type ReconcileRequest, type ReconcileResponse, type ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionCountSchema, type TransitionCount } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
@@ -15,7 +15,8 @@ import { callContextOf, type CallContext } from "../core/audit.js";
 import type { CoreDeps } from "../core/deployment-change.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { loadSettings } from "../storage/repository.js";
-import { RECONCILE_PAGE, reconcilePage, type AppliedTransition, type ReconcileHooks, type ReconcilePageInput } from "./reconcile-page.js";
+import { codeOfState } from "./derivation-sql.js";
+import { RECONCILE_PAGE, reconcilePage, type AppliedTransition, type ReconcileHooks, type ReconcilePageInput, type TalliedTransitions } from "./reconcile-page.js";
 
 /** The longest sweep id accepted (fleet-sweep's are UUIDs); it only labels audit events. */
 export const MAX_SWEEP_ID_LENGTH = 128;
@@ -51,13 +52,20 @@ export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, c
       );
     }
   }
-  return { at, afterDeploymentId: req.afterDeploymentId, pageSize: size.pageSize, dryRun: req.dryRun, sweepId: req.sweepId, call };
+  return { at, afterDeploymentId: req.afterDeploymentId, pageSize: size.pageSize, dryRun: req.dryRun, sweepId: req.sweepId, call, countsOnly: req.countsOnly };
 }
 
-/** The page's transitions counted per kind (from, to, lock reason), in first-seen order. */
-function countTransitions(transitions: readonly AppliedTransition[]): TransitionCount[] {
+/**
+ * The page's transitions counted per kind (from, to, lock reason), in the order of the kinds'
+ * state codes — the same order whether the page listed its rows or tallied them in SQL, so a dry
+ * run and the real run of the same fleet report their kinds alike.
+ */
+function countTransitions(transitions: readonly AppliedTransition[], tallied: readonly TalliedTransitions[]): TransitionCount[] {
   const counts = new Map<string, TransitionCount>();
-  for (const { transition } of transitions) {
+  const all = [...transitions.map(({ transition }) => ({ transition, count: 1 })), ...tallied];
+  const order = (t: Transition) => codeOfState(t.from) * 8 + codeOfState(t.to);
+  all.sort((a, b) => order(a.transition) - order(b.transition));
+  for (const { transition, count } of all) {
     const key = `${transition.from.state}>${transition.to.state}:${transition.to.lockReason ?? ""}`;
     let entry = counts.get(key);
     if (!entry) {
@@ -69,7 +77,7 @@ function countTransitions(transitions: readonly AppliedTransition[]): Transition
       });
       counts.set(key, entry);
     }
-    entry.count += 1;
+    entry.count += count;
   }
   return [...counts.values()];
 }
@@ -82,7 +90,7 @@ export async function reconcile(deps: CoreDeps, req: ReconcileRequest, call: Cal
     examined: result.examined,
     conflicts: result.conflicts,
     nextAfterDeploymentId: result.nextAfterDeploymentId,
-    counts: countTransitions(result.transitions),
+    counts: countTransitions(result.transitions, result.tallied),
     transitions: req.countsOnly
       ? []
       : result.transitions.map(({ deploymentId, transition }) =>

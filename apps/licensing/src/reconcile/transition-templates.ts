@@ -4,8 +4,10 @@
  * compare-and-set must pin `last_seen_at`, its audit action, its audit event as a JSON template
  * and its directive — all decided by the domain (`auditActionFor`, `directivesFor`) and encoded by
  * the real `newAuditEvent` + protobuf JSON encoder, ONCE per kind and page rather than per row.
- * A row's event is then `p0 ‖ event id ‖ p1 ‖ deployment id ‖ p2`, concatenated in SQL: byte for
- * byte what `recordAudit` stores (both ids are UUIDs, nothing to escape).
+ * A row's event is then `p0 ‖ event id ‖ p1 ‖ deployment id ‖ p2`: byte for byte what
+ * `recordAudit` stores (both ids are UUIDs, nothing to escape). The page stores each kind's
+ * events as one outbox row, an `EventRun` of these parts (@lcp/persistence), which the relay
+ * concatenates when it ships them.
  *
  * Kinds whose directives carry a new lease (→ ACTIVE or → SUSPENDED of a bound box) have no
  * template: a lease needs a signature from signing-keys, so those rows take the one-deployment path.
