@@ -253,6 +253,47 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
     );
   });
 
+  it("a counts-only run applies the same transitions, tallying per kind what it does not list", async () => {
+    const noLease = rowArb.map((r) => {
+      const row = rowOf(r);
+      const derived = deriveState(factsOf(row), t, DEFAULT_SETTINGS);
+      const tr = transitionOf(storedStateOf(row), derived);
+      return tr && directivesFor(tr).includes("RENEW_LEASE") ? { ...r, stored: derived } : r;
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(noLease, { minLength: 1, maxLength: 30 }), async (rows) => {
+        await seed(rows);
+        const expected = new Map<string, number>();
+        const withDirective: string[] = [];
+        for (const [i, r] of rows.entries()) {
+          const row = rowOf(r);
+          const tr = transitionOf(storedStateOf(row), deriveState(factsOf(row), t, DEFAULT_SETTINGS));
+          if (!tr) continue;
+          expected.set(label(tr), (expected.get(label(tr)) ?? 0) + 1);
+          if (directivesFor(tr).length > 0) withDirective.push(`${idOf(i)} ${label(tr)}`);
+        }
+        const counted = new Map<string, number>();
+        const listed: string[] = [];
+        let after = "";
+        do {
+          const page = await reconcilePage(deps(), { at: now, afterDeploymentId: after, pageSize: 7, dryRun: false, sweepId: "sweep-1", call, countsOnly: true });
+          for (const { deploymentId, transition } of page.transitions) {
+            listed.push(`${deploymentId} ${label(transition)}`);
+            counted.set(label(transition), (counted.get(label(transition)) ?? 0) + 1);
+          }
+          for (const { transition, count } of page.tallied) counted.set(label(transition), (counted.get(label(transition)) ?? 0) + count);
+          after = page.nextAfterDeploymentId;
+        } while (after);
+        expect(counted).toEqual(expected);
+        // Only the rows with a directive to push are listed (no conflicts, no lease kinds here).
+        expect(listed.sort()).toEqual(withDirective.sort());
+        const events = (await rawQuery<{ payload: string }>(opts, "select payload from outbox_event")).flatMap(outboxRowTexts);
+        expect(events).toHaveLength([...expected.values()].reduce((n, c) => n + c, 0));
+      }),
+      { numRuns: 15 },
+    );
+  });
+
   it("a rendered template is byte for byte the event the encoder writes, for every kind", () => {
     const at = new Date("2026-11-26T12:34:56.789Z");
     const templates = createTransitionTemplates({ at, sweepId: "0190aaaa-0000-7000-8000-000000000001", call });
