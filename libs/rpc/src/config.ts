@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { readFile, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import type { ServiceName } from "@lcp/domain";
 import { DEFAULT_TRUST_DOMAIN, ensureDevPki, isValidTrustDomain } from "@lcp/pki";
-import { createAdminTokenVerifier, ensureDevAdminIssuer, type AdminTokenVerifier } from "@lcp/tokens";
+import { createAdminTokenVerifier, ensureDevAdminIssuer, readOrCreateFile, type AdminTokenVerifier } from "@lcp/tokens";
 import type { JSONWebKeySet } from "jose";
 import { TICKET_SECRET_BYTES, type ServerTls } from "./server.js";
 
@@ -203,7 +203,7 @@ export async function loadTicketSecret(options: { readonly file?: string; readon
   const path = options.file ?? join(options.dataDir, TICKET_SECRET_FILE);
   let text: string;
   try {
-    if (options.file === undefined) await createOnce(path, () => `${randomBytes(TICKET_SECRET_BYTES).toString("base64")}\n`);
+    if (options.file === undefined) await readOrCreateFile(path, () => `${randomBytes(TICKET_SECRET_BYTES).toString("base64")}\n`);
     // Whoever reads it can mint tickets naming any box: refuse a file others may read, as ssh does.
     const mode = (await stat(path)).mode & 0o777;
     if ((mode & 0o077) !== 0) {
@@ -219,26 +219,4 @@ export async function loadTicketSecret(options: { readonly file?: string; readon
     throw new ConfigError(variable, `${path} must hold ${TICKET_SECRET_BYTES} random bytes as base64 (64 characters) or hex (96); e.g. openssl rand -base64 ${TICKET_SECRET_BYTES}`);
   }
   return new Uint8Array(bytes);
-}
-
-/** Creates `path` (mode 0600) unless it exists; never replaces it, even when two processes start at once. */
-async function createOnce(path: string, contents: () => string): Promise<void> {
-  try {
-    await stat(path);
-    return;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  // A private temp file linked into place: link fails on EEXIST rather than replacing a secret a
-  // concurrent start just wrote, and no reader sees a half-written file.
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  await writeFile(temp, contents(), { mode: 0o600, flag: "wx" });
-  try {
-    await link(temp, path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-  } finally {
-    await unlink(temp).catch(() => undefined);
-  }
 }

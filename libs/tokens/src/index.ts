@@ -34,6 +34,7 @@ export {
   type LeaseTokenVerdict,
 } from "./lease-token.js";
 export { KeyWrapError, loadOrCreateDevKek, parseKek, unwrapSecret, wrapSecret } from "./key-wrap.js";
+export { readOrCreateFile } from "./write-file-once.js";
 export {
   ADMIN_TOKEN_ALGORITHMS,
   createAdminTokenVerifier,

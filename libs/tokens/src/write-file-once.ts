@@ -7,8 +7,8 @@ import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
 /**
- * Returns the contents of `path`, creating it first with `create()` if it does not exist.
- * Internal to this package.
+ * Returns the contents of `path`, creating it first with `create()` if it does not exist (mode
+ * 0600, in a 0700 folder). Also used by libs/rpc for the TLS session-ticket secret.
  */
 export async function readOrCreateFile(path: string, create: () => string | Promise<string>): Promise<string> {
   try {
