@@ -171,15 +171,16 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
     );
   });
 
+  // Rows whose transition would need a signed lease keep their derived state as stored: those
+  // take the one-deployment path, proven elsewhere with real signing-keys.
+  const noLease = rowArb.map((r) => {
+    const row = rowOf(r);
+    const derived = deriveState(factsOf(row), t, DEFAULT_SETTINGS);
+    const tr = transitionOf(storedStateOf(row), derived);
+    return tr && directivesFor(tr).includes("RENEW_LEASE") ? { ...r, stored: derived } : r;
+  });
+
   it("a real run leaves every row in its derived state, with one audit event and the domain's directive per transition", async () => {
-    // Rows whose transition would need a signed lease keep their derived state as stored: those
-    // take the one-deployment path, proven elsewhere with real signing-keys.
-    const noLease = rowArb.map((r) => {
-      const row = rowOf(r);
-      const derived = deriveState(factsOf(row), t, DEFAULT_SETTINGS);
-      const tr = transitionOf(storedStateOf(row), derived);
-      return tr && directivesFor(tr).includes("RENEW_LEASE") ? { ...r, stored: derived } : r;
-    });
     await fc.assert(
       fc.asyncProperty(fc.array(noLease, { minLength: 1, maxLength: 30 }), async (rows) => {
         await seed(rows);
@@ -254,12 +255,6 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
   });
 
   it("a counts-only run applies the same transitions, tallying per kind what it does not list", async () => {
-    const noLease = rowArb.map((r) => {
-      const row = rowOf(r);
-      const derived = deriveState(factsOf(row), t, DEFAULT_SETTINGS);
-      const tr = transitionOf(storedStateOf(row), derived);
-      return tr && directivesFor(tr).includes("RENEW_LEASE") ? { ...r, stored: derived } : r;
-    });
     await fc.assert(
       fc.asyncProperty(fc.array(noLease, { minLength: 1, maxLength: 30 }), async (rows) => {
         await seed(rows);
