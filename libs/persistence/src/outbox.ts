@@ -220,12 +220,6 @@ export function isEventRun(payload: string): boolean {
   return payload.startsWith(EVENT_RUN_PREFIX);
 }
 
-/** How many events an outbox row holds (1, or a run's count), without parsing the run. */
-export function outboxRowEventCount(row: Pick<OutboxEventRow, "payload">): number {
-  if (!isEventRun(row.payload)) return 1;
-  return Number(row.payload.slice(EVENT_RUN_PREFIX.length, row.payload.indexOf(":", EVENT_RUN_PREFIX.length)));
-}
-
 /**
  * The events an outbox row holds, in order: the one event, or every event of a run. A run whose
  * texts do not parse as events, or parse to an event whose id or resource id is not the one the
