@@ -203,13 +203,16 @@ export async function loadTicketSecret(options: { readonly file?: string; readon
   const path = options.file ?? join(options.dataDir, TICKET_SECRET_FILE);
   let text: string;
   try {
-    if (options.file === undefined) await readOrCreateFile(path, () => `${randomBytes(TICKET_SECRET_BYTES).toString("base64")}\n`);
+    text = (
+      options.file === undefined
+        ? await readOrCreateFile(path, () => `${randomBytes(TICKET_SECRET_BYTES).toString("base64")}\n`)
+        : await readFile(path, "utf8")
+    ).trim();
     // Whoever reads it can mint tickets naming any box: refuse a file others may read, as ssh does.
     const mode = (await stat(path)).mode & 0o777;
     if ((mode & 0o077) !== 0) {
       throw new ConfigError(variable, `${path} is readable by others (mode ${mode.toString(8)}); it holds the TLS session-ticket secret: chmod 600`);
     }
-    text = (await readFile(path, "utf8")).trim();
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(variable, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);

@@ -172,8 +172,6 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   let appliancePems = [...(options.applianceCa ?? [])].flatMap(splitPemCertificates);
   // Replaced, never mutated: authn caches per connection against the array's identity.
   let applianceCas = appliancePems.map((pem) => new X509Certificate(pem));
-  // Every CA the handshake trusts, for the date check of resumed connections.
-  let trustedCas = [...platformCas, ...applianceCas];
 
   const health = createHealth();
   const metrics = options.metrics ?? createMetrics({ app: options.name });
@@ -378,7 +376,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     // not verify the client's chain again, so a certificate that expired since would still read as
     // authorized. Give it the verdict a full handshake would give now (revoked serials and the
     // trust set are checked per call in authn; a changed trust set also changes the ticket key).
-    const stale = socket.authorized && socket.isSessionReused() ? outOfDate(socket, trustedCas, Date.now()) : undefined;
+    const stale = socket.authorized && socket.isSessionReused() ? outOfDate(socket, [platformCas, applianceCas], Date.now()) : undefined;
     if (stale) {
       socket.authorized = false;
       // Node stores OpenSSL's code string here, whatever its type declaration says.
@@ -441,7 +439,6 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       const nextCas = nextPems.map((pem) => new X509Certificate(pem));
       appliancePems = nextPems;
       applianceCas = nextCas;
-      trustedCas = [...platformCas, ...nextCas];
       server.setSecureContext(secure());
       log.info({ count: nextCas.length }, "appliance trust updated");
     },
@@ -475,15 +472,16 @@ function ticketKeysFor(secret: Uint8Array, platformCas: readonly X509Certificate
 
 /**
  * OpenSSL's code for a peer chain (leaf and the issuers it was verified with) that is not valid at
- * `now`, or undefined: what a full handshake would report for it. `trusted` are the listener's CAs.
+ * `now`, or undefined: what a full handshake would report for it. `trusted` are the listener's CA lists.
  */
-function outOfDate(socket: TLSSocket, trusted: readonly X509Certificate[], now: number): string | undefined {
+function outOfDate(socket: TLSSocket, trusted: readonly (readonly X509Certificate[])[], now: number): string | undefined {
   // The leaf as an X509Certificate, and its issuer from our own parsed trust store: building
   // getPeerCertificate(true) costs ~100 µs a connection against ~7 µs, and this runs on each
   // resumed connection of a reconnect storm. Only a chain with intermediates takes the slow walk.
   const leaf = socket.getPeerX509Certificate();
   if (!leaf) return undefined;
-  const issuer = trusted.find((ca) => leaf.checkIssued(ca));
+  let issuer: X509Certificate | undefined;
+  for (const cas of trusted) issuer ??= cas.find((ca) => leaf.checkIssued(ca));
   const chain = issuer ? [leaf, issuer] : peerChain(socket);
   for (const cert of chain) {
     if (now < Date.parse(cert.validFrom)) return "CERT_NOT_YET_VALID";
