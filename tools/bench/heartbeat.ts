@@ -15,7 +15,8 @@
  *   by the streams): the TLS handshake plus, for licensing, the hello (a database read);
  * - server RSS per held stream: (RSS with all streams held and idle − RSS before) / streams.
  * The stream's rate limit (10 beats/s in production) is lifted for the closed-loop phase.
- * Distinct boxes: min(STREAMS, BOXES) activated deployments, streams spread over them.
+ * Distinct boxes: one activated deployment per stream (activating 10,000 takes ~3 minutes);
+ * `HEARTBEAT_BENCH_BOXES` spreads the streams over fewer, for a quicker run that measures less.
  *
  * Last, issue 5's kill -9 goal (`--reconnect-load`): RECONNECT_STREAMS streams held and acked,
  * the server SIGKILLed and restarted at once on the same port (licensing on the same data dir),
@@ -29,7 +30,8 @@
  * `HEARTBEAT_BENCH_SECONDS` (5, per phase), `HEARTBEAT_BENCH_INTERVAL_MS` (1000),
  * `HEARTBEAT_BENCH_RECONNECT_STREAMS` (10000; 0 skips it), `HEARTBEAT_BENCH_RECONNECT_DEADLINE_S`
  * (180), `HEARTBEAT_BENCH_RECONNECT_SILENT_MS` (180000), `HEARTBEAT_BENCH_RECONNECT_FIRST_ATTEMPT`
- * (0 = the SDK; an experiment otherwise).
+ * (0 = the SDK; an experiment otherwise), `HEARTBEAT_BENCH_PROFILE_DIR` (a CPU profile of licensing),
+ * `HEARTBEAT_BENCH_SERVER_FLAGS` (more node flags for licensing, e.g. "--trace-gc").
  * Runnable alone: `node --conditions=source --import tsx tools/bench/heartbeat.ts`.
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -47,7 +49,9 @@ import { printResults, type BenchResult } from "./result.js";
 
 const STREAMS = (process.env.HEARTBEAT_BENCH_STREAMS ?? "1000").split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
 const SECONDS = Number(process.env.HEARTBEAT_BENCH_SECONDS ?? "5");
-const BOXES = Number(process.env.HEARTBEAT_BENCH_BOXES ?? "500");
+// One activated box per stream, as in a fleet: the hot path's per-box work (the coalesced
+// last_seen write, the hello's reads, the held-stream checks) grows with boxes, not streams.
+const BOXES = Number(process.env.HEARTBEAT_BENCH_BOXES ?? Infinity);
 const INTERVAL_MS = Number(process.env.HEARTBEAT_BENCH_INTERVAL_MS ?? "1000");
 const RECONNECT_STREAMS = Number(process.env.HEARTBEAT_BENCH_RECONNECT_STREAMS ?? "10000");
 // An experiment, not the SDK: start each dropped stream's backoff at this attempt (0 = the SDK,
@@ -98,8 +102,11 @@ function frame(payload: Uint8Array): Buffer {
 // ---------------------------------------------------------------- child processes
 
 function forkSelf(arg: string): ChildProcess {
-  // HEARTBEAT_BENCH_PROFILE_DIR: a CPU profile of the licensing server, to see where its time goes.
-  const profile = process.env.HEARTBEAT_BENCH_PROFILE_DIR && arg === "--serve-licensing" ? ["--cpu-prof", `--cpu-prof-dir=${process.env.HEARTBEAT_BENCH_PROFILE_DIR}`] : [];
+  // HEARTBEAT_BENCH_PROFILE_DIR: a CPU profile of the licensing server, to see where its time goes;
+  // HEARTBEAT_BENCH_SERVER_FLAGS: more node flags for it (e.g. "--trace-gc").
+  const licensing = arg === "--serve-licensing";
+  const profile = process.env.HEARTBEAT_BENCH_PROFILE_DIR && licensing ? ["--cpu-prof", `--cpu-prof-dir=${process.env.HEARTBEAT_BENCH_PROFILE_DIR}`] : [];
+  if (licensing) profile.push(...(process.env.HEARTBEAT_BENCH_SERVER_FLAGS ?? "").split(" ").filter(Boolean));
   return fork(fileURLToPath(import.meta.url), [arg], {
     execArgv: ["--conditions=source", "--import", "tsx", "--expose-gc", ...profile],
     stdio: ["ignore", "inherit", "inherit", "ipc"],

@@ -8,34 +8,24 @@
  * Admission's certificate-serial check, made for every stream before its hello, is batched the
  * same way outside a transaction. On both drivers.
  */
-import { createOrm, type Database } from "@lcp/persistence";
-import { createLogger } from "@lcp/rpc";
-import { testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
+import type { Database } from "@lcp/persistence";
+import { testDatabases } from "@lcp/testing/db";
 import { v7 as uuidv7 } from "uuid";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadPendingDirectives, newDirectiveRow } from "../src/heartbeat/directive-store.js";
 import { createHelloReads } from "../src/heartbeat/hello-reads.js";
 import { CertificateEntity, DeploymentEntity, DirectiveEntity, LicenseEntity } from "../src/storage/entities.js";
 import { isCertificateUsable, loadDeployment, loadLicense } from "../src/storage/repository.js";
-import { entities, migrations } from "../src/storage/schema.js";
+import { licensingDatabase } from "./storage-db.js";
 
 const MINUTE = 60_000;
 
 describe.each(testDatabases())("hello reads batched per turn ($name)", (tdb) => {
-  let db: Database | undefined;
-  let opts: TestDatabaseOptions | undefined;
-  afterEach(async () => {
-    await db?.close();
-    await opts?.cleanup();
-    db = undefined;
-    opts = undefined;
-  });
+  const store = licensingDatabase(tdb);
 
   /** The database, and a view of it that counts the entity managers taken (one per statement the reads make). */
   async function setup() {
-    opts = tdb.options("licensing");
-    const real = await createOrm({ ...opts, entities, migrations, logger: createLogger("test", "silent") });
-    db = real;
+    const { db: real } = await store.open();
     const counted = { statements: 0, failNext: false };
     const view: Database = {
       ...real,

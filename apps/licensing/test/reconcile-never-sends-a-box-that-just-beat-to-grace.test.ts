@@ -12,33 +12,24 @@
  * Either way the box stays ACTIVE, nothing is audited, and a transition that does not depend on
  * `last_seen_at` (term end) still applies without overwriting the fresher beat.
  */
-import { createOrm, type Database } from "@lcp/persistence";
 import { createLogger } from "@lcp/rpc";
-import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
+import { testDatabases } from "@lcp/testing/db";
 import pg from "pg";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { CallContext } from "../src/core/audit.js";
 import { noopDirectivePublisher } from "../src/core/directive-publisher.js";
 import type { CoreDeps } from "../src/core/deployment-change.js";
 import { reconcilePage, type ReconcilePageResult } from "../src/reconcile/reconcile-page.js";
-import { entities, migrations } from "../src/storage/schema.js";
+import { licensingDatabase } from "./storage-db.js";
 
 const MINUTE = 60_000;
 const call: CallContext = { actor: { kind: "service", id: "fleet-sweep" }, requestId: "test" };
 
 describe.each(testDatabases())("reconcile and a concurrent beat ($name)", (tdb) => {
-  let db: Database | undefined;
-  let opts: TestDatabaseOptions | undefined;
-  afterEach(async () => {
-    await db?.close();
-    await opts?.cleanup();
-    db = undefined;
-    opts = undefined;
-  });
+  const store = licensingDatabase(tdb);
 
   async function setup() {
-    opts = tdb.options("licensing");
-    db = await createOrm({ ...opts, entities, migrations, logger: createLogger("test", "silent") });
+    const { db, opts: o, pg: isPg, sql } = await store.open();
     const log = createLogger("test", "silent");
     const now = new Date();
     const deps: CoreDeps = {
@@ -49,11 +40,8 @@ describe.each(testDatabases())("reconcile and a concurrent beat ($name)", (tdb) 
       publisher: noopDirectivePublisher,
       log,
     };
-    const o = opts;
-    const isPg = Boolean(o.databaseUrl);
     const date = (d: Date) => (isPg ? d.toISOString() : d.getTime());
     const p = (n: number) => (isPg ? `$${n}` : "?");
-    const sql = <T = Record<string, unknown>>(q: string, params: unknown[] = []) => rawQuery<T>(o, q, params);
     /** An activated deployment stored ACTIVE, last seen `silentMs` ago, its term ending at `expiresAt`. */
     const seed = async (id: string, silentMs: number, expiresAt = new Date(now.getTime() + 365 * 24 * 60 * MINUTE)) => {
       const seen = date(new Date(now.getTime() - silentMs));

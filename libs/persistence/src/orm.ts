@@ -63,6 +63,16 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/**
+ * Lets pending I/O callbacks run before the next statement. SQLite (better-sqlite3) executes on
+ * the caller's thread and an awaited query resolves in the same turn, so a loop of statements
+ * would otherwise hold the event loop — and every socket — for all of them; call this between
+ * the batches of a long background job.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** A configuration problem (bad `DATABASE_URL`, bad schema name). Thrown before anything connects. */
 export class DatabaseConfigError extends Error {
   override name = "DatabaseConfigError";

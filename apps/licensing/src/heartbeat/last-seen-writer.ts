@@ -1,10 +1,11 @@
 /**
  * The heartbeat hot path's only writer (DESIGN.md §8): healthy beats do not touch the ORM, they
  * mark the deployment as seen in memory, and at most once per `flushEveryMs` (1 s) every mark
- * since the last flush is written in ONE statement — `UPDATE … SET last_seen_at = CASE id …` on
- * SQLite, an `UPDATE … FROM (VALUES …)` join on PostgreSQL. Stream presence (which replica holds
- * which box) rides in the same flush, so a reconnect storm of 10,000 boxes costs a handful of
- * statements a second, not 10,000 transactions.
+ * since the last flush is written in one statement per 2,000 boxes: an `UPDATE … FROM json_each(…)`
+ * join on SQLite, an `UPDATE … FROM (VALUES …)` join on PostgreSQL, each linear in its batch (on
+ * SQLite, which runs on this thread, the event loop turns between batches). Stream presence (which
+ * replica holds which box) rides in the same flush, so a reconnect storm of 10,000 boxes costs a
+ * handful of statements a second, not 10,000 transactions.
  *
  * `last_seen_at` is a fact, but this write deliberately does not bump the deployment's version:
  * a healthy beat that changes no derived state must not make every concurrent change (revoke,
@@ -12,7 +13,7 @@
  * (≤ 1 s older) last_seen back; the box's next beat moves it forward again. Beats that change the
  * derived state (GRACE → ACTIVE) never come here: they take the synchronous change path.
  */
-import type { Database } from "@lcp/persistence";
+import { yieldToEventLoop, type Database } from "@lcp/persistence";
 import type { Logger } from "@lcp/rpc";
 import { PRESENCE_TABLE } from "./presence-entity.js";
 
@@ -22,7 +23,7 @@ export interface LastSeenWriterOptions {
   log: Logger;
   /** The longest a mark waits before it is written. Default 1,000 ms. */
   flushEveryMs?: number;
-  /** Rows per statement (SQLite binds at most 32,766 parameters). Default 2,000. */
+  /** Rows per statement (PostgreSQL binds two parameters per row). Default 2,000. */
   batchSize?: number;
 }
 
@@ -91,12 +92,14 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
         "run",
       );
     } else {
-      const cases = batch.map(() => "when ? then ?").join(" ");
-      const ids = batch.map(() => "?").join(", ");
+      // The marks as one JSON parameter, joined by primary key: linear in the batch. (A
+      // `CASE id WHEN … THEN …` list is searched linearly for every row, which made a 10,000-box
+      // flush cost ~240 ms of the event loop a second instead of ~12.)
       await conn.execute(
-        `update deployment set last_seen_at = max(coalesce(last_seen_at, 0), case id ${cases} end) ` +
-          `where id in (${ids}) and activated_at is not null`,
-        [...batch.flatMap(([id, at]) => [id, at]), ...batch.map(([id]) => id)],
+        `update deployment set last_seen_at = max(coalesce(deployment.last_seen_at, 0), v.ts) ` +
+          `from (select value ->> 0 as id, value ->> 1 as ts from json_each(?)) as v ` +
+          `where deployment.id = v.id and deployment.activated_at is not null`,
+        [JSON.stringify(batch.map(([id, at]) => [id, at.getTime()]))],
         "run",
       );
     }
@@ -133,10 +136,15 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
       const rows = [...add.values()];
       const gone = [...remove];
       for (let i = 0; i < Math.max(rows.length, gone.length); i += batchSize) {
+        if (i > 0) await yieldToEventLoop();
         await writePresence(rows.slice(i, i + batchSize), gone.slice(i, i + batchSize));
       }
       const entries = [...batch];
-      for (let i = 0; i < entries.length; i += batchSize) await writeLastSeen(entries.slice(i, i + batchSize));
+      for (let i = 0; i < entries.length; i += batchSize) {
+        // SQLite runs on this thread: the beats that arrived meanwhile go first.
+        await yieldToEventLoop();
+        await writeLastSeen(entries.slice(i, i + batchSize));
+      }
     } catch (err) {
       // Put back what was not written, unless something newer was marked meanwhile.
       for (const [id, at] of batch) {

@@ -17,7 +17,7 @@
  * cost 10,000 streams 300+ queries a second for nothing.
  */
 import type { Settings } from "@lcp/domain";
-import type { ChangeNotifier, Database } from "@lcp/persistence";
+import { yieldToEventLoop, type ChangeNotifier, type Database } from "@lcp/persistence";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import type { Logger } from "@lcp/rpc";
 import { randomUUID } from "node:crypto";
@@ -118,6 +118,8 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
   const checkStale = async () => {
     const ids = [...streams.keys()];
     for (let i = 0; i < ids.length; i += STALE_CHECK_CHUNK) {
+      // Beats first: on SQLite each read below runs on this thread.
+      await yieldToEventLoop();
       const chunk = ids.slice(i, i + STALE_CHECK_CHUNK);
       const em = db.em();
       const versions = await em.find(DeploymentEntity, { id: { $in: chunk } }, { fields: ["id", "version"], disableIdentityMap: true });
