@@ -123,6 +123,18 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
     }, Math.max(250, Math.floor(options.leaseMs / 3)));
     const signal = AbortSignal.any([shutdown.signal, lost.signal]);
 
+    // A page's progress is stored while licensing reconciles the next one (their databases are
+    // apart): the write costs the sweep no time. A lost run lock aborts the page in flight at once.
+    let recording: Promise<boolean> | null = null;
+    const record = (): Promise<boolean> => {
+      const stored = store.progress(runId, { ...progress, transitions: progress.transitions.map((t) => ({ ...t })) }).then((held) => {
+        if (!held) lost.abort();
+        return held;
+      });
+      // Awaited below; until then a failure must not count as unhandled.
+      stored.catch(() => undefined);
+      return stored;
+    };
     try {
       for (;;) {
         if (signal.aborted) {
@@ -175,12 +187,13 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
         progress.transitions = [...tally.values()];
         const next = page.nextAfterDeploymentId;
         if (next) progress.cursor = next;
-        if (!(await store.progress(runId, progress))) {
-          lost.abort();
-          continue;
-        }
+        // The previous page's record must have landed, with the run lock still ours, before the next.
+        if (recording && !(await recording)) continue;
+        recording = record();
         if (!next) break;
       }
+      // The last record (or the one in flight when a page failed) lands before the run is finished.
+      if (recording && !(await recording) && error === null) error = "lost the run lock to another replica";
     } catch (err) {
       // Our own database failed while recording progress; the report says so without details.
       error = "internal error while recording the run (see fleet-sweep logs)";

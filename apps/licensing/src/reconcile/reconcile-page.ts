@@ -29,7 +29,7 @@
  * and re-derives with the domain itself on the row it compares-and-sets against. A dry run runs
  * the same derivation and reports every changed row without writing.
  */
-import { deriveState, directivesFor, transitionOf, type DerivedState, type Transition } from "@lcp/domain";
+import { deriveState, directivesFor, transitionOf, type DerivedState, type Settings, type Transition } from "@lcp/domain";
 import { EVENT_RUN_PREFIX, isSerializationFailure } from "@lcp/persistence";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
@@ -66,6 +66,8 @@ export interface ReconcilePageInput {
    * instead of each coming back as a row. Ignored by a dry run, which lists what it plans.
    */
   countsOnly?: boolean;
+  /** The settings to derive with, when the caller already read them (else read here). */
+  settings?: Settings | undefined;
 }
 
 /** One transition applied (or, in a dry run, planned). */
@@ -138,7 +140,7 @@ function transitionOfMoved(row: MovedRow): Transition {
 
 /** Reconciles one keyset page (see the module comment). */
 export async function reconcilePage(deps: CoreDeps, input: ReconcilePageInput, hooks: ReconcileHooks = {}): Promise<ReconcilePageResult> {
-  const settings = await loadSettings(deps.db.em(), input.at);
+  const settings = input.settings ?? (await loadSettings(deps.db.em(), input.at));
   const templates = input.dryRun ? [] : createTransitionTemplates(input);
   let page: PageOutcome;
   for (let attempt = 1; ; attempt++) {
@@ -307,7 +309,7 @@ function outcomeOf(rows: OutcomeRow[]): PageOutcome {
  * planner's estimates over the CTEs are large enough to trigger JIT compilation, which costs
  * several times the statement itself on a page.
  */
-async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, settings: Awaited<ReturnType<typeof loadSettings>>, templates: TransitionTemplate[]): Promise<PageOutcome> {
+async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, settings: Settings, templates: TransitionTemplate[]): Promise<PageOutcome> {
   const conn = tx.getConnection();
   const ctx = tx.getTransactionContext();
   // For this transaction only, in one round trip: no JIT, and the page read in key order straight
@@ -386,7 +388,7 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
 async function runPageSqlite(
   tx: EntityManager,
   input: ReconcilePageInput,
-  settings: Awaited<ReturnType<typeof loadSettings>>,
+  settings: Settings,
   templates: TransitionTemplate[],
   hooks: ReconcileHooks,
 ): Promise<PageOutcome> {

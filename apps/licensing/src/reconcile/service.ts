@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { clampPageSize, formatDuration, type Transition } from "@lcp/domain";
+import { clampPageSize, formatDuration, type Settings, type Transition } from "@lcp/domain";
 import { ReconcileResponseSchema, type ReconcileRequest, type ReconcileResponse, type ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionCountSchema, type TransitionCount } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
@@ -41,9 +41,10 @@ export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, c
   if (req.sweepId.length > MAX_SWEEP_ID_LENGTH) throw invalid("sweep_id", `sweep_id must be at most ${MAX_SWEEP_ID_LENGTH} characters`);
   const serverNow = deps.now();
   let at = serverNow;
+  let settings: Settings | undefined;
   if (req.now) {
     at = timestampDate(req.now);
-    const settings = await loadSettings(deps.db.em(), serverNow);
+    settings = await loadSettings(deps.db.em(), serverNow);
     const skew = Math.abs(at.getTime() - serverNow.getTime());
     if (!Number.isFinite(skew) || skew > settings.maxClockSkewMs) {
       throw invalid(
@@ -52,7 +53,7 @@ export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, c
       );
     }
   }
-  return { at, afterDeploymentId: req.afterDeploymentId, pageSize: size.pageSize, dryRun: req.dryRun, sweepId: req.sweepId, call, countsOnly: req.countsOnly };
+  return { at, afterDeploymentId: req.afterDeploymentId, pageSize: size.pageSize, dryRun: req.dryRun, sweepId: req.sweepId, call, countsOnly: req.countsOnly, settings };
 }
 
 /**
