@@ -43,9 +43,9 @@ describe.each(testDatabases())("last-seen flush ($name)", (tdb) => {
 
     const writer = createLastSeenWriter({ db, log: createLogger("test", "silent"), flushEveryMs: 60_000, batchSize: BATCH });
     const mark = t0 + 60_000;
-    for (let i = 0; i < BOXES; i++) writer.seen(id(i), new Date(mark));
+    for (let i = 0; i < BOXES; i++) writer.seen(id(i), mark);
     // A box marked twice keeps its latest mark.
-    writer.seen(id(1), new Date(mark + 1_000));
+    writer.seen(id(1), mark + 1_000);
     expect(writer.pending()).toBe(BOXES);
 
     // Count event-loop turns while the flush runs: a callback queued with setImmediate before it
