@@ -99,6 +99,9 @@ interface LoadResult {
   intervalLoadDelayP99Ms: number;
   /** Its longest stall: one stall of 100 ms delays every ack due in it, ~1 % of a 15 s window. */
   intervalLoadDelayMaxMs: number;
+  /** The interval phase's measured window, wall clock (ms since the epoch). */
+  intervalFrom: number;
+  intervalTo: number;
 }
 
 function frame(payload: Uint8Array): Buffer {
@@ -232,8 +235,24 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
     ready = { url: app.url, boxes };
     close = () => app.close();
   }
+  // The server's own event-loop stalls (≥ 10 ms late on a 5 ms timer), with the wall-clock time
+  // they ended, so the parent can ask what this process did during the load's interval phase.
+  const stalls: Array<[number, number]> = [];
+  let lastTick = performance.now();
+  setInterval(() => {
+    const tickAt = performance.now();
+    const late = tickAt - lastTick - 5;
+    if (late >= 10) stalls.push([Date.now(), late]);
+    lastTick = tickAt;
+  }, 5).unref();
   process.send?.(ready);
   process.on("message", (m) => {
+    if (typeof m === "object" && m !== null && "stallsBetween" in m) {
+      const [from, to] = (m as { stallsBetween: [number, number] }).stallsBetween;
+      const inWindow = stalls.filter(([at]) => at >= from && at <= to).map(([, ms]) => ms);
+      process.send?.({ maxMs: Math.max(0, ...inWindow), over50: inWindow.filter((ms) => ms >= 50).length });
+      return;
+    }
     if (m === "cpu") {
       const { user, system } = process.cpuUsage();
       process.send?.({ cpuMicros: user + system });
@@ -346,9 +365,13 @@ async function load(): Promise<void> {
   const phaseStart = performance.now();
   const warmUpMs = req.intervalMs;
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  let intervalFrom = 0;
   const tick = setInterval(() => {
     const elapsedMs = performance.now() - phaseStart;
-    if (elapsedMs >= warmUpMs && !measuring) loopDelay.enable();
+    if (elapsedMs >= warmUpMs && !measuring) {
+      loopDelay.enable();
+      intervalFrom = Date.now();
+    }
     const due = Math.floor((elapsedMs * n) / req.intervalMs);
     measuring = elapsedMs >= warmUpMs;
     for (; sent < due; sent++) {
@@ -361,6 +384,7 @@ async function load(): Promise<void> {
   await sleep(warmUpMs + req.seconds * 1000);
   clearInterval(tick);
   loopDelay.disable();
+  const intervalTo = Date.now();
   await sleep(Math.min(2_000, req.intervalMs));
   measuring = false;
   const interval = percentiles(latencies);
@@ -377,6 +401,8 @@ async function load(): Promise<void> {
     intervalUnanswered: unanswered,
     intervalLoadDelayP99Ms: loopDelay.percentile(99) / 1e6,
     intervalLoadDelayMaxMs: loopDelay.max / 1e6,
+    intervalFrom,
+    intervalTo,
   };
   process.send?.(result);
   // Hold the streams idle until the parent has read the server's RSS.
@@ -617,11 +643,13 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
         const { opened } = await ask<{ opened: number }>(loader, { url, caPem: pki.ca.certPem, boxes, streams, seconds: SECONDS, intervalMs: INTERVAL_MS } satisfies LoadRequest);
         const cpuPerOpenMs = ((await cpu(server)) - cpuBefore) / 1000 / Math.max(1, opened);
         const result = await ask<LoadResult>(loader, "go");
+        const serverStalls = await ask<{ maxMs: number; over50: number }>(server, { stallsBetween: [result.intervalFrom, result.intervalTo] });
         const held = await memory(server);
         await ask(loader, "close");
         const perStream = (bytes: number) => bytes / 1024 / Math.max(1, result.opened);
         return {
           ...result,
+          serverStalls,
           cpuPerOpenMs,
           kbPerStream: perStream(held.rss - before.rss),
           // Where it went (logged, not tabled): the JS heap and node's external memory.
@@ -644,7 +672,7 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
         { name: `Heartbeat beats/s, ${n} mTLS streams closed-loop${note}`, value: l.beatsPerSecond, unit: "beats/s", baseline: "raw node:http2 echo, same streams", baselineValue: r.beatsPerSecond, ratio: l.beatsPerSecond / r.beatsPerSecond, goal: "≥ 0.5" },
         { name: `Heartbeat p50 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p50Ms, unit: "ms", baseline: "raw echo p50", baselineValue: r.p50Ms, ratio: r.p50Ms / l.p50Ms },
         { name: `Heartbeat p99 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p99Ms, unit: "ms", baseline: "raw echo p99", baselineValue: r.p99Ms, ratio: r.p99Ms / l.p99Ms },
-        { name: `Heartbeat p99 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)${l.intervalUnanswered > 0 ? ` (${l.intervalUnanswered} unanswered)` : ""}; the load generator's own event-loop delay p99 / max: ${l.intervalLoadDelayP99Ms.toFixed(1)} / ${l.intervalLoadDelayMaxMs.toFixed(0)} ms (echo run ${r.intervalLoadDelayP99Ms.toFixed(1)} / ${r.intervalLoadDelayMaxMs.toFixed(0)} ms)`, value: l.intervalP99Ms, unit: "ms", baseline: "raw echo p99, same beats", baselineValue: r.intervalP99Ms, ratio: r.intervalP99Ms / l.intervalP99Ms, goal: "value < 50 ms" },
+        { name: `Heartbeat p99 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)${l.intervalUnanswered > 0 ? ` (${l.intervalUnanswered} unanswered)` : ""}; the load generator's own event-loop delay p99 / max: ${l.intervalLoadDelayP99Ms.toFixed(1)} / ${l.intervalLoadDelayMaxMs.toFixed(0)} ms (echo run ${r.intervalLoadDelayP99Ms.toFixed(1)} / ${r.intervalLoadDelayMaxMs.toFixed(0)} ms); the server's own longest stall: ${l.serverStalls.maxMs.toFixed(0)} ms, ${l.serverStalls.over50} over 50 ms (echo ${r.serverStalls.maxMs.toFixed(0)} ms, ${r.serverStalls.over50})`, value: l.intervalP99Ms, unit: "ms", baseline: "raw echo p99, same beats", baselineValue: r.intervalP99Ms, ratio: r.intervalP99Ms / l.intervalP99Ms, goal: "value < 50 ms" },
         { name: `Heartbeat p50 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)`, value: l.intervalP50Ms, unit: "ms", baseline: "raw echo p50, same beats", baselineValue: r.intervalP50Ms, ratio: r.intervalP50Ms / l.intervalP50Ms },
         { name: `Server RSS per held stream, ${n} streams (ratio = value/baseline)`, value: l.kbPerStream, unit: "KB", baseline: "raw echo RSS per held stream", baselineValue: r.kbPerStream, ratio: l.kbPerStream / r.kbPerStream, goal: "≤ 1.2" },
         { name: `Server CPU per stream opened (TLS handshake; licensing: + hello), ${n} streams (ratio = value/baseline)`, value: l.cpuPerOpenMs, unit: "ms", baseline: "raw echo CPU per stream opened", baselineValue: r.cpuPerOpenMs, ratio: l.cpuPerOpenMs / r.cpuPerOpenMs },
