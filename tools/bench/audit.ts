@@ -36,7 +36,7 @@ import { ensureDevPki } from "@lcp/pki";
 import { AppendRequestSchema, AppendResponseSchema, AuditEventSchema, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import pg from "pg";
 import { v7 as uuidv7 } from "uuid";
-import { measureRate, printResults, type BenchResult } from "./result.js";
+import { measureRate, median, printResults, type BenchResult } from "./result.js";
 
 const BATCH = 100;
 const PRODUCERS = 4;
@@ -258,12 +258,6 @@ async function stopServer(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function benchOn(driver: "sqlite" | "postgresql", databaseUrl: string | undefined): Promise<BenchResult[]> {

@@ -54,3 +54,10 @@ export async function measureRate(fn: () => Promise<unknown>, concurrency: numbe
   );
   return done / ((performance.now() - start) / 1000);
 }
+
+/** The median of interleaved rounds (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

@@ -16,7 +16,7 @@ import { startTestSigningKeys } from "@lcp/signing-keys/testing";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki } from "@lcp/testing/pki";
 import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
-import { printResults, type BenchResult } from "./result.js";
+import { median, printResults, type BenchResult } from "./result.js";
 
 const ISSUER = "https://lcp.bench/licensing";
 const PAGE_SIZE = 50_000;
@@ -119,7 +119,6 @@ export async function benchSweep(): Promise<BenchResult[]> {
       rounds.push({ bareMs, sweepMs, rerunMs });
       console.error(`  round ${round}: sweep ${Math.round(sweepMs)} ms (${moved} transitions), bare UPDATE ${Math.round(bareMs)} ms, re-run ${Math.round(rerunMs)} ms`);
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const bareMs = median(rounds.map((r) => r.bareMs));
     const sweepMs = median(rounds.map((r) => r.sweepMs));
     const rerunMs = median(rounds.map((r) => r.rerunMs));
