@@ -1,16 +1,18 @@
 /**
  * `npm run bench -- sweep`: a fleet sweep over 1,000,000 deployments on PostgreSQL (DATABASE_URL
  * set) or 100,000 on SQLite, 10 % of which change state (ACTIVE → GRACE), through the real apps
- * over mTLS (fleet-sweep `Sweep` → licensing `Reconcile`, 50,000 per page, with audit events in
- * the outbox), beside a bare set-based SQL `UPDATE` of the same rows measured in the same run;
- * then the idempotent re-run over the now unchanged fleet. Three interleaved rounds
- * (`BENCH_SWEEP_ROUNDS`), medians. Goal: the sweep within 2× the UPDATE.
+ * over mTLS (fleet-sweep `Sweep` → licensing `SplitFleet` and `Reconcile`, 50,000 per page, the
+ * ranges side by side as fleet-sweep runs by default, with audit events in the outbox), beside a
+ * bare set-based SQL `UPDATE` of the same rows measured in the same run; then the idempotent
+ * re-run over the now unchanged fleet, and on PostgreSQL the same sweep one range at a time
+ * (`SWEEP_PARALLELISM=1`; SQLite's SplitFleet never splits). Three interleaved rounds (`BENCH_SWEEP_ROUNDS`), medians. Goal: the
+ * sweep within 2× the UPDATE.
  */
 import { fileURLToPath } from "node:url";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { SweepStatus } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { createAdminClient } from "@lcp/rpc";
-import { startFleetSweep } from "@lcp/fleet-sweep/app";
+import { DEFAULT_SWEEP_PARALLELISM, startFleetSweep } from "@lcp/fleet-sweep/app";
 import { startLicensing } from "@lcp/licensing/app";
 import { startTestSigningKeys } from "@lcp/signing-keys/testing";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
@@ -56,25 +58,32 @@ export async function benchSweep(): Promise<BenchResult[]> {
     });
     closers.push(() => licensing.close());
     const sweepTls = await tls("fleet-sweep");
-    const sweep = await startFleetSweep({
-      port: 0,
-      trustDomain: pki.trustDomain,
-      tls: sweepTls,
-      adminTokens: createAdminTokenVerifier({ issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks }),
-      database: { databaseUrl: dbs.sweep.databaseUrl, dataDir: dbs.sweep.dataDir, schema: dbs.sweep.schema },
-      licensingUrl: licensing.url,
-      sweepIntervalMs: null,
-      pageSize: PAGE_SIZE,
-      logLevel: "silent",
-    });
-    closers.push(() => sweep.close());
-    const client = createAdminClient(FleetSweepService, {
-      baseUrl: sweep.url,
-      caPem: pki.ca.certPem,
-      token: () => dev.mint({ subject: "bench", roles: ["support"], ttlSeconds: 3_600 }),
-      retries: 0,
-      timeoutMs: 30 * 60_000,
-    });
+    // Two fleet-sweep replicas on one database (so one run lock): the default, ranges side by
+    // side, and one range at a time.
+    const sweeper = async (parallelism: number) => {
+      const app = await startFleetSweep({
+        port: 0,
+        trustDomain: pki.trustDomain,
+        tls: sweepTls,
+        adminTokens: createAdminTokenVerifier({ issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks }),
+        database: { databaseUrl: dbs.sweep.databaseUrl, dataDir: dbs.sweep.dataDir, schema: dbs.sweep.schema },
+        licensingUrl: licensing.url,
+        sweepIntervalMs: null,
+        pageSize: PAGE_SIZE,
+        parallelism,
+        logLevel: "silent",
+      });
+      closers.push(() => app.close());
+      return createAdminClient(FleetSweepService, {
+        baseUrl: app.url,
+        caPem: pki.ca.certPem,
+        token: () => dev.mint({ subject: "bench", roles: ["support"], ttlSeconds: 3_600 }),
+        retries: 0,
+        timeoutMs: 30 * 60_000,
+      });
+    };
+    const client = await sweeper(DEFAULT_SWEEP_PARALLELISM);
+    const serial = await sweeper(1);
     const sql = (q: string, params: unknown[] = []) => rawQuery(dbs.lic, q, params);
     const at = new Date();
     const date = (d: Date) => (pg ? d.toISOString() : d.getTime());
@@ -87,14 +96,25 @@ export async function benchSweep(): Promise<BenchResult[]> {
     // ROUNDS interleaved rounds, medians reported: one statement's time swings with checkpoints
     // and autovacuum, and a single pair of runs read as anything from 0.3 to 0.5.
     // A round: the baseline (the same rows moved ACTIVE → GRACE by one set-based statement), put
-    // back; the sweep; the idempotent re-run over the unchanged fleet; put back.
+    // back; the sweep; the idempotent re-run over the unchanged fleet; put back; the sweep one
+    // range at a time; put back.
     const stale = date(new Date(at.getTime() - STALE_MS / 2));
     const p = (n: number) => (pg ? `$${n}` : "?");
     const putBack = async () => {
       await sql(`update deployment set state = 'ACTIVE', lock_reason = null, version = version + 1 where state = 'GRACE'`);
       if (pg) await sql("vacuum analyze deployment");
     };
-    const rounds: Array<{ bareMs: number; sweepMs: number; rerunMs: number }> = [];
+    const sweepOnce = async (c: typeof client) => {
+      const t = performance.now();
+      const first = await c.sweep({ pageSize: PAGE_SIZE });
+      const ms = performance.now() - t;
+      const moved = first.sweep?.transitions.reduce((n, x) => n + Number(x.count), 0) ?? 0;
+      if (first.sweep?.status !== SweepStatus.SUCCEEDED || moved !== count / STALE_EVERY) {
+        throw new Error(`sweep did not apply the expected ${count / STALE_EVERY} transitions: status ${first.sweep?.status}, ${moved} applied, error ${first.sweep?.error}`);
+      }
+      return ms;
+    };
+    const rounds: Array<{ bareMs: number; sweepMs: number; rerunMs: number; serialMs: number }> = [];
     for (let round = 1; round <= ROUNDS; round++) {
       let t = performance.now();
       await sql(
@@ -104,30 +124,32 @@ export async function benchSweep(): Promise<BenchResult[]> {
       const bareMs = performance.now() - t;
       await putBack();
 
-      t = performance.now();
-      const first = await client.sweep({ pageSize: PAGE_SIZE });
-      const sweepMs = performance.now() - t;
-      const moved = first.sweep?.transitions.reduce((n, x) => n + Number(x.count), 0) ?? 0;
-      if (first.sweep?.status !== SweepStatus.SUCCEEDED || moved !== count / STALE_EVERY) {
-        throw new Error(`sweep did not apply the expected ${count / STALE_EVERY} transitions: status ${first.sweep?.status}, ${moved} applied, error ${first.sweep?.error}`);
-      }
+      const sweepMs = await sweepOnce(client);
       t = performance.now();
       const again = await client.sweep({ pageSize: PAGE_SIZE });
       const rerunMs = performance.now() - t;
       if (again.sweep?.transitions.length !== 0) throw new Error("the re-run over an unchanged fleet made transitions");
       await putBack();
-      rounds.push({ bareMs, sweepMs, rerunMs });
-      console.error(`  round ${round}: sweep ${Math.round(sweepMs)} ms (${moved} transitions), bare UPDATE ${Math.round(bareMs)} ms, re-run ${Math.round(rerunMs)} ms`);
+      // SQLite's SplitFleet does not split (one writer): there the default already runs one range.
+      const serialMs = pg ? await sweepOnce(serial) : sweepMs;
+      if (pg) await putBack();
+      rounds.push({ bareMs, sweepMs, rerunMs, serialMs });
+      console.error(
+        `  round ${round}: sweep ${Math.round(sweepMs)} ms (${count / STALE_EVERY} transitions${pg ? `, ${DEFAULT_SWEEP_PARALLELISM} ranges side by side` : ""}), bare UPDATE ${Math.round(bareMs)} ms, ` +
+          `re-run ${Math.round(rerunMs)} ms${pg ? `, one range at a time ${Math.round(serialMs)} ms` : ""}`,
+      );
     }
     const bareMs = median(rounds.map((r) => r.bareMs));
     const sweepMs = median(rounds.map((r) => r.sweepMs));
     const rerunMs = median(rounds.map((r) => r.rerunMs));
+    const serialMs = median(rounds.map((r) => r.serialMs));
 
     const n = `${count.toLocaleString("en-US")} deployments, ${pg ? "PostgreSQL" : "SQLite"}`;
     const baseline = `bare set-based UPDATE of the same ${(count / STALE_EVERY).toLocaleString("en-US")} rows`;
+    const ranges = pg ? `, ${DEFAULT_SWEEP_PARALLELISM} ranges side by side` : "";
     return [
       {
-        name: `sweep, 10% change (${n}; median of ${ROUNDS}; ms, lower is better)`,
+        name: `sweep, 10% change${ranges} (${n}; median of ${ROUNDS}; ms, lower is better)`,
         value: sweepMs,
         unit: "ms",
         baseline,
@@ -135,6 +157,18 @@ export async function benchSweep(): Promise<BenchResult[]> {
         ratio: bareMs / sweepMs,
         goal: "≥ 0.5 (within 2×)",
       },
+      ...(pg
+        ? [
+            {
+              name: `sweep, 10% change, one range at a time (${n}; median of ${ROUNDS}; ms, lower is better)`,
+              value: serialMs,
+              unit: "ms",
+              baseline,
+              baselineValue: bareMs,
+              ratio: bareMs / serialMs,
+            },
+          ]
+        : []),
       {
         name: `idempotent re-run, 0 changes (${n}; median of ${ROUNDS}; ms, lower is better)`,
         value: rerunMs,

@@ -10,12 +10,15 @@ import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { createOrm, createOutboxRelay, isConnectionError, newAuditEvent, registerOutboxMetrics, writeAuditNow, type Database } from "@lcp/persistence";
 import { createClient, createLogger, createMetrics, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
-import { DEFAULT_LOCK_LEASE_MS, type FleetSweepConfig } from "./config.js";
+import { DEFAULT_LOCK_LEASE_MS, DEFAULT_SWEEP_PARALLELISM, type FleetSweepConfig } from "./config.js";
 import { createSweepStore } from "./storage/sweep-store.js";
 import { entities, migrations } from "./storage/schema.js";
 import { createFleetSweepHandlers } from "./sweep/handlers.js";
 import { createSweepRunner } from "./sweep/runner.js";
 import { startScheduler } from "./sweep/scheduler.js";
+
+/** The default of `SWEEP_PARALLELISM` (for tools that start the app with explicit settings). */
+export { DEFAULT_SWEEP_PARALLELISM } from "./config.js";
 
 /** A running fleet-sweep service. */
 export interface FleetSweepApp {
@@ -84,6 +87,8 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
       log,
       leaseMs,
       reconcile: (request, options) => licensing.reconcile(request, { signal: options.signal }),
+      split: (request, options) => licensing.splitFleet(request, { signal: options.signal }),
+      parallelism: config.parallelism ?? DEFAULT_SWEEP_PARALLELISM,
       onFinished: (run) => {
         relay?.notify();
         if (run.finishedAt) sweepDuration.observe({ status: run.status, trigger: run.trigger }, (run.finishedAt.getTime() - run.startedAt.getTime()) / 1000);

@@ -16,6 +16,10 @@ export const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
 export const DEFAULT_SWEEP_PAGE_SIZE = 1_000;
 /** The largest Reconcile page (licensing's limit, proto SweepRequest.page_size). */
 export const SWEEP_PAGE_MAX = 50_000;
+/** Ranges of the fleet a run reconciles side by side: one page statement each in licensing's database. */
+export const DEFAULT_SWEEP_PARALLELISM = 2;
+/** The most ranges side by side (licensing's SplitFleet allows 64; more than a few only queues in the database). */
+export const SWEEP_PARALLELISM_MAX = 16;
 /** The run lock's lease: a replica that died frees the lock after this. */
 export const DEFAULT_LOCK_LEASE_MS = 60_000;
 
@@ -44,6 +48,8 @@ export interface FleetSweepConfig {
   readonly sweepIntervalMs: number | null;
   /** Reconcile page size when a request leaves it 0. */
   readonly pageSize: number;
+  /** Ranges of the fleet reconciled side by side (default {@link DEFAULT_SWEEP_PARALLELISM}). */
+  readonly parallelism?: number | undefined;
   /** Run lock lease (default 60 s). */
   readonly lockLeaseMs?: number | undefined;
   /** Deadline of each Reconcile call (default 30 s). */
@@ -64,7 +70,9 @@ export interface FleetSweepConfig {
  * - `AUDIT_URL` (optional; without it `fleet.sweep` events wait in the outbox),
  * - `SWEEP_INTERVAL` (default `60s`, `off` for on-demand only). A local setting rather than
  *   licensing's `sweep_interval`: the scheduler must keep its rhythm while licensing is down,
- * - `SWEEP_PAGE_SIZE` (default 1000, 1 to 50000: licensing's Reconcile limit).
+ * - `SWEEP_PAGE_SIZE` (default 1000, 1 to 50000: licensing's Reconcile limit),
+ * - `SWEEP_PARALLELISM` (default 2, 1 to 16): ranges of the fleet reconciled side by side, each
+ *   with one page in flight — on PostgreSQL each its own statement on its own connection.
  */
 export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env): Promise<FleetSweepConfig> {
   const get = (name: string) => {
@@ -76,6 +84,7 @@ export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env)
   const auditUrl = auditRaw === undefined ? undefined : parseUrl("AUDIT_URL", auditRaw);
   const sweepIntervalMs = parseInterval(get("SWEEP_INTERVAL"));
   const pageSize = parsePageSize(get("SWEEP_PAGE_SIZE"));
+  const parallelism = parseParallelism(get("SWEEP_PARALLELISM"));
   const common = await readCommonConfig(env, "fleet-sweep", { port: DEFAULT_FLEET_SWEEP_PORT });
   return {
     host: common.host,
@@ -88,6 +97,7 @@ export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env)
     auditUrl,
     sweepIntervalMs,
     pageSize,
+    parallelism,
     logLevel: common.logLevel,
   };
 }
@@ -123,6 +133,14 @@ function parsePageSize(value: string | undefined): number {
   if (value === undefined) return DEFAULT_SWEEP_PAGE_SIZE;
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > SWEEP_PAGE_MAX) {
     throw new ConfigError("SWEEP_PAGE_SIZE", `${JSON.stringify(value)} must be an integer from 1 to ${SWEEP_PAGE_MAX}`);
+  }
+  return Number(value);
+}
+
+function parseParallelism(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_SWEEP_PARALLELISM;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > SWEEP_PARALLELISM_MAX) {
+    throw new ConfigError("SWEEP_PARALLELISM", `${JSON.stringify(value)} must be an integer from 1 to ${SWEEP_PARALLELISM_MAX}`);
   }
   return Number(value);
 }

@@ -7,35 +7,20 @@
  * shown is the order of the runner's own calls.
  */
 import { create } from "@bufbuild/protobuf";
-import { createOrm, type Database } from "@lcp/persistence";
 import { ReconcileResponseSchema, type ReconcileRequest } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { createLogger } from "@lcp/rpc";
-import { testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { afterEach, describe, expect, it } from "vitest";
-import { createSweepStore, type SweepStore } from "../src/storage/sweep-store.js";
-import { entities, migrations } from "../src/storage/schema.js";
+import { sqliteSweepStores } from "./support.js";
 import { createSweepRunner, type ReconcileFn } from "../src/sweep/runner.js";
 
-const sqlite = testDatabases().find((t) => t.name === "sqlite")!;
 const PAGES = 4;
 const log = createLogger("test", "silent");
 const requester = { kind: "admin" as const, id: "alice" };
 
 describe("sweep runner paging", () => {
-  let db: Database | undefined;
-  let opts: TestDatabaseOptions | undefined;
-  afterEach(async () => {
-    await db?.close();
-    await opts?.cleanup();
-  });
-
-  async function openStore(): Promise<SweepStore> {
-    opts = sqlite.options("fleet-sweep");
-    db = await createOrm({ ...opts, entities, migrations, logger: log });
-    const store = createSweepStore({ db, now: () => new Date(), owner: "test", leaseMs: 60_000 });
-    await store.ensureLockRow();
-    return store;
-  }
+  const stores = sqliteSweepStores();
+  afterEach(() => stores.close());
+  const openStore = () => stores.open();
 
   /** A fleet of PAGES pages of 10; each call is logged. */
   function pagedReconcile(events: string[], onCall?: (page: number, signal: AbortSignal) => Promise<void>): ReconcileFn {

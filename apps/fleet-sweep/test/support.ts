@@ -13,13 +13,16 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { ReconcileResponseSchema, ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { DeploymentState, LockReason, TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
-import { createAdminClient } from "@lcp/rpc";
-import type { TestDatabase, TestDatabaseOptions } from "@lcp/testing/db";
+import { createAdminClient, createLogger } from "@lcp/rpc";
+import { createOrm, type Database } from "@lcp/persistence";
+import { testDatabases, type TestDatabase, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
 import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
 import { startFleetSweep, type FleetSweepApp } from "../src/app.js";
 import type { FleetSweepConfig } from "../src/config.js";
+import { createSweepStore, type SweepStore } from "../src/storage/sweep-store.js";
+import { entities, migrations } from "../src/storage/schema.js";
 
 /** A running fleet-sweep app and an admin client for it. */
 export interface SweepUnderTest {
@@ -172,3 +175,27 @@ export function fleetOf(n: number, everyNth: number): FakeDeployment[] {
 
 /** An Unavailable error as licensing going away produces. */
 export const unavailable = () => new ConnectError("licensing is shutting down", Code.Unavailable);
+
+/**
+ * The real sweep store on a fresh SQLite database, for tests of the runner alone; call `close`
+ * after each test (afterEach).
+ */
+export function sqliteSweepStores(): { open(): Promise<SweepStore>; close(): Promise<void> } {
+  let db: Database | undefined;
+  let opts: TestDatabaseOptions | undefined;
+  return {
+    async open() {
+      opts = testDatabases().find((t) => t.name === "sqlite")!.options("fleet-sweep");
+      db = await createOrm({ ...opts, entities, migrations, logger: createLogger("test", "silent") });
+      const store = createSweepStore({ db, now: () => new Date(), owner: "test", leaseMs: 60_000 });
+      await store.ensureLockRow();
+      return store;
+    },
+    async close() {
+      await db?.close();
+      await opts?.cleanup();
+      db = undefined;
+      opts = undefined;
+    },
+  };
+}

@@ -69,6 +69,7 @@ describe("the policy table", () => {
       "signing.v1.SigningKeyService/GetApplianceTrustBundle": ["licensing"],
       "audit.v1.AuditService/Append": [...SERVICE_NAMES].sort(),
       "licensing.v1.ReconcileService/Reconcile": ["fleet-sweep"],
+      "licensing.v1.ReconcileService/SplitFleet": ["fleet-sweep"],
     });
   });
 

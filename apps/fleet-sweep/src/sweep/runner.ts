@@ -1,7 +1,8 @@
 /**
- * One sweep run (DESIGN.md §9): take the run lock, page through the whole fleet with licensing's
- * `Reconcile` (keyset cursor) at ONE `now`, tally the report, store progress after every page, and
- * finish with the report and its `fleet.sweep` audit event. A failure part-way stores the run as
+ * One sweep run (DESIGN.md §9): take the run lock, cut the fleet into key ranges (licensing's
+ * `SplitFleet`), page through each with licensing's `Reconcile` (keyset cursor, the ranges side
+ * by side) at ONE `now`, tally the report, store progress after every page, and finish with the
+ * report and its `fleet.sweep` audit event. A failure part-way stores the run as
  * FAILED with what was done; the next run simply sweeps again — pages already reconciled have
  * nothing left to change, so nothing is applied twice.
  */
@@ -10,7 +11,14 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DeploymentState, LockReason } from "@lcp/domain";
 import { newAuditEvent } from "@lcp/persistence";
-import { ReconcileRequestSchema, type ReconcileRequest, type ReconcileResponse } from "@lcp/proto/licensing/v1/reconcile_service_pb";
+import {
+  ReconcileRequestSchema,
+  SplitFleetRequestSchema,
+  type ReconcileRequest,
+  type ReconcileResponse,
+  type SplitFleetRequest,
+  type SplitFleetResponse,
+} from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { DeploymentState as ProtoState, LockReason as ProtoLockReason } from "@lcp/proto/licensing/v1/types_pb";
 import type { Logger } from "@lcp/rpc";
 import {
@@ -25,6 +33,21 @@ import {
 
 /** Calls licensing's `ReconcileService.Reconcile` (the typed client's method, or a stand-in). */
 export type ReconcileFn = (request: ReconcileRequest, options: { signal: AbortSignal }) => Promise<ReconcileResponse>;
+/** Calls licensing's `ReconcileService.SplitFleet`. */
+export type SplitFleetFn = (request: SplitFleetRequest, options: { signal: AbortSignal }) => Promise<SplitFleetResponse>;
+
+/** One span of deployment ids a run reconciles page by page, beside the others. */
+interface SweepRange {
+  /** Ids greater than this ("" from the start)… */
+  readonly after: string;
+  /** …up to and including this one ("" to the end). */
+  readonly upTo: string;
+  /** The keyset cursor reached (null before the first page). */
+  cursor: string | null;
+  done: boolean;
+  /** A dry run's planned transitions in this range, in id order. */
+  planned: PlannedTransition[];
+}
 
 /** Who asked for a run, for the report and the audit trail. */
 export interface RunRequester {
@@ -53,6 +76,13 @@ export interface SweepRunnerOptions {
   log: Logger;
   /** The lock lease; it is renewed every third of it while a page is in flight. */
   leaseMs: number;
+  /** Licensing's SplitFleet; without it every run is one range. */
+  split?: SplitFleetFn | undefined;
+  /**
+   * How many ranges of the fleet a run reconciles side by side (default 1): each has one page in
+   * flight, so licensing's database works on that many pages at once.
+   */
+  parallelism?: number | undefined;
   /** A run committed its report and audit event (wake the outbox relay). */
   onFinished?: (run: SweepRunView) => void;
 }
@@ -81,8 +111,33 @@ const LOCK_REASON_NAMES: Record<number, LockReason> = {
 /** Creates the runner (see the module comment). */
 export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
   const { store, reconcile, now, log } = options;
+  const parallelism = options.parallelism ?? 1;
   const shutdown = new AbortController();
   const inProgress = new Set<Promise<unknown>>();
+
+  /**
+   * The ranges a run reconciles side by side: licensing's SplitFleet cut into `parallelism` parts,
+   * or the whole fleet as one. A licensing without SplitFleet (an older replica mid-upgrade) gets
+   * one range; any other failure fails the run before it reconciles anything (null).
+   */
+  async function splitRanges(runId: string, signal: AbortSignal, fail: (message: string) => void, progress: SweepProgress): Promise<SweepRange[] | null> {
+    let boundaries: string[] = [];
+    if (parallelism > 1 && options.split) {
+      try {
+        boundaries = (await options.split(create(SplitFleetRequestSchema, { parts: parallelism }), { signal })).boundaries;
+      } catch (err) {
+        if (signal.aborted) return null;
+        if (!(err instanceof ConnectError && err.code === Code.Unimplemented)) {
+          progress.failures += 1;
+          fail(describeReconcileError(err, "SplitFleet"));
+          log.warn({ err, sweepId: runId }, "sweep: SplitFleet failed, the run stops here");
+          return null;
+        }
+        log.warn({ sweepId: runId }, "sweep: licensing has no SplitFleet, sweeping the fleet as one range");
+      }
+    }
+    return [...boundaries, ""].map((upTo, i) => ({ after: i === 0 ? "" : boundaries[i - 1]!, upTo, cursor: null, done: false, planned: [] }));
+  }
 
   async function execute(request: RunRequest): Promise<RunOutcome> {
     if (shutdown.signal.aborted) throw new ConnectError("fleet-sweep is shutting down", Code.Unavailable);
@@ -99,7 +154,7 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
     const started = performance.now();
     log.info({ sweepId: runId, trigger: request.trigger, dryRun: request.dryRun, pageSize: request.pageSize }, "sweep started");
 
-    const tally = new Map<string, TransitionTally>();
+    const tally = new Map<number, TransitionTally>();
     const progress: SweepProgress = {
       examined: 0,
       conflicts: 0,
@@ -109,6 +164,9 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
       cursor: null,
     };
     let error: string | null = null;
+    const fail = (message: string) => {
+      error ??= message;
+    };
 
     // The lease must outlive a slow page (retries inside the client), so it is renewed on a timer
     // as well as after each page; losing it means another replica took over: stop at once.
@@ -123,31 +181,37 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
     }, Math.max(250, Math.floor(options.leaseMs / 3)));
     const signal = AbortSignal.any([shutdown.signal, lost.signal]);
 
-    // A page's progress is stored while licensing reconciles the next one (their databases are
-    // apart): the write costs the sweep no time. A lost run lock aborts the page in flight at once.
-    let recording: Promise<boolean> | null = null;
-    const record = (): Promise<boolean> => {
-      const stored = store.progress(runId, { ...progress, transitions: progress.transitions.map((t) => ({ ...t })) }).then((held) => {
+    // Progress is stored while licensing reconciles the next page (their databases are apart): the
+    // write costs the sweep no time. The writes form one chain, each storing the progress as it is
+    // when it starts, so they land in order; a page waits for the write before its own, and a
+    // write that finds the run lock taken aborts the pages in flight at once.
+    let records: Promise<boolean> = Promise.resolve(true);
+    const record = (): Promise<boolean> =>
+      store.progress(runId, { ...progress, transitions: progress.transitions.map((t) => ({ ...t })) }).then((held) => {
         if (!held) lost.abort();
         return held;
       });
-      // Awaited below; until then a failure must not count as unhandled.
-      stored.catch(() => undefined);
-      return stored;
+    const pageDone = (): Promise<boolean> => {
+      const previous = records;
+      records = previous.then((held) => (held ? record() : false));
+      // Awaited by the next page or at the end; until then a failure must not count as unhandled.
+      records.catch(() => undefined);
+      return previous;
     };
-    try {
-      for (;;) {
-        if (signal.aborted) {
-          error = lost.signal.aborted ? "lost the run lock to another replica" : "fleet-sweep is shutting down";
-          break;
-        }
+
+    // Pages through one range until it is done or the run stops.
+    let stopping = false;
+    const reconcileRange = async (range: SweepRange, ranges: readonly SweepRange[]): Promise<void> => {
+      while (!stopping) {
+        if (signal.aborted) return;
         let page: ReconcileResponse;
         try {
           page = await reconcile(
             create(ReconcileRequestSchema, {
               sweepId: runId,
               now: timestampFromDate(derivedAt),
-              afterDeploymentId: progress.cursor ?? "",
+              afterDeploymentId: range.cursor ?? range.after,
+              upToDeploymentId: range.upTo,
               pageSize: request.pageSize,
               dryRun: request.dryRun,
               // A real run's report needs only the tallies; a dry run lists the planned rows.
@@ -156,10 +220,13 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
             { signal },
           );
         } catch (err) {
+          if (signal.aborted) return;
           progress.failures += 1;
-          error = describeReconcileError(err, signal, lost.signal);
-          log.warn({ err, sweepId: runId, cursor: progress.cursor }, "sweep: Reconcile failed, the run stops here");
-          break;
+          fail(describeReconcileError(err));
+          // The other ranges finish the page they are on (so the report counts what was done) and stop.
+          stopping = true;
+          log.warn({ err, sweepId: runId, cursor: range.cursor ?? range.after }, "sweep: Reconcile failed, the run stops here");
+          return;
         }
         progress.examined += page.examined;
         progress.conflicts += page.conflicts;
@@ -167,36 +234,54 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
           const from = STATE_NAMES[c.fromState] ?? "PENDING";
           const to = STATE_NAMES[c.toState] ?? "PENDING";
           const lockReason = LOCK_REASON_NAMES[c.lockReason] ?? null;
-          const key = `${from}>${to}>${lockReason ?? ""}`;
+          // Keyed in the proto's enum order, so the report lists its kinds alike however the ranges' pages interleaved.
+          const key = (c.fromState * 16 + c.toState) * 16 + c.lockReason;
           const entry = tally.get(key) ?? { from, to, lockReason, count: 0 };
           entry.count += c.count;
           tally.set(key, entry);
         }
+        progress.transitions = [...tally].sort(([a], [b]) => a - b).map(([, t]) => t);
         if (progress.planned) {
           for (const t of page.transitions) {
-            if (progress.planned.length >= MAX_PLANNED) break;
-            const planned: PlannedTransition = {
+            if (range.planned.length >= MAX_PLANNED) break;
+            range.planned.push({
               deploymentId: t.deploymentId,
               from: STATE_NAMES[t.fromState] ?? "PENDING",
               to: STATE_NAMES[t.toState] ?? "PENDING",
               lockReason: LOCK_REASON_NAMES[t.lockReason] ?? null,
-            };
-            progress.planned.push(planned);
+            });
           }
+          // In deployment id order: the ranges are in key order.
+          progress.planned = ranges.flatMap((r) => r.planned).slice(0, MAX_PLANNED);
         }
-        progress.transitions = [...tally.values()];
         const next = page.nextAfterDeploymentId;
-        if (next) progress.cursor = next;
-        // The previous page's record must have landed, with the run lock still ours, before the next.
-        if (recording && !(await recording)) continue;
-        recording = record();
-        if (!next) break;
+        if (next) range.cursor = next;
+        else range.done = true;
+        progress.cursor = lowWatermark(ranges);
+        // The previous record must have landed, with the run lock still ours, before the next page.
+        let held: boolean;
+        try {
+          held = await pageDone();
+        } catch (err) {
+          stopping = true;
+          throw err;
+        }
+        if (!held || !next) return;
       }
-      // The last record (or the one in flight when a page failed) lands before the run is finished.
-      if (recording && !(await recording) && error === null) error = "lost the run lock to another replica";
+    };
+
+    try {
+      const ranges = await splitRanges(runId, signal, fail, progress);
+      // Every range stops before the run is finished, even when one of them failed to record.
+      const lanes = await Promise.allSettled((ranges ?? []).map((range) => reconcileRange(range, ranges ?? [])));
+      const broken = lanes.find((lane) => lane.status === "rejected");
+      if (broken) throw broken.reason;
+      if (signal.aborted) fail(lost.signal.aborted ? "lost the run lock to another replica" : "fleet-sweep is shutting down");
+      // The last record lands before the run is finished.
+      if (!(await records)) fail("lost the run lock to another replica");
     } catch (err) {
       // Our own database failed while recording progress; the report says so without details.
-      error = "internal error while recording the run (see fleet-sweep logs)";
+      fail("internal error while recording the run (see fleet-sweep logs)");
       log.error({ err, sweepId: runId }, "sweep: storing progress failed");
     } finally {
       clearInterval(renewTimer);
@@ -250,10 +335,22 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
   };
 }
 
-function describeReconcileError(err: unknown, signal: AbortSignal, lost: AbortSignal): string {
-  if (signal.aborted) return lost.aborted ? "lost the run lock to another replica" : "fleet-sweep is shutting down";
+function describeReconcileError(err: unknown, method = "Reconcile"): string {
   // A ConnectError's message is what licensing chose to tell its caller (never a stack), so it is
   // fit for the report; anything else stays in the log.
-  if (err instanceof ConnectError) return `licensing Reconcile failed: ${err.message}`;
-  return "licensing Reconcile failed (see fleet-sweep logs)";
+  if (err instanceof ConnectError) return `licensing ${method} failed: ${err.message}`;
+  return `licensing ${method} failed (see fleet-sweep logs)`;
+}
+
+/**
+ * How far the run has reconciled every deployment, for the stored progress: the end of each range
+ * done, in key order, then the cursor of the first range that is not.
+ */
+function lowWatermark(ranges: readonly SweepRange[]): string | null {
+  let mark: string | null = null;
+  for (const r of ranges) {
+    if (!r.done) return r.cursor ?? (r.after || mark);
+    mark = r.upTo || r.cursor || mark;
+  }
+  return mark;
 }

@@ -55,6 +55,8 @@ export interface ReconcilePageInput {
   at: Date;
   /** Keyset cursor: only ids greater than this; from the start when empty. */
   afterDeploymentId: string;
+  /** The range's upper bound, inclusive (a SplitFleet boundary); to the end when empty or unset. */
+  upToDeploymentId?: string | undefined;
   pageSize: number;
   dryRun: boolean;
   /** The sweep run, recorded in each transition's audit event. */
@@ -217,6 +219,12 @@ export async function reconcilePage(deps: CoreDeps, input: ReconcilePageInput, h
   return { examined: page.examined, transitions: applied, tallied: page.tallied, conflicts, nextAfterDeploymentId: page.next };
 }
 
+/** The page's upper bound as a condition on `alias.id` (nothing when the range runs to the end), with its parameters. */
+function rangeBound(input: ReconcilePageInput): { sql: (alias: string) => string; params: unknown[] } {
+  const upTo = input.upToDeploymentId ?? "";
+  return upTo === "" ? { sql: () => "", params: [] } : { sql: (alias) => ` and ${alias}.id <= ?`, params: [upTo] };
+}
+
 /** The columns of a changed row the PostgreSQL statement carries from its read to its write. */
 const MOVED_COLUMNS = ["id", "version", "last_seen_at", "state", "lock_reason", "f", "t"] as const;
 
@@ -321,6 +329,7 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
     ctx,
   );
   const derived = derivedCodeSql("d", input.at, settings, true);
+  const bound = rangeBound(input);
   const params: unknown[] = [];
   let sql = "with ";
   if (!input.dryRun) {
@@ -335,11 +344,11 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
     `agg as (select count(*) as examined, max(p.id collate "C") collate "default" as last, ` +
     `${MOVED_COLUMNS.map((c) => `array_agg(p.${c}) filter (where p.f <> p.t) as ${c}s`).join(", ")} ` +
     `from (select d.id, d.version, d.last_seen_at, d.state, d.lock_reason, ${storedCodeSql("d")} as f, ${derived.sql} as t ` +
-    `from deployment d where d.id > ? order by d.id limit ?) p), ` +
+    `from deployment d where d.id > ?${bound.sql("d")} order by d.id limit ?) p), ` +
     // "More follow" as an ordered LIMIT 1: one index probe (an EXISTS here was planned as a seq scan).
-    `stats as (select examined, last, (select x.id from deployment x where x.id > agg.last order by x.id limit 1) is not null as more from agg), ` +
+    `stats as (select examined, last, (select x.id from deployment x where x.id > agg.last${bound.sql("x")} order by x.id limit 1) is not null as more from agg), ` +
     `moved as (select u.* from agg, unnest(${MOVED_COLUMNS.map((c) => `agg.${c}s`).join(", ")}) as u(${MOVED_COLUMNS.join(", ")}))`;
-  params.push(...derived.params, input.afterDeploymentId, input.pageSize);
+  params.push(...derived.params, input.afterDeploymentId, ...bound.params, input.pageSize, ...bound.params);
   if (input.dryRun) {
     sql +=
       ` select s.examined, s.more, s.last, m.id, m.state, m.lock_reason, m.t, false as won, false as bulk, null as directive, null as did, null as dpayload ` +
@@ -397,14 +406,15 @@ async function runPageSqlite(
   const run = (sql: string, params: unknown[] = []) => conn.execute(sql, params, "run", ctx);
   const all = <T>(sql: string, params: unknown[] = []) => conn.execute<T[]>(sql, params, "all", ctx);
 
+  const bound = rangeBound(input);
   const [stats] = await all<{ examined: number; last: string | null }>(
-    `select count(*) as examined, max(id) as last from (select id from deployment where id > ? order by id limit ?)`,
-    [input.afterDeploymentId, input.pageSize],
+    `select count(*) as examined, max(id) as last from (select id from deployment d where id > ?${bound.sql("d")} order by id limit ?)`,
+    [input.afterDeploymentId, ...bound.params, input.pageSize],
   );
   const examined = Number(stats?.examined ?? 0);
   const last = stats?.last ?? null;
   if (examined === 0 || last === null) return { examined: 0, next: "", moved: [], tallied: [] };
-  const more = examined === input.pageSize && (await all<{ id: string }>(`select id from deployment where id > ? limit 1`, [last])).length > 0;
+  const more = examined === input.pageSize && (await all<{ id: string }>(`select id from deployment d where id > ?${bound.sql("d")} limit 1`, [last, ...bound.params])).length > 0;
 
   // A temp table lives in SQLite's separate temp database: filling it takes no lock on the main one.
   // No key on it, on purpose: the UPDATE below must walk these few rows and find each deployment by

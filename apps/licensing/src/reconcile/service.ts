@@ -8,7 +8,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { clampPageSize, formatDuration, type Settings, type Transition } from "@lcp/domain";
 import { ReconcileResponseSchema, type ReconcileRequest, type ReconcileResponse, type ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
-import { TransitionCountSchema, type TransitionCount } from "@lcp/proto/licensing/v1/reconcile_service_pb";
+import { SplitFleetResponseSchema, TransitionCountSchema, type TransitionCount } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
 import { callContextOf, type CallContext } from "../core/audit.js";
@@ -16,6 +16,7 @@ import type { CoreDeps } from "../core/deployment-change.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { loadSettings } from "../storage/repository.js";
 import { codeOfState } from "./derivation-sql.js";
+import { splitFleet } from "./split-fleet.js";
 import { RECONCILE_PAGE, reconcilePage, type AppliedTransition, type ReconcileHooks, type ReconcilePageInput, type TalliedTransitions } from "./reconcile-page.js";
 
 /** The longest sweep id accepted (fleet-sweep's are UUIDs); it only labels audit events. */
@@ -29,7 +30,7 @@ function invalid(field: string, message: string): DomainError {
 
 /**
  * Turns a request into a page to reconcile, or refuses it (InvalidArgument): page_size 1..50,000
- * (0 → 1,000), a cursor that is a deployment id, and a `now` within max_clock_skew of server time
+ * (0 → 1,000), a cursor and an upper bound that are deployment ids, in that order, and a `now` within max_clock_skew of server time
  * — a sweep with a runaway clock must not lock the fleet OFFLINE or EXPIRED ahead of time.
  */
 export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, call: CallContext): Promise<ReconcilePageInput> {
@@ -37,6 +38,12 @@ export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, c
   if (!size.ok) throw invalid("page_size", size.message);
   if (req.afterDeploymentId !== "" && !UUID.test(req.afterDeploymentId)) {
     throw invalid("after_deployment_id", "after_deployment_id must be empty or a deployment id");
+  }
+  if (req.upToDeploymentId !== "") {
+    if (!UUID.test(req.upToDeploymentId)) throw invalid("up_to_deployment_id", "up_to_deployment_id must be empty or a deployment id");
+    if (req.upToDeploymentId <= req.afterDeploymentId) {
+      throw invalid("up_to_deployment_id", "up_to_deployment_id must come after after_deployment_id (an empty range)");
+    }
   }
   if (req.sweepId.length > MAX_SWEEP_ID_LENGTH) throw invalid("sweep_id", `sweep_id must be at most ${MAX_SWEEP_ID_LENGTH} characters`);
   const serverNow = deps.now();
@@ -53,7 +60,17 @@ export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, c
       );
     }
   }
-  return { at, afterDeploymentId: req.afterDeploymentId, pageSize: size.pageSize, dryRun: req.dryRun, sweepId: req.sweepId, call, countsOnly: req.countsOnly, settings };
+  return {
+    at,
+    afterDeploymentId: req.afterDeploymentId,
+    upToDeploymentId: req.upToDeploymentId,
+    pageSize: size.pageSize,
+    dryRun: req.dryRun,
+    sweepId: req.sweepId,
+    call,
+    countsOnly: req.countsOnly,
+    settings,
+  };
 }
 
 /**
@@ -109,5 +126,6 @@ export async function reconcile(deps: CoreDeps, req: ReconcileRequest, call: Cal
 export function createReconcileService(deps: CoreDeps): ServiceImpl<typeof ReconcileService> {
   return {
     reconcile: (req, ctx) => reconcile(deps, req, callContextOf(ctx)),
+    splitFleet: async (req) => create(SplitFleetResponseSchema, { boundaries: await splitFleet(deps.db.em(), deps.db.driver, req.parts) }),
   };
 }

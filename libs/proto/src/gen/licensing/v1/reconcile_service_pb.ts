@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file licensing/v1/reconcile_service.proto.
  */
 export const file_licensing_v1_reconcile_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRsaWNlbnNpbmcvdjEvcmVjb25jaWxlX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSKjAQoQUmVjb25jaWxlUmVxdWVzdBIQCghzd2VlcF9pZBgBIAEoCRInCgNub3cYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2FmdGVyX2RlcGxveW1lbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEg8KB2RyeV9ydW4YBSABKAgSEwoLY291bnRzX29ubHkYBiABKAgiswEKD1RyYW5zaXRpb25Db3VudBIxCgpmcm9tX3N0YXRlGAEgASgOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRIvCgh0b19zdGF0ZRgCIAEoDjIdLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50U3RhdGUSLQoLbG9ja19yZWFzb24YAyABKA4yGC5saWNlbnNpbmcudjEuTG9ja1JlYXNvbhINCgVjb3VudBgEIAEoBSK4AQoRUmVjb25jaWxlUmVzcG9uc2USEAoIZXhhbWluZWQYASABKAUSLQoLdHJhbnNpdGlvbnMYAiADKAsyGC5saWNlbnNpbmcudjEuVHJhbnNpdGlvbhIRCgljb25mbGljdHMYAyABKAUSIAoYbmV4dF9hZnRlcl9kZXBsb3ltZW50X2lkGAQgASgJEi0KBmNvdW50cxgFIAMoCzIdLmxpY2Vuc2luZy52MS5UcmFuc2l0aW9uQ291bnQyZQoQUmVjb25jaWxlU2VydmljZRJRCglSZWNvbmNpbGUSHi5saWNlbnNpbmcudjEuUmVjb25jaWxlUmVxdWVzdBofLmxpY2Vuc2luZy52MS5SZWNvbmNpbGVSZXNwb25zZSIDkAICYgZwcm90bzM", [file_google_protobuf_timestamp, file_licensing_v1_types]);
+  fileDesc("CiRsaWNlbnNpbmcvdjEvcmVjb25jaWxlX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSLAAQoQUmVjb25jaWxlUmVxdWVzdBIQCghzd2VlcF9pZBgBIAEoCRInCgNub3cYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2FmdGVyX2RlcGxveW1lbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEg8KB2RyeV9ydW4YBSABKAgSEwoLY291bnRzX29ubHkYBiABKAgSGwoTdXBfdG9fZGVwbG95bWVudF9pZBgHIAEoCSKzAQoPVHJhbnNpdGlvbkNvdW50EjEKCmZyb21fc3RhdGUYASABKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlEi8KCHRvX3N0YXRlGAIgASgOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRItCgtsb2NrX3JlYXNvbhgDIAEoDjIYLmxpY2Vuc2luZy52MS5Mb2NrUmVhc29uEg0KBWNvdW50GAQgASgFIrgBChFSZWNvbmNpbGVSZXNwb25zZRIQCghleGFtaW5lZBgBIAEoBRItCgt0cmFuc2l0aW9ucxgCIAMoCzIYLmxpY2Vuc2luZy52MS5UcmFuc2l0aW9uEhEKCWNvbmZsaWN0cxgDIAEoBRIgChhuZXh0X2FmdGVyX2RlcGxveW1lbnRfaWQYBCABKAkSLQoGY291bnRzGAUgAygLMh0ubGljZW5zaW5nLnYxLlRyYW5zaXRpb25Db3VudCIiChFTcGxpdEZsZWV0UmVxdWVzdBINCgVwYXJ0cxgBIAEoBSIoChJTcGxpdEZsZWV0UmVzcG9uc2USEgoKYm91bmRhcmllcxgBIAMoCTK7AQoQUmVjb25jaWxlU2VydmljZRJRCglSZWNvbmNpbGUSHi5saWNlbnNpbmcudjEuUmVjb25jaWxlUmVxdWVzdBofLmxpY2Vuc2luZy52MS5SZWNvbmNpbGVSZXNwb25zZSIDkAICElQKClNwbGl0RmxlZXQSHy5saWNlbnNpbmcudjEuU3BsaXRGbGVldFJlcXVlc3QaIC5saWNlbnNpbmcudjEuU3BsaXRGbGVldFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp, file_licensing_v1_types]);
 
 /**
  * @generated from message licensing.v1.ReconcileRequest
@@ -63,6 +63,14 @@ export type ReconcileRequest = Message<"licensing.v1.ReconcileRequest"> & {
    * @generated from field: bool counts_only = 6;
    */
   countsOnly: boolean;
+
+  /**
+   * Upper bound of the page's range, inclusive: only deployments with an id up to this one; to
+   * the end of the fleet when empty. A page that reaches it is the range's last.
+   *
+   * @generated from field: string up_to_deployment_id = 7;
+   */
+  upToDeploymentId: string;
 };
 
 /**
@@ -152,6 +160,46 @@ export const ReconcileResponseSchema: GenMessage<ReconcileResponse> = /*@__PURE_
   messageDesc(file_licensing_v1_reconcile_service, 2);
 
 /**
+ * @generated from message licensing.v1.SplitFleetRequest
+ */
+export type SplitFleetRequest = Message<"licensing.v1.SplitFleetRequest"> & {
+  /**
+   * 1 to 64.
+   *
+   * @generated from field: int32 parts = 1;
+   */
+  parts: number;
+};
+
+/**
+ * Describes the message licensing.v1.SplitFleetRequest.
+ * Use `create(SplitFleetRequestSchema)` to create a new message.
+ */
+export const SplitFleetRequestSchema: GenMessage<SplitFleetRequest> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_reconcile_service, 3);
+
+/**
+ * @generated from message licensing.v1.SplitFleetResponse
+ */
+export type SplitFleetResponse = Message<"licensing.v1.SplitFleetResponse"> & {
+  /**
+   * The ids that end every range but the last, ascending: range i holds the ids greater than
+   * boundaries[i-1] (from the start for the first) up to and including boundaries[i] (to the end
+   * for the last). Fewer than parts - 1 when the fleet has fewer deployments than parts.
+   *
+   * @generated from field: repeated string boundaries = 1;
+   */
+  boundaries: string[];
+};
+
+/**
+ * Describes the message licensing.v1.SplitFleetResponse.
+ * Use `create(SplitFleetResponseSchema)` to create a new message.
+ */
+export const SplitFleetResponseSchema: GenMessage<SplitFleetResponse> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_reconcile_service, 4);
+
+/**
  * ReconcileService is licensing's internal side of the fleet health sweep. Internal: the
  * fleet-sweep service identity only.
  *
@@ -169,6 +217,17 @@ export const ReconcileService: GenService<{
     methodKind: "unary";
     input: typeof ReconcileRequestSchema;
     output: typeof ReconcileResponseSchema;
+  },
+  /**
+   * Cuts the fleet, in deployment id order, into up to `parts` ranges of about the same size, for
+   * a sweep that reconciles the ranges side by side. Read-only.
+   *
+   * @generated from rpc licensing.v1.ReconcileService.SplitFleet
+   */
+  splitFleet: {
+    methodKind: "unary";
+    input: typeof SplitFleetRequestSchema;
+    output: typeof SplitFleetResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_licensing_v1_reconcile_service, 0);
