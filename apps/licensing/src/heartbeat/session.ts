@@ -523,7 +523,7 @@ export class HeartbeatStream implements HeldStream {
     if (version !== view.version) return true;
     // Only what a re-read would deliver: directives since this activation (as pendingFor reads them).
     const since = view.facts.activatedAt ?? -Infinity;
-    return pending.some((d) => d.createdAt.getTime() >= since && !this.sent?.has(d.id));
+    return pending.some((d) => d.createdAtMs >= since && !this.sent?.has(d.id));
   }
 
   /** Re-reads the facts and pending directives (coalesced: at most one read in flight, one queued). */
