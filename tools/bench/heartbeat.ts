@@ -37,10 +37,10 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSecureContext, type TLSSocket } from "node:tls";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -163,6 +163,8 @@ interface ServeRequest {
  */
 async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void> {
   const req = await new Promise<ServeRequest>((resolve) => process.once("message", (m) => resolve(m as ServeRequest)));
+  // A CPU profile's sample times are this clock's (CLOCK_MONOTONIC, µs): the anchor maps them to wall-clock time.
+  if (process.env.HEARTBEAT_BENCH_PROFILE_DIR) console.error(JSON.stringify({ kind, pid: process.pid, clockAnchor: { wallMs: Date.now(), monoUs: Number(process.hrtime.bigint() / 1000n) } }));
   let close: () => Promise<void>;
   let ready: Record<string, unknown>;
   if (kind === "echo") {
@@ -236,21 +238,49 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
     close = () => app.close();
   }
   // The server's own event-loop stalls (≥ 10 ms late on a 5 ms timer), with the wall-clock time
-  // they ended, so the parent can ask what this process did during the load's interval phase.
-  const stalls: Array<[number, number]> = [];
+  // they ended, so the parent can ask what this process did during the load's interval phase. For
+  // each, what the main thread did meanwhile (its schedstat): ran on a CPU (JS, GC, a synchronous
+  // call), waited for a CPU (the machine was saturated), or neither (blocked, or idle).
+  const stalls: Stall[] = [];
+  const usage: Array<[number, number]> = [];
   let lastTick = performance.now();
+  let lastSched = mainThreadSchedstat();
   setInterval(() => {
     const tickAt = performance.now();
     const late = tickAt - lastTick - 5;
-    if (late >= 10) stalls.push([Date.now(), late]);
+    const sched = mainThreadSchedstat();
+    if (late >= 10) {
+      const onCpuMs = sched && lastSched ? (sched.onCpuNs - lastSched.onCpuNs) / 1e6 : NaN;
+      const waitingMs = sched && lastSched ? (sched.waitingNs - lastSched.waitingNs) / 1e6 : NaN;
+      stalls.push({ at: Date.now(), ms: late, onCpuMs, waitingMs });
+    }
     lastTick = tickAt;
+    lastSched = sched;
   }, 5).unref();
+  // The whole process's CPU time (every thread: GC helpers, libuv's pool) and the main thread's, once a second.
+  const mainUsage: Array<[number, number]> = [];
+  setInterval(() => {
+    const { user, system } = process.cpuUsage();
+    usage.push([Date.now(), (user + system) / 1000]);
+    const sched = mainThreadSchedstat();
+    if (sched) mainUsage.push([Date.now(), sched.onCpuNs / 1e6]);
+  }, 1000).unref();
   process.send?.(ready);
   process.on("message", (m) => {
     if (typeof m === "object" && m !== null && "stallsBetween" in m) {
       const [from, to] = (m as { stallsBetween: [number, number] }).stallsBetween;
-      const inWindow = stalls.filter(([at]) => at >= from && at <= to).map(([, ms]) => ms);
-      process.send?.({ maxMs: Math.max(0, ...inWindow), over50: inWindow.filter((ms) => ms >= 50).length });
+      const inWindow = stalls.filter((x) => x.at >= from && x.at <= to);
+      const over50 = inWindow.filter((x) => x.ms >= 50);
+      const sum = (f: (x: Stall) => number) => over50.reduce((n, x) => n + f(x), 0);
+      process.send?.({
+        maxMs: Math.max(0, ...inWindow.map((x) => x.ms)),
+        over50: over50.length,
+        over50Ms: sum((x) => x.ms),
+        over50OnCpuMs: sum((x) => x.onCpuMs),
+        over50WaitingMs: sum((x) => x.waitingMs),
+        cores: coresBetween(usage, from, to),
+        mainThreadCores: coresBetween(mainUsage, from, to),
+      } satisfies ServerStalls);
       return;
     }
     if (m === "cpu") {
@@ -266,6 +296,71 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
     }, 200);
   });
   process.once("SIGTERM", () => void close().finally(() => process.exit(0)));
+}
+
+/** An event-loop stall of a server child (see `serve`). */
+interface Stall {
+  at: number;
+  ms: number;
+  onCpuMs: number;
+  waitingMs: number;
+}
+
+/** A server's stalls during a window, and the CPU it used (cores, every thread). */
+interface ServerStalls {
+  maxMs: number;
+  over50: number;
+  /** The stalls over 50 ms added up, and how much of that time the main thread ran or waited for a CPU. */
+  over50Ms: number;
+  over50OnCpuMs: number;
+  over50WaitingMs: number;
+  cores: number;
+  /** The main thread alone (the event loop), in cores. */
+  mainThreadCores: number;
+}
+
+/** The main thread's time on a CPU and waiting for one (Linux /proc schedstat), or null elsewhere. */
+function mainThreadSchedstat(): { onCpuNs: number; waitingNs: number } | null {
+  try {
+    const [onCpu, waiting] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ");
+    return { onCpuNs: Number(onCpu), waitingNs: Number(waiting) };
+  } catch {
+    return null;
+  }
+}
+
+/** Cores used between two wall-clock times, from [time, cumulative CPU ms] samples a second apart. */
+function coresBetween(samples: ReadonlyArray<[number, number]>, from: number, to: number): number {
+  const inside = samples.filter(([at]) => at >= from && at <= to);
+  if (inside.length < 2) return NaN;
+  const [a, b] = [inside[0]!, inside[inside.length - 1]!];
+  return (b[1] - a[1]) / (b[0] - a[0]);
+}
+
+/** The machine's busy cores between two wall-clock times, from /proc/stat samples (see `machineCpu`). */
+function machineCoresBetween(samples: ReadonlyArray<[number, number, number]>, from: number, to: number): number {
+  const inside = samples.filter(([at]) => at >= from && at <= to);
+  if (inside.length < 2) return NaN;
+  const [a, b] = [inside[0]!, inside[inside.length - 1]!];
+  return ((b[1] - a[1]) / (b[2] - a[2])) * cpus().length;
+}
+
+/** Samples the machine's CPU once a second: [time, busy jiffies, total jiffies] (Linux). */
+function machineCpu(): { samples: Array<[number, number, number]>; stop(): void } {
+  const samples: Array<[number, number, number]> = [];
+  const read = () => {
+    try {
+      const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+      const total = fields.reduce((n, x) => n + x, 0);
+      // idle and iowait are the idle columns (4th and 5th).
+      samples.push([Date.now(), total - fields[3]! - fields[4]!, total]);
+    } catch {
+      // Not Linux: no machine figure.
+    }
+  };
+  read();
+  const timer = setInterval(read, 1000);
+  return { samples, stop: () => clearInterval(timer) };
 }
 
 /**
@@ -598,6 +693,13 @@ async function reconnectLoad(): Promise<void> {
   process.send?.("closed");
 }
 
+/** A server's stalls in the interval phase, for the table: how long, how many, and where the time went. */
+function describeStalls(st: ServerStalls, machineCores: number): string {
+  const pct = (ms: number) => `${Math.round((100 * ms) / Math.max(1, st.over50Ms))} %`;
+  const where = st.over50 > 0 ? `; in them the main thread ran ${pct(st.over50OnCpuMs)} and waited for a CPU ${pct(st.over50WaitingMs)} of the time` : "";
+  return `server's longest stall ${st.maxMs.toFixed(0)} ms, ${st.over50} over 50 ms${where}; server ${st.cores.toFixed(2)} cores (main thread ${st.mainThreadCores.toFixed(2)}), machine ${machineCores.toFixed(2)} cores busy`;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -642,14 +744,17 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
       try {
         const { opened } = await ask<{ opened: number }>(loader, { url, caPem: pki.ca.certPem, boxes, streams, seconds: SECONDS, intervalMs: INTERVAL_MS } satisfies LoadRequest);
         const cpuPerOpenMs = ((await cpu(server)) - cpuBefore) / 1000 / Math.max(1, opened);
-        const result = await ask<LoadResult>(loader, "go");
-        const serverStalls = await ask<{ maxMs: number; over50: number }>(server, { stallsBetween: [result.intervalFrom, result.intervalTo] });
+        const machine = machineCpu();
+        const result = await ask<LoadResult>(loader, "go").finally(() => machine.stop());
+        const serverStalls = await ask<ServerStalls>(server, { stallsBetween: [result.intervalFrom, result.intervalTo] });
+        const machineCores = machineCoresBetween(machine.samples, result.intervalFrom, result.intervalTo);
         const held = await memory(server);
         await ask(loader, "close");
         const perStream = (bytes: number) => bytes / 1024 / Math.max(1, result.opened);
         return {
           ...result,
           serverStalls,
+          machineCores,
           cpuPerOpenMs,
           kbPerStream: perStream(held.rss - before.rss),
           // Where it went (logged, not tabled): the JS heap and node's external memory.
@@ -672,7 +777,7 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
         { name: `Heartbeat beats/s, ${n} mTLS streams closed-loop${note}`, value: l.beatsPerSecond, unit: "beats/s", baseline: "raw node:http2 echo, same streams", baselineValue: r.beatsPerSecond, ratio: l.beatsPerSecond / r.beatsPerSecond, goal: "≥ 0.5" },
         { name: `Heartbeat p50 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p50Ms, unit: "ms", baseline: "raw echo p50", baselineValue: r.p50Ms, ratio: r.p50Ms / l.p50Ms },
         { name: `Heartbeat p99 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p99Ms, unit: "ms", baseline: "raw echo p99", baselineValue: r.p99Ms, ratio: r.p99Ms / l.p99Ms },
-        { name: `Heartbeat p99 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)${l.intervalUnanswered > 0 ? ` (${l.intervalUnanswered} unanswered)` : ""}; the load generator's own event-loop delay p99 / max: ${l.intervalLoadDelayP99Ms.toFixed(1)} / ${l.intervalLoadDelayMaxMs.toFixed(0)} ms (echo run ${r.intervalLoadDelayP99Ms.toFixed(1)} / ${r.intervalLoadDelayMaxMs.toFixed(0)} ms); the server's own longest stall: ${l.serverStalls.maxMs.toFixed(0)} ms, ${l.serverStalls.over50} over 50 ms (echo ${r.serverStalls.maxMs.toFixed(0)} ms, ${r.serverStalls.over50})`, value: l.intervalP99Ms, unit: "ms", baseline: "raw echo p99, same beats", baselineValue: r.intervalP99Ms, ratio: r.intervalP99Ms / l.intervalP99Ms, goal: "value < 50 ms" },
+        { name: `Heartbeat p99 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)${l.intervalUnanswered > 0 ? ` (${l.intervalUnanswered} unanswered)` : ""}; the load generator's own event-loop delay p99 / max: ${l.intervalLoadDelayP99Ms.toFixed(1)} / ${l.intervalLoadDelayMaxMs.toFixed(0)} ms (echo run ${r.intervalLoadDelayP99Ms.toFixed(1)} / ${r.intervalLoadDelayMaxMs.toFixed(0)} ms); ${describeStalls(l.serverStalls, l.machineCores)} (echo: ${describeStalls(r.serverStalls, r.machineCores)})`, value: l.intervalP99Ms, unit: "ms", baseline: "raw echo p99, same beats", baselineValue: r.intervalP99Ms, ratio: r.intervalP99Ms / l.intervalP99Ms, goal: "value < 50 ms" },
         { name: `Heartbeat p50 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)`, value: l.intervalP50Ms, unit: "ms", baseline: "raw echo p50, same beats", baselineValue: r.intervalP50Ms, ratio: r.intervalP50Ms / l.intervalP50Ms },
         { name: `Server RSS per held stream, ${n} streams (ratio = value/baseline)`, value: l.kbPerStream, unit: "KB", baseline: "raw echo RSS per held stream", baselineValue: r.kbPerStream, ratio: l.kbPerStream / r.kbPerStream, goal: "≤ 1.2" },
         { name: `Server CPU per stream opened (TLS handshake; licensing: + hello), ${n} streams (ratio = value/baseline)`, value: l.cpuPerOpenMs, unit: "ms", baseline: "raw echo CPU per stream opened", baselineValue: r.cpuPerOpenMs, ratio: l.cpuPerOpenMs / r.cpuPerOpenMs },
