@@ -13,7 +13,10 @@
  *   beat), beats spread evenly over the interval: the goal is p99 < 50 ms at 10,000 streams;
  * - server CPU per stream opened (user + system time while the load opens its streams, divided
  *   by the streams): the TLS handshake plus, for licensing, the hello (a database read);
- * - server RSS per held stream: (RSS with all streams held and idle − RSS before) / streams.
+ * - server RSS per held stream: (RSS with all streams held and idle − RSS before) / streams;
+ * - during the interval phase, each server's event-loop stalls, what its main thread did in them
+ *   (on a CPU or waiting for one, from Linux schedstat: V8's profile shows node's native TLS and
+ *   HTTP/2 work as idle), the cores the server and its main thread used, and the machine's.
  * The stream's rate limit (10 beats/s in production) is lifted for the closed-loop phase.
  * Distinct boxes: one activated deployment per stream (activating 10,000 takes ~3 minutes);
  * `HEARTBEAT_BENCH_BOXES` spreads the streams over fewer, for a quicker run that measures less.
@@ -30,7 +33,8 @@
  * `HEARTBEAT_BENCH_SECONDS` (5, per phase), `HEARTBEAT_BENCH_INTERVAL_MS` (1000),
  * `HEARTBEAT_BENCH_RECONNECT_STREAMS` (10000; 0 skips it), `HEARTBEAT_BENCH_RECONNECT_DEADLINE_S`
  * (180), `HEARTBEAT_BENCH_RECONNECT_SILENT_MS` (180000), `HEARTBEAT_BENCH_RECONNECT_FIRST_ATTEMPT`
- * (0 = the SDK; an experiment otherwise), `HEARTBEAT_BENCH_PROFILE_DIR` (a CPU profile of licensing),
+ * (0 = the SDK; an experiment otherwise), `HEARTBEAT_BENCH_PROFILE_DIR` (a CPU profile of licensing;
+ * each server prints a clock anchor that maps the profile's sample times to wall-clock time),
  * `HEARTBEAT_BENCH_SERVER_FLAGS` (more node flags for licensing, e.g. "--trace-gc").
  * Runnable alone: `node --conditions=source --import tsx tools/bench/heartbeat.ts`.
  */
