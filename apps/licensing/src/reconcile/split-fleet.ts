@@ -4,8 +4,9 @@
  * range in flight, each on its own connection and CPU. Ranges that gain or lose deployments
  * meanwhile are still covered: a range is a span of keys, not a list of rows.
  *
- * - PostgreSQL: the fleet's size from the planner's row estimate (`pg_class.reltuples`, kept by
- *   autovacuum's ANALYZE; counted when the table was never analysed), then each boundary by
+ * - PostgreSQL: the fleet's size as the planner estimates it (the rows per page autovacuum's
+ *   ANALYZE saw, `pg_class.reltuples / relpages`, times the table's pages now; counted when the
+ *   table was never analysed, or analysed while empty), then each boundary by
  *   skipping that many keys from the previous one in the primary key (an index-only scan). A
  *   stale estimate only makes the ranges uneven. Numbering every id instead (a window over the
  *   whole key) costs ~0.5 s at 1,000,000 deployments: a sixth of a sweep.
@@ -26,9 +27,16 @@ export async function splitFleet(em: EntityManager, driver: "sqlite" | "postgres
   }
   if (parts === 1 || driver === "sqlite") return [];
   const conn = em.getConnection();
-  const [estimate] = await conn.execute<Array<{ n: number | string }>>("select reltuples as n from pg_class where oid = to_regclass('deployment')", [], "all");
-  let total = Number(estimate?.n ?? -1);
-  if (!(total >= 0)) {
+  // As the planner sizes a table: the rows per page ANALYZE saw, times the pages there are now.
+  const [estimate] = await conn.execute<Array<{ tuples: number | string; pages: number | string; now: number | string }>>(
+    "select reltuples as tuples, relpages as pages, pg_relation_size(oid) / current_setting('block_size')::int as now from pg_class where oid = to_regclass('deployment')",
+    [],
+    "all",
+  );
+  const [tuples, pages, pagesNow] = [Number(estimate?.tuples ?? -1), Number(estimate?.pages ?? 0), Number(estimate?.now ?? 0)];
+  let total = tuples > 0 && pages > 0 ? Math.round((tuples / pages) * (pagesNow > 0 ? pagesNow : pages)) : -1;
+  // Never analysed, or analysed while empty: count.
+  if (!(total > 0)) {
     const [row] = await conn.execute<Array<{ n: number | string }>>("select count(*) as n from deployment", [], "all");
     total = Number(row?.n ?? 0);
   }
