@@ -118,21 +118,15 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
   /**
    * The ranges a run reconciles side by side: licensing's SplitFleet cut into `parallelism` parts,
    * or the whole fleet as one. A licensing without SplitFleet (an older replica mid-upgrade) gets
-   * one range; any other failure fails the run before it reconciles anything (null).
+   * one range; any other failure is thrown.
    */
-  async function splitRanges(runId: string, signal: AbortSignal, fail: (message: string) => void, progress: SweepProgress): Promise<SweepRange[] | null> {
+  async function splitRanges(runId: string, signal: AbortSignal): Promise<SweepRange[]> {
     let boundaries: string[] = [];
     if (parallelism > 1 && options.split) {
       try {
         boundaries = (await options.split(create(SplitFleetRequestSchema, { parts: parallelism }), { signal })).boundaries;
       } catch (err) {
-        if (signal.aborted) return null;
-        if (!(err instanceof ConnectError && err.code === Code.Unimplemented)) {
-          progress.failures += 1;
-          fail(describeReconcileError(err, "SplitFleet"));
-          log.warn({ err, sweepId: runId }, "sweep: SplitFleet failed, the run stops here");
-          return null;
-        }
+        if (!(err instanceof ConnectError && err.code === Code.Unimplemented)) throw err;
         log.warn({ sweepId: runId }, "sweep: licensing has no SplitFleet, sweeping the fleet as one range");
       }
     }
@@ -271,9 +265,19 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
     };
 
     try {
-      const ranges = await splitRanges(runId, signal, fail, progress);
+      let ranges: SweepRange[] = [];
+      try {
+        ranges = await splitRanges(runId, signal);
+      } catch (err) {
+        // Nothing reconciled yet: the run fails here (unless it was stopped, said below).
+        if (!signal.aborted) {
+          progress.failures += 1;
+          fail(describeReconcileError(err, "SplitFleet"));
+          log.warn({ err, sweepId: runId }, "sweep: SplitFleet failed, the run stops here");
+        }
+      }
       // Every range stops before the run is finished, even when one of them failed to record.
-      const lanes = await Promise.allSettled((ranges ?? []).map((range) => reconcileRange(range, ranges ?? [])));
+      const lanes = await Promise.allSettled(ranges.map((range) => reconcileRange(range, ranges)));
       const broken = lanes.find((lane) => lane.status === "rejected");
       if (broken) throw broken.reason;
       if (signal.aborted) fail(lost.signal.aborted ? "lost the run lock to another replica" : "fleet-sweep is shutting down");

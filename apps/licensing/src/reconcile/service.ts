@@ -30,8 +30,9 @@ function invalid(field: string, message: string): DomainError {
 
 /**
  * Turns a request into a page to reconcile, or refuses it (InvalidArgument): page_size 1..50,000
- * (0 → 1,000), a cursor and an upper bound that are deployment ids, in that order, and a `now` within max_clock_skew of server time
- * — a sweep with a runaway clock must not lock the fleet OFFLINE or EXPIRED ahead of time.
+ * (0 → 1,000), a cursor and an upper bound that are deployment ids, in that order, and a `now`
+ * within max_clock_skew of server time — a sweep with a runaway clock must not lock the fleet
+ * OFFLINE or EXPIRED ahead of time.
  */
 export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, call: CallContext): Promise<ReconcilePageInput> {
   const size = clampPageSize(req.pageSize, RECONCILE_PAGE);

@@ -52,7 +52,9 @@ export async function splitFleet(em: EntityManager, driver: "sqlite" | "postgres
     boundaries.push(after);
   }
   // A boundary on the last id would leave an empty last range.
-  const [beyond] = after === "" ? [undefined] : await conn.execute<Array<{ id: string }>>("select id from deployment where id > ? limit 1", [after], "all");
-  if (after !== "" && !beyond) boundaries.pop();
+  if (after !== "") {
+    const [beyond] = await conn.execute<Array<{ id: string }>>("select id from deployment where id > ? limit 1", [after], "all");
+    if (!beyond) boundaries.pop();
+  }
   return boundaries;
 }
