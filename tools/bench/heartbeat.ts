@@ -261,13 +261,13 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
     lastTick = tickAt;
     lastSched = sched;
   }, 5).unref();
-  // The whole process's CPU time (every thread: GC helpers, libuv's pool) and the main thread's, once a second.
+  // The whole process's CPU time (every thread: GC helpers, libuv's pool) and the main thread's
+  // (the stall timer's last reading, at most 5 ms old), once a second.
   const mainUsage: Array<[number, number]> = [];
   setInterval(() => {
     const { user, system } = process.cpuUsage();
     usage.push([Date.now(), (user + system) / 1000]);
-    const sched = mainThreadSchedstat();
-    if (sched) mainUsage.push([Date.now(), sched.onCpuNs / 1e6]);
+    if (lastSched) mainUsage.push([Date.now(), lastSched.onCpuNs / 1e6]);
   }, 1000).unref();
   process.send?.(ready);
   process.on("message", (m) => {
@@ -333,20 +333,22 @@ function mainThreadSchedstat(): { onCpuNs: number; waitingNs: number } | null {
   }
 }
 
+/** The first and last of samples ([wall-clock time, …]) taken between two times, or null with fewer than two. */
+function windowEnds<T extends readonly [number, ...number[]]>(samples: readonly T[], from: number, to: number): [T, T] | null {
+  const inside = samples.filter(([at]) => at >= from && at <= to);
+  return inside.length < 2 ? null : [inside[0]!, inside[inside.length - 1]!];
+}
+
 /** Cores used between two wall-clock times, from [time, cumulative CPU ms] samples a second apart. */
 function coresBetween(samples: ReadonlyArray<[number, number]>, from: number, to: number): number {
-  const inside = samples.filter(([at]) => at >= from && at <= to);
-  if (inside.length < 2) return NaN;
-  const [a, b] = [inside[0]!, inside[inside.length - 1]!];
-  return (b[1] - a[1]) / (b[0] - a[0]);
+  const ends = windowEnds(samples, from, to);
+  return ends ? (ends[1][1] - ends[0][1]) / (ends[1][0] - ends[0][0]) : NaN;
 }
 
 /** The machine's busy cores between two wall-clock times, from /proc/stat samples (see `machineCpu`). */
 function machineCoresBetween(samples: ReadonlyArray<[number, number, number]>, from: number, to: number): number {
-  const inside = samples.filter(([at]) => at >= from && at <= to);
-  if (inside.length < 2) return NaN;
-  const [a, b] = [inside[0]!, inside[inside.length - 1]!];
-  return ((b[1] - a[1]) / (b[2] - a[2])) * cpus().length;
+  const ends = windowEnds(samples, from, to);
+  return ends ? ((ends[1][1] - ends[0][1]) / (ends[1][2] - ends[0][2])) * cpus().length : NaN;
 }
 
 /** Samples the machine's CPU once a second: [time, busy jiffies, total jiffies] (Linux). */
