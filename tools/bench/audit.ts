@@ -31,7 +31,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as http2 from "node:http2";
 import { create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
-import { canonicalJson, newAuditEvent, outboxDeliveryEvent } from "@lcp/persistence";
+import { canonicalJson, newAuditEvent, outboxDeliveryEvent, SQLITE_CONNECTION_PRAGMAS } from "@lcp/persistence";
 import { ensureDevPki } from "@lcp/pki";
 import { AppendRequestSchema, AppendResponseSchema, AuditEventSchema, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import pg from "pg";
@@ -143,9 +143,7 @@ function sqliteBaseline(file: string, durationMs: number, table: BaselineTable):
   const Sqlite = createRequire(import.meta.url)("better-sqlite3") as new (file: string) => SqliteDb;
   const db = new Sqlite(file);
   try {
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = NORMAL");
-    db.pragma("busy_timeout = 10000");
+    for (const pragma of SQLITE_CONNECTION_PRAGMAS) db.pragma(pragma);
     if (table.batches === 0) {
       db.exec(`drop table if exists ${table.name}`);
       db.exec(`create table ${table.name} ${TABLE_COLUMNS_SQLITE}`);

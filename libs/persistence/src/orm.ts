@@ -104,6 +104,20 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const SQLITE_BUSY_TIMEOUT_MS = 10_000;
 
 /**
+ * How every app connection to SQLite is set up: WAL so readers never block the writer,
+ * busy_timeout so a second process (another app instance, a CLI) waits for the lock instead of
+ * failing at once, foreign keys on because SQLite leaves them off by default, and a commit that
+ * syncs only at checkpoints (WAL keeps it atomic). Exported so a benchmark's baseline connection
+ * is set up exactly as the apps' are.
+ */
+export const SQLITE_CONNECTION_PRAGMAS: readonly string[] = [
+  "journal_mode = WAL",
+  `busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
+  "foreign_keys = ON",
+  "synchronous = NORMAL",
+];
+
+/**
  * Builds the MikroORM options for an app without connecting. Used by {@link createOrm} and by the
  * migrations CLI (which needs the same mapping for both drivers).
  */
@@ -143,15 +157,9 @@ export async function buildOrmOptions(options: CreateOrmOptions): Promise<{ driv
         dbName: join(options.dataDir, `${options.app}.sqlite`),
         migrations: migrations(options.migrations.sqlite, undefined),
         pool: {
-          // Each new connection: WAL so readers never block the writer, busy_timeout so a second
-          // process (another app instance, a CLI) waits for the lock instead of failing at once,
-          // foreign keys on because SQLite leaves them off by default.
           afterCreate: (conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) => {
             try {
-              conn.pragma("journal_mode = WAL");
-              conn.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-              conn.pragma("foreign_keys = ON");
-              conn.pragma("synchronous = NORMAL");
+              for (const pragma of SQLITE_CONNECTION_PRAGMAS) conn.pragma(pragma);
               done(null, conn);
             } catch (err) {
               done(err as Error, conn);

@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { SQLITE_CONNECTION_PRAGMAS } from "@lcp/persistence";
 import { createChainLinker } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
 import type { AppendResult, AuditStore } from "./audit-store.js";
@@ -19,9 +20,6 @@ interface Connection {
 }
 const Sqlite = createRequire(import.meta.url)("better-sqlite3") as new (file: string) => Connection;
 
-/** As the ORM's connection: a second writer waits this long for the file lock. */
-const BUSY_TIMEOUT_MS = 10_000;
-
 /**
  * The store on SQLite: its own connection to the app's database file, every statement prepared
  * once. An append is one synchronous `BEGIN IMMEDIATE` transaction: the write lock is taken
@@ -30,9 +28,8 @@ const BUSY_TIMEOUT_MS = 10_000;
  */
 export function createSqliteAuditStore(file: string): AuditStore {
   const conn = new Sqlite(file);
-  conn.pragma("journal_mode = WAL");
-  conn.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-  conn.pragma("synchronous = NORMAL");
+  // Set up as the ORM's connections to the same file are.
+  for (const pragma of SQLITE_CONNECTION_PRAGMAS) conn.pragma(pragma);
 
   const cache = new Map<string, Statement>();
   const stmt = (sql: string) => {
