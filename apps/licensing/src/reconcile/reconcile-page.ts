@@ -30,7 +30,7 @@
  * the same derivation and reports every changed row without writing.
  */
 import { deriveState, directivesFor, transitionOf, type DerivedState, type Settings, type Transition } from "@lcp/domain";
-import { EVENT_RUN_PREFIX, isSerializationFailure } from "@lcp/persistence";
+import { EVENT_RUN_PREFIX, encodeEventRun, isSerializationFailure } from "@lcp/persistence";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
 import type { EntityManager } from "@mikro-orm/knex";
@@ -143,12 +143,14 @@ function transitionOfMoved(row: MovedRow): Transition {
 /** Reconciles one keyset page (see the module comment). */
 export async function reconcilePage(deps: CoreDeps, input: ReconcilePageInput, hooks: ReconcileHooks = {}): Promise<ReconcilePageResult> {
   const settings = input.settings ?? (await loadSettings(deps.db.em(), input.at));
-  const templates = input.dryRun ? [] : createTransitionTemplates(input);
+  // PostgreSQL's one statement needs every kind's template up front; SQLite renders only the kinds
+  // its page found, after reading it.
+  const templates = input.dryRun || deps.db.driver !== "postgresql" ? [] : createTransitionTemplates(input);
   let page: PageOutcome;
   for (let attempt = 1; ; attempt++) {
     try {
       page = await deps.db.transactional((tx) =>
-        deps.db.driver === "postgresql" ? runPagePostgres(tx, input, settings, templates) : runPageSqlite(tx, input, settings, templates, hooks),
+        deps.db.driver === "postgresql" ? runPagePostgres(tx, input, settings, templates) : runPageSqlite(tx, input, settings, hooks),
       );
       break;
     } catch (err) {
@@ -228,7 +230,7 @@ function rangeBound(input: ReconcilePageInput): { sql: (alias: string) => string
 /** The columns of a changed row the PostgreSQL statement carries from its read to its write. */
 const MOVED_COLUMNS = ["id", "version", "last_seen_at", "state", "lock_reason", "f", "t"] as const;
 
-/** The templates as a CTE `tpl(...)` of bound values (both drivers), with its parameters. */
+/** The templates as a CTE `tpl(...)` of bound values (PostgreSQL's statement), with its parameters. */
 function templatesCte(templates: readonly TransitionTemplate[]): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
   const rows = templates.map((t) => {
@@ -242,21 +244,21 @@ function templatesCte(templates: readonly TransitionTemplate[]): { sql: string; 
 }
 
 /**
- * The page's audit events as outbox rows: ONE row per transition kind, holding the run of its
+ * PostgreSQL's audit events of a page as outbox rows (SQLite's are encoded in JS by
+ * `encodeEventRun`, one INSERT per kind): ONE row per transition kind, holding the run of its
  * events (@lcp/persistence `EventRun`: the kind's template, the first event id, the deployment
  * ids) — the same events, ids and order one row per event would hold, for a fraction of the
  * bytes written in the page's transaction; the relay expands them when it ships. Reads `won`
  * (id, f, t, rn: numbered by kind, then id, from 1) and `tpl`; the row's id is its first event's.
  * Its parameters: {@link runParams}.
  */
-function runInsertSql(pg: boolean): string {
-  const hex = (n: string) => (pg ? `lpad(to_hex(${n}), 12, '0')` : `printf('%012x', ${n})`);
+function runInsertSql(): string {
   const start = "(cast(? as bigint) + min(w.rn))";
-  const ids = pg ? `string_agg(to_json(w.id)::text, ',' order by w.rn)` : `group_concat(json_quote(w.id), ',' order by w.rn)`;
   return (
     `insert into outbox_event (id, action, occurred_at, payload, delivered_at, attempts, last_error) ` +
-    `select cast(? as text) || ${hex(start)}, min(tpl.action), ${pg ? "cast(? as timestamptz)" : "?"}, ` +
-    `cast(? as text) || count(*) || cast(? as text) || ${start} || ',"parts":' || min(tpl.parts) || ',"resourceIds":[' || ${ids} || ']}', null, 0, null ` +
+    `select cast(? as text) || lpad(to_hex(${start}), 12, '0'), min(tpl.action), cast(? as timestamptz), ` +
+    `cast(? as text) || count(*) || cast(? as text) || ${start} || ',"parts":' || min(tpl.parts) || ',"resourceIds":[' || ` +
+    `string_agg(to_json(w.id)::text, ',' order by w.rn) || ']}', null, 0, null ` +
     `from won w join tpl on tpl.f = w.f and tpl.t = w.t group by w.f, w.t order by min(w.rn)`
   );
 }
@@ -370,7 +372,7 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
       `won as (select u.id, u.f, u.t, tpl.directive, tpl.dpayload, row_number() over (order by u.f, u.t, u.id collate "C") as rn, ` +
       `? || lpad(to_hex(cast(? as bigint) + row_number() over (order by u.f, u.t, u.id collate "C")), 12, '0') as did ` +
       `from upd u join tpl on tpl.f = u.f and tpl.t = u.t), ` +
-      `ev as (${runInsertSql(true)}), ` +
+      `ev as (${runInsertSql()}), ` +
       `dir as (insert into directive (id, deployment_id, type, payload, created_at, acked_at) ` +
       `select did, id, directive, dpayload, ?, null from won where directive is not null) ` +
       // Every changed row comes back — or, for counts only, just those the caller must act on
@@ -390,15 +392,21 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
 }
 
 /**
- * SQLite: the page in one transaction — its extent, its changed rows (derived once, into a temp
- * table), then the outbox events, the directives and the UPDATE, each one set-based statement
- * over that table. Datetimes are epoch milliseconds.
+ * SQLite: the page in one transaction, each step one statement —
+ * 1. its extent: the last id found by skipping `pageSize - 1` keys of the primary key's index (no
+ *    row is read; only a short last page is counted);
+ * 2. its changed rows, derived in one scan in key order into a temp table (with their rowids, so
+ *    the UPDATE finds each row without a second index search);
+ * 3. the changed rows' kinds: one aggregate returns each kind's count and its ids in key order;
+ * 4. per kind with a template: its outbox run (encoded here by `encodeEventRun`), its directives,
+ *    and its UPDATE with compare-and-set on `version`.
+ * Each kind's events and directives are numbered consecutively, kinds in (from, to) order, ids in
+ * key order — as on PostgreSQL. Datetimes are epoch milliseconds.
  */
 async function runPageSqlite(
   tx: EntityManager,
   input: ReconcilePageInput,
   settings: Settings,
-  templates: TransitionTemplate[],
   hooks: ReconcileHooks,
 ): Promise<PageOutcome> {
   const conn = tx.getConnection();
@@ -407,93 +415,124 @@ async function runPageSqlite(
   const all = <T>(sql: string, params: unknown[] = []) => conn.execute<T[]>(sql, params, "all", ctx);
 
   const bound = rangeBound(input);
-  const [stats] = await all<{ examined: number; last: string | null }>(
-    `select count(*) as examined, max(id) as last from (select id from deployment d where id > ?${bound.sql("d")} order by id limit ?)`,
-    [input.afterDeploymentId, ...bound.params, input.pageSize],
-  );
-  const examined = Number(stats?.examined ?? 0);
-  const last = stats?.last ?? null;
+  const after = input.afterDeploymentId;
+  const [end] = await all<{ id: string }>(`select id from deployment d where id > ?${bound.sql("d")} order by id limit 1 offset ?`, [
+    after,
+    ...bound.params,
+    input.pageSize - 1,
+  ]);
+  let examined = input.pageSize;
+  let last = end?.id ?? null;
+  if (!end) {
+    const [rest] = await all<{ examined: number; last: string | null }>(`select count(*) as examined, max(id) as last from deployment d where id > ?${bound.sql("d")}`, [
+      after,
+      ...bound.params,
+    ]);
+    examined = Number(rest?.examined ?? 0);
+    last = rest?.last ?? null;
+  }
   if (examined === 0 || last === null) return { examined: 0, next: "", moved: [], tallied: [] };
-  const more = examined === input.pageSize && (await all<{ id: string }>(`select id from deployment d where id > ?${bound.sql("d")} limit 1`, [last, ...bound.params])).length > 0;
+  const more = end !== undefined && (await all<{ id: string }>(`select id from deployment d where id > ?${bound.sql("d")} limit 1`, [last, ...bound.params])).length > 0;
+  const next = more ? last : "";
 
   // A temp table lives in SQLite's separate temp database: filling it takes no lock on the main one.
-  // No key on it, on purpose: the UPDATE below must walk these few rows and find each deployment by
-  // its primary key — with an index here SQLite prefers to scan the whole deployment table instead.
-  await run(`create temp table if not exists reconcile_moved_rows (id text, version integer, state text, lock_reason text, f integer, t integer, rn integer)`);
+  // No key on it, on purpose: each UPDATE below walks these few rows and finds each deployment by
+  // its rowid; with an index here SQLite prefers to scan the whole deployment table instead. Its
+  // own rowids count the rows in key order.
+  await run(`create temp table if not exists reconcile_moved_rows (rid integer, id text, version integer, state text, lock_reason text, f integer, t integer)`);
   await run(`delete from temp.reconcile_moved_rows`);
   const derived = derivedCodeSql("d", input.at, settings, false);
   await run(
-    `insert into temp.reconcile_moved_rows select id, version, state, lock_reason, f, t, row_number() over (order by id) from ` +
-      `(select d.id, d.version, d.state, d.lock_reason, ${storedCodeSql("d")} as f, ${derived.sql} as t from deployment d where d.id > ? and d.id <= ?) ` +
-      `where f <> t`,
-    [...derived.params, input.afterDeploymentId, last],
+    `insert into temp.reconcile_moved_rows (rid, id, version, state, lock_reason, f, t) select rid, id, version, state, lock_reason, f, t from ` +
+      `(select d.rowid as rid, d.id, d.version, d.state, d.lock_reason, ${storedCodeSql("d")} as f, ${derived.sql} as t ` +
+      `from deployment d where d.id > ? and d.id <= ? order by d.id) where f <> t`,
+    [...derived.params, after, last],
   );
-  const next = more ? last : "";
   if (input.dryRun) {
-    const rows = await all<OutcomeRow>(`select id, state, lock_reason, t from temp.reconcile_moved_rows order by id`);
+    const rows = await all<MovedSqliteRow>(`select id, state, lock_reason, t from temp.reconcile_moved_rows order by rowid`);
     return {
       examined,
       next,
-      moved: rows.map((r) => ({ id: r.id!, state: r.state ?? "", lockReason: r.lock_reason, to: Number(r.t), won: false, bulk: false, directive: null })),
+      moved: rows.map((r) => ({ id: r.id, state: r.state, lockReason: r.lock_reason, to: r.t, won: false, bulk: false, directive: null })),
       tallied: [],
     };
   }
   await hooks.afterRead?.();
 
-  const tpl = templatesCte(templates);
+  const kinds = await all<{ f: number; t: number; n: number; ids: string }>(
+    `select f, t, count(*) as n, group_concat(id, ',' order by rowid) as ids from temp.reconcile_moved_rows group by f, t order by f, t`,
+  );
+  const present = new Set(kinds.map((k) => k.f * 8 + k.t));
+  const templateOf = new Map(createTransitionTemplates(input, (f, t) => present.has(f * 8 + t)).map((tpl) => [tpl.from * 8 + tpl.to, tpl]));
   const events = uuidv7Run(input.at.getTime());
   const directives = uuidv7Run(Date.now());
   const at = input.at.getTime();
-  // As on PostgreSQL: every changed row, or for counts only those the caller must act on and a tally of the rest.
-  const countsOnly = input.countsOnly === true ? 1 : 0;
-  const rows = await all<OutcomeRow>(
-    `with ${tpl.sql} select m.id, m.state, m.lock_reason, m.t, tpl.f is not null as bulk, tpl.directive, tpl.dpayload, ` +
-      `case when tpl.directive is null then null else ? || printf('%012x', ? + m.rn) end as did, null as f, null as n ` +
-      `from temp.reconcile_moved_rows m left join tpl on tpl.f = m.f and tpl.t = m.t where not ? or tpl.f is null or tpl.directive is not null ` +
-      `union all select null, null, null, m.t, 1, null, null, null, m.f, count(*) ` +
-      `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t where ? and tpl.directive is null group by m.f, m.t ` +
-      `order by 1`,
-    [...tpl.params, directives.prefix, directives.base, countsOnly, countsOnly],
-  );
-  const listed = rows.filter((r) => r.id !== null);
-  const tallied = rows.filter((r) => r.id === null).map(talliedOf);
-  const bulk = listed.filter((r) => Number(r.bulk) === 1).length + tallied.reduce((n, x) => n + x.count, 0);
-  if (bulk > 0) {
-    await run(
-      `with ${tpl.sql}, won as (select m.id, m.f, m.t, row_number() over (order by m.f, m.t, m.id) as rn ` +
-        `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t) ${runInsertSql(false)}`,
-      [...tpl.params, ...runParams(events, at)],
-    );
-    if (listed.some((r) => r.directive !== null)) {
+  const moved: MovedRow[] = [];
+  const tallied: TalliedTransitions[] = [];
+  let numbered = 0;
+  for (const kind of kinds) {
+    const ids = kind.ids.split(",");
+    const tpl = templateOf.get(kind.f * 8 + kind.t);
+    if (!tpl) {
+      // No template (a lease to sign, or junk in the stored columns): the one-deployment path's.
+      for (const id of ids) moved.push({ id, state: "", lockReason: null, to: kind.t, won: false, bulk: false, directive: null });
+      continue;
+    }
+    const first = events.base + numbered + 1;
+    const firstDirective = directives.base + numbered + 1;
+    numbered += ids.length;
+    const run_ = encodeEventRun({ idPrefix: events.prefix, idStart: first, parts: tpl.parts, resourceIds: ids });
+    await run(`insert into outbox_event (id, action, occurred_at, payload, delivered_at, attempts, last_error) values (?, ?, ?, ?, null, 0, null)`, [
+      counterId(events.prefix, first),
+      tpl.action,
+      at,
+      run_,
+    ]);
+    if (tpl.directive) {
       await run(
-        `with ${tpl.sql} insert into directive (id, deployment_id, type, payload, created_at, acked_at) ` +
-          `select ? || printf('%012x', ? + m.rn), m.id, tpl.directive, tpl.dpayload, ?, null ` +
-          `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t where tpl.directive is not null`,
-        [...tpl.params, directives.prefix, directives.base, at],
+        `insert into directive (id, deployment_id, type, payload, created_at, acked_at) ` +
+          `select ? || printf('%012x', ? + row_number() over (order by rowid)), id, ?, ?, ?, null from temp.reconcile_moved_rows where f = ? and t = ?`,
+        [directives.prefix, firstDirective - 1, tpl.directive, tpl.directivePayload, at, kind.f, kind.t],
       );
     }
     const updated = await run(
-      `with ${tpl.sql} update deployment set state = tpl.to_state, lock_reason = tpl.to_reason, state_changed_at = ?, updated_at = ?, version = deployment.version + 1 ` +
-        `from temp.reconcile_moved_rows m join tpl on tpl.f = m.f and tpl.t = m.t where deployment.id = m.id and deployment.version = m.version`,
-      [...tpl.params, at, at],
+      `update deployment set state = ?, lock_reason = ?, state_changed_at = ?, updated_at = ?, version = deployment.version + 1 ` +
+        `from temp.reconcile_moved_rows m where m.f = ? and m.t = ? and deployment.rowid = m.rid and deployment.version = m.version`,
+      [tpl.toState, tpl.toLockReason, at, at, kind.f, kind.t],
     );
     // Serialisable: every row read above is still as read. Anything else is a bug, not a race,
     // and must not commit events for rows that were not written.
     const changes = Number((updated as { affectedRows?: number; changes?: number }).affectedRows ?? (updated as { changes?: number }).changes);
-    if (changes !== bulk) throw new Error(`reconcile: wrote ${changes} of ${bulk} planned rows in a serialised transaction`);
+    if (changes !== ids.length) throw new Error(`reconcile: wrote ${changes} of ${ids.length} planned rows in a serialised transaction`);
+    const from = stateOfCode(kind.f)!;
+    if (input.countsOnly === true && !tpl.directive) {
+      tallied.push({ transition: { from, to: stateOfCode(kind.t)! }, count: ids.length });
+      continue;
+    }
+    ids.forEach((id, i) =>
+      moved.push({
+        id,
+        state: from.state,
+        lockReason: from.lockReason,
+        to: kind.t,
+        won: true,
+        bulk: true,
+        directive: tpl.directive ? { id: counterId(directives.prefix, firstDirective + i), type: tpl.directive, payload: tpl.directivePayload ?? "{}" } : null,
+      }),
+    );
   }
-  return {
-    examined,
-    next,
-    moved: listed.map((r) => ({
-      id: r.id!,
-      state: r.state ?? "",
-      lockReason: r.lock_reason,
-      to: Number(r.t),
-      won: Number(r.bulk) === 1,
-      bulk: Number(r.bulk) === 1,
-      directive: r.directive && r.did ? { id: r.did, type: r.directive, payload: r.dpayload ?? "{}" } : null,
-    })),
-    tallied,
-  };
+  return { examined, next, moved, tallied };
+}
+
+/** A changed row as the SQLite page's temp table holds it. */
+interface MovedSqliteRow {
+  id: string;
+  state: string;
+  lock_reason: string | null;
+  t: number;
+}
+
+/** The id `prefix ‖ counter as 12 hex digits` of a `uuidv7Run`. */
+function counterId(prefix: string, counter: number): string {
+  return `${prefix}${counter.toString(16).padStart(12, "0")}`;
 }

@@ -82,12 +82,15 @@ export interface TemplateInput {
   call: CallContext;
 }
 
-/** The templates of every transition kind the database may apply by itself, for one page. */
-export function createTransitionTemplates(input: TemplateInput): TransitionTemplate[] {
+/**
+ * The templates of every transition kind the database may apply by itself, for one page; with
+ * `only`, of just the kinds (stored code, derived code) it admits.
+ */
+export function createTransitionTemplates(input: TemplateInput, only?: (from: StateCode, to: StateCode) => boolean): TransitionTemplate[] {
   const templates: TransitionTemplate[] = [];
-  for (const { state: from } of ALL_STATES) {
-    for (const { state: to } of ALL_STATES) {
-      if (from.state === to.state && from.lockReason === to.lockReason) continue;
+  for (const { code: fromCode, state: from } of ALL_STATES) {
+    for (const { code: toCode, state: to } of ALL_STATES) {
+      if (fromCode === toCode || (only && !only(fromCode, toCode))) continue;
       const transition: Transition = { from, to };
       const directives = directivesFor(transition);
       if (directives.includes("RENEW_LEASE")) continue;
