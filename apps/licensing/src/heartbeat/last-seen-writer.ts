@@ -60,6 +60,18 @@ export interface LastSeenWriter {
 const DEFAULT_FLUSH_MS = 1_000;
 const DEFAULT_BATCH = 2_000;
 
+/**
+ * The marks in deployment-id order. Ids are UUIDv7s minted at provisioning, so on SQLite their
+ * order is the table's storage order: a batch then updates one stretch of the table, where a fleet
+ * beating at random phases would have each batch of 2,000 touch nearly every page of it, and every
+ * page be written to the WAL (and checkpointed) once per batch instead of once per flush. 10,000
+ * boxes: 24 ms of the event loop a flush, sort included, instead of 60. PostgreSQL measured no
+ * gain (its statements do not run on this thread), so it keeps the marks as they came.
+ */
+function inKeyOrder(marks: Map<string, number>): [string, number][] {
+  return [...marks.keys()].sort().map((id) => [id, marks.get(id)!]);
+}
+
 /** Creates the writer; its timer runs only while something is pending. */
 export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWriter {
   const { db, log } = options;
@@ -142,7 +154,7 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
         if (i > 0) await yieldToEventLoop();
         await writePresence(rows.slice(i, i + batchSize), gone.slice(i, i + batchSize));
       }
-      const entries = [...batch];
+      const entries = db.driver === "sqlite" ? inKeyOrder(batch) : [...batch];
       for (let i = 0; i < entries.length; i += batchSize) {
         // SQLite runs on this thread: the beats that arrived meanwhile go first.
         await yieldToEventLoop();
