@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- <name> ...]`: runs the project's benchmarks and prints one table of figures,
  * each beside a baseline measured in the same run, with the ratio and the machine's core count.
- * Names: signing, audit, licensing, heartbeat, sweep (all when none given).
+ * Names: signing, audit, licensing, heartbeat, sweep, last-seen (all when none given).
  */
 import { cpus } from "node:os";
 import { type BenchResult, printResults } from "./result.js";
@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   licensing: async () => (await import("./licensing.js")).benchLicensing,
   heartbeat: async () => (await import("./heartbeat.js")).benchHeartbeat,
   sweep: async () => (await import("./sweep.js")).benchSweep,
+  "last-seen": async () => (await import("./last-seen.js")).benchLastSeen,
 };
 
 async function main(): Promise<void> {

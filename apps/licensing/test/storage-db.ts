@@ -2,11 +2,10 @@
  * The storage suites' database: a migrated licensing database on one driver per test, closed and
  * removed after it. Call inside the `describe.each(testDatabases())` block.
  */
-import { createOrm, type Database } from "@lcp/persistence";
-import { createLogger } from "@lcp/rpc";
+import type { Database } from "@lcp/persistence";
 import { rawQuery, type TestDatabase, type TestDatabaseOptions } from "@lcp/testing/db";
 import { afterEach } from "vitest";
-import { entities, migrations } from "../src/storage/schema.js";
+import { openLicensingDatabase } from "./bench-support.js";
 
 /** An open licensing database, and raw SQL on it (another connection: what a reader sees). */
 export interface StorageDb {
@@ -29,7 +28,7 @@ export function licensingDatabase(tdb: TestDatabase): { open(): Promise<StorageD
   return {
     async open() {
       const o = (opts = tdb.options("licensing"));
-      db = await createOrm({ ...o, entities, migrations, logger: createLogger("test", "silent") });
+      db = await openLicensingDatabase(o);
       return { db, opts: o, pg: Boolean(o.databaseUrl), sql: (q, params = []) => rawQuery(o, q, params) };
     },
   };
