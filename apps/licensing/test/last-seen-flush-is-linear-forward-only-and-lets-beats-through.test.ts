@@ -44,8 +44,8 @@ describe.each(testDatabases())("last-seen flush ($name)", (tdb) => {
     const writer = createLastSeenWriter({ db, log: createLogger("test", "silent"), flushEveryMs: 60_000, batchSize: BATCH });
     const mark = t0 + 60_000;
     for (let i = 0; i < BOXES; i++) writer.seen(id(i), mark);
-    // A box marked twice keeps its latest mark.
-    writer.seen(id(1), mark + 1_000);
+    // A box marked twice keeps its latest mark, to the millisecond.
+    writer.seen(id(1), mark + 1_234);
     expect(writer.pending()).toBe(BOXES);
 
     // Count event-loop turns while the flush runs: a callback queued with setImmediate before it
@@ -67,7 +67,7 @@ describe.each(testDatabases())("last-seen flush ($name)", (tdb) => {
     expect(rows).toHaveLength(BOXES);
     const byId = new Map(rows.map((r) => [r.id, ms(r.last_seen_at)]));
     for (let i = 0; i < BOXES; i++) {
-      const expected = i % 7 === 0 ? (i % 10 === 0 ? t0 + 600_000 : t0) : i % 10 === 0 ? t0 + 600_000 : i === 1 ? mark + 1_000 : mark;
+      const expected = i % 7 === 0 ? (i % 10 === 0 ? t0 + 600_000 : t0) : i % 10 === 0 ? t0 + 600_000 : i === 1 ? mark + 1_234 : mark;
       expect(byId.get(id(i)), `box ${i}`).toBe(expected);
     }
     await writer.close();

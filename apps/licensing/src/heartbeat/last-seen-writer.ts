@@ -1,11 +1,12 @@
 /**
  * The heartbeat hot path's only writer (DESIGN.md §8): healthy beats do not touch the ORM, they
  * mark the deployment as seen in memory, and at most once per `flushEveryMs` (1 s) every mark
- * since the last flush is written in one statement per 2,000 boxes: an `UPDATE … FROM json_each(…)`
- * join on SQLite, an `UPDATE … FROM (VALUES …)` join on PostgreSQL, each linear in its batch (on
- * SQLite, which runs on this thread, the event loop turns between batches). Stream presence (which
- * replica holds which box) rides in the same flush, so a reconnect storm of 10,000 boxes costs a
- * handful of statements a second, not 10,000 transactions.
+ * since the last flush is written in one statement per 2,000 boxes, the marks bound as one JSON
+ * text: an `UPDATE … FROM json_each(…)` join on SQLite (in key order, and the event loop turns
+ * between batches: SQLite runs on this thread), an `UPDATE … FROM json_array_elements(…)` join on
+ * PostgreSQL, each linear in its batch. Stream presence (which replica holds which box) rides in
+ * the same flush, so a reconnect storm of 10,000 boxes costs a handful of statements a second, not
+ * 10,000 transactions.
  *
  * `last_seen_at` is a fact, but this write deliberately does not bump the deployment's version:
  * a healthy beat that changes no derived state must not make every concurrent change (revoke,
@@ -65,8 +66,9 @@ const DEFAULT_BATCH = 2_000;
  * order is the table's storage order: a batch then updates one stretch of the table, where a fleet
  * beating at random phases would have each batch of 2,000 touch nearly every page of it, and every
  * page be written to the WAL (and checkpointed) once per batch instead of once per flush. 10,000
- * boxes: 24 ms of the event loop a flush, sort included, instead of 60. PostgreSQL measured no
- * gain (its statements do not run on this thread), so it keeps the marks as they came.
+ * boxes: about 30 ms of the event loop a flush, sort included, instead of 58 (`npm run bench --
+ * last-seen`). PostgreSQL measured no gain (its statements do not run on this thread), so it keeps
+ * the marks as they came.
  */
 function inKeyOrder(marks: Map<string, number>): [string, number][] {
   return [...marks.keys()].sort().map((id) => [id, marks.get(id)!]);
@@ -96,25 +98,29 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
 
   async function writeLastSeen(batch: [string, number][]): Promise<void> {
     const conn = db.em().getConnection();
+    // The marks as one JSON parameter ([[id, epoch ms], …]), joined by primary key: linear in the
+    // batch. (A `CASE id WHEN … THEN …` list is searched linearly for every row, which made a
+    // 10,000-box flush cost ~240 ms of SQLite's event loop a second instead of ~12. On PostgreSQL a
+    // `VALUES` list of two bound parameters a mark, a Date each, took 30–34 ms of this thread and
+    // 157–160 ms in all for 10,000 boxes; the one JSON text 16–25 and 101–122 ms: `npm run bench
+    // -- last-seen`.)
+    // Only forward, and only for a bound box: a flush landing just after a rebind must not make the
+    // unbound deployment look seen.
+    const marks = JSON.stringify(batch);
     if (db.driver === "postgresql") {
-      const values = batch.map(() => "(?, ?::timestamptz)").join(", ");
       await conn.execute(
-        `update deployment as d set last_seen_at = v.ts from (values ${values}) as v(id, ts) ` +
-          // Only forward, and only for a bound box: a flush landing just after a rebind must not
-          // make the unbound deployment look seen.
+        `update deployment as d set last_seen_at = v.ts ` +
+          `from (select e ->> 0 as id, to_timestamp((e ->> 1)::bigint / 1000.0) as ts from json_array_elements(cast(? as json)) as e) as v ` +
           `where d.id = v.id and d.activated_at is not null and (d.last_seen_at is null or d.last_seen_at < v.ts)`,
-        batch.flatMap(([id, at]) => [id, new Date(at)]),
+        [marks],
         "run",
       );
     } else {
-      // The marks as one JSON parameter, joined by primary key: linear in the batch. (A
-      // `CASE id WHEN … THEN …` list is searched linearly for every row, which made a 10,000-box
-      // flush cost ~240 ms of the event loop a second instead of ~12.)
       await conn.execute(
         `update deployment set last_seen_at = max(coalesce(deployment.last_seen_at, 0), v.ts) ` +
           `from (select value ->> 0 as id, value ->> 1 as ts from json_each(?)) as v ` +
           `where deployment.id = v.id and deployment.activated_at is not null`,
-        [JSON.stringify(batch)],
+        [marks],
         "run",
       );
     }
