@@ -8,8 +8,6 @@
  * (`SWEEP_PARALLELISM=1`; SQLite's SplitFleet never splits). A warm-up round, not counted (`BENCH_SWEEP_WARMUP_ROUNDS`), then three interleaved rounds (`BENCH_SWEEP_ROUNDS`), medians. Goal: the
  * sweep within 2× the UPDATE.
  */
-import { createRequire } from "node:module";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { SweepStatus } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
@@ -19,9 +17,8 @@ import { startLicensing } from "@lcp/licensing/app";
 import { startTestSigningKeys } from "@lcp/signing-keys/testing";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki } from "@lcp/testing/pki";
-import { SQLITE_CONNECTION_PRAGMAS } from "@lcp/persistence";
 import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
-import pg from "pg";
+import { heldConnection, seedFleet } from "./fleet-db.js";
 import { median, printResults, type BenchResult } from "./result.js";
 
 const ISSUER = "https://lcp.bench/licensing";
@@ -93,13 +90,13 @@ export async function benchSweep(): Promise<BenchResult[]> {
     const client = await sweeper(DEFAULT_SWEEP_PARALLELISM);
     const serial = await sweeper(1);
     const sql = (q: string, params: unknown[] = []) => rawQuery(dbs.lic, q, params);
-    const bare = await baselineConnection(dbs.lic);
+    const bare = await heldConnection(dbs.lic);
     closers.push(() => bare.close());
     const at = new Date();
     const date = (d: Date) => (pg ? d.toISOString() : d.getTime());
 
     const seeding = performance.now();
-    await seed(sql, pg, count, at, date);
+    await seedFleet(dbs.lic, count, at, { every: STALE_EVERY, ms: STALE_MS });
     if (pg) await sql("vacuum analyze deployment");
     console.error(`  seeded ${count.toLocaleString("en-US")} deployments (${pg ? "PostgreSQL" : "SQLite"}) in ${Math.round(performance.now() - seeding)} ms`);
 
@@ -192,68 +189,6 @@ export async function benchSweep(): Promise<BenchResult[]> {
     for (const close of closers.reverse()) await close().catch(() => undefined);
     for (const db of Object.values(dbs)) await db.cleanup().catch(() => undefined);
   }
-}
-
-/**
- * The baseline's own connection to licensing's database, held for the whole run as licensing
- * holds its own: on SQLite set up with the apps' pragmas (WAL, synchronous NORMAL …). A new
- * connection per statement would start with an empty page cache and make the baseline look
- * slower than the same UPDATE run by a server (on this machine by 5 % to 70 %).
- */
-async function baselineConnection(db: TestDatabaseOptions): Promise<{ run(sql: string, params: unknown[]): Promise<void>; close(): Promise<void> }> {
-  if (db.databaseUrl) {
-    const client = new pg.Client({ connectionString: db.databaseUrl, ...(db.schema ? { options: `-c search_path=${db.schema}` } : {}) });
-    await client.connect();
-    return {
-      run: async (sql, params) => void (await client.query(sql, params)),
-      close: () => client.end(),
-    };
-  }
-  interface Connection {
-    pragma(sql: string): unknown;
-    prepare(sql: string): { run(...params: unknown[]): unknown };
-    close(): void;
-  }
-  const Sqlite = createRequire(import.meta.url)("better-sqlite3") as new (file: string) => Connection;
-  const conn = new Sqlite(join(db.dataDir, `${db.app}.sqlite`));
-  for (const pragma of SQLITE_CONNECTION_PRAGMAS) conn.pragma(pragma);
-  return {
-    run: async (sql, params) => void conn.prepare(sql).run(...params),
-    close: async () => conn.close(),
-  };
-}
-
-/** Seeds activated deployments, all stored ACTIVE, every tenth last seen STALE_MS ago, in one statement. */
-async function seed(
-  sql: (q: string, params?: unknown[]) => Promise<unknown>,
-  pg: boolean,
-  count: number,
-  at: Date,
-  date: (d: Date) => unknown,
-): Promise<void> {
-  const cols =
-    "id, name, customer, kind, subscription_status, license_id, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, state_changed_at, version, created_at, updated_at";
-  const fresh = date(at);
-  const stale = date(new Date(at.getTime() - STALE_MS));
-  const expires = date(new Date(at.getTime() + 365 * 86_400_000));
-  if (pg) {
-    await sql(
-      `insert into deployment (${cols})
-       select '00000000-0000-7000-8000-' || lpad(g::text, 12, '0'), 'seed-' || g, 'bench', 'ON_PREM', 'VALID', null, $3::timestamptz, $1::timestamptz,
-              repeat('a', 64), case when g % ${STALE_EVERY} = 0 then $2::timestamptz else $1::timestamptz end, 'ACTIVE', $1::timestamptz, 1, $1::timestamptz, $1::timestamptz
-       from generate_series(1, ${count}) g`,
-      [fresh, stale, expires],
-    );
-    return;
-  }
-  await sql(
-    `insert into deployment (${cols})
-     with recursive s(g) as (select 1 union all select g + 1 from s where g < ${count})
-     select '00000000-0000-7000-8000-' || substr('000000000000' || g, -12), 'seed-' || g, 'bench', 'ON_PREM', 'VALID', null, ?, ?,
-            '${"a".repeat(64)}', case when g % ${STALE_EVERY} = 0 then ? else ? end, 'ACTIVE', ?, 1, ?, ?
-     from s`,
-    [expires, fresh, stale, fresh, fresh, fresh, fresh],
-  );
 }
 
 // Run directly (`node --conditions=source --import tsx tools/bench/sweep.ts`) as well as from main.ts.
