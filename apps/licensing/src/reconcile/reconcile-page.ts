@@ -397,7 +397,7 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
  *    row is read; only a short last page is counted);
  * 2. its changed rows, derived in one scan in key order into a temp table (with their rowids, so
  *    the UPDATE finds each row without a second index search);
- * 3. the changed rows' kinds: one aggregate returns each kind's count and its ids in key order;
+ * 3. the changed rows' kinds: one aggregate returns each kind's ids in key order;
  * 4. per kind with a template: its outbox run (encoded here by `encodeEventRun`), its directives,
  *    and its UPDATE with compare-and-set on `version`.
  * Each kind's events and directives are numbered consecutively, kinds in (from, to) order, ids in
@@ -459,8 +459,8 @@ async function runPageSqlite(
   }
   await hooks.afterRead?.();
 
-  const kinds = await all<{ f: number; t: number; n: number; ids: string }>(
-    `select f, t, count(*) as n, group_concat(id, ',' order by rowid) as ids from temp.reconcile_moved_rows group by f, t order by f, t`,
+  const kinds = await all<{ f: number; t: number; ids: string }>(
+    `select f, t, group_concat(id, ',' order by rowid) as ids from temp.reconcile_moved_rows group by f, t order by f, t`,
   );
   const present = new Set(kinds.map((k) => k.f * 8 + k.t));
   const templateOf = new Map(createTransitionTemplates(input, (f, t) => present.has(f * 8 + t)).map((tpl) => [tpl.from * 8 + tpl.to, tpl]));
@@ -481,12 +481,13 @@ async function runPageSqlite(
     const first = events.base + numbered + 1;
     const firstDirective = directives.base + numbered + 1;
     numbered += ids.length;
-    const run_ = encodeEventRun({ idPrefix: events.prefix, idStart: first, parts: tpl.parts, resourceIds: ids });
+    // The kind's events as one outbox row (its id is its first event's).
+    const eventRun = encodeEventRun({ idPrefix: events.prefix, idStart: first, parts: tpl.parts, resourceIds: ids });
     await run(`insert into outbox_event (id, action, occurred_at, payload, delivered_at, attempts, last_error) values (?, ?, ?, ?, null, 0, null)`, [
       counterId(events.prefix, first),
       tpl.action,
       at,
-      run_,
+      eventRun,
     ]);
     if (tpl.directive) {
       await run(
