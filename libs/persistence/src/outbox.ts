@@ -209,9 +209,19 @@ export function decodeEventRun(payload: string): EventRun {
   return run as EventRun;
 }
 
+/**
+ * One UUIDv7 of a run of them: the run's first 24 characters (time, version, random bits,
+ * variant) followed by a 48-bit counter as 12 hex digits, RFC 9562's monotonic counter. An
+ * {@link EventRun}'s event `i` has the counter `idStart + i`; a producer that writes a run (and
+ * ids counted the same way, such as a sweep page's directives) names its rows with this too.
+ */
+export function runUuid(idPrefix: string, counter: number): string {
+  return `${idPrefix}${counter.toString(16).padStart(12, "0")}`;
+}
+
 /** Event `i` of a run: its id and its protobuf JSON text. */
 function runEvent(run: EventRun, i: number): { id: string; json: string } {
-  const id = `${run.idPrefix}${(run.idStart + i).toString(16).padStart(12, "0")}`;
+  const id = runUuid(run.idPrefix, run.idStart + i);
   return { id, json: run.parts[0] + id + run.parts[1] + run.resourceIds[i] + run.parts[2] };
 }
 

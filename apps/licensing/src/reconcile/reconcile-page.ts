@@ -30,7 +30,7 @@
  * the same derivation and reports every changed row without writing.
  */
 import { deriveState, directivesFor, transitionOf, type DerivedState, type Settings, type Transition } from "@lcp/domain";
-import { EVENT_RUN_PREFIX, encodeEventRun, isSerializationFailure } from "@lcp/persistence";
+import { EVENT_RUN_PREFIX, encodeEventRun, isSerializationFailure, runUuid } from "@lcp/persistence";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
 import type { EntityManager } from "@mikro-orm/knex";
@@ -484,7 +484,7 @@ async function runPageSqlite(
     // The kind's events as one outbox row (its id is its first event's).
     const eventRun = encodeEventRun({ idPrefix: events.prefix, idStart: first, parts: tpl.parts, resourceIds: ids });
     await run(`insert into outbox_event (id, action, occurred_at, payload, delivered_at, attempts, last_error) values (?, ?, ?, ?, null, 0, null)`, [
-      counterId(events.prefix, first),
+      runUuid(events.prefix, first),
       tpl.action,
       at,
       eventRun,
@@ -518,7 +518,7 @@ async function runPageSqlite(
         to: kind.t,
         won: true,
         bulk: true,
-        directive: tpl.directive ? { id: counterId(directives.prefix, firstDirective + i), type: tpl.directive, payload: tpl.directivePayload ?? "{}" } : null,
+        directive: tpl.directive ? { id: runUuid(directives.prefix, firstDirective + i), type: tpl.directive, payload: tpl.directivePayload ?? "{}" } : null,
       }),
     );
   }
@@ -531,9 +531,4 @@ interface MovedSqliteRow {
   state: string;
   lock_reason: string | null;
   t: number;
-}
-
-/** The id `prefix ‖ counter as 12 hex digits` of a `uuidv7Run`. */
-function counterId(prefix: string, counter: number): string {
-  return `${prefix}${counter.toString(16).padStart(12, "0")}`;
 }
