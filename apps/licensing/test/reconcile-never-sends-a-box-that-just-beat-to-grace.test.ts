@@ -12,14 +12,12 @@
  * Either way the box stays ACTIVE, nothing is audited, and a transition that does not depend on
  * `last_seen_at` (term end) still applies without overwriting the fresher beat.
  */
-import { createLogger } from "@lcp/rpc";
 import { testDatabases } from "@lcp/testing/db";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import type { CallContext } from "../src/core/audit.js";
-import { noopDirectivePublisher } from "../src/core/directive-publisher.js";
-import type { CoreDeps } from "../src/core/deployment-change.js";
 import { reconcilePage, type ReconcilePageResult } from "../src/reconcile/reconcile-page.js";
+import { pageDeps, seedActive } from "./reconcile-support.js";
 import { licensingDatabase } from "./storage-db.js";
 
 const MINUTE = 60_000;
@@ -30,27 +28,13 @@ describe.each(testDatabases())("reconcile and a concurrent beat ($name)", (tdb) 
 
   async function setup() {
     const { db, opts: o, pg: isPg, sql } = await store.open();
-    const log = createLogger("test", "silent");
     const now = new Date();
-    const deps: CoreDeps = {
-      db,
-      now: () => now,
-      // Nothing here needs a lease (→ GRACE, → LOCKED); a signature request would be a bug.
-      signer: { sign: () => Promise.reject(new Error("no lease is signed on these paths")) },
-      publisher: noopDirectivePublisher,
-      log,
-    };
+    const deps = pageDeps(db, now);
     const date = (d: Date) => (isPg ? d.toISOString() : d.getTime());
     const p = (n: number) => (isPg ? `$${n}` : "?");
     /** An activated deployment stored ACTIVE, last seen `silentMs` ago, its term ending at `expiresAt`. */
-    const seed = async (id: string, silentMs: number, expiresAt = new Date(now.getTime() + 365 * 24 * 60 * MINUTE)) => {
-      const seen = date(new Date(now.getTime() - silentMs));
-      await sql(
-        `insert into deployment (id, name, customer, kind, subscription_status, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, state_changed_at, version, created_at, updated_at)
-         values (${p(1)}, 'site', 'c', 'ON_PREM', 'VALID', ${p(2)}, ${p(3)}, '${"a".repeat(64)}', ${p(4)}, 'ACTIVE', ${p(5)}, 1, ${p(6)}, ${p(7)})`,
-        [id, date(expiresAt), seen, seen, seen, seen, seen],
-      );
-    };
+    const seed = (id: string, silentMs: number, expiresAt = new Date(now.getTime() + 365 * 24 * 60 * MINUTE)) =>
+      seedActive({ pg: isPg, sql }, id, now, silentMs, expiresAt);
     const row = async (id: string) =>
       (await sql<{ state: string; lock_reason: string | null; version: number | string; last_seen_at: unknown }>(
         `select state, lock_reason, version, last_seen_at from deployment where id = ${p(1)}`,

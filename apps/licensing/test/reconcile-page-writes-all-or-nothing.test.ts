@@ -6,13 +6,11 @@
  * trigger that refuses one row in the middle of the page's last kind, after the other kinds and
  * the first row of that kind were written; PostgreSQL's single statement is held to the same.
  */
-import { createLogger } from "@lcp/rpc";
 import { testDatabases } from "@lcp/testing/db";
 import { describe, expect, it } from "vitest";
 import type { CallContext } from "../src/core/audit.js";
-import { noopDirectivePublisher } from "../src/core/directive-publisher.js";
-import type { CoreDeps } from "../src/core/deployment-change.js";
 import { reconcilePage } from "../src/reconcile/reconcile-page.js";
+import { pageDeps, seedActive } from "./reconcile-support.js";
 import { licensingDatabase } from "./storage-db.js";
 
 const MINUTE = 60_000;
@@ -26,23 +24,8 @@ describe.each(testDatabases())("a reconcile page that fails part-way ($name)", (
   it("leaves every row, the outbox and the directives as they were; the next page applies it all once", async () => {
     const { db, pg, sql } = await store.open();
     const now = new Date();
-    const deps: CoreDeps = {
-      db,
-      now: () => now,
-      signer: { sign: () => Promise.reject(new Error("no lease is signed on these paths")) },
-      publisher: noopDirectivePublisher,
-      log: createLogger("test", "silent"),
-    };
-    const date = (d: Date) => (pg ? d.toISOString() : d.getTime());
-    const p = (n: number) => (pg ? `$${n}` : "?");
-    const seed = async (n: number, silentMs: number, expiresAt: Date) => {
-      const seen = date(new Date(now.getTime() - silentMs));
-      await sql(
-        `insert into deployment (id, name, customer, kind, subscription_status, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, state_changed_at, version, created_at, updated_at)
-         values (${p(1)}, 'site', 'c', 'ON_PREM', 'VALID', ${p(2)}, ${p(3)}, '${"a".repeat(64)}', ${p(4)}, 'ACTIVE', ${p(5)}, 1, ${p(6)}, ${p(7)})`,
-        [id(n), date(expiresAt), seen, seen, seen, seen, seen],
-      );
-    };
+    const deps = pageDeps(db, now);
+    const seed = (n: number, silentMs: number, expiresAt: Date) => seedActive({ pg, sql }, id(n), now, silentMs, expiresAt);
     const inAYear = new Date(now.getTime() + 365 * DAY);
     const ended = new Date(now.getTime() - 1);
     await seed(1, 10 * MINUTE, inAYear); // → GRACE
