@@ -9,3 +9,4 @@ export * from "./outbox.js";
 export * from "./migrations.js";
 export * from "./relay.js";
 export * from "./listen.js";
+export { createSqliteStatementThread, SqliteThreadError, type SqliteStatementThread, type ThreadStatement } from "./sqlite-statement-thread.js";

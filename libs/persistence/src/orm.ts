@@ -55,6 +55,8 @@ export interface Database {
   driver: DriverName;
   /** The PostgreSQL schema the app's tables live in (undefined on SQLite). */
   schema: string | undefined;
+  /** The SQLite database file (undefined on PostgreSQL): for a connection of another thread ({@link createSqliteStatementThread}). */
+  sqliteFile: string | undefined;
   /** A fresh EntityManager fork (the global one is never used: `allowGlobalContext: false`). */
   em(): EntityManager;
   /** Runs `fn` in a transaction on a fresh fork; flushes and commits when it resolves, rolls back when it throws. */
@@ -229,6 +231,7 @@ export async function createOrm(options: CreateOrmOptions): Promise<Database> {
     orm,
     driver,
     schema,
+    sqliteFile: driver === "sqlite" ? (config.dbName as string) : undefined,
     em: () => orm.em.fork() as EntityManager,
     transactional: <T>(fn: (em: EntityManager) => Promise<T>) =>
       orm.em.fork().transactional((em) => fn(em as EntityManager)) as Promise<T>,
