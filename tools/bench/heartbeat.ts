@@ -51,6 +51,7 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { HeartbeatRequestSchema } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { printResults, type BenchResult } from "./result.js";
+import { mainThreadSchedstat } from "./main-thread.js";
 
 const STREAMS = (process.env.HEARTBEAT_BENCH_STREAMS ?? "1000").split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
 const SECONDS = Number(process.env.HEARTBEAT_BENCH_SECONDS ?? "5");
@@ -321,16 +322,6 @@ interface ServerStalls {
   cores: number;
   /** The main thread alone (the event loop), in cores. */
   mainThreadCores: number;
-}
-
-/** The main thread's time on a CPU and waiting for one (Linux /proc schedstat), or null elsewhere. */
-function mainThreadSchedstat(): { onCpuNs: number; waitingNs: number } | null {
-  try {
-    const [onCpu, waiting] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ");
-    return { onCpuNs: Number(onCpu), waitingNs: Number(waiting) };
-  } catch {
-    return null;
-  }
 }
 
 /** The first and last of samples ([wall-clock time, …]) taken between two times, or null with fewer than two. */

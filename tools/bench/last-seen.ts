@@ -3,8 +3,9 @@
  * (licensing's real writer over a migrated licensing database, 10,000 bound boxes), beside a bare
  * set-based UPDATE of the same rows' `last_seen_at` measured in the same run on a connection held
  * as licensing holds its own; on SQLite, and on PostgreSQL too when DATABASE_URL is set. Each
- * figure also gives the CPU time the flush took on this (licensing's) thread: on SQLite every
- * statement runs there, so it is time no beat is answered; on PostgreSQL it is the encoding.
+ * figure also gives the CPU time the flush took on this (licensing's) main thread, the event loop,
+ * time no beat is answered: the sort and the encoding (the statements run on SQLite's statement
+ * thread, or in PostgreSQL).
  *
  * Two orders of marks: the boxes' beat order when they beat at random phases, as a real fleet does
  * (each box on its own clock), and key order, as the heartbeat bench's load happens to beat (box i
@@ -13,10 +14,11 @@
  * warm-up round, not counted, then `BENCH_LAST_SEEN_ROUNDS` (5) rounds, medians.
  */
 import { fileURLToPath } from "node:url";
-import { createLastSeenWriter, openLicensingDatabase } from "@lcp/licensing/testing";
+import { createLastSeenWriter, openLicensingDatabase, type LastSeenWriter } from "@lcp/licensing/testing";
 import { createLogger } from "@lcp/rpc";
 import { testDatabases, type TestDatabase } from "@lcp/testing/db";
 import { fleetId, heldConnection, seedFleet } from "./fleet-db.js";
+import { mainThreadSchedstat } from "./main-thread.js";
 import { median, printResults, type BenchResult } from "./result.js";
 
 const BOXES = Number(process.env.BENCH_LAST_SEEN_BOXES ?? 10_000);
@@ -39,26 +41,27 @@ async function benchOn(tdb: TestDatabase): Promise<BenchResult[]> {
   const pg = Boolean(options.databaseUrl);
   const db = await openLicensingDatabase(options);
   const bare = await heldConnection(options);
+  let writer: LastSeenWriter | undefined;
   try {
     const t0 = new Date(Date.UTC(2026, 10, 27, 12));
     await seedFleet(options, BOXES, t0, { every: 10, ms: 600_000 });
     const ids = Array.from({ length: BOXES }, (_, i) => fleetId(i + 1));
-    const writer = createLastSeenWriter({ db, log: createLogger("bench", "silent"), flushEveryMs: 3_600_000 });
+    writer = createLastSeenWriter({ db, log: createLogger("bench", "silent"), flushEveryMs: 3_600_000 });
     let clock = t0.getTime();
 
     const timed = async (work: () => Promise<void>): Promise<Timing> => {
       bare.resetWal();
-      const cpu = process.cpuUsage();
+      const cpu = mainThreadSchedstat();
       const t = performance.now();
       await work();
       const ms = performance.now() - t;
-      const used = process.cpuUsage(cpu);
-      return { ms, cpuMs: (used.user + used.system) / 1_000 };
+      const after = mainThreadSchedstat();
+      return { ms, cpuMs: cpu && after ? (after.onCpuNs - cpu.onCpuNs) / 1e6 : Number.NaN };
     };
     const flush = (order: readonly string[]) => {
       clock += 1_000;
-      for (const id of order) writer.seen(id, clock);
-      return timed(() => writer.flush());
+      for (const id of order) writer!.seen(id, clock);
+      return timed(() => writer!.flush());
     };
     const bareUpdate = () => {
       clock += 1_000;
@@ -95,6 +98,7 @@ async function benchOn(tdb: TestDatabase): Promise<BenchResult[]> {
     };
     return [figure("at random phases", (r) => r.random), figure("in key order", (r) => r.keyOrder)];
   } finally {
+    await writer?.close();
     await bare.close();
     await db.close();
     await options.cleanup();

@@ -1,9 +1,9 @@
 /**
  * The heartbeat's coalescing writer (last-seen-writer.ts) on both drivers, at fleet size: 5,000
  * boxes marked in one second are written in batches, each box's `last_seen_at` only moves forward,
- * a deployment that is not bound (rebound meanwhile) is never marked seen, and between batches the
- * event loop turns — on SQLite, whose statements run on this thread, a flush must not hold every
- * held stream's beats for its whole length.
+ * a deployment that is not bound (rebound meanwhile) is never marked seen, and the event loop keeps
+ * turning while the flush writes — a flush must not hold every held stream's beats for its whole
+ * length (on SQLite its statements run on a thread of their own, on PostgreSQL on the pool).
  */
 import { createLogger } from "@lcp/rpc";
 import { testDatabases } from "@lcp/testing/db";
@@ -49,7 +49,7 @@ describe.each(testDatabases())("last-seen flush ($name)", (tdb) => {
     expect(writer.pending()).toBe(BOXES);
 
     // Count event-loop turns while the flush runs: a callback queued with setImmediate before it
-    // starts must run before it ends, and keep running between its batches.
+    // starts must run before it ends, and keep running while its batches are written.
     let turns = 0;
     let flushing = true;
     const tick = () => {

@@ -2,11 +2,17 @@
  * The heartbeat hot path's only writer (DESIGN.md §8): healthy beats do not touch the ORM, they
  * mark the deployment as seen in memory, and at most once per `flushEveryMs` (1 s) every mark
  * since the last flush is written in one statement per 2,000 boxes, the marks bound as one JSON
- * text: an `UPDATE … FROM json_each(…)` join on SQLite (in key order, and the event loop turns
- * between batches: SQLite runs on this thread), an `UPDATE … FROM json_array_elements(…)` join on
- * PostgreSQL, each linear in its batch. Stream presence (which replica holds which box) rides in
- * the same flush, so a reconnect storm of 10,000 boxes costs a handful of statements a second, not
- * 10,000 transactions.
+ * text: an `UPDATE … FROM json_each(…)` join on SQLite (in key order), an `UPDATE … FROM
+ * json_array_elements(…)` join on PostgreSQL, each linear in its batch. Stream presence (which
+ * replica holds which box) rides in the same flush, so a reconnect storm of 10,000 boxes costs a
+ * handful of statements a second, not 10,000 transactions.
+ *
+ * On SQLite the flush's statements run on a worker thread with a connection of its own
+ * (@lcp/persistence `createSqliteStatementThread`): better-sqlite3 runs a statement on the calling
+ * thread, its disk waits included — the WAL checkpoint that a flush's COMMIT regularly triggers
+ * fsyncs — so on licensing's thread every held stream's beats waited for it. Each statement is
+ * autocommitted, holding the write lock a few milliseconds at a time; the app's own transactions
+ * already take turns with a second writer (a read snapshot it overtook is retried).
  *
  * `last_seen_at` is a fact, but this write deliberately does not bump the deployment's version:
  * a healthy beat that changes no derived state must not make every concurrent change (revoke,
@@ -14,7 +20,7 @@
  * (≤ 1 s older) last_seen back; the box's next beat moves it forward again. Beats that change the
  * derived state (GRACE → ACTIVE) never come here: they take the synchronous change path.
  */
-import { yieldToEventLoop, type Database } from "@lcp/persistence";
+import { createSqliteStatementThread, type Database, type ThreadStatement } from "@lcp/persistence";
 import type { Logger } from "@lcp/rpc";
 import { PRESENCE_TABLE } from "./presence-entity.js";
 
@@ -96,8 +102,11 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
     timer.unref();
   };
 
-  async function writeLastSeen(batch: [string, number][]): Promise<void> {
-    const conn = db.em().getConnection();
+  // SQLite: the flush's statements run on their own thread (module comment), started on the first flush.
+  const thread = db.driver === "sqlite" && db.sqliteFile !== undefined ? createSqliteStatementThread(db.sqliteFile) : null;
+
+  /** One batch of marks as a statement. */
+  function lastSeenStatement(batch: [string, number][]): ThreadStatement {
     // The marks as one JSON parameter ([[id, epoch ms], …]), joined by primary key: linear in the
     // batch. (A `CASE id WHEN … THEN …` list is searched linearly for every row, which made a
     // 10,000-box flush cost ~240 ms of SQLite's event loop a second instead of ~12. On PostgreSQL a
@@ -108,40 +117,45 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
     // unbound deployment look seen.
     const marks = JSON.stringify(batch);
     if (db.driver === "postgresql") {
-      await conn.execute(
-        `update deployment as d set last_seen_at = v.ts ` +
+      return {
+        sql:
+          `update deployment as d set last_seen_at = v.ts ` +
           `from (select e ->> 0 as id, to_timestamp((e ->> 1)::bigint / 1000.0) as ts from json_array_elements(cast(? as json)) as e) as v ` +
           `where d.id = v.id and d.activated_at is not null and (d.last_seen_at is null or d.last_seen_at < v.ts)`,
-        [marks],
-        "run",
-      );
-    } else {
-      await conn.execute(
-        `update deployment set last_seen_at = max(coalesce(deployment.last_seen_at, 0), v.ts) ` +
-          `from (select value ->> 0 as id, value ->> 1 as ts from json_each(?)) as v ` +
-          `where deployment.id = v.id and deployment.activated_at is not null`,
-        [marks],
-        "run",
-      );
+        params: [marks],
+      };
     }
-    statements.lastSeen++;
+    return {
+      sql:
+        `update deployment set last_seen_at = max(coalesce(deployment.last_seen_at, 0), v.ts) ` +
+        `from (select value ->> 0 as id, value ->> 1 as ts from json_each(?)) as v ` +
+        `where deployment.id = v.id and deployment.activated_at is not null`,
+      params: [marks],
+    };
   }
 
-  async function writePresence(add: PresenceRow[], remove: string[]): Promise<void> {
-    const conn = db.em().getConnection();
-    if (remove.length > 0) {
-      await conn.execute(`delete from ${PRESENCE_TABLE} where stream_id in (${remove.map(() => "?").join(", ")})`, remove, "run");
-      statements.presence++;
-    }
+  /** One batch of presence changes as statements (none when there are none). */
+  function presenceStatements(add: PresenceRow[], remove: string[]): ThreadStatement[] {
+    const out: ThreadStatement[] = [];
+    if (remove.length > 0) out.push({ sql: `delete from ${PRESENCE_TABLE} where stream_id in (${remove.map(() => "?").join(", ")})`, params: remove });
     if (add.length > 0) {
-      const values = add.map(() => "(?, ?, ?, ?, ?)").join(", ");
-      await conn.execute(
-        `insert into ${PRESENCE_TABLE} (stream_id, deployment_id, replica, connected_at, agent_version) values ${values}`,
-        add.flatMap((r) => [r.streamId, r.deploymentId, r.replica, r.connectedAt, r.agentVersion]),
-        "run",
-      );
-      statements.presence++;
+      out.push({
+        sql: `insert into ${PRESENCE_TABLE} (stream_id, deployment_id, replica, connected_at, agent_version) values ${add.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
+        // The thread takes plain values (SQLite keeps datetimes as epoch milliseconds).
+        params: add.flatMap((r) => [r.streamId, r.deploymentId, r.replica, thread ? r.connectedAt.getTime() : r.connectedAt, r.agentVersion]),
+      });
     }
+    return out;
+  }
+
+  /** Runs a flush's statements: on SQLite's thread, or one after another on PostgreSQL's pool. */
+  async function write(list: ThreadStatement[]): Promise<void> {
+    if (thread) {
+      await thread.run(list);
+      return;
+    }
+    const conn = db.em().getConnection();
+    for (const st of list) await conn.execute(st.sql, st.params, "run");
   }
 
   async function flushOnce(): Promise<void> {
@@ -156,16 +170,18 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
       for (const id of remove) if (add.delete(id)) remove.delete(id);
       const rows = [...add.values()];
       const gone = [...remove];
+      const list: ThreadStatement[] = [];
+      let presence = 0;
       for (let i = 0; i < Math.max(rows.length, gone.length); i += batchSize) {
-        if (i > 0) await yieldToEventLoop();
-        await writePresence(rows.slice(i, i + batchSize), gone.slice(i, i + batchSize));
+        const part = presenceStatements(rows.slice(i, i + batchSize), gone.slice(i, i + batchSize));
+        presence += part.length;
+        list.push(...part);
       }
       const entries = db.driver === "sqlite" ? inKeyOrder(batch) : [...batch];
-      for (let i = 0; i < entries.length; i += batchSize) {
-        // SQLite runs on this thread: the beats that arrived meanwhile go first.
-        await yieldToEventLoop();
-        await writeLastSeen(entries.slice(i, i + batchSize));
-      }
+      for (let i = 0; i < entries.length; i += batchSize) list.push(lastSeenStatement(entries.slice(i, i + batchSize)));
+      await write(list);
+      statements.presence += presence;
+      statements.lastSeen += list.length - presence;
     } catch (err) {
       // Put back what was not written, unless something newer was marked meanwhile.
       for (const [id, at] of batch) {
@@ -211,7 +227,8 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
       if (timer) clearTimeout(timer);
       timer = null;
       if (marks.size + joins.size + leaves.size > 0) await flush().catch((err: unknown) => log.warn({ err }, "last heartbeat batch not written at shutdown"));
-      else await running;
+      else await running?.catch(() => undefined);
+      await thread?.close();
     },
   };
 }
