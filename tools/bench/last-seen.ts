@@ -14,7 +14,7 @@
  * warm-up round, not counted, then `BENCH_LAST_SEEN_ROUNDS` (5) rounds, medians.
  */
 import { fileURLToPath } from "node:url";
-import { createLastSeenWriter, openLicensingDatabase, type LastSeenWriter } from "@lcp/licensing/testing";
+import { createLastSeenWriter, openLicensingDatabase } from "@lcp/licensing/testing";
 import { createLogger } from "@lcp/rpc";
 import { testDatabases, type TestDatabase } from "@lcp/testing/db";
 import { fleetId, heldConnection, seedFleet } from "./fleet-db.js";
@@ -41,12 +41,12 @@ async function benchOn(tdb: TestDatabase): Promise<BenchResult[]> {
   const pg = Boolean(options.databaseUrl);
   const db = await openLicensingDatabase(options);
   const bare = await heldConnection(options);
-  let writer: LastSeenWriter | undefined;
+  // Its SQLite statement thread starts on the first flush; closed in `finally`.
+  const writer = createLastSeenWriter({ db, log: createLogger("bench", "silent"), flushEveryMs: 3_600_000 });
   try {
     const t0 = new Date(Date.UTC(2026, 10, 27, 12));
     await seedFleet(options, BOXES, t0, { every: 10, ms: 600_000 });
     const ids = Array.from({ length: BOXES }, (_, i) => fleetId(i + 1));
-    writer = createLastSeenWriter({ db, log: createLogger("bench", "silent"), flushEveryMs: 3_600_000 });
     let clock = t0.getTime();
 
     const timed = async (work: () => Promise<void>): Promise<Timing> => {
@@ -60,8 +60,8 @@ async function benchOn(tdb: TestDatabase): Promise<BenchResult[]> {
     };
     const flush = (order: readonly string[]) => {
       clock += 1_000;
-      for (const id of order) writer!.seen(id, clock);
-      return timed(() => writer!.flush());
+      for (const id of order) writer.seen(id, clock);
+      return timed(() => writer.flush());
     };
     const bareUpdate = () => {
       clock += 1_000;
@@ -98,7 +98,7 @@ async function benchOn(tdb: TestDatabase): Promise<BenchResult[]> {
     };
     return [figure("at random phases", (r) => r.random), figure("in key order", (r) => r.keyOrder)];
   } finally {
-    await writer?.close();
+    await writer.close();
     await bare.close();
     await db.close();
     await options.cleanup();

@@ -7,7 +7,7 @@ import { createLogger } from "@lcp/rpc";
 import type { TestDatabaseOptions } from "@lcp/testing/db";
 import { entities, migrations } from "../src/storage/schema.js";
 
-export { createLastSeenWriter, type LastSeenWriter } from "../src/heartbeat/last-seen-writer.js";
+export { createLastSeenWriter } from "../src/heartbeat/last-seen-writer.js";
 
 /** Opens (creating and migrating) licensing's database at `options`. */
 export function openLicensingDatabase(options: TestDatabaseOptions): Promise<Database> {

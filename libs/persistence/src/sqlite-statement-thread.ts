@@ -104,11 +104,11 @@ export function createSqliteStatementThread(file: string): SqliteStatementThread
     });
     w.unref();
     w.on("message", (reply: StatementReply) => {
-      const w = waiting.get(reply.id);
-      if (!w) return;
+      const request = waiting.get(reply.id);
+      if (!request) return;
       waiting.delete(reply.id);
-      if ("error" in reply) w.reject(new SqliteThreadError(reply.error.message, reply.error.code));
-      else w.resolve(reply.changes);
+      if ("error" in reply) request.reject(new SqliteThreadError(reply.error.message, reply.error.code));
+      else request.resolve(reply.changes);
     });
     w.on("error", (err) => failAll(err));
     w.on("exit", (code) => {

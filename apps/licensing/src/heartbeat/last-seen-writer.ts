@@ -103,7 +103,7 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
   };
 
   // SQLite: the flush's statements run on their own thread (module comment), started on the first flush.
-  const thread = db.driver === "sqlite" && db.sqliteFile !== undefined ? createSqliteStatementThread(db.sqliteFile) : null;
+  const thread = db.sqliteFile !== undefined ? createSqliteStatementThread(db.sqliteFile) : null;
 
   /** One batch of marks as a statement. */
   function lastSeenStatement(batch: [string, number][]): ThreadStatement {
@@ -170,18 +170,16 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
       for (const id of remove) if (add.delete(id)) remove.delete(id);
       const rows = [...add.values()];
       const gone = [...remove];
-      const list: ThreadStatement[] = [];
-      let presence = 0;
+      const presence: ThreadStatement[] = [];
       for (let i = 0; i < Math.max(rows.length, gone.length); i += batchSize) {
-        const part = presenceStatements(rows.slice(i, i + batchSize), gone.slice(i, i + batchSize));
-        presence += part.length;
-        list.push(...part);
+        presence.push(...presenceStatements(rows.slice(i, i + batchSize), gone.slice(i, i + batchSize)));
       }
       const entries = db.driver === "sqlite" ? inKeyOrder(batch) : [...batch];
-      for (let i = 0; i < entries.length; i += batchSize) list.push(lastSeenStatement(entries.slice(i, i + batchSize)));
-      await write(list);
-      statements.presence += presence;
-      statements.lastSeen += list.length - presence;
+      const lastSeen: ThreadStatement[] = [];
+      for (let i = 0; i < entries.length; i += batchSize) lastSeen.push(lastSeenStatement(entries.slice(i, i + batchSize)));
+      await write([...presence, ...lastSeen]);
+      statements.presence += presence.length;
+      statements.lastSeen += lastSeen.length;
     } catch (err) {
       // Put back what was not written, unless something newer was marked meanwhile.
       for (const [id, at] of batch) {
