@@ -92,3 +92,31 @@ export function derivedCodeSql(alias: string, at: Date, settings: Settings, pg: 
     params: [t(now), t(now - settings.graceWindowMs), t(now - settings.heartbeatTimeoutMs)],
   };
 }
+
+/**
+ * True (never NULL) only for a row stored ACTIVE that still derives ACTIVE at `at`: licence not
+ * revoked, term not ended, bound, subscription not INVALID, and seen within `heartbeat_timeout` —
+ * most of a healthy fleet. Each test is a comparison on one column, so a page skips such a row
+ * before evaluating {@link storedCodeSql} and {@link derivedCodeSql} (on SQLite ~15 % of a page's
+ * derivation). It does not fall back to the activation time: a row never seen is left to the full
+ * derivation. Null-safe on purpose — `x >= ?` on a NULL is NULL, and `not (… and NULL)` would
+ * drop the row from the page instead of deriving it — which the domain property test pins.
+ */
+export function settledActiveSql(alias: string, at: Date, settings: Settings, pg: boolean): SqlExpr {
+  const c = (name: string) => `${alias}.${name}`;
+  const t = (ms: number): unknown => (pg ? new Date(ms) : ms);
+  const ts = pg ? "cast(? as timestamptz)" : "?";
+  const now = at.getTime();
+  return {
+    sql:
+      `(${c("state")} = 'ACTIVE' and ${c("lock_reason")} is null ` +
+      // seen within the timeout, hence within the grace window (both of derivedCodeSql's `seen < …` false)
+      `and ${c("last_seen_at")} is not null and ${c("last_seen_at")} >= ${ts} ` +
+      `and ${c("license_revoked_at")} is null ` +
+      `and ${c("license_expires_at")} is not null and ${c("license_expires_at")} > ${ts} ` +
+      `and ${c("activated_at")} is not null and ${c("fingerprint_hash")} is not null ` +
+      `and ${c("subscription_status")} <> 'INVALID')`,
+    // Settings keep heartbeat_timeout below grace_window; the nearer cut-off holds either way.
+    params: [t(now - Math.min(settings.heartbeatTimeoutMs, settings.graceWindowMs)), t(now)],
+  };
+}

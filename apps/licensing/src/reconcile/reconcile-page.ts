@@ -40,7 +40,7 @@ import { applyDeploymentChange, publishSafely, type CoreDeps } from "../core/dep
 import { directiveToProto } from "../mapping.js";
 import type { DirectiveRow } from "../storage/entities.js";
 import { loadSettings, storedStateOf } from "../storage/repository.js";
-import { derivedCodeSql, stateOfCode, storedCodeSql } from "./derivation-sql.js";
+import { derivedCodeSql, settledActiveSql, stateOfCode, storedCodeSql } from "./derivation-sql.js";
 import { createTransitionTemplates, transitionAudit, uuidv7Run, type TransitionTemplate } from "./transition-templates.js";
 
 /**
@@ -397,7 +397,8 @@ async function runPagePostgres(tx: EntityManager, input: ReconcilePageInput, set
  * 1. its extent: the last id found by skipping `pageSize - 1` keys of the primary key's index (no
  *    row is read; only a short last page is counted);
  * 2. its changed rows, derived in one scan in key order into a temp table (with their rowids, so
- *    the UPDATE finds each row without a second index search);
+ *    the UPDATE finds each row without a second index search); a row that is ACTIVE and settled
+ *    ({@link settledActiveSql}) is passed over before its derivation;
  * 3. the changed rows' kinds: one aggregate returns each kind's ids in key order;
  * 4. per kind with a template: its outbox run (encoded here by `encodeEventRun`), its directives,
  *    and its UPDATE with compare-and-set on `version`.
@@ -443,11 +444,12 @@ async function runPageSqlite(
   await run(`create temp table if not exists reconcile_moved_rows (rid integer, id text, version integer, state text, lock_reason text, f integer, t integer)`);
   await run(`delete from temp.reconcile_moved_rows`);
   const derived = derivedCodeSql("d", input.at, settings, false);
+  const settled = settledActiveSql("d", input.at, settings, false);
   await run(
     `insert ${SQLITE_NO_STATEMENT_JOURNAL} into temp.reconcile_moved_rows (rid, id, version, state, lock_reason, f, t) select rid, id, version, state, lock_reason, f, t from ` +
       `(select d.rowid as rid, d.id, d.version, d.state, d.lock_reason, ${storedCodeSql("d")} as f, ${derived.sql} as t ` +
-      `from deployment d where d.id > ? and d.id <= ? order by d.id) where f <> t`,
-    [...derived.params, after, last],
+      `from deployment d where d.id > ? and d.id <= ? and not ${settled.sql} order by d.id) where f <> t`,
+    [...derived.params, after, last, ...settled.params],
   );
   if (input.dryRun) {
     const rows = await all<MovedSqliteRow>(`select id, state, lock_reason, t from temp.reconcile_moved_rows order by rowid`);
