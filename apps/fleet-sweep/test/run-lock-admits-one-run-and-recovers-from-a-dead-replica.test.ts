@@ -50,7 +50,12 @@ describe.each(testDatabases())("run lock ($name)", (tdb) => {
     expect(losers[0]).toMatchObject({ ok: false, runningId: run.id });
 
     expect(await (results[0]!.ok ? a : b).progress(run.id, { ...empty, examined: 10, cursor: "d-10" })).toBe(true);
-    const finished = await (results[0]!.ok ? a : b).finish(run.id, { ...empty, examined: 20, status: "SUCCEEDED", error: null }, event());
+    let held: boolean | undefined;
+    const finished = await (results[0]!.ok ? a : b).finish(run.id, (lockHeld) => {
+      held = lockHeld;
+      return { final: { ...empty, examined: 20, status: "SUCCEEDED", error: null }, event: event() };
+    });
+    expect(held).toBe(true);
     expect(finished).toMatchObject({ status: "SUCCEEDED", examined: 20 });
 
     // Released: the other replica may run now.
@@ -73,5 +78,13 @@ describe.each(testDatabases())("run lock ($name)", (tdb) => {
     // The dead replica, back from a pause, finds it lost the lock and must stop.
     expect(await dead.progress(abandoned.run.id, empty)).toBe(false);
     expect(await dead.renew(abandoned.run.id)).toBe(false);
+    // Finishing is told so, and leaves the new holder's lock alone.
+    let held: boolean | undefined;
+    await dead.finish(abandoned.run.id, (lockHeld) => {
+      held = lockHeld;
+      return { final: { ...empty, status: "FAILED", error: "lost the run lock to another replica" }, event: event() };
+    });
+    expect(held).toBe(false);
+    expect((await alive.begin(begin)).ok).toBe(false);
   });
 });

@@ -20,7 +20,7 @@ const requester = { kind: "admin" as const, id: "alice" };
 describe("sweep runner paging", () => {
   const stores = sqliteSweepStores();
   afterEach(() => stores.close());
-  const openStore = () => stores.open();
+  const openStore = (leaseMs?: number) => stores.open(leaseMs);
 
   /** A fleet of PAGES pages of 10; each call is logged. */
   function pagedReconcile(events: string[], onCall?: (page: number, signal: AbortSignal) => Promise<void>): ReconcileFn {
@@ -72,6 +72,32 @@ describe("sweep runner paging", () => {
       "reconcile 3",
       "progress 2 stored",
     ]);
+  });
+
+  it("the last page is stored by the final report, which finds a run lock lost after it: FAILED with every page counted", async () => {
+    const store = await openStore(50);
+    const events: string[] = [];
+    const progress = store.progress.bind(store);
+    store.progress = async (runId, p) => {
+      events.push(`progress ${p.examined / 10}`);
+      return progress(runId, p);
+    };
+    const rival = stores.rival("replica-b");
+    const reconcile = pagedReconcile(events, async (page) => {
+      if (page < PAGES) return;
+      // The 50 ms lease lapses during the last page (the runner renews every 250 ms at the least)
+      // and another replica takes the lock.
+      await new Promise((r) => setTimeout(r, 120));
+      events.push(`taken ${(await rival.begin({ trigger: "SCHEDULED", dryRun: false, requestedBy: "b", pageSize: 10, derivedAt: new Date() })).ok}`);
+    });
+    const runner = createSweepRunner({ store, reconcile, now: () => new Date(), log, leaseMs: 50 });
+    const outcome = await runner.run({ trigger: "ON_DEMAND", dryRun: false, pageSize: 10, requester });
+    await runner.close();
+
+    expect(events).toEqual(["reconcile 1", "progress 1", "reconcile 2", "progress 2", "reconcile 3", "progress 3", "reconcile 4", "taken true"]);
+    expect(outcome.ok && outcome.run).toMatchObject({ status: "FAILED", error: expect.stringMatching(/lost the run lock/), examined: PAGES * 10 });
+    // The rival's lock was left alone.
+    expect((await rival.begin({ trigger: "SCHEDULED", dryRun: false, requestedBy: "b", pageSize: 10, derivedAt: new Date() })).ok).toBe(false);
   });
 
   it("a progress write that finds the run lock taken aborts the page in flight; the run is FAILED with what was done", async () => {

@@ -180,16 +180,25 @@ export const unavailable = () => new ConnectError("licensing is shutting down", 
  * The real sweep store on a fresh SQLite database, for tests of the runner alone; call `close`
  * after each test (afterEach).
  */
-export function sqliteSweepStores(): { open(): Promise<SweepStore>; close(): Promise<void> } {
+export function sqliteSweepStores(): {
+  open(leaseMs?: number): Promise<SweepStore>;
+  /** Another replica's store over the database `open` made. */
+  rival(owner: string): SweepStore;
+  close(): Promise<void>;
+} {
   let db: Database | undefined;
   let opts: TestDatabaseOptions | undefined;
   return {
-    async open() {
+    async open(leaseMs = 60_000) {
       opts = testDatabases().find((t) => t.name === "sqlite")!.options("fleet-sweep");
       db = await createOrm({ ...opts, entities, migrations, logger: createLogger("test", "silent") });
-      const store = createSweepStore({ db, now: () => new Date(), owner: "test", leaseMs: 60_000 });
+      const store = createSweepStore({ db, now: () => new Date(), owner: "test", leaseMs });
       await store.ensureLockRow();
       return store;
+    },
+    rival(owner) {
+      if (!db) throw new Error("open a store first");
+      return createSweepStore({ db, now: () => new Date(), owner, leaseMs: 60_000 });
     },
     async close() {
       await db?.close();

@@ -1,8 +1,9 @@
 /**
  * Sweep runs and the run lock: starting a run takes the lock (a lease row) and writes the RUNNING
  * report in one transaction, every page renews the lease and records progress, and finishing
- * writes the final report, its `fleet.sweep` audit event and releases the lock in one
- * transaction — so a report, its audit record and the lock never disagree.
+ * releases the lock and writes the final report and its `fleet.sweep` audit event in one
+ * transaction — so a report, its audit record and the lock never disagree, and a run that lost
+ * the lock is told so there.
  */
 import type { DeploymentState, LockReason } from "@lcp/domain";
 import { recordAudit, type Database } from "@lcp/persistence";
@@ -71,6 +72,12 @@ export interface BeginRun {
   derivedAt: Date;
 }
 
+/** A run's last word: its final progress and status, and its `fleet.sweep` audit event. */
+export interface FinalReport {
+  final: SweepProgress & { status: "SUCCEEDED" | "FAILED"; error: string | null };
+  event: AuditEvent;
+}
+
 /** Starting a run: it started, or another run holds the lock. */
 export type BeginResult = { ok: true; run: SweepRunView } | { ok: false; runningId: string; owner: string | null };
 
@@ -94,8 +101,12 @@ export interface SweepStore {
   progress(runId: string, progress: SweepProgress): Promise<boolean>;
   /** Renews the lease only; false when this run no longer holds the lock. */
   renew(runId: string): Promise<boolean>;
-  /** Stores the final report with its audit event and releases the lock, in one transaction. */
-  finish(runId: string, final: SweepProgress & { status: "SUCCEEDED" | "FAILED"; error: string | null }, event: AuditEvent): Promise<SweepRunView>;
+  /**
+   * Releases the lock and stores the final report with its audit event, in one transaction. The
+   * report is built there by `report`, told whether the run still held the lock: a run whose lease
+   * lapsed and was taken over must not be stored as if it had run alone.
+   */
+  finish(runId: string, report: (lockHeld: boolean) => FinalReport): Promise<SweepRunView>;
   get(id: string): Promise<SweepRunView | null>;
   /** Runs newest first, strictly older than `beforeId` when given. */
   list(pageSize: number, beforeId?: string): Promise<SweepRunView[]>;
@@ -188,20 +199,21 @@ export function createSweepStore(options: SweepStoreOptions): SweepStore {
       return renewIn(db.em(), runId, now());
     },
 
-    async finish(runId, final, event) {
+    async finish(runId, report) {
       return db.transactional(async (em) => {
         const at = now();
+        const released = await em.nativeUpdate(
+          SweepLockEntity,
+          { name: SWEEP_LOCK_NAME, runId },
+          { runId: null, owner: null, acquiredAt: null, expiresAt: null },
+        );
+        const { final, event } = report(released === 1);
         await em.nativeUpdate(
           SweepRunEntity,
           { id: runId },
           { ...progressColumns(final, true), status: final.status, error: final.error, finishedAt: at, updatedAt: at },
         );
         recordAudit(em, event);
-        await em.nativeUpdate(
-          SweepLockEntity,
-          { name: SWEEP_LOCK_NAME, runId },
-          { runId: null, owner: null, acquiredAt: null, expiresAt: null },
-        );
         await em.flush();
         const row = await em.findOneOrFail(SweepRunEntity, { id: runId }, { disableIdentityMap: true });
         return viewOf(row);

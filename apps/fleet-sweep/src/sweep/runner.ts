@@ -1,8 +1,9 @@
 /**
- * One sweep run (DESIGN.md §9): take the run lock, cut the fleet into key ranges (licensing's
- * `SplitFleet`), page through each with licensing's `Reconcile` (keyset cursor, the ranges side
- * by side) at ONE `now`, tally the report, store progress after every page, and finish with the
- * report and its `fleet.sweep` audit event. A failure part-way stores the run as
+ * One sweep run (DESIGN.md §9): take the run lock while licensing cuts the fleet into key ranges
+ * (`SplitFleet`), page through each with licensing's `Reconcile` (keyset cursor, the ranges side
+ * by side) at ONE `now`, tally the report, store progress after every page but the run's last, and
+ * finish with the report and its `fleet.sweep` audit event — in the transaction that releases the
+ * run lock, so a run whose lock was taken over is stored FAILED. A failure part-way stores the run as
  * FAILED with what was done; the next run simply sweeps again — pages already reconciled have
  * nothing left to change, so nothing is applied twice.
  */
@@ -26,6 +27,7 @@ import {
   type PlannedTransition,
   type SweepProgress,
   type SweepRunView,
+  type FinalReport,
   type SweepStore,
   type TransitionTally,
   type TriggerName,
@@ -120,14 +122,14 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
    * or the whole fleet as one. A licensing without SplitFleet (an older replica mid-upgrade) gets
    * one range; any other failure is thrown.
    */
-  async function splitRanges(runId: string, signal: AbortSignal): Promise<SweepRange[]> {
+  async function splitRanges(signal: AbortSignal): Promise<SweepRange[]> {
     let boundaries: string[] = [];
     if (parallelism > 1 && options.split) {
       try {
         boundaries = (await options.split(create(SplitFleetRequestSchema, { parts: parallelism }), { signal })).boundaries;
       } catch (err) {
         if (!(err instanceof ConnectError && err.code === Code.Unimplemented)) throw err;
-        log.warn({ sweepId: runId }, "sweep: licensing has no SplitFleet, sweeping the fleet as one range");
+        log.warn("sweep: licensing has no SplitFleet, sweeping the fleet as one range");
       }
     }
     return [...boundaries, ""].map((upTo, i) => ({ after: i === 0 ? "" : boundaries[i - 1]!, upTo, cursor: null, done: false, planned: [] }));
@@ -136,6 +138,12 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
   async function execute(request: RunRequest): Promise<RunOutcome> {
     if (shutdown.signal.aborted) throw new ConnectError("fleet-sweep is shutting down", Code.Unavailable);
     const derivedAt = now();
+    // Licensing's SplitFleet (read-only) and the run lock (our own database) do not depend on each
+    // other, so they are asked at once; a run refused the lock drops the split unread.
+    const splitting = splitRanges(shutdown.signal).then(
+      (ranges) => ({ ranges, err: undefined }),
+      (err: unknown) => ({ ranges: [] as SweepRange[], err: err ?? new Error("SplitFleet failed") }),
+    );
     const begun = await store.begin({
       trigger: request.trigger,
       dryRun: request.dryRun,
@@ -252,6 +260,8 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
         if (next) range.cursor = next;
         else range.done = true;
         progress.cursor = lowWatermark(ranges);
+        // The run's last page is recorded by the final report itself (which checks the lock).
+        if (ranges.every((r) => r.done)) return;
         // The previous record must have landed, with the run lock still ours, before the next page.
         let held: boolean;
         try {
@@ -265,10 +275,8 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
     };
 
     try {
-      let ranges: SweepRange[] = [];
-      try {
-        ranges = await splitRanges(runId, signal);
-      } catch (err) {
+      const { ranges, err } = await splitting;
+      if (err !== undefined) {
         // Nothing reconciled yet: the run fails here (unless it was stopped, said below).
         if (!signal.aborted) {
           progress.failures += 1;
@@ -291,10 +299,12 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
       clearInterval(renewTimer);
     }
 
-    const status = error === null ? "SUCCEEDED" : "FAILED";
     const durationMs = Math.round(performance.now() - started);
     const finishedAt = now();
-    const event = newAuditEvent({
+    const report = (lockHeld: boolean): FinalReport => {
+      if (!lockHeld) fail("lost the run lock to another replica");
+      const status = error === null ? "SUCCEEDED" : "FAILED";
+      const event = newAuditEvent({
       action: "fleet.sweep",
       actor: { kind: request.requester.kind, id: request.requester.id, roles: request.requester.roles ?? [] },
       resource: { type: "sweep", id: runId },
@@ -314,10 +324,12 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
         ...(error ? { error } : {}),
       },
       now: finishedAt,
-    });
-    const run = await store.finish(runId, { ...progress, status, error }, event);
+      });
+      return { final: { ...progress, status, error }, event };
+    };
+    const run = await store.finish(runId, report);
     log.info(
-      { sweepId: runId, status, examined: run.examined, transitions: progress.transitions.reduce((n, t) => n + t.count, 0), conflicts: run.conflicts, durationMs, error },
+      { sweepId: runId, status: run.status, examined: run.examined, transitions: progress.transitions.reduce((n, t) => n + t.count, 0), conflicts: run.conflicts, durationMs, error },
       "sweep finished",
     );
     options.onFinished?.(run);
