@@ -45,7 +45,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { cpus, tmpdir } from "node:os";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -247,6 +247,15 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
   // each, what the main thread did meanwhile (its schedstat): ran on a CPU (JS, GC, a synchronous
   // call), waited for a CPU (the machine was saturated), or neither (blocked, or idle).
   const stalls: Stall[] = [];
+  // Garbage collections (wall-clock end, duration, whether a full mark-compact), to tell how much
+  // of a stall was GC.
+  const collections: Array<{ end: number; ms: number; major: boolean }> = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      collections.push({ end: performance.timeOrigin + e.startTime + e.duration, ms: e.duration, major: kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR });
+    }
+  }).observe({ entryTypes: ["gc"] });
   const usage: Array<[number, number]> = [];
   let lastTick = performance.now();
   let lastSched = mainThreadSchedstat();
@@ -277,7 +286,11 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
       const inWindow = stalls.filter((x) => x.at >= from && x.at <= to);
       const over50 = inWindow.filter((x) => x.ms >= 50);
       const sum = (f: (x: Stall) => number) => over50.reduce((n, x) => n + f(x), 0);
+      // The collections that ended inside a stall (from its last on-time tick to its late one).
+      const gcIn = over50.flatMap((x) => collections.filter((c) => c.end >= x.at - x.ms - 5 && c.end <= x.at));
       process.send?.({
+        over50GcMs: gcIn.reduce((n, c) => n + c.ms, 0),
+        over50MajorGcs: gcIn.filter((c) => c.major).length,
         maxMs: Math.max(0, ...inWindow.map((x) => x.ms)),
         over50: over50.length,
         over50Ms: sum((x) => x.ms),
@@ -319,6 +332,9 @@ interface ServerStalls {
   over50Ms: number;
   over50OnCpuMs: number;
   over50WaitingMs: number;
+  /** Garbage collection inside those stalls, and how many of the collections were full mark-compacts. */
+  over50GcMs: number;
+  over50MajorGcs: number;
   cores: number;
   /** The main thread alone (the event loop), in cores. */
   mainThreadCores: number;
@@ -693,7 +709,10 @@ async function reconnectLoad(): Promise<void> {
 /** A server's stalls in the interval phase, for the table: how long, how many, and where the time went. */
 function describeStalls(st: ServerStalls, machineCores: number): string {
   const pct = (ms: number) => `${Math.round((100 * ms) / Math.max(1, st.over50Ms))} %`;
-  const where = st.over50 > 0 ? `; in them the main thread ran ${pct(st.over50OnCpuMs)} and waited for a CPU ${pct(st.over50WaitingMs)} of the time` : "";
+  const where =
+    st.over50 > 0
+      ? `; in them the main thread ran ${pct(st.over50OnCpuMs)} and waited for a CPU ${pct(st.over50WaitingMs)} of the time, garbage collection ${pct(st.over50GcMs)} (${st.over50MajorGcs} mark-compact)`
+      : "";
   return `server's longest stall ${st.maxMs.toFixed(0)} ms, ${st.over50} over 50 ms${where}; server ${st.cores.toFixed(2)} cores (main thread ${st.mainThreadCores.toFixed(2)}), machine ${machineCores.toFixed(2)} cores busy`;
 }
 
