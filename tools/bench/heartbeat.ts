@@ -38,7 +38,7 @@
  * `HEARTBEAT_BENCH_SERVER_FLAGS` (more node flags for licensing, e.g. "--trace-gc").
  * Runnable alone: `node --conditions=source --import tsx tools/bench/heartbeat.ts`.
  */
-import { fork, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSecureContext, type TLSSocket } from "node:tls";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -52,6 +52,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { HeartbeatRequestSchema } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { printResults, type BenchResult } from "./result.js";
 import { mainThreadSchedstat } from "./main-thread.js";
+import { ask, forkBenchChild, stop } from "./children.js";
 
 const STREAMS = (process.env.HEARTBEAT_BENCH_STREAMS ?? "1000").split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
 const SECONDS = Number(process.env.HEARTBEAT_BENCH_SECONDS ?? "5");
@@ -124,28 +125,7 @@ function forkSelf(arg: string): ChildProcess {
   const licensing = arg === "--serve-licensing";
   const profile = process.env.HEARTBEAT_BENCH_PROFILE_DIR && licensing ? ["--cpu-prof", `--cpu-prof-dir=${process.env.HEARTBEAT_BENCH_PROFILE_DIR}`] : [];
   if (licensing) profile.push(...(process.env.HEARTBEAT_BENCH_SERVER_FLAGS ?? "").split(" ").filter(Boolean));
-  return fork(fileURLToPath(import.meta.url), [arg], {
-    execArgv: ["--conditions=source", "--import", "tsx", "--expose-gc", ...profile],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-}
-
-function ask<T>(child: ChildProcess, message: unknown): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`bench child exited with ${code}`));
-    child.once("exit", onExit);
-    child.once("message", (m) => {
-      child.off("exit", onExit);
-      resolve(m as T);
-    });
-    child.send(message as object);
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  child.kill("SIGTERM");
-  await new Promise((resolve) => child.once("exit", resolve));
+  return forkBenchChild(import.meta.url, arg, profile);
 }
 
 /** What a server child is told at start. */

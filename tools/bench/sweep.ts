@@ -2,7 +2,8 @@
  * `npm run bench -- sweep`: a fleet sweep over 1,000,000 deployments on PostgreSQL (DATABASE_URL
  * set) or 100,000 on SQLite, 10 % of which change state (ACTIVE → GRACE), through the real apps
  * over mTLS (fleet-sweep `Sweep` → licensing `SplitFleet` and `Reconcile`, 50,000 per page, the
- * ranges side by side as fleet-sweep runs by default, with audit events in the outbox), beside a
+ * ranges side by side as fleet-sweep runs by default, with audit events in the outbox; licensing
+ * and fleet-sweep each a process of its own, as deployed), beside a
  * bare set-based SQL `UPDATE` of the same rows measured in the same run; then the idempotent
  * re-run over the now unchanged fleet, and on PostgreSQL the same sweep one range at a time
  * (`SWEEP_PARALLELISM=1`; SQLite's SplitFleet never splits). A warm-up round, not counted (`BENCH_SWEEP_WARMUP_ROUNDS`), then interleaved rounds (`BENCH_SWEEP_ROUNDS`: 9 on SQLite, 5 on PostgreSQL), medians. Goal: the
@@ -18,6 +19,7 @@ import { startTestSigningKeys } from "@lcp/signing-keys/testing";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki } from "@lcp/testing/pki";
 import { createAdminTokenVerifier, ensureDevAdminIssuer } from "@lcp/tokens";
+import { ask, forkBenchChild, stop } from "./children.js";
 import { heldConnection, seedFleet } from "./fleet-db.js";
 import { median, printResults, type BenchResult } from "./result.js";
 
@@ -54,7 +56,10 @@ export async function benchSweep(): Promise<BenchResult[]> {
   try {
     const signingKeys = await startTestSigningKeys({ pki, db: dbs.sk, adminTokens, tokenIssuer: ISSUER });
     closers.push(() => signingKeys.close());
-    const licensing = await startLicensing({
+    // Licensing and fleet-sweep run as processes of their own, as in production: fleet-sweep's
+    // own work (its run lock, progress and report writes, its side of each call) overlaps
+    // licensing's pages on the other core instead of taking turns with them on one event loop.
+    const licensing = await startChild("licensing", {
       app: "licensing",
       ...common(dbs.lic),
       trustDomain: pki.trustDomain,
@@ -70,11 +75,11 @@ export async function benchSweep(): Promise<BenchResult[]> {
     // Two fleet-sweep replicas on one database (so one run lock): the default, ranges side by
     // side, and one range at a time.
     const sweeper = async (parallelism: number) => {
-      const app = await startFleetSweep({
+      const app = await startChild("fleet-sweep", {
         port: 0,
         trustDomain: pki.trustDomain,
         tls: sweepTls,
-        adminTokens: createAdminTokenVerifier({ issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks }),
+        adminTokens: { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks },
         database: { databaseUrl: dbs.sweep.databaseUrl, dataDir: dbs.sweep.dataDir, schema: dbs.sweep.schema },
         licensingUrl: licensing.url,
         sweepIntervalMs: null,
@@ -195,6 +200,30 @@ export async function benchSweep(): Promise<BenchResult[]> {
   }
 }
 
+/** What a child process starts: licensing, or fleet-sweep with its admin-token verifier's settings (JSON over IPC). */
+type ChildRequest =
+  | { app: "licensing"; config: Parameters<typeof startLicensing>[0] }
+  | { app: "fleet-sweep"; config: Omit<Parameters<typeof startFleetSweep>[0], "adminTokens"> & { adminTokens: Parameters<typeof createAdminTokenVerifier>[0] } };
+
+/** Starts an app in a child process of its own; resolves with its URL once it listens. */
+async function startChild<A extends ChildRequest["app"]>(app: A, config: Extract<ChildRequest, { app: A }>["config"]): Promise<{ url: string; close(): Promise<void> }> {
+  const child = forkBenchChild(import.meta.url, "--serve-app");
+  const { url } = await ask<{ url: string }>(child, { app, config });
+  return { url, close: () => stop(child) };
+}
+
+/** Child: starts the app it is told to, answers its URL, and closes it on SIGTERM. */
+async function serveApp(): Promise<void> {
+  const req = await new Promise<ChildRequest>((resolve) => process.once("message", (m) => resolve(m as ChildRequest)));
+  const app =
+    req.app === "licensing"
+      ? await startLicensing(req.config)
+      : await startFleetSweep({ ...req.config, adminTokens: createAdminTokenVerifier(req.config.adminTokens) });
+  process.once("SIGTERM", () => void app.close().finally(() => process.exit(0)));
+  process.send?.({ url: app.url });
+}
+
 // Run directly (`node --conditions=source --import tsx tools/bench/sweep.ts`) as well as from main.ts.
 const entry = process.argv[1] ? fileURLToPath(import.meta.url) === process.argv[1] : false;
-if (entry) printResults(await benchSweep());
+if (process.argv[2] === "--serve-app") await serveApp();
+else if (entry) printResults(await benchSweep());
