@@ -360,9 +360,17 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
 
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<Socket>();
+  // Set by close(): whether the server is closing, and what to call once no session is left.
+  let shuttingDown = false;
+  let sessionsGone: (() => void) | undefined;
   server.on("session", (session) => {
     sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+    session.once("close", () => {
+      sessions.delete(session);
+      if (sessions.size === 0) sessionsGone?.();
+    });
+    // A handshake that completes while the server closes: GOAWAY at once, like the others.
+    if (shuttingDown) session.close();
     // A session error (peer reset, bad frames) concerns that client only.
     session.on("error", (err) => log.debug({ err }, "http2 session error"));
   });
@@ -404,6 +412,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
 
   async function doClose(): Promise<void> {
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    shuttingDown = true;
     health.setAll("NOT_SERVING");
     // Give watchers the NOT_SERVING update before their streams are asked to end.
     await new Promise((resolve) => setImmediate(resolve));
@@ -411,15 +420,22 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     for (const handler of rawStreams.values()) handler.drain();
     // GOAWAY: clients open no new streams here and reconnect elsewhere; open streams continue.
     for (const session of sessions) if (!session.closed) session.close();
-    if (inFlight > 0) {
+    const deadline = performance.now() + graceMs;
+    const withinGrace = async (done: Promise<void>) => {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => (drained = resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
+      await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))))]);
       clearTimeout(timer);
+    };
+    if (inFlight > 0) {
+      await withinGrace(new Promise<void>((resolve) => (drained = resolve)));
       if (inFlight > 0) log.warn({ inFlight }, "shutdown grace period over, cutting remaining calls");
     }
+    // Every call has answered, but its last frames may still sit in the session's buffers: a
+    // session asked to close (GOAWAY, above) closes by itself once they are written. Destroying it
+    // sooner drops them, and the caller is told a call failed that did its work (seen: a sweep
+    // page committed, its answer reset with CANCEL). So the sessions get the rest of the grace
+    // period to close on their own; whatever is left then is cut.
+    if (inFlight === 0 && sessions.size > 0) await withinGrace(new Promise<void>((resolve) => (sessionsGone = resolve)));
     for (const session of sessions) session.destroy();
     for (const socket of sockets) socket.destroy();
     await serverClosed;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as S } from "@lcp/proto/grpc/health/v1/health_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { startTestServer } from "@lcp/testing/server";
@@ -28,6 +28,30 @@ describe("graceful shutdown", () => {
     await watching; // ends without an error
     expect(seen).toEqual([S.SERVING, S.NOT_SERVING]);
     await t.close(); // idempotent
+  });
+
+  it("delivers the answer of a call that completes while closing, with a late call refused beside it", async () => {
+    // A call in flight when close() begins, a second call sent after the GOAWAY (refused), then the
+    // first completes. A server that destroyed its sessions as soon as no call was in flight cut
+    // about half of those answers (CANCEL): the work done, the caller told it failed (seen as a
+    // sweep page committed and reported failed). Twenty rounds, each with its own server.
+    const outcomes: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const release = deferred();
+      const t = await startTestServer({ name: "signing-keys", shutdownGraceMs: 5_000, register: signingStub(newCalls(), { sign: () => release.promise }) });
+      const client = await t.serviceClient(SigningKeyService, "licensing");
+      const outcome = (call: Promise<{ token: string }>) => call.then((r) => r.token, (e: unknown) => `failed: ${ConnectError.from(e).message}`);
+      const inFlight = outcome(client.sign({ typ: "in-flight" }));
+      await new Promise((r) => setTimeout(r, 30));
+      const closed = t.close();
+      const late = outcome(client.sign({ typ: "late" }));
+      await new Promise((r) => setTimeout(r, round % 5));
+      release.resolve();
+      await closed;
+      outcomes.push(await inFlight);
+      expect(await late).toMatch(/^failed: /);
+    }
+    expect(outcomes).toEqual(Array.from({ length: 20 }, () => "signed:in-flight"));
   });
 
   it("lets an in-flight unary call finish, and cuts a stuck one after the grace period", async () => {
