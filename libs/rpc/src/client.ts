@@ -42,6 +42,7 @@ export function createClient<T extends DescService>(service: T, options: ClientO
   const interceptors = [
     // First in the array = outermost: every retry goes through the other interceptors again.
     retryInterceptor(options.retries ?? 3, options.retryBaseDelayMs ?? 100),
+    refusedIsUnavailable,
     ...(options.interceptors ?? []),
   ];
   const common = {
@@ -84,6 +85,25 @@ export function createAdminClient<T extends DescService>(service: T, options: Ad
     interceptors: [bearer],
   });
 }
+
+/**
+ * A stream the server refused (HTTP/2 REFUSED_STREAM: it arrived after the server's GOAWAY, as a
+ * server closes) was never processed; gRPC reads it as Unavailable. connect-node reports it as
+ * Internal when node surfaces it as a stream error rather than a reset code, which the retry
+ * below would not retry: mapped here, so an idempotent call refused by a closing replica is tried
+ * again (on a new connection) like any other Unavailable.
+ */
+const refusedIsUnavailable: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (err) {
+    const cause = err instanceof ConnectError ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+    if (err instanceof ConnectError && err.code === Code.Internal && cause?.code === "ERR_HTTP2_STREAM_ERROR" && String(cause.message).includes("NGHTTP2_REFUSED_STREAM")) {
+      throw new ConnectError("the server refused the call (it is shutting down); it was not processed", Code.Unavailable, err.metadata, undefined, err);
+    }
+    throw err;
+  }
+};
 
 // Only errors that say "nothing happened, try again": Unavailable (connection refused/reset,
 // shutting down) and ResourceExhausted (overload). A DeadlineExceeded call may have run.
