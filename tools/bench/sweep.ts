@@ -6,8 +6,9 @@
  * and fleet-sweep each a process of its own, as deployed), beside a
  * bare set-based SQL `UPDATE` of the same rows measured in the same run; then the idempotent
  * re-run over the now unchanged fleet, and on PostgreSQL the same sweep one range at a time
- * (`SWEEP_PARALLELISM=1`; SQLite's SplitFleet never splits). A warm-up round, not counted (`BENCH_SWEEP_WARMUP_ROUNDS`), then interleaved rounds (`BENCH_SWEEP_ROUNDS`: 9 on SQLite, 5 on PostgreSQL), medians. Goal: the
- * sweep within 2× the UPDATE.
+ * (`SWEEP_PARALLELISM=1`; SQLite's SplitFleet never splits). A warm-up round, not counted
+ * (`BENCH_SWEEP_WARMUP_ROUNDS`), then interleaved rounds (`BENCH_SWEEP_ROUNDS`: 9 on SQLite, 5 on
+ * PostgreSQL), medians. Goal: the sweep within 2× the UPDATE.
  */
 import { fileURLToPath } from "node:url";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
@@ -41,7 +42,7 @@ const WARMUP_ROUNDS = Number(process.env.BENCH_SWEEP_WARMUP_ROUNDS ?? 1);
 export async function benchSweep(): Promise<BenchResult[]> {
   const pg = Boolean(process.env.DATABASE_URL);
   const count = Number(process.env.BENCH_SWEEP_COUNT ?? (pg ? 1_000_000 : 100_000));
-  const ROUNDS = Number(process.env.BENCH_SWEEP_ROUNDS ?? roundsDefault(pg));
+  const roundCount = Number(process.env.BENCH_SWEEP_ROUNDS ?? roundsDefault(pg));
   const tdb = testDatabases().find((t) => t.name === (pg ? "postgresql" : "sqlite"))!;
   const pki = await createTestPki();
   const dbs = { sk: tdb.options("signing-keys"), lic: tdb.options("licensing"), sweep: tdb.options("fleet-sweep") };
@@ -109,7 +110,7 @@ export async function benchSweep(): Promise<BenchResult[]> {
     if (pg) await sql("vacuum analyze deployment");
     console.error(`  seeded ${count.toLocaleString("en-US")} deployments (${pg ? "PostgreSQL" : "SQLite"}) in ${Math.round(performance.now() - seeding)} ms`);
 
-    // ROUNDS interleaved rounds, medians reported: one statement's time swings with checkpoints
+    // Interleaved rounds, medians reported: one statement's time swings with checkpoints
     // and autovacuum, and a single pair of runs read as anything from 0.3 to 0.5.
     // A round: the baseline (the same rows moved ACTIVE → GRACE by one set-based statement), put
     // back; the sweep; the idempotent re-run over the unchanged fleet; put back; the sweep one
@@ -131,7 +132,7 @@ export async function benchSweep(): Promise<BenchResult[]> {
       return ms;
     };
     const rounds: Array<{ bareMs: number; sweepMs: number; rerunMs: number; serialMs: number }> = [];
-    for (let round = 1 - WARMUP_ROUNDS; round <= ROUNDS; round++) {
+    for (let round = 1 - WARMUP_ROUNDS; round <= roundCount; round++) {
       let t = performance.now();
       await bare.run(
         `update deployment set state = 'GRACE', lock_reason = null, state_changed_at = ${p(1)}, updated_at = ${p(2)}, version = version + 1 where last_seen_at < ${p(3)}`,
@@ -165,7 +166,7 @@ export async function benchSweep(): Promise<BenchResult[]> {
     const ranges = pg ? `, ${DEFAULT_SWEEP_PARALLELISM} ranges side by side` : "";
     return [
       {
-        name: `sweep, 10% change${ranges} (${n}; median of ${ROUNDS}; ms, lower is better)`,
+        name: `sweep, 10% change${ranges} (${n}; median of ${roundCount}; ms, lower is better)`,
         value: sweepMs,
         unit: "ms",
         baseline,
@@ -176,7 +177,7 @@ export async function benchSweep(): Promise<BenchResult[]> {
       ...(pg
         ? [
             {
-              name: `sweep, 10% change, one range at a time (${n}; median of ${ROUNDS}; ms, lower is better)`,
+              name: `sweep, 10% change, one range at a time (${n}; median of ${roundCount}; ms, lower is better)`,
               value: serialMs,
               unit: "ms",
               baseline,
@@ -186,7 +187,7 @@ export async function benchSweep(): Promise<BenchResult[]> {
           ]
         : []),
       {
-        name: `idempotent re-run, 0 changes (${n}; median of ${ROUNDS}; ms, lower is better)`,
+        name: `idempotent re-run, 0 changes (${n}; median of ${roundCount}; ms, lower is better)`,
         value: rerunMs,
         unit: "ms",
         baseline,

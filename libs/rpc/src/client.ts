@@ -97,13 +97,16 @@ const refusedIsUnavailable: Interceptor = (next) => async (req) => {
   try {
     return await next(req);
   } catch (err) {
-    const cause = err instanceof ConnectError ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
-    if (err instanceof ConnectError && err.code === Code.Internal && cause?.code === "ERR_HTTP2_STREAM_ERROR" && String(cause.message).includes("NGHTTP2_REFUSED_STREAM")) {
-      throw new ConnectError("the server refused the call (it is shutting down); it was not processed", Code.Unavailable, err.metadata, undefined, err);
-    }
-    throw err;
+    if (!(err instanceof ConnectError && err.code === Code.Internal && isRefusedStream(err.cause))) throw err;
+    throw new ConnectError("the server refused the call (it is shutting down); it was not processed", Code.Unavailable, err.metadata, undefined, err);
   }
 };
+
+/** node's error for a stream the peer reset with REFUSED_STREAM. */
+function isRefusedStream(cause: unknown): boolean {
+  const e = cause as { code?: unknown; message?: unknown } | undefined;
+  return e?.code === "ERR_HTTP2_STREAM_ERROR" && String(e.message).includes("NGHTTP2_REFUSED_STREAM");
+}
 
 // Only errors that say "nothing happened, try again": Unavailable (connection refused/reset,
 // shutting down) and ResourceExhausted (overload). A DeadlineExceeded call may have run.

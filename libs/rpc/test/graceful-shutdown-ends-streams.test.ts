@@ -32,10 +32,10 @@ describe("graceful shutdown", () => {
 
   it("delivers the answer of a call that completes while closing, with a late call refused beside it", async () => {
     // A call in flight when close() begins, a second call sent after the GOAWAY (refused, and read
-    // as Unavailable: it was not processed), then the
-    // first completes. A server that destroyed its sessions as soon as no call was in flight cut
-    // about half of those answers (CANCEL): the work done, the caller told it failed (seen as a
-    // sweep page committed and reported failed). Twenty rounds, each with its own server.
+    // as Unavailable: it was not processed), then the first completes. A server that destroyed its
+    // sessions as soon as no call was in flight cut about half of those answers (CANCEL): the work
+    // done, the caller told it failed (seen as a sweep page committed and reported failed). Twenty
+    // rounds, each with its own server.
     const outcomes: string[] = [];
     for (let round = 0; round < 20; round++) {
       const release = deferred();

@@ -24,10 +24,10 @@ import { DeploymentState as ProtoState, LockReason as ProtoLockReason } from "@l
 import type { Logger } from "@lcp/rpc";
 import {
   MAX_PLANNED,
+  type FinalReport,
   type PlannedTransition,
   type SweepProgress,
   type SweepRunView,
-  type FinalReport,
   type SweepStore,
   type TransitionTally,
   type TriggerName,
@@ -305,25 +305,25 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
       if (!lockHeld) fail("lost the run lock to another replica");
       const status = error === null ? "SUCCEEDED" : "FAILED";
       const event = newAuditEvent({
-      action: "fleet.sweep",
-      actor: { kind: request.requester.kind, id: request.requester.id, roles: request.requester.roles ?? [] },
-      resource: { type: "sweep", id: runId },
-      outcome: status === "SUCCEEDED" ? "success" : "failure",
-      requestId: request.requester.requestId,
-      details: {
-        trigger: request.trigger,
-        dryRun: request.dryRun,
-        status,
-        examined: progress.examined,
-        transitions: Object.fromEntries(
-          progress.transitions.map((t) => [`${t.from}→${t.to}${t.lockReason ? `(${t.lockReason})` : ""}`, t.count]),
-        ),
-        conflicts: progress.conflicts,
-        failures: progress.failures,
-        durationMs,
-        ...(error ? { error } : {}),
-      },
-      now: finishedAt,
+        action: "fleet.sweep",
+        actor: { kind: request.requester.kind, id: request.requester.id, roles: request.requester.roles ?? [] },
+        resource: { type: "sweep", id: runId },
+        outcome: status === "SUCCEEDED" ? "success" : "failure",
+        requestId: request.requester.requestId,
+        details: {
+          trigger: request.trigger,
+          dryRun: request.dryRun,
+          status,
+          examined: progress.examined,
+          transitions: Object.fromEntries(
+            progress.transitions.map((t) => [`${t.from}→${t.to}${t.lockReason ? `(${t.lockReason})` : ""}`, t.count]),
+          ),
+          conflicts: progress.conflicts,
+          failures: progress.failures,
+          durationMs,
+          ...(error ? { error } : {}),
+        },
+        now: finishedAt,
       });
       return { final: { ...progress, status, error }, event };
     };
