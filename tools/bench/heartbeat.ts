@@ -267,8 +267,15 @@ async function serve(kind: "licensing" | "signing-keys" | "echo"): Promise<void>
       const over50 = inWindow.filter((x) => x.ms >= 50);
       const sum = (f: (x: Stall) => number) => over50.reduce((n, x) => n + f(x), 0);
       // The collections that ended inside a stall (from its last on-time tick to its late one).
-      const gcIn = over50.flatMap((x) => collections.filter((c) => c.end >= x.at - x.ms - 5 && c.end <= x.at));
+      const gcDuring = (x: Stall) => collections.filter((c) => c.end >= x.at - x.ms - 5 && c.end <= x.at);
+      const gcIn = over50.flatMap(gcDuring);
+      const longest = inWindow.reduce<Stall | null>((a, x) => (a === null || x.ms > a.ms ? x : a), null);
+      const bySecond = Array.from({ length: Math.ceil((to - from) / 1000) }, () => 0);
+      for (const x of over50) bySecond[Math.min(bySecond.length - 1, Math.floor((x.at - x.ms - from) / 1000))]! += 1;
       process.send?.({
+        longestAtS: longest ? (longest.at - longest.ms - from) / 1000 : 0,
+        longestGcMs: longest ? gcDuring(longest).reduce((n, c) => n + c.ms, 0) : 0,
+        over50BySecond: bySecond,
         over50GcMs: gcIn.reduce((n, c) => n + c.ms, 0),
         over50MajorGcs: gcIn.filter((c) => c.major).length,
         maxMs: Math.max(0, ...inWindow.map((x) => x.ms)),
@@ -307,6 +314,11 @@ interface Stall {
 /** A server's stalls during a window, and the CPU it used (cores, every thread). */
 interface ServerStalls {
   maxMs: number;
+  /** When the longest stall began, in seconds into the window, and the garbage collection inside it. */
+  longestAtS: number;
+  longestGcMs: number;
+  /** How many stalls over 50 ms began in each second of the window: spread out, or bunched (a phase's aftermath). */
+  over50BySecond: number[];
   over50: number;
   /** The stalls over 50 ms added up, and how much of that time the main thread ran or waited for a CPU. */
   over50Ms: number;
@@ -693,7 +705,9 @@ function describeStalls(st: ServerStalls, machineCores: number): string {
     st.over50 > 0
       ? `; in them the main thread ran ${pct(st.over50OnCpuMs)} and waited for a CPU ${pct(st.over50WaitingMs)} of the time, garbage collection ${pct(st.over50GcMs)} (${st.over50MajorGcs} mark-compact)`
       : "";
-  return `server's longest stall ${st.maxMs.toFixed(0)} ms, ${st.over50} over 50 ms${where}; server ${st.cores.toFixed(2)} cores (main thread ${st.mainThreadCores.toFixed(2)}), machine ${machineCores.toFixed(2)} cores busy`;
+  const longest = st.maxMs >= 50 ? ` (${st.longestAtS.toFixed(1)} s into the window, GC ${st.longestGcMs.toFixed(0)} ms)` : "";
+  const bySecond = st.over50 > 0 ? `, by second of the window [${st.over50BySecond.join(" ")}]` : "";
+  return `server's longest stall ${st.maxMs.toFixed(0)} ms${longest}, ${st.over50} over 50 ms${bySecond}${where}; server ${st.cores.toFixed(2)} cores (main thread ${st.mainThreadCores.toFixed(2)}), machine ${machineCores.toFixed(2)} cores busy`;
 }
 
 function sleep(ms: number): Promise<void> {
