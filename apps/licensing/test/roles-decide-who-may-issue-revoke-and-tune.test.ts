@@ -77,4 +77,15 @@ describe.each(testDatabases())("roles ($name)", (tdb) => {
     const anonymous = createClient(LicensingService, { baseUrl: h.licensing.url, tls: { caPem: h.pki.ca.certPem }, retries: 0 });
     await expectRefusal(anonymous.listLicenses({}), Code.Unauthenticated);
   });
+
+  it("a refusal repeated in a loop is audited once, not once a call (its repeats are counted into one later event)", async () => {
+    const { createClient } = await import("@lcp/rpc");
+    const { LicensingService } = await import("@lcp/proto/licensing/v1/licensing_service_pb");
+    const anonymous = createClient(LicensingService, { baseUrl: h.licensing.url, tls: { caPem: h.pki.ca.certPem }, retries: 0 });
+    const audited = async () =>
+      (await h.sql<{ payload: string }>("select payload from outbox_event where action = 'authz.denied'")).filter((r) => r.payload.includes("/GetSettings")).length;
+    const before = await audited();
+    for (let i = 0; i < 25; i++) await expectRefusal(anonymous.getSettings({}), Code.Unauthenticated);
+    expect((await audited()) - before).toBe(1);
+  });
 });

@@ -26,6 +26,13 @@ export function deniedAuditFields(event: DeniedEvent) {
     resource: { type: "rpc", id: event.procedure },
     outcome: "denied",
     requestId: event.requestId,
-    details: { code: event.code, reason: event.reason },
+    details: { code: event.code, reason: event.reason, ...repeatedDetails(event) },
   } as const;
+}
+
+/** A summary's count and span, for an event's details (nothing for a single refusal). */
+export function repeatedDetails(event: DeniedEvent): { repeated?: { count: number; from: string; to: string; mixed?: true } } {
+  const r = event.repeated;
+  if (!r) return {};
+  return { repeated: { count: r.count, from: r.firstAt.toISOString(), to: r.lastAt.toISOString(), ...(r.mixed ? { mixed: true as const } : {}) } };
 }

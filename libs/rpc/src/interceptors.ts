@@ -15,7 +15,22 @@ export interface DeniedEvent {
   readonly procedure: string;
   readonly code: "unauthenticated" | "permission_denied";
   readonly reason: string;
+  /** The request id of the call (of a summary: of the last repeat). */
   readonly requestId: string;
+  /**
+   * Set on a summary (`createServer`'s `deniedAuditWindowMs`): this refusal came again, this many
+   * times, after the one already handed over in full.
+   */
+  readonly repeated?: DeniedRepeats;
+}
+
+/** The repeats of one refusal within a window (libs/rpc denial-audit.ts). */
+export interface DeniedRepeats {
+  readonly count: number;
+  readonly firstAt: Date;
+  readonly lastAt: Date;
+  /** Counted past the cap on kinds: by RPC and code alone, the callers or reasons varied (the log names each). */
+  readonly mixed: boolean;
 }
 
 /** What the server interceptor chain needs. */

@@ -27,6 +27,7 @@ import type { Rule } from "./policy.js";
 import { ANONYMOUS, type AppliancePrincipal } from "./principal.js";
 import { isRawGrpcRequest, RawCall, type RawCallGate, type RawStreamHandler } from "./raw-stream.js";
 import { registerReflection } from "./reflection.js";
+import { coalesceDenials, DEFAULT_DENIED_AUDIT_WINDOW_MS } from "./denial-audit.js";
 
 /** The listener's TLS material, PEM-encoded. */
 export interface ServerTls {
@@ -88,8 +89,13 @@ export interface ServerOptions {
   readonly adminTokens?: AdminTokenVerifierLike;
   /** Per-call check of appliance certificates (e.g. refuse revoked serials). */
   readonly checkAppliance?: (principal: AppliancePrincipal) => Promise<ApplianceCheck>;
-  /** Called for every refused call (apps audit `authz.denied` through their outbox). */
+  /**
+   * Called for refused calls (apps audit `authz.denied` through their outbox): the first of a kind
+   * at once, its repeats within `deniedAuditWindowMs` as one summary (libs/rpc denial-audit.ts).
+   */
   readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
+  /** How long repeats of one refusal are counted into one summary. Default 60 s; 0: each refusal alone. */
+  readonly deniedAuditWindowMs?: number;
   /**
    * Recognises a handler error that means a dependency is down for now (pass persistence's
    * `isConnectionError`): answered Unavailable, so clients retry, instead of Internal.
@@ -166,6 +172,9 @@ const DEFAULT_GRACE_MS = 10_000;
  */
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const log = options.logger ?? createLogger(options.name);
+  const denials = options.onDenied
+    ? coalesceDenials(options.onDenied, { windowMs: options.deniedAuditWindowMs ?? DEFAULT_DENIED_AUDIT_WINDOW_MS, logger: log })
+    : undefined;
   const platformPems = splitPemCertificates(options.tls.caPem);
   if (platformPems.length === 0) throw new TypeError("tls.caPem holds no certificate");
   const platformCas = platformPems.map((pem) => new X509Certificate(pem));
@@ -201,7 +210,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       createServerInterceptor({
         authenticate,
         logger: log,
-        onDenied: options.onDenied,
+        onDenied: denials?.onDenied,
         policy: options.policy,
         metrics: metrics.rpc,
         transientError: options.transientError,
@@ -336,7 +345,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     // Only the credential headers authn reads; a Fetch Headers of everything is not needed.
     const header = new Headers();
     if (typeof headers.authorization === "string") header.set("authorization", headers.authorization);
-    admitCall({ authenticate, logger: log, policy: options.policy, onDenied: options.onDenied }, peer, header, `${service}/${method}`, requestId).then(
+    admitCall({ authenticate, logger: log, policy: options.policy, onDenied: denials?.onDenied }, peer, header, `${service}/${method}`, requestId).then(
       ({ principal, refused }) => {
         const call = new RawCall(gate, stream, service, method, requestId, principal, startedAt);
         if (refused) return call.end(refused);
@@ -439,6 +448,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     for (const session of sessions) session.destroy();
     for (const socket of sockets) socket.destroy();
     await serverClosed;
+    // The repeats counted so far are written while the app's database is still open.
+    await denials?.flush();
     log.info("stopped");
   }
 

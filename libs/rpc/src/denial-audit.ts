@@ -1,0 +1,127 @@
+/**
+ * Refused calls, audited without letting a flood fill the trail (DESIGN.md §7). Anyone who can
+ * reach a port can be refused — a call without a token costs the caller nothing — and every
+ * refusal was one audit write, awaited before the answer: a loop of bad calls became a loop of
+ * writes into every service's database and the audit chain.
+ *
+ * Now the first refusal of a kind (the same caller, RPC, code and reason) reaches the app's
+ * `onDenied` in full, before the caller is answered, as before. The same refusal again within the
+ * window is only counted; when the window closes, one more event carries the count, the times of
+ * the first and last repeat and the last one's request id. So the trail still accounts for every
+ * refusal, in at most two writes per kind per window, and each call's log line still names it.
+ * Kinds are tracked up to a cap; past it a new kind is counted under its RPC and code alone (the
+ * summary says the callers or reasons were mixed).
+ */
+import type { DeniedEvent, DeniedRepeats } from "./interceptors.js";
+import type { Logger } from "./logger.js";
+import { principalId } from "./principal.js";
+
+/** How long repeats of one refusal are counted before their summary is written: a minute. */
+export const DEFAULT_DENIED_AUDIT_WINDOW_MS = 60_000;
+/** How many kinds of refusal are counted apart at once. */
+const MAX_KINDS = 1_000;
+
+/** Options of {@link coalesceDenials}. */
+export interface DenialCoalescingOptions {
+  /** Repeats within this many ms of a kind's first refusal are counted; 0 writes every refusal. */
+  readonly windowMs: number;
+  readonly logger: Logger;
+}
+
+/** The app's `onDenied`, coalesced. */
+export interface CoalescedDenials {
+  readonly onDenied: (event: DeniedEvent) => void | Promise<void>;
+  /** Writes the summaries of the windows still open (at shutdown, before the database closes). */
+  flush(): Promise<void>;
+}
+
+/** One kind's open window. */
+interface Window {
+  readonly closesAt: number;
+  readonly mixed: boolean;
+  repeats: number;
+  firstAt: Date | null;
+  lastAt: Date | null;
+  last: DeniedEvent | null;
+}
+
+/** Wraps `write` (the app's `onDenied`) so a refusal repeated within a window is written once more, as a count. */
+export function coalesceDenials(write: (event: DeniedEvent) => void | Promise<void>, options: DenialCoalescingOptions): CoalescedDenials {
+  const { windowMs, logger } = options;
+  if (!Number.isInteger(windowMs) || windowMs < 0) throw new TypeError("the denied-audit window must be a whole number of ms, 0 or more");
+  if (windowMs === 0) return { onDenied: write, flush: async () => undefined };
+
+  const windows = new Map<string, Window>();
+  let timer: NodeJS.Timeout | null = null;
+  const pending = new Set<Promise<void>>();
+
+  const summarise = (w: Window) => {
+    if (w.repeats === 0 || !w.last) return;
+    const repeated: DeniedRepeats = { count: w.repeats, firstAt: w.firstAt!, lastAt: w.lastAt!, mixed: w.mixed };
+    const written = Promise.resolve()
+      .then(() => write({ ...w.last!, repeated }))
+      .catch((err: unknown) => logger.error({ err, procedure: w.last!.procedure, repeats: w.repeats }, "could not audit repeated refusals"))
+      .finally(() => pending.delete(written));
+    pending.add(written);
+  };
+
+  const closeDue = () => {
+    timer = null;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [key, w] of windows) {
+      if (w.closesAt <= now) {
+        windows.delete(key);
+        summarise(w);
+      } else {
+        next = Math.min(next, w.closesAt);
+      }
+    }
+    if (next !== Infinity) schedule(next - now);
+  };
+  const schedule = (inMs: number) => {
+    if (timer) return;
+    timer = setTimeout(closeDue, Math.max(1, inMs));
+    timer.unref();
+  };
+
+  return {
+    onDenied(event) {
+      const now = Date.now();
+      let key = `${event.principal.kind}\u0000${principalId(event.principal)}\u0000${event.procedure}\u0000${event.code}\u0000${event.reason}`;
+      let w = windows.get(key);
+      if (!w && windows.size >= MAX_KINDS) {
+        key = `*\u0000${event.procedure}\u0000${event.code}`;
+        w = windows.get(key);
+        if (!w) {
+          // Past the cap, even this kind's first refusal is only counted.
+          w = { closesAt: now + windowMs, mixed: true, repeats: 0, firstAt: null, lastAt: null, last: null };
+          windows.set(key, w);
+          schedule(windowMs);
+        }
+      }
+      if (w && w.closesAt > now) {
+        w.repeats += 1;
+        w.firstAt ??= new Date(now);
+        w.lastAt = new Date(now);
+        w.last = event;
+        return;
+      }
+      if (w) {
+        // Its window ran out and the timer has not come round yet.
+        windows.delete(key);
+        summarise(w);
+      }
+      windows.set(key, { closesAt: now + windowMs, mixed: false, repeats: 0, firstAt: null, lastAt: null, last: null });
+      schedule(windowMs);
+      return write(event);
+    },
+    async flush() {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      for (const w of windows.values()) summarise(w);
+      windows.clear();
+      await Promise.all([...pending]);
+    },
+  };
+}
