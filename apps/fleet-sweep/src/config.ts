@@ -61,6 +61,8 @@ export interface FleetSweepConfig {
   readonly logger?: Logger | undefined;
   readonly logLevel?: string | undefined;
   readonly shutdownGraceMs?: number | undefined;
+  /** Repeats of one refused call within this are audited as one count (`DENIED_AUDIT_WINDOW`; default 60 s). */
+  readonly deniedAuditWindowMs?: number | undefined;
 }
 
 /**
@@ -99,6 +101,7 @@ export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env)
     pageSize,
     parallelism,
     logLevel: common.logLevel,
+    deniedAuditWindowMs: common.deniedAuditWindowMs,
   };
 }
 

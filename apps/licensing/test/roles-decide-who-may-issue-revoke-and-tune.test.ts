@@ -88,4 +88,18 @@ describe.each(testDatabases())("roles ($name)", (tdb) => {
     for (let i = 0; i < 25; i++) await expectRefusal(anonymous.getSettings({}), Code.Unauthenticated);
     expect((await audited()) - before).toBe(1);
   });
+
+  it("with a denied-audit window of 0 (DENIED_AUDIT_WINDOW=0s) every refusal is audited on its own", async () => {
+    const strict = await startHarness(tdb, { deniedAuditWindowMs: 0 });
+    try {
+      const { createClient } = await import("@lcp/rpc");
+      const { LicensingService } = await import("@lcp/proto/licensing/v1/licensing_service_pb");
+      const anonymous = createClient(LicensingService, { baseUrl: strict.licensing.url, tls: { caPem: strict.pki.ca.certPem }, retries: 0 });
+      for (let i = 0; i < 3; i++) await expectRefusal(anonymous.getSettings({}), Code.Unauthenticated);
+      const rows = await strict.sql<{ payload: string }>("select payload from outbox_event where action = 'authz.denied'");
+      expect(rows.filter((r) => r.payload.includes("/GetSettings"))).toHaveLength(3);
+    } finally {
+      await strict.close();
+    }
+  });
 });

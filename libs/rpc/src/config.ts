@@ -3,8 +3,9 @@ import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { ServiceName } from "@lcp/domain";
 import { DEFAULT_TRUST_DOMAIN, ensureDevPki, isValidTrustDomain } from "@lcp/pki";
-import { createAdminTokenVerifier, ensureDevAdminIssuer, readOrCreateFile, type AdminTokenVerifier } from "@lcp/tokens";
+import { createAdminTokenVerifier, ensureDevAdminIssuer, parseDuration, readOrCreateFile, type AdminTokenVerifier } from "@lcp/tokens";
 import type { JSONWebKeySet } from "jose";
+import { DEFAULT_DENIED_AUDIT_WINDOW_MS } from "./denial-audit.js";
 import { TICKET_SECRET_BYTES, type ServerTls } from "./server.js";
 
 /** A setting that is missing, malformed or contradicts another; names the variable. */
@@ -47,7 +48,15 @@ export interface CommonConfig {
   readonly tls: ServerTls & { readonly source: "files" | "dev-pki" };
   readonly adminTokens: AdminTokensConfig;
   readonly logLevel: string;
+  /**
+   * `DENIED_AUDIT_WINDOW`: how long repeats of one refusal are counted into one `authz.denied`
+   * event (`createServer`'s `deniedAuditWindowMs`); unset in a config built by hand → the default.
+   */
+  readonly deniedAuditWindowMs?: number | undefined;
 }
+
+/** The longest `DENIED_AUDIT_WINDOW`: a longer one would hold a flood's count back for too long. */
+export const MAX_DENIED_AUDIT_WINDOW_MS = 3_600_000;
 
 /** Per-app defaults for `readCommonConfig`. */
 export interface CommonDefaults {
@@ -67,7 +76,9 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
  * - `TLS_CERT_FILE`, `TLS_KEY_FILE`, `TLS_CA_FILE`: all three or none; with none, the
  *   development PKI in `<DATA_DIR>/pki/` is created on first start and used;
  * - `OIDC_ISSUER`, `OIDC_AUDIENCE`, `OIDC_JWKS_URL`, `OIDC_ROLES_CLAIM` (default `roles`):
- *   the first three together or none; with none, the dev admin issuer in `<DATA_DIR>/pki/`.
+ *   the first three together or none; with none, the dev admin issuer in `<DATA_DIR>/pki/`;
+ * - `DENIED_AUDIT_WINDOW`: a duration (`0s` … `1h`, default `60s`); repeats of one refused call
+ *   within it are audited as one count, `0s` audits every refusal on its own.
  * With `NODE_ENV=production` the development fallbacks are refused: a generated CA or token
  * issuer must never silently guard a real deployment.
  */
@@ -99,6 +110,8 @@ export async function readCommonConfig(
 
   const logLevel = get("LOG_LEVEL") ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError("LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}`);
+
+  const deniedAuditWindowMs = parseDeniedAuditWindow(get("DENIED_AUDIT_WINDOW"));
 
   // Validate everything that needs no I/O before touching the disk.
   const tlsFiles = allOrNone(get, ["TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"]);
@@ -141,7 +154,19 @@ export async function readCommonConfig(
     adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim, dev: true };
   }
 
-  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, adminTokens, logLevel };
+  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, adminTokens, logLevel, deniedAuditWindowMs };
+}
+
+function parseDeniedAuditWindow(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_DENIED_AUDIT_WINDOW_MS;
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch (err) {
+    throw new ConfigError("DENIED_AUDIT_WINDOW", (err as Error).message);
+  }
+  if (ms > MAX_DENIED_AUDIT_WINDOW_MS) throw new ConfigError("DENIED_AUDIT_WINDOW", "must be at most 1h");
+  return ms;
 }
 
 /** The bearer-token verifier for a parsed `adminTokens` config, ready for `createServer`. */

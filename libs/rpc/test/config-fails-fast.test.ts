@@ -28,6 +28,9 @@ describe("readCommonConfig", () => {
     await fails({ OIDC_ISSUER: "https://idp", OIDC_AUDIENCE: "lcp", OIDC_JWKS_URL: "http://idp.example/jwks" }, "OIDC_JWKS_URL");
     await fails({ TRUST_DOMAIN: "Not A Domain" }, "TRUST_DOMAIN");
     await fails({ LOG_LEVEL: "loud" }, "LOG_LEVEL");
+    await fails({ DENIED_AUDIT_WINDOW: "soon" }, "DENIED_AUDIT_WINDOW");
+    await fails({ DENIED_AUDIT_WINDOW: "-5s" }, "DENIED_AUDIT_WINDOW");
+    await fails({ DENIED_AUDIT_WINDOW: "2h" }, "DENIED_AUDIT_WINDOW");
     await fails({ NODE_ENV: "production" }, "TLS_CERT_FILE");
   });
 
@@ -41,6 +44,10 @@ describe("readCommonConfig", () => {
     const again = await readCommonConfig({ DATA_DIR: dir, PORT: "0" }, "licensing", { port: 7443 });
     expect(again.port).toBe(0);
     expect(again.tls.caPem).toBe(first.tls.caPem);
+    // Repeated refusals are counted for a minute unless told otherwise; 0s audits each alone.
+    expect(first.deniedAuditWindowMs).toBe(60_000);
+    expect((await readCommonConfig({ DATA_DIR: dir, DENIED_AUDIT_WINDOW: "0s" }, "licensing", { port: 7443 })).deniedAuditWindowMs).toBe(0);
+    expect((await readCommonConfig({ DATA_DIR: dir, DENIED_AUDIT_WINDOW: "5m" }, "licensing", { port: 7443 })).deniedAuditWindowMs).toBe(300_000);
   });
 
   it("reads TLS files and an OIDC issuer when configured", async () => {
