@@ -1,14 +1,19 @@
 /**
  * Roles (DESIGN.md §3): onboarding may provision and issue but not revoke; support may revoke and
  * rebind; only super_admin may update settings; auditor reads only. Refusals are PermissionDenied
- * and change nothing.
+ * and change nothing; a refusal repeated in a loop is audited once, then as a count.
  */
 import { Code } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentKind } from "@lcp/proto/licensing/v1/types_pb";
+import { createClient } from "@lcp/rpc";
 import { testDatabases } from "@lcp/testing/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectRefusal, provisionOnPrem, snapshot, startHarness, type LicensingHarness } from "./support.js";
+
+/** A licensing client with neither certificate nor token. */
+const anonymousTo = (h: LicensingHarness) => createClient(LicensingService, { baseUrl: h.licensing.url, tls: { caPem: h.pki.ca.certPem }, retries: 0 });
 
 describe.each(testDatabases())("roles ($name)", (tdb) => {
   let h: LicensingHarness;
@@ -72,16 +77,12 @@ describe.each(testDatabases())("roles ($name)", (tdb) => {
   });
 
   it("callers without credentials are Unauthenticated", async () => {
-    const { createClient } = await import("@lcp/rpc");
-    const { LicensingService } = await import("@lcp/proto/licensing/v1/licensing_service_pb");
-    const anonymous = createClient(LicensingService, { baseUrl: h.licensing.url, tls: { caPem: h.pki.ca.certPem }, retries: 0 });
+    const anonymous = anonymousTo(h);
     await expectRefusal(anonymous.listLicenses({}), Code.Unauthenticated);
   });
 
   it("a refusal repeated in a loop is audited once, not once a call (its repeats are counted into one later event)", async () => {
-    const { createClient } = await import("@lcp/rpc");
-    const { LicensingService } = await import("@lcp/proto/licensing/v1/licensing_service_pb");
-    const anonymous = createClient(LicensingService, { baseUrl: h.licensing.url, tls: { caPem: h.pki.ca.certPem }, retries: 0 });
+    const anonymous = anonymousTo(h);
     const audited = async () =>
       (await h.sql<{ payload: string }>("select payload from outbox_event where action = 'authz.denied'")).filter((r) => r.payload.includes("/GetSettings")).length;
     const before = await audited();
@@ -92,9 +93,7 @@ describe.each(testDatabases())("roles ($name)", (tdb) => {
   it("with a denied-audit window of 0 (DENIED_AUDIT_WINDOW=0s) every refusal is audited on its own", async () => {
     const strict = await startHarness(tdb, { deniedAuditWindowMs: 0 });
     try {
-      const { createClient } = await import("@lcp/rpc");
-      const { LicensingService } = await import("@lcp/proto/licensing/v1/licensing_service_pb");
-      const anonymous = createClient(LicensingService, { baseUrl: strict.licensing.url, tls: { caPem: strict.pki.ca.certPem }, retries: 0 });
+      const anonymous = anonymousTo(strict);
       for (let i = 0; i < 3; i++) await expectRefusal(anonymous.getSettings({}), Code.Unauthenticated);
       const rows = await strict.sql<{ payload: string }>("select payload from outbox_event where action = 'authz.denied'");
       expect(rows.filter((r) => r.payload.includes("/GetSettings"))).toHaveLength(3);
