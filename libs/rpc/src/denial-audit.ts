@@ -89,32 +89,27 @@ export function coalesceDenials(write: (event: DeniedEvent) => void | Promise<vo
     onDenied(event) {
       const now = Date.now();
       let key = `${event.principal.kind}\u0000${principalId(event.principal)}\u0000${event.procedure}\u0000${event.code}\u0000${event.reason}`;
+      // Past the cap, a new kind is counted under its RPC and code, even its first refusal.
+      const overflow = !windows.has(key) && windows.size >= MAX_KINDS;
+      if (overflow) key = `*\u0000${event.procedure}\u0000${event.code}`;
       let w = windows.get(key);
-      if (!w && windows.size >= MAX_KINDS) {
-        key = `*\u0000${event.procedure}\u0000${event.code}`;
-        w = windows.get(key);
-        if (!w) {
-          // Past the cap, even this kind's first refusal is only counted.
-          w = { closesAt: now + windowMs, mixed: true, repeats: 0, firstAt: null, lastAt: null, last: null };
-          windows.set(key, w);
-          schedule(windowMs);
-        }
-      }
-      if (w && w.closesAt > now) {
-        w.repeats += 1;
-        w.firstAt ??= new Date(now);
-        w.lastAt = new Date(now);
-        w.last = event;
-        return;
-      }
-      if (w) {
+      if (w && w.closesAt <= now) {
         // Its window ran out and the timer has not come round yet.
         windows.delete(key);
         summarise(w);
+        w = undefined;
       }
-      windows.set(key, { closesAt: now + windowMs, mixed: false, repeats: 0, firstAt: null, lastAt: null, last: null });
-      schedule(windowMs);
-      return write(event);
+      if (!w) {
+        w = { closesAt: now + windowMs, mixed: overflow, repeats: 0, firstAt: null, lastAt: null, last: null };
+        windows.set(key, w);
+        schedule(windowMs);
+        if (!overflow) return write(event);
+      }
+      w.repeats += 1;
+      w.firstAt ??= new Date(now);
+      w.lastAt = new Date(now);
+      w.last = event;
+      return undefined;
     },
     async flush() {
       if (timer) clearTimeout(timer);
