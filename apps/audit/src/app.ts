@@ -56,7 +56,7 @@ export async function startAudit(config: AuditConfig): Promise<AuditApp> {
       trustDomain: config.trustDomain,
       adminTokens: adminTokenVerifierFrom(config.adminTokens),
       onDenied,
-      ...(config.deniedAuditWindowMs !== undefined ? { deniedAuditWindowMs: config.deniedAuditWindowMs } : {}),
+      deniedAuditWindowMs: config.deniedAuditWindowMs,
       logger,
       ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
       // A full batch of 1,000 events with 16 KiB details each is ~16 MiB; leave headroom.

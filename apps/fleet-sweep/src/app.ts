@@ -116,7 +116,7 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
       applianceCa: [],
       adminTokens: config.adminTokens,
       onDenied,
-      ...(config.deniedAuditWindowMs !== undefined ? { deniedAuditWindowMs: config.deniedAuditWindowMs } : {}),
+      deniedAuditWindowMs: config.deniedAuditWindowMs,
       logger: log,
       ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
       register: (router) =>

@@ -155,7 +155,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       adminTokens: adminTokenVerifierFrom(config.adminTokens),
       checkAppliance,
       onDenied,
-      ...(config.deniedAuditWindowMs !== undefined ? { deniedAuditWindowMs: config.deniedAuditWindowMs } : {}),
+      deniedAuditWindowMs: config.deniedAuditWindowMs,
       logger: log,
       // Boxes that kept a ticket resume TLS after a restart: no signature or chain check per box in
       // the reconnect storm (README "Heartbeat transport", kill -9).

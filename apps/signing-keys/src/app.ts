@@ -86,7 +86,7 @@ export async function startSigningKeys(config: SigningKeysConfig): Promise<Signi
       applianceCa: [],
       adminTokens: adminTokenVerifierFrom(config.adminTokens),
       onDenied,
-      ...(config.deniedAuditWindowMs !== undefined ? { deniedAuditWindowMs: config.deniedAuditWindowMs } : {}),
+      deniedAuditWindowMs: config.deniedAuditWindowMs,
       logger: log,
       register: (router) =>
         router.service(

@@ -35,13 +35,13 @@ export interface CoalescedDenials {
   flush(): Promise<void>;
 }
 
-/** One kind's open window. */
+/** One kind's open window: its repeats so far (none while `last` is null), times in epoch ms. */
 interface Window {
   readonly closesAt: number;
   readonly mixed: boolean;
   repeats: number;
-  firstAt: Date | null;
-  lastAt: Date | null;
+  firstAt: number;
+  lastAt: number;
   last: DeniedEvent | null;
 }
 
@@ -56,11 +56,12 @@ export function coalesceDenials(write: (event: DeniedEvent) => void | Promise<vo
   const pending = new Set<Promise<void>>();
 
   const summarise = (w: Window) => {
-    if (w.repeats === 0 || !w.last) return;
-    const repeated: DeniedRepeats = { count: w.repeats, firstAt: w.firstAt!, lastAt: w.lastAt!, mixed: w.mixed };
+    const last = w.last;
+    if (!last) return;
+    const repeated: DeniedRepeats = { count: w.repeats, firstAt: new Date(w.firstAt), lastAt: new Date(w.lastAt), mixed: w.mixed };
     const written = Promise.resolve()
-      .then(() => write({ ...w.last!, repeated }))
-      .catch((err: unknown) => logger.error({ err, procedure: w.last!.procedure, repeats: w.repeats }, "could not audit repeated refusals"))
+      .then(() => write({ ...last, repeated }))
+      .catch((err: unknown) => logger.error({ err, procedure: last.procedure, repeats: repeated.count }, "could not audit repeated refusals"))
       .finally(() => pending.delete(written));
     pending.add(written);
   };
@@ -100,14 +101,14 @@ export function coalesceDenials(write: (event: DeniedEvent) => void | Promise<vo
         w = undefined;
       }
       if (!w) {
-        w = { closesAt: now + windowMs, mixed: overflow, repeats: 0, firstAt: null, lastAt: null, last: null };
+        w = { closesAt: now + windowMs, mixed: overflow, repeats: 0, firstAt: 0, lastAt: 0, last: null };
         windows.set(key, w);
         schedule(windowMs);
         if (!overflow) return write(event);
       }
+      if (w.repeats === 0) w.firstAt = now;
       w.repeats += 1;
-      w.firstAt ??= new Date(now);
-      w.lastAt = new Date(now);
+      w.lastAt = now;
       w.last = event;
       return undefined;
     },

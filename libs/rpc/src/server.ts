@@ -95,7 +95,7 @@ export interface ServerOptions {
    */
   readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
   /** How long repeats of one refusal are counted into one summary. Default 60 s; 0: each refusal alone. */
-  readonly deniedAuditWindowMs?: number;
+  readonly deniedAuditWindowMs?: number | undefined;
   /**
    * Recognises a handler error that means a dependency is down for now (pass persistence's
    * `isConnectionError`): answered Unavailable, so clients retry, instead of Internal.
