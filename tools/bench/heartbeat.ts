@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- heartbeat`: the licensing Heartbeat stream at fleet scale (DESIGN.md §8, §11)
+ * `npm run bench -- heartbeat`: the licensing Heartbeat stream at fleet scale (docs/design.md §8, §11)
  * beside a raw `node:http2` echo of the same message and concurrency, measured in the same run.
  *
  * Processes besides this one: the server under test (licensing, SQLite, real mTLS with one

@@ -168,7 +168,7 @@ const DEFAULT_GRACE_MS = 10_000;
 /**
  * Starts one TLS listener serving Connect, gRPC and gRPC-Web (HTTP/2, HTTP/1.1 allowed for the
  * Connect protocol) with authentication, the system policy, error mapping, logging, health,
- * reflection for every registered service (DESIGN.md §4) and Prometheus metrics at `/metrics`.
+ * reflection for every registered service (docs/design.md §4) and Prometheus metrics at `/metrics`.
  */
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const log = options.logger ?? createLogger(options.name);

@@ -1,5 +1,5 @@
 /**
- * The heartbeat hot path's only writer (DESIGN.md §8): healthy beats do not touch the ORM, they
+ * The heartbeat hot path's only writer (docs/design.md §8): healthy beats do not touch the ORM, they
  * mark the deployment as seen in memory, and at most once per `flushEveryMs` (1 s) every mark
  * since the last flush is written in one statement per 2,000 boxes, the marks bound as one JSON
  * text: an `UPDATE … FROM json_each(…)` join on SQLite (in key order), an `UPDATE … FROM

@@ -1,5 +1,5 @@
 /**
- * The licensing side of the fleet sweep (DESIGN.md §9, issue 6): re-derive one keyset page of
+ * The licensing side of the fleet sweep (docs/design.md §9, issue 6): re-derive one keyset page of
  * deployments at the sweep's `now` and apply every transition — set-based, in the database. The
  * state is derived in SQL in the scan that reads the page ({@link derivedCodeSql}, a transcription
  * of the domain's `deriveState` proven equal to it by a property test), so an unchanged row never
