@@ -21,7 +21,7 @@
  * Distinct boxes: one activated deployment per stream (activating 10,000 takes ~3 minutes);
  * `HEARTBEAT_BENCH_BOXES` spreads the streams over fewer, for a quicker run that measures less.
  *
- * Last, issue 5's kill -9 goal (`--reconnect-load`): RECONNECT_STREAMS streams held and acked,
+ * Last, the kill -9 goal (`--reconnect-load`): RECONNECT_STREAMS streams held and acked,
  * the server SIGKILLed and restarted at once on the same port (licensing on the same data dir),
  * each stream redialling with the SDK's jittered backoff and offering its last TLS session ticket as
  * the SDK does (both servers keep their ticket keys across the restart: licensing in its data dir,
