@@ -1,5 +1,5 @@
 /**
- * Enforces the workspace's dependency boundaries (STYLE.md "Boundaries"):
+ * Enforces the workspace's dependency boundaries (docs/CONVENTIONS.md "Layout and packages"):
  * - libs/domain imports nothing with I/O: only relative modules of its own;
  * - libs/rpc never imports persistence (the transport must not know the storage);
  * - no lib imports an app, and no app imports another app;

@@ -1,5 +1,5 @@
 /**
- * Fault: the audit app is down for the whole story (DESIGN.md §7, "the audit service down for an
+ * Fault: the audit app is down for the whole story (docs/design.md §7, "the audit service down for an
  * hour loses nothing"). Every change still happens — each is written to its producer's outbox in
  * the same transaction — and once audit starts, every event arrives exactly once, in each
  * producer's order, and the chain verifies.

@@ -1,5 +1,5 @@
 /**
- * Fault (issue 7): `kill -9` of licensing while 500 boxes stream. The boxes are played by
+ * Fault: `kill -9` of licensing while 500 boxes stream. The boxes are played by
  * `tools/appliance-sim` in a process of its own (as a fleet would be: not inside the test runner,
  * which on 2 cores would otherwise starve licensing's restart), each with the SDK's default
  * reconnect backoff. The crash drops every stream; every box runs on its lease (never LOCKED),
@@ -23,7 +23,7 @@ import { DeploymentKind, DeploymentState } from "@lcp/proto/licensing/v1/types_p
 import { REPO_ROOT, e2eDatabases, startCluster, type Cluster } from "../support/cluster.js";
 import { auditTrail, eventually } from "../support/story.js";
 
-/** Boxes in the simulated fleet (issue 7 asks for 500). */
+/** Boxes in the simulated fleet: 500, the fleet the fault goal names. */
 const BOXES = Number(process.env.LCP_E2E_KILL9_FLEET ?? 500);
 /** From the kill to every box ACTIVE and connected again. */
 const RECOVERY_BOUND_MS = 60_000;

@@ -21,10 +21,10 @@ import { e2eDatabases, startCluster, type Cluster } from "../support/cluster.js"
 import { applianceFor, auditTrail, eventually } from "../support/story.js";
 
 /**
- * Boxes streaming through the crash, inside this test process. Issue 7's 500 boxes are proved by
+ * Boxes streaming through the crash, inside this test process. The fault goal's 500 boxes are proved by
  * licensing-kill-9-fleet-of-500-reconnects.e2e.test.ts, which plays them with tools/appliance-sim
- * in a process of its own: there the restarted licensing is SERVING in 3–6 s, so the 45 s stall
- * seen here with LCP_E2E_KILL9_BOXES=500 was the test process (500 in-process boxes on 2 cores)
+ * in a process of its own: there the restarted licensing is SERVING within seconds, so a long
+ * stall seen here with LCP_E2E_KILL9_BOXES=500 was the test process (500 in-process boxes on 2 cores)
  * starving the runner, not licensing under the reconnect storm.
  */
 const STREAMING = Number(process.env.LCP_E2E_KILL9_BOXES ?? 60);

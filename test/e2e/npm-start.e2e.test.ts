@@ -1,5 +1,5 @@
 /**
- * `npm start` as an operator meets it (DESIGN.md §12): a fresh DATA_DIR gives four healthy
+ * `npm start` as an operator meets it (docs/design.md §12): a fresh DATA_DIR gives four healthy
  * services on their fixed ports with the dev PKI, the endpoints and a ready grpcurl line are
  * printed, `buf curl --reflect` answers with no proto files, Ctrl-C stops all four cleanly, and a
  * second start reuses everything (PKI byte-identical, a licence made before still listed).

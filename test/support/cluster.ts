@@ -33,7 +33,7 @@ import { createAdminClient, createClient } from "@lcp/rpc";
 import { ensureDevAdminIssuer, loadOrCreateDevKek } from "@lcp/tokens";
 import pg from "pg";
 
-/** The four apps, in the order they are listed everywhere else (README, DESIGN §2). */
+/** The four apps, in the order they are listed everywhere else (README, docs/design.md §2). */
 export const APPS = ["licensing", "signing-keys", "audit", "fleet-sweep"] as const;
 /** One of the four apps. */
 export type AppName = (typeof APPS)[number];

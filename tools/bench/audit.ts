@@ -2,7 +2,7 @@
  * `npm run bench -- audit`: audit `Append` throughput (events/s, batches of 100, over mTLS with
  * the licensing service's certificate) against a bare batched INSERT of the same rows into a
  * plain table of the same database, measured in the same run. SQLite always; PostgreSQL too when
- * `DATABASE_URL` is set. Goal: ratio ≥ 0.4 (DESIGN.md §11).
+ * `DATABASE_URL` is set. Goal: ratio ≥ 0.4 (docs/design.md §11).
  *
  * - The audit app runs in a child process, as in production (producers' relays call it over the
  *   network), so client and server do not share one event loop.

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- heartbeat`: the licensing Heartbeat stream at fleet scale (DESIGN.md §8, §11)
+ * `npm run bench -- heartbeat`: the licensing Heartbeat stream at fleet scale (docs/design.md §8, §11)
  * beside a raw `node:http2` echo of the same message and concurrency, measured in the same run.
  *
  * Processes besides this one: the server under test (licensing, SQLite, real mTLS with one
@@ -21,7 +21,7 @@
  * Distinct boxes: one activated deployment per stream (activating 10,000 takes ~3 minutes);
  * `HEARTBEAT_BENCH_BOXES` spreads the streams over fewer, for a quicker run that measures less.
  *
- * Last, issue 5's kill -9 goal (`--reconnect-load`): RECONNECT_STREAMS streams held and acked,
+ * Last, the kill -9 goal (`--reconnect-load`): RECONNECT_STREAMS streams held and acked,
  * the server SIGKILLed and restarted at once on the same port (licensing on the same data dir),
  * each stream redialling with the SDK's jittered backoff and offering its last TLS session ticket as
  * the SDK does (both servers keep their ticket keys across the restart: licensing in its data dir,
@@ -787,7 +787,7 @@ export async function benchHeartbeat(): Promise<BenchResult[]> {
         { name: `Heartbeat beats/s, ${n} mTLS streams closed-loop${note}`, value: l.beatsPerSecond, unit: "beats/s", baseline: "raw node:http2 echo, same streams", baselineValue: r.beatsPerSecond, ratio: l.beatsPerSecond / r.beatsPerSecond, goal: "≥ 0.5" },
         { name: `Heartbeat p50 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p50Ms, unit: "ms", baseline: "raw echo p50", baselineValue: r.p50Ms, ratio: r.p50Ms / l.p50Ms },
         { name: `Heartbeat p99 ack latency, ${n} streams (ratio = baseline/value)`, value: l.p99Ms, unit: "ms", baseline: "raw echo p99", baselineValue: r.p99Ms, ratio: r.p99Ms / l.p99Ms },
-        { name: `Heartbeat p99 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)${l.intervalUnanswered > 0 ? ` (${l.intervalUnanswered} unanswered)` : ""}; the load generator's own event-loop delay p99 / max: ${l.intervalLoadDelayP99Ms.toFixed(1)} / ${l.intervalLoadDelayMaxMs.toFixed(0)} ms (echo run ${r.intervalLoadDelayP99Ms.toFixed(1)} / ${r.intervalLoadDelayMaxMs.toFixed(0)} ms); ${describeStalls(l.serverStalls, l.machineCores)} (echo: ${describeStalls(r.serverStalls, r.machineCores)})`, value: l.intervalP99Ms, unit: "ms", baseline: "raw echo p99, same beats", baselineValue: r.intervalP99Ms, ratio: r.intervalP99Ms / l.intervalP99Ms, goal: "value < 50 ms" },
+        { name: `Heartbeat p99 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)${l.intervalUnanswered > 0 ? ` (${l.intervalUnanswered} unanswered)` : ""}`, detail: `the load generator's own event-loop delay p99 / max: ${l.intervalLoadDelayP99Ms.toFixed(1)} / ${l.intervalLoadDelayMaxMs.toFixed(0)} ms (echo run ${r.intervalLoadDelayP99Ms.toFixed(1)} / ${r.intervalLoadDelayMaxMs.toFixed(0)} ms); ${describeStalls(l.serverStalls, l.machineCores)} (echo: ${describeStalls(r.serverStalls, r.machineCores)})`, value: l.intervalP99Ms, unit: "ms", baseline: "raw echo p99, same beats", baselineValue: r.intervalP99Ms, ratio: r.intervalP99Ms / l.intervalP99Ms, goal: "value < 50 ms" },
         { name: `Heartbeat p50 ack latency, ${n} streams beating every ${INTERVAL_MS} ms (ratio = baseline/value)`, value: l.intervalP50Ms, unit: "ms", baseline: "raw echo p50, same beats", baselineValue: r.intervalP50Ms, ratio: r.intervalP50Ms / l.intervalP50Ms },
         { name: `Server RSS per held stream, ${n} streams (ratio = value/baseline)`, value: l.kbPerStream, unit: "KB", baseline: "raw echo RSS per held stream", baselineValue: r.kbPerStream, ratio: l.kbPerStream / r.kbPerStream, goal: "≤ 1.2" },
         { name: `Server CPU per stream opened (TLS handshake; licensing: + hello), ${n} streams (ratio = value/baseline)`, value: l.cpuPerOpenMs, unit: "ms", baseline: "raw echo CPU per stream opened", baselineValue: r.cpuPerOpenMs, ratio: l.cpuPerOpenMs / r.cpuPerOpenMs },

@@ -1,10 +1,14 @@
 /**
- * `npm run bench [-- <name> ...]`: runs the project's benchmarks and prints one table of figures,
- * each beside a baseline measured in the same run, with the ratio and the machine's core count.
- * Names: signing, audit, licensing, heartbeat, sweep, last-seen (all when none given).
+ * `npm run bench [-- <name> ...] [--markdown[=<file>]]`: runs the project's benchmarks and prints
+ * one table of figures, each beside a baseline measured in the same run, with the ratio and the
+ * machine's core count. Names: signing, audit, licensing, heartbeat, sweep, last-seen (all when
+ * none given). `--markdown` also writes the figures to `docs/benchmarks.md` (or `<file>`), one
+ * table per benchmark, keeping the tables of benchmarks not run.
  */
-import { cpus } from "node:os";
-import { type BenchResult, printResults } from "./result.js";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { currentMachine, mergeBenchmarks, today } from "./markdown.js";
+import { type BenchArea, type BenchResult, printResults } from "./result.js";
 
 type Bench = () => Promise<BenchResult[]>;
 
@@ -19,28 +23,41 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   "last-seen": async () => (await import("./last-seen.js")).benchLastSeen,
 };
 
+const DEFAULT_MARKDOWN = fileURLToPath(new URL("../../docs/benchmarks.md", import.meta.url));
+
 async function main(): Promise<void> {
-  const asked = process.argv.slice(2).filter((a) => !a.startsWith("-"));
-  const unknown = asked.filter((a) => !(a in BENCHES));
+  const args = process.argv.slice(2);
+  const asked = args.filter((a) => !a.startsWith("-"));
+  const flags = args.filter((a) => a.startsWith("-"));
+  const unknown = [...asked.filter((a) => !(a in BENCHES)), ...flags.filter((f) => f !== "--markdown" && !f.startsWith("--markdown="))];
   if (unknown.length > 0) {
-    console.error(`unknown benchmark(s): ${unknown.join(", ")}; known: ${Object.keys(BENCHES).join(", ")}`);
+    console.error(`unknown benchmark(s) or option(s): ${unknown.join(", ")}; known: ${Object.keys(BENCHES).join(", ")}, --markdown[=<file>]`);
     process.exit(2);
   }
+  const markdownFlag = flags.find((f) => f.startsWith("--markdown"));
+  const markdownFile = markdownFlag === undefined ? undefined : markdownFlag.includes("=") ? markdownFlag.slice(markdownFlag.indexOf("=") + 1) : DEFAULT_MARKDOWN;
   const names = asked.length > 0 ? asked : Object.keys(BENCHES);
-  const results: BenchResult[] = [];
+  const machine = currentMachine();
+  const areas: BenchArea[] = [];
   const failed: string[] = [];
   for (const name of names) {
     console.error(`== ${name}`);
     try {
       const bench = await BENCHES[name]!();
-      results.push(...(await bench()));
+      areas.push({ area: name, machine, date: today(), results: await bench() });
     } catch (err) {
       failed.push(name);
       console.error(`benchmark ${name} failed:`, err);
     }
   }
-  console.log(`\n${cpus().length} cores, node ${process.version}, DATABASE_URL ${process.env.DATABASE_URL ? "set" : "unset"}`);
-  printResults(results);
+  console.log(`\n${machine.cores} cores, node ${machine.node}, DATABASE_URL ${process.env.DATABASE_URL ? "set" : "unset"}`);
+  printResults(areas.flatMap((a) => a.results));
+  if (markdownFile) {
+    // A failed benchmark leaves its earlier table in place rather than an empty one.
+    const existing = existsSync(markdownFile) ? readFileSync(markdownFile, "utf8") : undefined;
+    writeFileSync(markdownFile, mergeBenchmarks(existing, areas, Object.keys(BENCHES)));
+    console.error(`wrote ${markdownFile} (${areas.map((a) => a.area).join(", ") || "no area"} refreshed)`);
+  }
   if (failed.length > 0) {
     console.error(`failed: ${failed.join(", ")}`);
     process.exit(1);

@@ -15,15 +15,36 @@ export interface BenchResult {
   ratio: number;
   /** The goal, e.g. "≥ 0.5", shown beside the ratio. */
   goal?: string;
+  /** What the run saw around the figure (load, stalls), printed after the name; not part of the figure. */
+  detail?: string;
+}
+
+/** The machine a run measured on, stated beside its figures. */
+export interface BenchMachine {
+  cores: number;
+  /** The CPU model as the OS names it. */
+  cpu: string;
+  /** `process.version`. */
+  node: string;
+}
+
+/** One benchmark's figures from one run: what `docs/benchmarks.md` keeps per area. */
+export interface BenchArea {
+  /** The benchmark's name on the command line, e.g. "sweep". */
+  area: string;
+  machine: BenchMachine;
+  /** When it was measured, `YYYY-MM-DD`. */
+  date: string;
+  results: BenchResult[];
 }
 
 /** Prints results as one aligned table. */
 export function printResults(results: readonly BenchResult[]): void {
   const rows = results.map((r) => [
-    r.name,
-    `${fmt(r.value)} ${r.unit}`,
+    r.detail ? `${r.name}; ${r.detail}` : r.name,
+    `${formatFigure(r.value)} ${r.unit}`,
     r.baseline,
-    `${fmt(r.baselineValue)} ${r.unit}`,
+    `${formatFigure(r.baselineValue)} ${r.unit}`,
     r.ratio.toFixed(2),
     r.goal ?? "",
   ]);
@@ -35,7 +56,8 @@ export function printResults(results: readonly BenchResult[]): void {
   for (const row of rows) console.log(line(row));
 }
 
-function fmt(n: number): string {
+/** A figure as the tables show it: whole and grouped from 100 up, two decimals below. */
+export function formatFigure(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2);
 }
 

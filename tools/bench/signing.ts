@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- signing`: Sign RPC throughput over mTLS (gRPC, the licensing service's
  * certificate, 64 concurrent callers, ~3 s) against raw Ed25519 `crypto.sign` throughput
- * measured in the same run on the same machine. Goal: ratio ≥ 0.5 (DESIGN.md §11).
+ * measured in the same run on the same machine. Goal: ratio ≥ 0.5 (docs/design.md §11).
  *
  * The service runs in a child process, as it does in production (licensing calls it over the
  * network), so client and server do not share one event loop; raw `crypto.sign` runs on one

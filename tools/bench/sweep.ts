@@ -29,9 +29,9 @@ const PAGE_SIZE = 50_000;
 const STALE_EVERY = 10;
 // Older than the default heartbeat_timeout (5 min), well within the grace window (14 d).
 const STALE_MS = 10 * 60_000;
-// Nine rounds on SQLite, where a round takes well under a second and one sweep swung from 142 to
-// 216 ms within a run: three rounds read anything from 0.41 to 0.51 on one machine in one hour,
-// nine read 0.41-0.45. PostgreSQL's rounds take seconds and swing less.
+// Nine rounds on SQLite, where a round takes well under a second and one sweep swings widely
+// within a run: the median of three moved by a fifth from run to run, the median of nine far
+// less. PostgreSQL's rounds take seconds and swing less.
 const roundsDefault = (pg: boolean) => (pg ? 5 : 9);
 // Rounds run first and not counted: the first of each measurement pays for cold code (the apps'
 // paths not yet optimised by V8) and cold caches (the baseline's and licensing's page caches),

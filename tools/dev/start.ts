@@ -19,7 +19,7 @@ const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
 const dataDir = resolve(process.env.DATA_DIR ?? "./data");
 const host = process.env.HOST ?? "127.0.0.1";
 
-/** The four apps on their fixed ports (DESIGN.md §12). */
+/** The four apps on their fixed ports (docs/design.md §12). */
 const APPS = [
   { name: "signing-keys", port: 7444 },
   { name: "audit", port: 7445 },

@@ -11,9 +11,9 @@ import { ConfigError, readCommonConfig, type CommonConfig } from "@lcp/rpc";
 import { parseDuration } from "@lcp/tokens";
 import type { Logger } from "pino";
 
-/** The audit app's default port (DESIGN.md §12). */
+/** The audit app's default port (docs/design.md §12). */
 export const DEFAULT_AUDIT_PORT = 7445;
-/** How far a producer's clock may run ahead (DESIGN.md §5 max_clock_skew default). */
+/** How far a producer's clock may run ahead (docs/design.md §5 max_clock_skew default). */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
 /** Everything `startAudit` needs, parsed and validated. */

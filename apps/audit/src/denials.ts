@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from "uuid";
 import { canonicalJson } from "./chain/canonical.js";
 import type { NormalizedEvent } from "./validate.js";
 
-/** The audit action of every refused call (DESIGN.md §7, `@lcp/domain` AUDIT_ACTIONS). */
+/** The audit action of every refused call (docs/design.md §7, `@lcp/domain` AUDIT_ACTIONS). */
 export const AUTHZ_DENIED = "authz.denied";
 
 

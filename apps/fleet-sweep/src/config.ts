@@ -6,11 +6,11 @@
 import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type Logger, type ServerTls } from "@lcp/rpc";
 import { DurationError, parseDuration } from "@lcp/tokens";
 
-/** Fleet-sweep's default port (DESIGN.md §12). */
+/** Fleet-sweep's default port (docs/design.md §12). */
 export const DEFAULT_FLEET_SWEEP_PORT = 7446;
 /** Licensing's default address (its default port, 7443). */
 export const DEFAULT_LICENSING_URL = "https://localhost:7443";
-/** DESIGN.md §5 sweep_interval default. */
+/** docs/design.md §5 sweep_interval default. */
 export const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
 /** Deployments per Reconcile page when a request leaves it 0 (proto default). */
 export const DEFAULT_SWEEP_PAGE_SIZE = 1_000;

@@ -105,7 +105,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       client: createClient(SigningKeyService, { baseUrl: config.signingKeysUrl, tls: ownTls }),
       log,
     });
-    // Heartbeat streams (issue 5): the hub is the directive publisher, so every committed change
+    // Heartbeat streams: the hub is the directive publisher, so every committed change
     // reaches a connected box on any replica.
     const heartbeat = await createHeartbeatModule({
       db,

@@ -23,7 +23,7 @@ import type { FaultInjection } from "./core/deployment-change.js";
 import type { DirectivePublisher } from "./core/directive-publisher.js";
 import type { HeartbeatLimits } from "./heartbeat/index.js";
 
-/** The default port of licensing (DESIGN.md §12). */
+/** The default port of licensing (docs/design.md §12). */
 export const DEFAULT_PORT = 7443;
 /** Where signing-keys listens by default. */
 export const DEFAULT_SIGNING_KEYS_URL = "https://localhost:7444";

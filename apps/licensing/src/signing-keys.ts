@@ -1,5 +1,5 @@
 /**
- * Licensing's view of signing-keys (DESIGN.md §2: licensing calls `Sign`): signing licence and
+ * Licensing's view of signing-keys (docs/design.md §2: licensing calls `Sign`): signing licence and
  * lease tokens, issuing appliance certificates, the JWKS (cached, refreshed when a token names a
  * key we have not seen) and the appliance trust bundle for our listener. Licensing never holds a
  * signing key or the appliance CA key.

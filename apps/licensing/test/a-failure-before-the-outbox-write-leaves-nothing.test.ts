@@ -1,5 +1,5 @@
 /**
- * Atomicity ("no change without its record", DESIGN.md §7): a failure injected inside the
+ * Atomicity ("no change without its record", docs/design.md §7): a failure injected inside the
  * transaction after the state change is written and before its audit event goes to the outbox
  * leaves neither the change nor the event — for every kind of change.
  */

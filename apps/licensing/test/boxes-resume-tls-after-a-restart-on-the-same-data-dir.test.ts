@@ -1,5 +1,5 @@
 /**
- * Issue 5, kill -9: licensing keeps its TLS session-ticket secret in its data dir, so a box (the
+ * After a kill -9, licensing keeps its TLS session-ticket secret in its data dir, so a box (the
  * real SDK, holding its Heartbeat stream over mTLS) that kept its ticket resumes TLS when licensing
  * comes back on the same port and data dir — and is admitted as the same box, streaming again.
  * With another secret in the file the box's ticket is useless and it silently does a full

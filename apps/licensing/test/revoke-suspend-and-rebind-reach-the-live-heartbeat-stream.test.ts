@@ -1,5 +1,5 @@
 /**
- * Changes reach a streaming box at once (DESIGN.md §5 "every state change pushes a directive"),
+ * Changes reach a streaming box at once (docs/design.md §5 "every state change pushes a directive"),
  * with the real SDK as the box over mTLS: revoke → LOCK in under a second; subscription INVALID →
  * SUSPEND, VALID → REACTIVATE; rebind → the old box is told LOCK and the new box streams. And
  * across replicas (PostgreSQL): the box streams to replica B, the revoke is sent to replica A,

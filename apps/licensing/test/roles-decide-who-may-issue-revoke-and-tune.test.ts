@@ -1,5 +1,5 @@
 /**
- * Roles (DESIGN.md §3): onboarding may provision and issue but not revoke; support may revoke and
+ * Roles (docs/design.md §3): onboarding may provision and issue but not revoke; support may revoke and
  * rebind; only super_admin may update settings; auditor reads only. Refusals are PermissionDenied
  * and change nothing; a refusal repeated in a loop is audited once, then as a count.
  */

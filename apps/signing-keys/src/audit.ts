@@ -28,7 +28,7 @@ export function actorOf(principal: Principal): AuditActor {
 
 /**
  * Writes one audit event into the outbox in the caller's transaction, so it commits or rolls
- * back with the change it records (DESIGN.md §7).
+ * back with the change it records (docs/design.md §7).
  */
 export function audit(
   em: EntityManager,

@@ -16,7 +16,7 @@ import type { Logger } from "pino";
 import { ConfigError, readCommonConfig, type CommonConfig } from "@lcp/rpc";
 import { parseKek } from "@lcp/tokens";
 
-/** The default port of signing-keys (DESIGN.md §12). */
+/** The default port of signing-keys (docs/design.md §12). */
 export const DEFAULT_PORT = 7444;
 /** The default `iss` of signed tokens. */
 export const DEFAULT_TOKEN_ISSUER = "https://lcp.local/licensing";

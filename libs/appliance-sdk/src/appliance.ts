@@ -1,6 +1,6 @@
 /**
  * The appliance: what a box embeds to activate its licence, hold the heartbeat stream and decide
- * its own state offline (DESIGN.md §4–§6, §8). The control plane is never trusted to be
+ * its own state offline (docs/design.md §4–§6, §8). The control plane is never trusted to be
  * reachable: every decision comes from the last verified lease, the local locks and the time
  * watermark, so the box keeps serving through an outage and stops once its lease runs out.
  */

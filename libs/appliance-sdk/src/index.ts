@@ -1,6 +1,6 @@
 /**
  * @lcp/appliance-sdk — what an appliance embeds: activate with a CSR, hold the heartbeat stream
- * over mTLS, verify leases offline and decide its own state (DESIGN.md §4–§6, §8).
+ * over mTLS, verify leases offline and decide its own state (docs/design.md §4–§6, §8).
  *
  * ```ts
  * const box = await createAppliance({ baseUrl, caPem, licenseId, licenseToken, fingerprint, stateFile, issuer });

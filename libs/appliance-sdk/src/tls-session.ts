@@ -1,5 +1,5 @@
 /**
- * TLS session resumption for the heartbeat connection (issue 5, kill -9): the box keeps the last
+ * TLS session resumption for the heartbeat connection (a restart after kill -9): the box keeps the last
  * session ticket its connection received and offers it when it redials, so a restarted licensing
  * process (whose ticket keys survive the restart) resumes 10,000 boxes without a signature and a
  * client-chain check each. Kept in memory only: the case it serves is the server restarting while

@@ -1,4 +1,4 @@
-/** The audit action names of DESIGN.md §7: the one list producers and the audit service share. */
+/** The audit action names of docs/design.md §7: the one list producers and the audit service share. */
 
 /** Every audit action a service may record. */
 export const AUDIT_ACTIONS = [

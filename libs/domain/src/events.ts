@@ -1,5 +1,5 @@
 /**
- * The event rules of DESIGN.md §5 as pure functions: facts in, new facts (or a refusal) out.
+ * The event rules of docs/design.md §5 as pure functions: facts in, new facts (or a refusal) out.
  * Callers persist the new facts, then re-derive the state and record any transition.
  * Input checks come first, then the state rules in the order of {@link DOMAIN_CODES}.
  */

@@ -1,6 +1,6 @@
 /**
  * @lcp/domain: the pure rules of licensing. No I/O; `now` is always a parameter (epoch ms),
- * durations are milliseconds. See DESIGN.md §5.
+ * durations are milliseconds. See docs/design.md §5.
  */
 export * from "./verdict.js";
 export * from "./duration.js";

@@ -1,5 +1,5 @@
 /**
- * Lease math (DESIGN.md §6): a lease is the signed permission a box runs on while offline. It is
+ * Lease math (docs/design.md §6): a lease is the signed permission a box runs on while offline. It is
  * valid for the grace window and re-signed only when old or when the state changes, never on
  * every heartbeat (signing is the expensive part of the hot path).
  */

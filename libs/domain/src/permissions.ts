@@ -1,6 +1,6 @@
 /**
  * Roles → permissions: the one table in code, and the only place roles are named
- * (DESIGN.md §3). Everything a role does not list is denied.
+ * (docs/design.md §3). Everything a role does not list is denied.
  */
 
 /** Every permission an admin token can carry through its roles. */

@@ -21,7 +21,7 @@ export interface Settings {
   readonly sweepIntervalMs: number;
 }
 
-/** The defaults of DESIGN.md §5: 60 s, 5 min, 14 d, 1 h, 5 min, 1 min. */
+/** The defaults of docs/design.md §5: 60 s, 5 min, 14 d, 1 h, 5 min, 1 min. */
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   heartbeatIntervalMs: 60 * SECOND_MS,
   heartbeatTimeoutMs: 5 * MINUTE_MS,

@@ -1,5 +1,5 @@
 /**
- * The deployment's state, derived from its facts (DESIGN.md §5). Facts are the truth; the state is
+ * The deployment's state, derived from its facts (docs/design.md §5). Facts are the truth; the state is
  * never set directly, only re-derived, so every replica and every sweep agrees on it.
  */
 import type { Settings } from "./settings.js";

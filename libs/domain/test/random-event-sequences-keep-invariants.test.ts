@@ -1,4 +1,4 @@
-// Property tests (DESIGN.md §5): random event sequences through the domain with a simulated
+// Property tests (docs/design.md §5): random event sequences through the domain with a simulated
 // store, checking the invariants the whole system relies on.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";

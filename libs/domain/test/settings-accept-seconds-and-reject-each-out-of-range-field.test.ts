@@ -3,7 +3,7 @@ import { DAY_MS, DEFAULT_SETTINGS, applySettingsPatch, formatDuration, validateS
 import { S, fastSettings } from "./fixtures.js";
 
 describe("validateSettings", () => {
-  it("accepts the defaults of DESIGN.md §5", () => {
+  it("accepts the defaults of docs/design.md §5", () => {
     expect(DEFAULT_SETTINGS).toEqual({
       heartbeatIntervalMs: 60 * S,
       heartbeatTimeoutMs: 300 * S,

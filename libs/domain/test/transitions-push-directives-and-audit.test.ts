@@ -81,7 +81,7 @@ describe("auditActionFor", () => {
     }
   });
 
-  it("the action list is DESIGN.md §7's, without duplicates", () => {
+  it("the action list is docs/design.md §7's, without duplicates", () => {
     expect(new Set(AUDIT_ACTIONS).size).toBe(AUDIT_ACTIONS.length);
     expect(AUDIT_ACTIONS).toContain("authz.denied");
     expect(isAuditAction("license.steal")).toBe(false);

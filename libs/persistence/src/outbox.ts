@@ -71,7 +71,7 @@ const OUTCOMES: Record<OutcomeName, Outcome> = {
 
 /** Input of {@link newAuditEvent}. Kinds and outcomes may be given as the enum or its lowercase name. */
 export interface NewAuditEventInput {
-  /** e.g. `license.issue`, `authz.denied` (DESIGN.md §7). */
+  /** e.g. `license.issue`, `authz.denied` (docs/design.md §7). */
   action: string;
   actor: { kind: ActorKind | ActorKindName; id: string; roles?: readonly string[] };
   resource: { type: string; id: string };
@@ -108,7 +108,7 @@ export function newAuditEvent(input: NewAuditEventInput): AuditEvent {
 
 /**
  * Adds `event` to the outbox in the caller's unit of work: it is written by the caller's flush
- * and commits or rolls back with the change it records (DESIGN.md §7 "No change without its
+ * and commits or rolls back with the change it records (docs/design.md §7 "No change without its
  * record"). Does not flush. Call it with the EntityManager of the transaction making the change.
  */
 export function recordAudit(em: EntityManager, event: AuditEvent): OutboxEventRow {

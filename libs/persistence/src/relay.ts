@@ -285,7 +285,7 @@ export interface GaugeFactory {
 }
 
 /**
- * Exposes `outbox_depth` and `outbox_oldest_pending_age_seconds` (DESIGN.md §10): an outbox
+ * Exposes `outbox_depth` and `outbox_oldest_pending_age_seconds` (docs/design.md §10): an outbox
  * that only grows means audit is unreachable or refusing a batch, which is worth an alert long
  * before anything is lost.
  */

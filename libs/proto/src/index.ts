@@ -13,7 +13,7 @@ import { SigningKeyService, file_signing_v1_signing_key_service } from "./gen/si
 
 export { AuditService, FleetSweepService, ApplianceService, LicensingService, ReconcileService, SigningKeyService };
 
-/** Every control-plane service (not health or reflection), in the order of DESIGN.md §2. */
+/** Every control-plane service (not health or reflection), in the order of docs/design.md §2. */
 export const controlPlaneServices: readonly DescService[] = [
   LicensingService,
   ApplianceService,

@@ -1,5 +1,5 @@
 /**
- * Refused calls, audited without letting a flood fill the trail (DESIGN.md §7). Anyone who can
+ * Refused calls, audited without letting a flood fill the trail (docs/design.md §7). Anyone who can
  * reach a port can be refused — a call without a token costs the caller nothing — and every
  * refusal was one audit write, awaited before the answer: a loop of bad calls became a loop of
  * writes into every service's database and the audit chain.

@@ -24,8 +24,8 @@ export class DomainError extends Error {
 }
 
 /**
- * Domain code → Connect code: the one table for the whole system (DESIGN.md, STYLE.md
- * "Errors"). Add a code here, in its group, when a verdict gains one; an unknown code is a
+ * Domain code → Connect code: the one table for the whole system (docs/design.md, docs/CONVENTIONS.md
+ * "Style"). Add a code here, in its group, when a verdict gains one; an unknown code is a
  * bug and answers Internal, so a forgotten entry is noticed rather than guessed.
  */
 export const DOMAIN_CODES: Readonly<Record<string, Code>> = {

@@ -2,7 +2,7 @@
  * Prometheus metrics of one server: a registry of its own (several servers share a test process,
  * so the global default registry would mix them), the built-in per-call RPC metrics, the
  * process metrics, and helpers with which apps register theirs. Served at `GET /metrics` by
- * `createServer` (DESIGN.md §10).
+ * `createServer` (docs/design.md §10).
  */
 import {
   collectDefaultMetrics,

@@ -21,7 +21,7 @@ export type Rule =
 const ALL_SERVICES: readonly ServiceName[] = SERVICE_NAMES;
 
 /**
- * The policy table for the whole system, by procedure (`"pkg.Service/Method"`): DESIGN.md §3.
+ * The policy table for the whole system, by procedure (`"pkg.Service/Method"`): docs/design.md §3.
  * Everything not listed is denied, and `policy-matrix.test.ts` proves every RPC in the
  * descriptors has an entry, so a new RPC is unreachable until someone decides who may call it.
  */

@@ -1,5 +1,5 @@
 /**
- * Raw gRPC streams: a method whose traffic is the fleet's (licensing's Heartbeat, DESIGN.md §8)
+ * Raw gRPC streams: a method whose traffic is the fleet's (licensing's Heartbeat, docs/design.md §8)
  * can be served directly on `node:http2` streams, beside the Connect stack on the same listener
  * and port. `createServer({ rawStreams })` admits each such call exactly like the interceptor does
  * (request id, authentication, the policy, `onDenied`) before the handler sees the stream; the

@@ -46,7 +46,7 @@ describe("the policy table", () => {
     }
   });
 
-  it("is public only where DESIGN.md says so (GetJwks, Activate, health, reflection)", () => {
+  it("is public only where docs/design.md says so (GetJwks, Activate, health, reflection)", () => {
     const open = Object.entries(POLICY).filter(([, r]) => "public" in r).map(([p]) => p).sort();
     expect(open).toEqual([
       "grpc.health.v1.Health/Check",
@@ -59,7 +59,7 @@ describe("the policy table", () => {
     ]);
   });
 
-  it("lets internal principals do only what DESIGN.md §3 names", () => {
+  it("lets internal principals do only what docs/design.md §3 names", () => {
     const internal = Object.fromEntries(
       Object.entries(POLICY).filter(([, r]) => "services" in r).map(([p, r]) => [p, [...(r as { services: string[] }).services].sort()]),
     );

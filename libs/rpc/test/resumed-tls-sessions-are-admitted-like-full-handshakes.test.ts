@@ -1,5 +1,5 @@
 /**
- * TLS session resumption (issue 5, kill -9): a box that kept its session ticket resumes instead of
+ * TLS session resumption (after a kill -9): a box that kept its session ticket resumes instead of
  * redoing the full handshake, and a resumed connection is admitted exactly as a full handshake
  * would be — same principal; a revoked serial, a certificate that expired since, and a trust set
  * that dropped its CA all refused with the full handshake's code. Real mTLS on port 0; the client

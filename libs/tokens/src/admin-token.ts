@@ -1,5 +1,5 @@
 /**
- * Verification of admin bearer tokens from the organisation's OIDC issuer (DESIGN.md §4).
+ * Verification of admin bearer tokens from the organisation's OIDC issuer (docs/design.md §4).
  * Issuer, audience and keys are configured; the roles come from a configurable claim.
  */
 import {

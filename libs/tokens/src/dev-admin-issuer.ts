@@ -1,5 +1,5 @@
 /**
- * The development admin-token issuer (DESIGN.md §4): with no OIDC issuer configured, an Ed25519
+ * The development admin-token issuer (docs/design.md §4): with no OIDC issuer configured, an Ed25519
  * key is generated once into the PKI folder, the apps trust its JWKS, and `npm run token` mints from it.
  */
 import { randomUUID } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * Envelope encryption for private keys at rest (DESIGN.md §6): AES-256-GCM under a
+ * Envelope encryption for private keys at rest (docs/design.md §6): AES-256-GCM under a
  * key-encryption key (KEK) from configuration, or in development one generated into the data folder.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * The lease token (DESIGN.md §6): what lets a box run offline for the grace window.
+ * The lease token (docs/design.md §6): what lets a box run offline for the grace window.
  * Header `typ: lease+jwt`; claims iss, sub (licence id), dep, fph, st, seq, iat, exp = iat + grace window.
  */
 import { TOKEN_TYPES } from "./signing-key.js";

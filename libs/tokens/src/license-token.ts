@@ -1,5 +1,5 @@
 /**
- * The licence token (DESIGN.md §6): what a box is shipped with and presents to `Activate`.
+ * The licence token (docs/design.md §6): what a box is shipped with and presents to `Activate`.
  * Header `typ: license+jwt`; claims iss, sub (licence id), dep, ent, iat, nbf, exp (term end), jti.
  */
 import { randomUUID } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * Ed25519 signing keys and the signer for our own tokens (licence, lease) — DESIGN.md §6.
+ * Ed25519 signing keys and the signer for our own tokens (licence, lease) — docs/design.md §6.
  */
 import { createPrivateKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint } from "jose";
@@ -80,7 +80,7 @@ function privateKeyFor(kid: string, pem: string): KeyObject {
  *
  * Synchronous: it signs with node's `crypto.sign` on a cached `KeyObject` rather than jose's
  * WebCrypto path, because the signing service's goal is to stay within 2× of raw `crypto.sign`
- * (DESIGN.md §11). The output is a standard JWS; jose verifies it (see the tests).
+ * (docs/design.md §11). The output is a standard JWS; jose verifies it (see the tests).
  */
 export function signJwt(input: SignJwtInput): string {
   const header = { alg: "EdDSA", typ: input.typ, kid: input.kid };

@@ -1,5 +1,5 @@
 /**
- * The ONE canonical encoding of an audit event, the input of its hash (DESIGN.md §7).
+ * The ONE canonical encoding of an audit event, the input of its hash (docs/design.md §7).
  *
  * An event is encoded as the UTF-8 bytes of a JSON array with this fixed field order and no
  * whitespace (`JSON.stringify` of each element, joined by `,`):

@@ -52,7 +52,7 @@ export type VerifyResult =
  * driver directly, on a connection of their own, with prepared statements: an append is one
  * transaction of four statements however large the batch, where a unit-of-work flush (or even
  * the query builder) would cost a change-set, an SQL build and a statement prepare per call —
- * more than the insert itself (DESIGN.md §11: Append ≥ 0.4× a bare batched INSERT).
+ * more than the insert itself (docs/design.md §11: Append ≥ 0.4× a bare batched INSERT).
  */
 export interface AuditStore {
   /** Appends `events` for `producer` in one transaction; idempotent by event id. */

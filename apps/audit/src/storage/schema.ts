@@ -1,6 +1,6 @@
 /**
  * The audit app's storage as the migrations CLI and `createOrm` see it: its entities and its
- * committed migrations per driver (libs/persistence README "Layout"). The audit app has no
+ * committed migrations per driver (libs/persistence README "Storage module convention"). The audit app has no
  * outbox: it is where outboxes deliver to, and it appends its own events directly.
  *
  * The first migration is hand-edited beyond what the CLI generates: it also inserts the chain

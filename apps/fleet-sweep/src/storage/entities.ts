@@ -1,5 +1,5 @@
 /**
- * Fleet-sweep's tables (DESIGN.md §2: sweep runs and their reports, outbox) and the run lock that
+ * Fleet-sweep's tables (docs/design.md §2: sweep runs and their reports, outbox) and the run lock that
  * keeps several replicas from sweeping at the same time.
  */
 import { defineEntity, p, type InferEntity } from "@mikro-orm/core";

@@ -1,5 +1,5 @@
 /**
- * One sweep run (DESIGN.md §9): take the run lock while licensing cuts the fleet into key ranges
+ * One sweep run (docs/design.md §9): take the run lock while licensing cuts the fleet into key ranges
  * (`SplitFleet`), page through each with licensing's `Reconcile` (keyset cursor, the ranges side
  * by side) at ONE `now`, tally the report, store progress after every page but the run's last, and
  * finish with the report and its `fleet.sweep` audit event — in the transaction that releases the

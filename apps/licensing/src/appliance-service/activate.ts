@@ -1,6 +1,6 @@
 /**
  * Activate — "The appliance activates its licence on first run … binds the licence to the box's
- * fingerprint and drives the deployment to active" (DESIGN.md §4 enrolment). No client
+ * fingerprint and drives the deployment to active" (docs/design.md §4 enrolment). No client
  * certificate: the licence token authorises the call. In order:
  *
  * 1. fields (validate.ts); the fingerprint is hashed at once and never stored raw;

@@ -1,7 +1,6 @@
 /**
- * The ApplianceService implementation. Activate is here; Heartbeat and SendHeartbeat belong to the
- * heartbeat work (issue 5) and answer Unimplemented until then — after authentication, so a
- * revoked appliance certificate is refused (Unauthenticated) even now.
+ * The ApplianceService implementation. Activate is here; Heartbeat and SendHeartbeat are the
+ * heartbeat module's (heartbeat/appliance-handlers.ts), merged with these in app.ts.
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";

@@ -1,5 +1,5 @@
 /**
- * The one way a deployment changes (DESIGN.md §5): load its facts, let a domain rule decide the
+ * The one way a deployment changes (docs/design.md §5): load its facts, let a domain rule decide the
  * new facts, do any remote work (signing a lease, issuing a certificate) BEFORE the transaction,
  * then in one transaction compare-and-set the deployment on its version, write the licence and
  * any extra rows, derive the state, record the transition, its directives and every audit event

@@ -2,7 +2,7 @@
  * The seam between a committed change and a box's live connection: after a transaction that wrote
  * directives commits, licensing hands them to the publisher. The default does nothing (the rows
  * are in the `directive` table and are redelivered when the box next connects); the heartbeat
- * stream hub (issue 5) implements it to push to a connected box, and across replicas through
+ * stream hub implements it to push to a connected box, and across replicas through
  * PostgreSQL LISTEN/NOTIFY.
  */
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";

@@ -1,6 +1,6 @@
 /**
  * ApplianceService.Heartbeat over plain gRPC, served directly on the `node:http2` stream — the
- * fleet's hot path (DESIGN.md §8, README "Heartbeat transport"). libs/rpc admits the call first
+ * fleet's hot path (docs/design.md §8, README "Heartbeat transport"). libs/rpc admits the call first
  * (peer certificate → appliance principal, licensing's checkAppliance with its revoked serials,
  * the policy, onDenied) and hands over the stream; this file reads the 5-byte-framed
  * HeartbeatRequests (a beat's nonce read in place, grpc-wire.ts), feeds them to the same

@@ -1,8 +1,8 @@
 /**
  * gRPC wire pieces of the raw Heartbeat transport (grpc-stream.ts): the 5-byte length-prefixed
  * frame, and the ack of a beat encoded by hand. The ack is the one message sent once per beat per
- * box, so it is written straight into its frame instead of through `create` + `toBinary` (≈ 6 µs
- * each on these machines); heartbeat-ack-encoding-matches-protobuf-es.test.ts proves the bytes
+ * box, so it is written straight into its frame instead of through `create` + `toBinary` (a
+ * measurable share of a beat's cost); heartbeat-ack-encoding-matches-protobuf-es.test.ts proves the bytes
  * equal protobuf-es' for any nonce, time and state.
  */
 import { create, toBinary } from "@bufbuild/protobuf";

@@ -1,5 +1,5 @@
 /**
- * The heartbeat hot path's only writer (DESIGN.md §8): healthy beats do not touch the ORM, they
+ * The heartbeat hot path's only writer (docs/design.md §8): healthy beats do not touch the ORM, they
  * mark the deployment as seen in memory, and at most once per `flushEveryMs` (1 s) every mark
  * since the last flush is written in one statement per 2,000 boxes, the marks bound as one JSON
  * text: an `UPDATE … FROM json_each(…)` join on SQLite (in key order), an `UPDATE … FROM
@@ -71,9 +71,9 @@ const DEFAULT_BATCH = 2_000;
  * The marks in deployment-id order. Ids are UUIDv7s minted at provisioning, so on SQLite their
  * order is the table's storage order: a batch then updates one stretch of the table, where a fleet
  * beating at random phases would have each batch of 2,000 touch nearly every page of it, and every
- * page be written to the WAL (and checkpointed) once per batch instead of once per flush. 10,000
- * boxes: about 30 ms of the event loop a flush, sort included, instead of 58 (`npm run bench --
- * last-seen`). PostgreSQL measured no gain (its statements do not run on this thread), so it keeps
+ * page be written to the WAL (and checkpointed) once per batch instead of once per flush; the
+ * sort costs far less than it saves (`npm run bench -- last-seen`, key order against random
+ * phases). PostgreSQL showed no gain (its statements do not run on this thread), so it keeps
  * the marks as they came.
  */
 function inKeyOrder(marks: Map<string, number>): [string, number][] {
@@ -108,11 +108,9 @@ export function createLastSeenWriter(options: LastSeenWriterOptions): LastSeenWr
   /** One batch of marks as a statement. */
   function lastSeenStatement(batch: [string, number][]): ThreadStatement {
     // The marks as one JSON parameter ([[id, epoch ms], …]), joined by primary key: linear in the
-    // batch. (A `CASE id WHEN … THEN …` list is searched linearly for every row, which made a
-    // 10,000-box flush cost ~240 ms of SQLite's event loop a second instead of ~12. On PostgreSQL a
-    // `VALUES` list of two bound parameters a mark, a Date each, took 30–34 ms of this thread and
-    // 157–160 ms in all for 10,000 boxes; the one JSON text 16–25 and 101–122 ms: `npm run bench
-    // -- last-seen`.)
+    // batch. (A `CASE id WHEN … THEN …` list is searched linearly for every row, quadratic in the
+    // flush. On PostgreSQL a `VALUES` list of two bound parameters a mark, a Date each, cost this
+    // thread and the database more than the one JSON text: `npm run bench -- last-seen`.)
     // Only forward, and only for a bound box: a flush landing just after a rebind must not make the
     // unbound deployment look seen.
     const marks = JSON.stringify(batch);

@@ -1,5 +1,5 @@
 /**
- * One box's heartbeat, as the stream (and the unary SendHeartbeat) handles it (DESIGN.md §5, §8):
+ * One box's heartbeat, as the stream (and the unary SendHeartbeat) handles it (docs/design.md §5, §8):
  *
  * - hello: the licence must belong to the certificate's deployment (else PermissionDenied); the
  *   domain's heartbeat verdict on the deployment's facts decides — a refusal that means "this box

@@ -127,8 +127,8 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
       // Beats first: on SQLite each read below runs on this thread.
       await yieldToEventLoop();
       const chunk = ids.slice(i, i + STALE_CHECK_CHUNK);
-      // Plain rows, not entities: hydrating 500 of each took 40-75 ms of this thread at a stretch
-      // (MikroORM's entity factory), longer than a beat may wait.
+      // Plain rows, not entities: hydrating 500 of each held this thread at a stretch (MikroORM's
+      // entity factory), longer than a beat may wait.
       const conn = db.em().getConnection();
       const marks = chunk.map(() => "?").join(", ");
       const versions = await conn.execute<Array<{ id: string; version: number | string }>>(`select id, version from deployment where id in (${marks})`, chunk, "all");

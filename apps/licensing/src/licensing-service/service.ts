@@ -1,8 +1,8 @@
 /**
  * The LicensingService implementation: thin handlers over validate.ts and one file per RPC or
  * area. Who may call what was decided before a handler runs (the policy table in libs/rpc).
- * Mutations record every refusal with outcome DENIED. ListHeartbeats and SendDirective belong to
- * the heartbeat work (issue 5) and answer Unimplemented until then.
+ * Mutations record every refusal with outcome DENIED. ListHeartbeats and SendDirective are the
+ * heartbeat module's (heartbeat/operator-handlers.ts), merged with these in app.ts.
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";

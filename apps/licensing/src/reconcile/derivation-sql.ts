@@ -97,8 +97,8 @@ export function derivedCodeSql(alias: string, at: Date, settings: Settings, pg: 
  * True (never NULL) only for a row stored ACTIVE that still derives ACTIVE at `at`: licence not
  * revoked, term not ended, bound, subscription not INVALID, and seen within `heartbeat_timeout` —
  * most of a healthy fleet. Each test is a comparison on one column, so a page skips such a row
- * before evaluating {@link storedCodeSql} and {@link derivedCodeSql} (on SQLite ~15 % of a page's
- * derivation). It does not fall back to the activation time: a row never seen is left to the full
+ * before evaluating {@link storedCodeSql} and {@link derivedCodeSql}, the costly part of a page's
+ * derivation. It does not fall back to the activation time: a row never seen is left to the full
  * derivation. Null-safe on purpose — `x >= ?` on a NULL is NULL, and `not (… and NULL)` would
  * drop the row from the page instead of deriving it — which the domain property test pins.
  */

@@ -1,5 +1,5 @@
 /**
- * The licensing side of the fleet sweep (DESIGN.md §9, issue 6): re-derive one keyset page of
+ * The licensing side of the fleet sweep (docs/design.md §9): re-derive one keyset page of
  * deployments at the sweep's `now` and apply every transition — set-based, in the database. The
  * state is derived in SQL in the scan that reads the page ({@link derivedCodeSql}, a transcription
  * of the domain's `deriveState` proven equal to it by a property test), so an unchanged row never
@@ -532,7 +532,7 @@ async function runPageSqlite(
  * The conflict clause of the SQLite page's multi-row writes. Inside a transaction, a statement
  * that could fail part-way (a NOT NULL column, a foreign key) makes SQLite keep a statement
  * journal: a copy of every page the statement changes, so that the statement alone can be undone
- * — ~12 MB for a 50,000-row page, spilled to a temp file, about half of the UPDATE's time. `OR
+ * — megabytes for a 50,000-row page, spilled to a temp file, a large share of the UPDATE. `OR
  * FAIL` stops at a failing row without undoing the rows before it, so no journal is kept. Nothing
  * is lost: the page's transaction is the unit, and any error rolls the whole of it back. (An
  * autocommitted statement, like the bench's bare UPDATE, keeps none either.)

@@ -9,7 +9,7 @@
  *   table was never analysed, or analysed while empty), then each boundary by
  *   skipping that many keys from the previous one in the primary key (an index-only scan). A
  *   stale estimate only makes the ranges uneven. Numbering every id instead (a window over the
- *   whole key) costs ~0.5 s at 1,000,000 deployments: a sixth of a sweep.
+ *   whole key) reads all 1,000,000 keys: a sizeable share of a sweep.
  * - SQLite: no boundaries, one range. Its single writer, driven synchronously from licensing's
  *   event loop, runs one page at a time however many are asked for; ranges side by side would
  *   only add the split's cost.

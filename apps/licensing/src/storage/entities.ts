@@ -1,9 +1,9 @@
 /**
- * Licensing's tables (DESIGN.md §2: deployments, licences, subscriptions, settings, certificate
+ * Licensing's tables (docs/design.md §2: deployments, licences, subscriptions, settings, certificate
  * serials, directives, outbox). Entities are `defineEntity` schemas: tsx/esbuild emit no decorator
  * metadata, so nothing here relies on it.
  *
- * The deployment row holds every fact the state is derived from (DESIGN.md §5) — its own
+ * The deployment row holds every fact the state is derived from (docs/design.md §5) — its own
  * (subscription, last seen) and those of its current licence, mirrored from the licence row in
  * the same transaction — so deriving, filtering and sweeping read one row, never a join. It also
  * holds the last *stored* derived state (so a transition is recorded exactly once) and `version`,

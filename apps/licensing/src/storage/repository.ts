@@ -118,7 +118,7 @@ export async function loadSettings(em: EntityManager, now: Date): Promise<Settin
   return settingsOf(await loadSettingsRow(em, now));
 }
 
-/** The defaults of DESIGN.md §5 as a settings row at version 0 (never written until first changed). */
+/** The defaults of docs/design.md §5 as a settings row at version 0 (never written until first changed). */
 export function defaultSettingsRow(now: Date): SettingsRow {
   return {
     id: SETTINGS_ID,

@@ -1,5 +1,5 @@
 /**
- * The signing-key lifecycle as pure rules (DESIGN.md §6): NEXT (published, not signing) →
+ * The signing-key lifecycle as pure rules (docs/design.md §6): NEXT (published, not signing) →
  * ACTIVE (exactly one signs) → RETIRED (still verifies); any → REVOKED (removed from the JWKS).
  *
  * No I/O and no time source here: the storage layer loads the keys, asks these functions what

@@ -405,7 +405,7 @@ export const TransitionSchema: GenMessage<Transition> = /*@__PURE__*/
   messageDesc(file_licensing_v1_types, 5);
 
 /**
- * The derived state of a deployment (DESIGN.md §5). Never stored as the truth: it is
+ * The derived state of a deployment (docs/design.md §5). Never stored as the truth: it is
  * derived from the facts (licence, bound box, subscription, last heartbeat) and the settings.
  *
  * @generated from enum licensing.v1.DeploymentState
