@@ -4,18 +4,20 @@
  * by main.ts and by the tests.
  */
 import { hostname } from "node:os";
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { createOrm, createOutboxRelay, isConnectionError, newAuditEvent, registerOutboxMetrics, writeAuditNow, type Database } from "@lcp/persistence";
 import { createClient, createLogger, createMetrics, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
-import { DEFAULT_LOCK_LEASE_MS, DEFAULT_SWEEP_PARALLELISM, type FleetSweepConfig } from "./config.js";
+import { DEFAULT_LOCK_LEASE_MS, DEFAULT_SWEEP_PARALLELISM, DEFAULT_SWEEP_SCHEDULE_POLL_MS, type FleetSweepConfig } from "./config.js";
 import { createSweepStore } from "./storage/sweep-store.js";
 import { entities, migrations } from "./storage/schema.js";
 import { createFleetSweepHandlers } from "./sweep/handlers.js";
 import { createSweepRunner } from "./sweep/runner.js";
 import { startScheduler } from "./sweep/scheduler.js";
+import { watchSweepSchedule } from "./sweep/sweep-schedule.js";
 
 /** The default of `SWEEP_PARALLELISM` (for tools that start the app with explicit settings). */
 export { DEFAULT_SWEEP_PARALLELISM } from "./config.js";
@@ -133,7 +135,23 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
     }
     if (config.sweepIntervalMs !== null) {
       const scheduler = startScheduler({ runner, intervalMs: config.sweepIntervalMs, pageSize: config.pageSize, log });
-      cleanups.push(async () => scheduler.stop());
+      const pollMs = config.sweepSchedulePollMs ?? DEFAULT_SWEEP_SCHEDULE_POLL_MS;
+      // Its own client: no retries (the next poll is the retry) and a deadline within the poll period.
+      const schedules = createClient(ReconcileService, { baseUrl: config.licensingUrl, tls: serviceTls, timeoutMs: Math.min(pollMs, 10_000), retries: 0 });
+      const watch = watchSweepSchedule({
+        read: async (signal) => {
+          const { sweepInterval } = await schedules.getSweepSchedule({}, { signal });
+          return sweepInterval ? durationMs(sweepInterval) : null;
+        },
+        defaultMs: config.sweepIntervalMs,
+        pollMs,
+        scheduler,
+        log,
+      });
+      cleanups.push(async () => {
+        watch.stop();
+        scheduler.stop();
+      });
     }
 
     let closing: Promise<void> | undefined;

@@ -4,6 +4,7 @@
  * value fails fast naming its variable.
  */
 import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type Logger, type ServerTls } from "@lcp/rpc";
+import { SWEEP_INTERVAL_RANGE_MS } from "@lcp/domain";
 import { DurationError, parseDuration } from "@lcp/tokens";
 
 /** Fleet-sweep's default port (docs/design.md §12). */
@@ -12,6 +13,8 @@ export const DEFAULT_FLEET_SWEEP_PORT = 7446;
 export const DEFAULT_LICENSING_URL = "https://localhost:7443";
 /** docs/design.md §5 sweep_interval default. */
 export const DEFAULT_SWEEP_INTERVAL_MS = 60_000;
+/** How often licensing's sweep_interval setting is read (a change takes effect within this). */
+export const DEFAULT_SWEEP_SCHEDULE_POLL_MS = 30_000;
 /** Deployments per Reconcile page when a request leaves it 0 (proto default). */
 export const DEFAULT_SWEEP_PAGE_SIZE = 1_000;
 /** The largest Reconcile page (licensing's limit, proto SweepRequest.page_size). */
@@ -44,8 +47,13 @@ export interface FleetSweepConfig {
   readonly licensingUrl: string;
   /** Audit's base URL; when set, the outbox relay delivers `fleet.sweep` events there. */
   readonly auditUrl?: string | undefined;
-  /** Scheduled runs every this often; null → on demand only. */
+  /**
+   * The scheduled runs' interval until licensing has answered with its stored sweep_interval
+   * setting, which then drives the schedule; null → on demand only, whatever the setting says.
+   */
   readonly sweepIntervalMs: number | null;
+  /** How often licensing's sweep_interval setting is read (default {@link DEFAULT_SWEEP_SCHEDULE_POLL_MS}). */
+  readonly sweepSchedulePollMs?: number | undefined;
   /** Reconcile page size when a request leaves it 0. */
   readonly pageSize: number;
   /** Ranges of the fleet reconciled side by side (default {@link DEFAULT_SWEEP_PARALLELISM}). */
@@ -70,8 +78,10 @@ export interface FleetSweepConfig {
  * 7446, `DATA_DIR`, `DATABASE_URL`, `TRUST_DOMAIN`, `TLS_*`, `OIDC_*`, `LOG_LEVEL`) and
  * - `LICENSING_URL` (default https://localhost:7443),
  * - `AUDIT_URL` (optional; without it `fleet.sweep` events wait in the outbox),
- * - `SWEEP_INTERVAL` (default `60s`, `off` for on-demand only). A local setting rather than
- *   licensing's `sweep_interval`: the scheduler must keep its rhythm while licensing is down,
+ * - `SWEEP_INTERVAL` (default `60s`): the interval until licensing answers with its stored
+ *   `sweep_interval` setting, which then drives the schedule (read every 30 s; the last value
+ *   known is kept while licensing is down, so the scheduler keeps its rhythm). `off` turns
+ *   scheduled runs off whatever the setting says (an operator's override; on demand only),
  * - `SWEEP_PAGE_SIZE` (default 1000, 1 to 50000: licensing's Reconcile limit),
  * - `SWEEP_PARALLELISM` (default 2, 1 to 16): ranges of the fleet reconciled side by side, each
  *   with one page in flight — on PostgreSQL each its own statement on its own connection.
@@ -128,7 +138,7 @@ function parseInterval(value: string | undefined): number | null {
     throw err;
   }
   // The same range licensing's sweep_interval setting allows.
-  if (ms < 1_000 || ms > 86_400_000) throw new ConfigError("SWEEP_INTERVAL", "must be between 1s and 1d (or off)");
+  if (ms < SWEEP_INTERVAL_RANGE_MS.min || ms > SWEEP_INTERVAL_RANGE_MS.max) throw new ConfigError("SWEEP_INTERVAL", "must be between 1s and 1d (or off)");
   return ms;
 }
 

@@ -53,6 +53,9 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // licensing.v1.ReconcileService — fleet-sweep drives reconciliation.
   "licensing.v1.ReconcileService/Reconcile": { services: ["fleet-sweep"] },
   "licensing.v1.ReconcileService/SplitFleet": { services: ["fleet-sweep"] },
+  // Only the sweep_interval setting, so the scheduler follows it; not GetSettings, which would
+  // need an admin permission and shows every setting.
+  "licensing.v1.ReconcileService/GetSweepSchedule": { services: ["fleet-sweep"] },
 
   // signing.v1.SigningKeyService — key management is super_admin's (signing.manage).
   "signing.v1.SigningKeyService/ListKeys": { permission: "signing.manage" },

@@ -70,6 +70,7 @@ describe("the policy table", () => {
       "audit.v1.AuditService/Append": [...SERVICE_NAMES].sort(),
       "licensing.v1.ReconcileService/Reconcile": ["fleet-sweep"],
       "licensing.v1.ReconcileService/SplitFleet": ["fleet-sweep"],
+      "licensing.v1.ReconcileService/GetSweepSchedule": ["fleet-sweep"],
     });
   });
 

@@ -310,6 +310,8 @@ export class HeartbeatStream implements HeldStream {
   private renewing = false;
   private certificateRenewals = 0;
   private closed = false;
+  /** Whether the last directive pushed on this stream was a LOCK (the box is locked already). */
+  private lastPushedLock = false;
 
   /** `requestId` is the call's (as in its CallContext); the context is built when a change needs it. */
   constructor(
@@ -512,6 +514,7 @@ export class HeartbeatStream implements HeldStream {
         (this.sent ??= new Set()).add(d.id);
       }
       this.out.push({ kind: { case: "directive", value: d } });
+      this.lastPushedLock = d.type === DirectiveType.LOCK;
       this.ctx.counters.directivePushed(DirectiveType[d.type] ?? String(d.type));
     }
   }
@@ -553,11 +556,18 @@ export class HeartbeatStream implements HeldStream {
       });
   }
 
-  /** Pushes LOCK, then ends the stream with the refusal's code. */
+  /**
+   * Pushes LOCK, then ends the stream with the refusal's code. A revoke or rebind has just pushed
+   * its stored LOCK (from the hub, or redelivered by the re-read that found the refusal): that row
+   * is the one LOCK the box gets — the one it would get on its return and whose ack is recorded —
+   * so an ephemeral copy is pushed only when the box was not just told LOCK.
+   */
   private lockAndClose(code: DomainCode, message: string): void {
     if (this.closed) return;
-    this.out.push({ kind: { case: "directive", value: ephemeralLock(message, this.ctx.deps.now()) } });
-    this.ctx.counters.directivePushed("LOCK");
+    if (!this.lastPushedLock) {
+      this.out.push({ kind: { case: "directive", value: ephemeralLock(message, this.ctx.deps.now()) } });
+      this.ctx.counters.directivePushed("LOCK");
+    }
     this.closed = true;
     this.out.fail(new DomainError(code, message));
     this.dispose();

@@ -4,17 +4,24 @@
  * `now` against server time, and hands the page to {@link reconcilePage}.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { clampPageSize, formatDuration, type Settings, type Transition } from "@lcp/domain";
 import { ReconcileResponseSchema, type ReconcileRequest, type ReconcileResponse, type ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
-import { SplitFleetResponseSchema, TransitionCountSchema, type TransitionCount } from "@lcp/proto/licensing/v1/reconcile_service_pb";
+import {
+  GetSweepScheduleResponseSchema,
+  SplitFleetResponseSchema,
+  TransitionCountSchema,
+  type GetSweepScheduleResponse,
+  type TransitionCount,
+} from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
 import { callContextOf, type CallContext } from "../core/audit.js";
 import type { CoreDeps } from "../core/deployment-change.js";
 import { lockReasonToProto, stateToProto } from "../mapping.js";
-import { loadSettings } from "../storage/repository.js";
+import { SettingsEntity } from "../storage/entities.js";
+import { loadSettings, SETTINGS_ID } from "../storage/repository.js";
 import { codeOfState } from "./derivation-sql.js";
 import { splitFleet } from "./split-fleet.js";
 import { RECONCILE_PAGE, reconcilePage, type AppliedTransition, type ReconcileHooks, type ReconcilePageInput, type TalliedTransitions } from "./reconcile-page.js";
@@ -123,10 +130,20 @@ export async function reconcile(deps: CoreDeps, req: ReconcileRequest, call: Cal
   });
 }
 
+/**
+ * GetSweepSchedule: the stored sweep_interval, unset when no settings row is stored yet (the
+ * defaults are not a decision, so fleet-sweep keeps its own SWEEP_INTERVAL then).
+ */
+export async function getSweepSchedule(deps: CoreDeps): Promise<GetSweepScheduleResponse> {
+  const row = await deps.db.em().findOne(SettingsEntity, { id: SETTINGS_ID }, { disableIdentityMap: true, fields: ["sweepIntervalMs"] });
+  return create(GetSweepScheduleResponseSchema, row ? { sweepInterval: durationFromMs(Number(row.sweepIntervalMs)) } : {});
+}
+
 /** Builds the ReconcileService handlers for app.ts. */
 export function createReconcileService(deps: CoreDeps): ServiceImpl<typeof ReconcileService> {
   return {
     reconcile: (req, ctx) => reconcile(deps, req, callContextOf(ctx)),
     splitFleet: async (req) => create(SplitFleetResponseSchema, { boundaries: await splitFleet(deps.db.em(), deps.db.driver, req.parts) }),
+    getSweepSchedule: () => getSweepSchedule(deps),
   };
 }

@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { DeploymentState, LockReason, Transition } from "./types_pb.js";
 import { file_licensing_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file licensing/v1/reconcile_service.proto.
  */
 export const file_licensing_v1_reconcile_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRsaWNlbnNpbmcvdjEvcmVjb25jaWxlX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSLAAQoQUmVjb25jaWxlUmVxdWVzdBIQCghzd2VlcF9pZBgBIAEoCRInCgNub3cYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2FmdGVyX2RlcGxveW1lbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEg8KB2RyeV9ydW4YBSABKAgSEwoLY291bnRzX29ubHkYBiABKAgSGwoTdXBfdG9fZGVwbG95bWVudF9pZBgHIAEoCSKzAQoPVHJhbnNpdGlvbkNvdW50EjEKCmZyb21fc3RhdGUYASABKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlEi8KCHRvX3N0YXRlGAIgASgOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRItCgtsb2NrX3JlYXNvbhgDIAEoDjIYLmxpY2Vuc2luZy52MS5Mb2NrUmVhc29uEg0KBWNvdW50GAQgASgFIrgBChFSZWNvbmNpbGVSZXNwb25zZRIQCghleGFtaW5lZBgBIAEoBRItCgt0cmFuc2l0aW9ucxgCIAMoCzIYLmxpY2Vuc2luZy52MS5UcmFuc2l0aW9uEhEKCWNvbmZsaWN0cxgDIAEoBRIgChhuZXh0X2FmdGVyX2RlcGxveW1lbnRfaWQYBCABKAkSLQoGY291bnRzGAUgAygLMh0ubGljZW5zaW5nLnYxLlRyYW5zaXRpb25Db3VudCIiChFTcGxpdEZsZWV0UmVxdWVzdBINCgVwYXJ0cxgBIAEoBSIoChJTcGxpdEZsZWV0UmVzcG9uc2USEgoKYm91bmRhcmllcxgBIAMoCTK7AQoQUmVjb25jaWxlU2VydmljZRJRCglSZWNvbmNpbGUSHi5saWNlbnNpbmcudjEuUmVjb25jaWxlUmVxdWVzdBofLmxpY2Vuc2luZy52MS5SZWNvbmNpbGVSZXNwb25zZSIDkAICElQKClNwbGl0RmxlZXQSHy5saWNlbnNpbmcudjEuU3BsaXRGbGVldFJlcXVlc3QaIC5saWNlbnNpbmcudjEuU3BsaXRGbGVldFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp, file_licensing_v1_types]);
+  fileDesc("CiRsaWNlbnNpbmcvdjEvcmVjb25jaWxlX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSLAAQoQUmVjb25jaWxlUmVxdWVzdBIQCghzd2VlcF9pZBgBIAEoCRInCgNub3cYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2FmdGVyX2RlcGxveW1lbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEg8KB2RyeV9ydW4YBSABKAgSEwoLY291bnRzX29ubHkYBiABKAgSGwoTdXBfdG9fZGVwbG95bWVudF9pZBgHIAEoCSKzAQoPVHJhbnNpdGlvbkNvdW50EjEKCmZyb21fc3RhdGUYASABKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlEi8KCHRvX3N0YXRlGAIgASgOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRItCgtsb2NrX3JlYXNvbhgDIAEoDjIYLmxpY2Vuc2luZy52MS5Mb2NrUmVhc29uEg0KBWNvdW50GAQgASgFIrgBChFSZWNvbmNpbGVSZXNwb25zZRIQCghleGFtaW5lZBgBIAEoBRItCgt0cmFuc2l0aW9ucxgCIAMoCzIYLmxpY2Vuc2luZy52MS5UcmFuc2l0aW9uEhEKCWNvbmZsaWN0cxgDIAEoBRIgChhuZXh0X2FmdGVyX2RlcGxveW1lbnRfaWQYBCABKAkSLQoGY291bnRzGAUgAygLMh0ubGljZW5zaW5nLnYxLlRyYW5zaXRpb25Db3VudCIiChFTcGxpdEZsZWV0UmVxdWVzdBINCgVwYXJ0cxgBIAEoBSIoChJTcGxpdEZsZWV0UmVzcG9uc2USEgoKYm91bmRhcmllcxgBIAMoCSIZChdHZXRTd2VlcFNjaGVkdWxlUmVxdWVzdCJNChhHZXRTd2VlcFNjaGVkdWxlUmVzcG9uc2USMQoOc3dlZXBfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24yowIKEFJlY29uY2lsZVNlcnZpY2USUQoJUmVjb25jaWxlEh4ubGljZW5zaW5nLnYxLlJlY29uY2lsZVJlcXVlc3QaHy5saWNlbnNpbmcudjEuUmVjb25jaWxlUmVzcG9uc2UiA5ACAhJUCgpTcGxpdEZsZWV0Eh8ubGljZW5zaW5nLnYxLlNwbGl0RmxlZXRSZXF1ZXN0GiAubGljZW5zaW5nLnYxLlNwbGl0RmxlZXRSZXNwb25zZSIDkAIBEmYKEEdldFN3ZWVwU2NoZWR1bGUSJS5saWNlbnNpbmcudjEuR2V0U3dlZXBTY2hlZHVsZVJlcXVlc3QaJi5saWNlbnNpbmcudjEuR2V0U3dlZXBTY2hlZHVsZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_licensing_v1_types]);
 
 /**
  * @generated from message licensing.v1.ReconcileRequest
@@ -200,6 +200,39 @@ export const SplitFleetResponseSchema: GenMessage<SplitFleetResponse> = /*@__PUR
   messageDesc(file_licensing_v1_reconcile_service, 4);
 
 /**
+ * @generated from message licensing.v1.GetSweepScheduleRequest
+ */
+export type GetSweepScheduleRequest = Message<"licensing.v1.GetSweepScheduleRequest"> & {
+};
+
+/**
+ * Describes the message licensing.v1.GetSweepScheduleRequest.
+ * Use `create(GetSweepScheduleRequestSchema)` to create a new message.
+ */
+export const GetSweepScheduleRequestSchema: GenMessage<GetSweepScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_reconcile_service, 5);
+
+/**
+ * @generated from message licensing.v1.GetSweepScheduleResponse
+ */
+export type GetSweepScheduleResponse = Message<"licensing.v1.GetSweepScheduleResponse"> & {
+  /**
+   * The stored sweep_interval setting; unset while licensing has no stored settings row, so the
+   * caller keeps its own default (fleet-sweep's SWEEP_INTERVAL).
+   *
+   * @generated from field: google.protobuf.Duration sweep_interval = 1;
+   */
+  sweepInterval?: Duration | undefined;
+};
+
+/**
+ * Describes the message licensing.v1.GetSweepScheduleResponse.
+ * Use `create(GetSweepScheduleResponseSchema)` to create a new message.
+ */
+export const GetSweepScheduleResponseSchema: GenMessage<GetSweepScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_reconcile_service, 6);
+
+/**
  * ReconcileService is licensing's internal side of the fleet health sweep. Internal: the
  * fleet-sweep service identity only.
  *
@@ -228,6 +261,17 @@ export const ReconcileService: GenService<{
     methodKind: "unary";
     input: typeof SplitFleetRequestSchema;
     output: typeof SplitFleetResponseSchema;
+  },
+  /**
+   * The schedule the settings ask of fleet-sweep (screen licensing/settings, sweep_interval):
+   * only what the scheduler needs, so the fleet-sweep identity reads no other setting. Read-only.
+   *
+   * @generated from rpc licensing.v1.ReconcileService.GetSweepSchedule
+   */
+  getSweepSchedule: {
+    methodKind: "unary";
+    input: typeof GetSweepScheduleRequestSchema;
+    output: typeof GetSweepScheduleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_licensing_v1_reconcile_service, 0);
