@@ -1,6 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { clampPageSize } from "@lcp/domain";
+import { clampPageSize, plainTextProblem } from "@lcp/domain";
 import { isConnectionError, isSerializationFailure } from "@lcp/persistence";
 import { AuditService, Outcome } from "@lcp/proto/audit/v1/audit_service_pb";
 import { DomainError, principalKey } from "@lcp/rpc";
@@ -82,6 +82,9 @@ export function createAuditService(options: AuditServiceOptions): ServiceImpl<ty
         ["actor_id", req.actorId],
       ] as const) {
         if (value.length > MAX_FILTER_TEXT) throw new DomainError("INVALID_ARGUMENT", `${field} is longer than ${MAX_FILTER_TEXT} characters`, { field });
+        // A filter no stored event can match (they are plain text) is a caller's mistake, said as one.
+        const problem = plainTextProblem(field, value);
+        if (problem) throw new DomainError("INVALID_ARGUMENT", problem, { field });
       }
       const startTime = timeFilter(req.startTime, "start_time");
       const endTime = timeFilter(req.endTime, "end_time");

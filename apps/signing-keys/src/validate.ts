@@ -6,7 +6,7 @@
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { clampPageSize } from "@lcp/domain";
+import { clampPageSize, plainTextProblem } from "@lcp/domain";
 import { isValidSpiffeName, MAX_CERTIFICATE_VALIDITY_MS, MIN_CERTIFICATE_VALIDITY_MS } from "@lcp/pki";
 import {
   KeyState,
@@ -102,12 +102,16 @@ function decodePageToken(token: string, states: readonly KeyLifecycleState[]): K
 export function validateKid(kid: string): string {
   if (kid === "") throw invalid("kid", "kid is required");
   if (kid.length > MAX_KID_LENGTH) throw invalid("kid", `kid is longer than ${MAX_KID_LENGTH} characters`);
+  const problem = plainTextProblem("kid", kid);
+  if (problem) throw invalid("kid", problem);
   return kid;
 }
 
-/** Validates an optional audit `reason`. */
+/** Validates an optional audit `reason`: bounded, and plain text over one or more lines. */
 export function validateReason(reason: string): string {
   if (reason.length > MAX_REASON_LENGTH) throw invalid("reason", `reason is longer than ${MAX_REASON_LENGTH} characters`);
+  const problem = plainTextProblem("reason", reason, { multiline: true });
+  if (problem) throw invalid("reason", problem);
   return reason;
 }
 

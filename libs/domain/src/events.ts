@@ -4,6 +4,7 @@
  * Input checks come first, then the state rules in the order of {@link DOMAIN_CODES}.
  */
 import { isLicenseExpired, type DeploymentFacts } from "./state.js";
+import { plainTextProblem } from "./text.js";
 import { refuse, type DomainCode, type Refusal, type Verdict } from "./verdict.js";
 
 /** The longest audit reason accepted for revoke and rebind, in characters. */
@@ -16,6 +17,10 @@ export function validateReason(reason: string): Verdict<{ reason: string }> {
   if (trimmed.length > MAX_REASON_LENGTH) {
     return refuse("INVALID_ARGUMENT", `reason must be at most ${MAX_REASON_LENGTH} characters`, "reason");
   }
+  // A reason may run over several lines (see PlainTextOptions.multiline); nothing else unprintable,
+  // checked before trimming so an unprintable character at either end is refused, not dropped.
+  const problem = plainTextProblem("reason", reason, { multiline: true });
+  if (problem) return refuse("INVALID_ARGUMENT", problem, "reason");
   return { ok: true, reason: trimmed };
 }
 

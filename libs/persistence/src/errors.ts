@@ -29,23 +29,32 @@ export function isUniqueViolation(err: unknown): boolean {
   return false;
 }
 
-const PG_CONNECTION_CODES = new Set(["57P01", "57P02", "57P03", "53300"]);
+// PostgreSQL's class 08 also holds 08P01 protocol_violation, which a malformed statement causes
+// and which fails the same way on every retry: only the codes of a lost or refused connection
+// count, alongside the server going down (57P0x) or out of connection slots (53300).
+const PG_CONNECTION_CODES = new Set(["08000", "08001", "08003", "08004", "08006", "08007", "57P01", "57P02", "57P03", "53300"]);
 const NODE_NET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "EAI_AGAIN"]);
+// node-postgres' own messages for a dropped or refused connection. Matched only at the start of the
+// message or right after knex's "<statement> - " prefix, so text elsewhere in a message (a value
+// quoted by the server) can never make an ordinary failure look like an outage.
+const PG_CLIENT_CONNECTION_MESSAGE = /(?:^| - )(?:Connection terminated|Client has encountered a connection error|connect ECONNREFUSED)/;
 
 /**
  * True when the database could not be reached (refused, reset, shut down, pool exhausted).
- * Services map it to Connect `Unavailable` so callers retry instead of treating it as a bug.
+ * Services map it to Connect `Unavailable` so callers retry instead of treating it as a bug;
+ * anything else a database raises (a refused value, a constraint, a protocol violation) is not
+ * an outage and must stay Internal, or clients would retry it for ever.
  */
 export function isConnectionError(err: unknown): boolean {
   for (const e of chain(err)) {
     if (e instanceof ConnectionException) return true;
     const code = codeOf(e);
-    if (code && (NODE_NET_CODES.has(code) || PG_CONNECTION_CODES.has(code) || code.startsWith("08"))) return true;
+    if (code && (NODE_NET_CODES.has(code) || PG_CONNECTION_CODES.has(code))) return true;
     if (code === "SQLITE_CANTOPEN") return true;
     const name = typeof e.name === "string" ? e.name : "";
     const message = typeof e.message === "string" ? e.message : "";
     if (name === "KnexTimeoutError") return true;
-    if (/Connection terminated|Client has encountered a connection error|connect ECONNREFUSED/.test(message)) return true;
+    if (PG_CLIENT_CONNECTION_MESSAGE.test(message)) return true;
   }
   return false;
 }

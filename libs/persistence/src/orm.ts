@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { EntityManager as CoreEntityManager, EntitySchema, MigrationObject, Options } from "@mikro-orm/core";
 import type { EntityManager, MikroORM } from "@mikro-orm/knex";
 import pg from "pg";
+import { boundDriverFor } from "./bound-statements.js";
 
 /** The two supported drivers: SQLite (embedded default) and PostgreSQL (`DATABASE_URL`). */
 export type DriverName = "sqlite" | "postgresql";
@@ -136,6 +137,9 @@ export async function buildOrmOptions(options: CreateOrmOptions): Promise<{ driv
     // to sniff tsconfig/ts-node in production.
     preferTs: false,
   } satisfies Partial<Options>;
+  // knex writes a failed statement into the error message with its values formatted in;
+  // with this off it writes the statement with placeholders, so no value reaches an error or a log.
+  const knexOptions = { compileSqlOnError: false };
   const migrations = (list: MigrationObject[], schema: string | undefined) => ({
     migrationsList: list,
     // No snapshot files: a running app must never write into its source tree, and the CLI
@@ -149,13 +153,14 @@ export async function buildOrmOptions(options: CreateOrmOptions): Promise<{ driv
 
   if (driver === "sqlite") {
     mkdirSync(options.dataDir, { recursive: true });
-    const { BetterSqliteDriver } = await import("@mikro-orm/better-sqlite");
     return {
       driver,
       schema: undefined,
       config: {
         ...common,
-        driver: BetterSqliteDriver,
+        // Statements bind their values (bound-statements.ts): MikroORM's own drivers inline them.
+        driver: await boundDriverFor(driver),
+        driverOptions: knexOptions,
         dbName: join(options.dataDir, `${options.app}.sqlite`),
         migrations: migrations(options.migrations.sqlite, undefined),
         pool: {
@@ -176,20 +181,19 @@ export async function buildOrmOptions(options: CreateOrmOptions): Promise<{ driv
   if (!SCHEMA_NAME.test(schema)) {
     throw new DatabaseConfigError(`PostgreSQL schema name "${schema}" is invalid (lowercase letters, digits and _ only)`);
   }
-  const { PostgreSqlDriver } = await import("@mikro-orm/postgresql");
   return {
     driver,
     schema,
     config: {
       ...common,
-      driver: PostgreSqlDriver,
+      driver: await boundDriverFor(driver),
       clientUrl: stripSchemaParam(options.databaseUrl!),
       schema,
       migrations: migrations(options.migrations.postgresql, schema),
       pool: { min: options.pool?.min ?? 0, max: options.pool?.max ?? 10 },
       // search_path too, so raw SQL in an app (and the unqualified names in committed migrations)
       // resolves to the app's own schema and never to another app's tables.
-      driverOptions: { connection: { options: `-c search_path=${schema}` } },
+      driverOptions: { ...knexOptions, connection: { options: `-c search_path=${schema}` } },
     } as Options,
   };
 }

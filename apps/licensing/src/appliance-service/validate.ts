@@ -5,7 +5,7 @@
  */
 import type { ActivateRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DomainError } from "@lcp/rpc";
-import { invalid, requireFingerprintHash, requireId } from "../licensing-service/validate.js";
+import { invalid, requireFingerprintHash, requireId, requirePlainText } from "../licensing-service/validate.js";
 
 /** The largest licence token accepted (ours are well under 2 KiB). */
 export const MAX_TOKEN_BYTES = 16 * 1024;
@@ -36,7 +36,7 @@ export function validateActivate(req: ActivateRequest): ActivateInput {
   if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(req.csrPem)) {
     throw new DomainError("CSR_MALFORMED", "csr_pem is not a PEM PKCS#10 certificate signing request", { field: "csr_pem" });
   }
-  const agentVersion = req.agentVersion.trim();
+  const agentVersion = requirePlainText(req.agentVersion, "agent_version").trim();
   if (agentVersion.length > MAX_AGENT_VERSION_LENGTH) {
     throw invalid("agent_version", `agent_version must be at most ${MAX_AGENT_VERSION_LENGTH} characters`);
   }

@@ -23,7 +23,7 @@ import { createHash } from "node:crypto";
 import type { AuditSpec, CallContext } from "../core/audit.js";
 import { loadForDecision } from "../core/deployment-change.js";
 import { findDeploymentPage } from "../licensing-service/queries.js";
-import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId } from "../licensing-service/validate.js";
+import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId, requirePlainText } from "../licensing-service/validate.js";
 import { stateFromProto, stateToProto, type DirectiveTypeName } from "../mapping.js";
 import { LicenseEntity } from "../storage/entities.js";
 import { factsOf, loadSettings } from "../storage/repository.js";
@@ -171,7 +171,7 @@ export function validateSendDirective(req: SendDirectiveRequest): SendDirectiveI
   } else if (req.heartbeatInterval) {
     throw invalid("heartbeat_interval", "heartbeat_interval goes only with SET_INTERVAL");
   }
-  const reason = req.reason.trim();
+  const reason = requirePlainText(req.reason, "reason", { multiline: true }).trim();
   if (reason.length > MAX_REASON_LENGTH) throw invalid("reason", `reason must be at most ${MAX_REASON_LENGTH} characters`);
   return { deploymentId, type, heartbeatIntervalMs, reason };
 }

@@ -10,10 +10,12 @@ import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   clampPageSize,
   DAY_MS,
+  plainTextProblem,
   SETTING_FIELD_NAMES,
   validateFingerprint,
   validateReason,
   type DeploymentState,
+  type PlainTextOptions,
   type Settings,
 } from "@lcp/domain";
 import type {
@@ -63,15 +65,26 @@ export function requireId(value: string, field: string): string {
   return value.toLowerCase();
 }
 
+/**
+ * Refuses a text field holding anything but ordinary printable text (the shared rule of
+ * `@lcp/domain`'s text.ts), as InvalidArgument naming the field. The whole value is checked,
+ * before any trimming, so nothing unprintable is quietly dropped or kept.
+ */
+export function requirePlainText(value: string, field: string, options?: PlainTextOptions): string {
+  const problem = plainTextProblem(field, value, options);
+  if (problem) throw invalid(field, problem);
+  return value;
+}
+
 function requireText(value: string, field: string, max = MAX_NAME_LENGTH): string {
-  const trimmed = value.trim();
+  const trimmed = requirePlainText(value, field).trim();
   if (trimmed === "") throw invalid(field, `${field} is required`);
   if (trimmed.length > max) throw invalid(field, `${field} must be at most ${max} characters`);
   return trimmed;
 }
 
-function optionalText(value: string, field: string, max: number): string {
-  const trimmed = value.trim();
+function optionalText(value: string, field: string, max: number, options?: PlainTextOptions): string {
+  const trimmed = requirePlainText(value, field, options).trim();
   if (trimmed.length > max) throw invalid(field, `${field} must be at most ${max} characters`);
   return trimmed;
 }
@@ -81,7 +94,7 @@ export function validateEntitlements(values: readonly string[], field = "entitle
   if (values.length > MAX_ENTITLEMENTS) throw invalid(field, `${field} may hold at most ${MAX_ENTITLEMENTS} entries`);
   const out: string[] = [];
   for (const raw of values) {
-    const value = raw.trim();
+    const value = requirePlainText(raw, field).trim();
     if (value === "") throw invalid(field, `${field} must not hold empty names`);
     if (value.length > MAX_ENTITLEMENT_LENGTH) {
       throw invalid(field, `each of ${field} must be at most ${MAX_ENTITLEMENT_LENGTH} characters`);
@@ -205,7 +218,7 @@ export function validateSubscription(req: SetSubscriptionStatusRequest): {
       req.status === 0 ? "status is required (VALID or INVALID)" : `status ${req.status} is not a known subscription status`,
     );
   }
-  return { deploymentId, status, reason: optionalText(req.reason, "reason", MAX_REASON_LENGTH) };
+  return { deploymentId, status, reason: optionalText(req.reason, "reason", MAX_REASON_LENGTH, { multiline: true }) };
 }
 
 /** A keyset position: list order is by id (UUIDv7, so by creation), ascending. */
@@ -258,7 +271,7 @@ export function validateListLicenses(req: ListLicensesRequest): ListLicensesQuer
   }
   statuses.sort();
   const deploymentId = req.deploymentId === "" ? null : requireId(req.deploymentId, "deployment_id");
-  const customer = req.customer.trim() === "" ? null : optionalText(req.customer, "customer", MAX_NAME_LENGTH);
+  const customer = optionalText(req.customer, "customer", MAX_NAME_LENGTH) || null;
   const filter = { statuses, deploymentId, customer };
   return { ...filter, ...validatePage(req.pageSize, req.pageToken, filter) };
 }
@@ -278,7 +291,7 @@ export function validateListDeployments(req: ListDeploymentsRequest): ListDeploy
     if (!states.includes(name)) states.push(name);
   }
   states.sort();
-  const customer = req.customer.trim() === "" ? null : optionalText(req.customer, "customer", MAX_NAME_LENGTH);
+  const customer = optionalText(req.customer, "customer", MAX_NAME_LENGTH) || null;
   const filter = { states, customer };
   return { ...filter, ...validatePage(req.pageSize, req.pageToken, filter) };
 }

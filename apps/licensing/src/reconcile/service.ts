@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { clampPageSize, formatDuration, type Settings, type Transition } from "@lcp/domain";
+import { clampPageSize, formatDuration, plainTextProblem, type Settings, type Transition } from "@lcp/domain";
 import { ReconcileResponseSchema, type ReconcileRequest, type ReconcileResponse, type ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import {
   GetSweepScheduleResponseSchema,
@@ -54,6 +54,9 @@ export async function validateReconcile(deps: CoreDeps, req: ReconcileRequest, c
     }
   }
   if (req.sweepId.length > MAX_SWEEP_ID_LENGTH) throw invalid("sweep_id", `sweep_id must be at most ${MAX_SWEEP_ID_LENGTH} characters`);
+  // The sweep id goes into every transition's audit event: plain text only, like any text field.
+  const sweepIdProblem = plainTextProblem("sweep_id", req.sweepId);
+  if (sweepIdProblem) throw invalid("sweep_id", sweepIdProblem);
   const serverNow = deps.now();
   let at = serverNow;
   let settings: Settings | undefined;
