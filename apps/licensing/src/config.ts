@@ -22,8 +22,7 @@
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { ConfigError, loadTicketSecret, readCommonConfig, type CommonConfig } from "@lcp/rpc";
-import { DurationError, parseDuration } from "@lcp/tokens";
+import { ConfigError, loadTicketSecret, parseDurationVariable, readCommonConfig, type CommonConfig } from "@lcp/rpc";
 import type { FaultInjection } from "./core/deployment-change.js";
 import type { DirectivePublisher } from "./core/directive-publisher.js";
 import type { HeartbeatLimits } from "./heartbeat/index.js";
@@ -105,16 +104,7 @@ export async function readLicensingConfig(env: NodeJS.ProcessEnv): Promise<Licen
 
 /** JWKS_MAX_AGE: 1 s at least (signing-keys caches its own answer for 1 s), 5 min at most (a revoked key must stop soon). */
 function parseJwksMaxAge(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_JWKS_MAX_AGE_MS;
-  let ms: number;
-  try {
-    ms = parseDuration(value);
-  } catch (err) {
-    if (err instanceof DurationError) throw new ConfigError("JWKS_MAX_AGE", err.message);
-    throw err;
-  }
-  if (ms < 1_000 || ms > 300_000) throw new ConfigError("JWKS_MAX_AGE", "must be between 1s and 5m");
-  return ms;
+  return parseDurationVariable("JWKS_MAX_AGE", value, { default: DEFAULT_JWKS_MAX_AGE_MS, min: 1_000, max: 300_000, range: "between 1s and 5m" });
 }
 
 function isUrl(value: string, protocols: string[]): boolean {
