@@ -28,7 +28,7 @@ import { createLicensingService } from "./licensing-service/service.js";
 import { createReconcileService } from "./reconcile/service.js";
 import { ensureSettingsRow } from "./licensing-service/settings.js";
 import { createHeartbeatModule } from "./heartbeat/index.js";
-import { createSigningKeysGateway, type SigningKeysGateway } from "./signing-keys.js";
+import { createSigningKeysGateway, DEFAULT_JWKS_MAX_AGE_MS, type SigningKeysGateway } from "./signing-keys.js";
 import { isCertificateUsable } from "./storage/repository.js";
 import { entities, migrations } from "./storage/schema.js";
 
@@ -104,6 +104,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
     const signing = createSigningKeysGateway({
       client: createClient(SigningKeyService, { baseUrl: config.signingKeysUrl, tls: ownTls }),
       log,
+      jwksMaxAgeMs: config.jwksMaxAgeMs,
     });
     // Heartbeat streams: the hub is the directive publisher, so every committed change
     // reaches a connected box on any replica.
@@ -129,6 +130,8 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
     };
 
     let trust = await waitForTrustBundle(signing, config, log, stop.signal);
+    // A revoked signing key stops verifying here within JWKS_MAX_AGE, and connected boxes are told.
+    await heartbeat.startFleetSync(deps, config.jwksMaxAgeMs ?? DEFAULT_JWKS_MAX_AGE_MS);
 
     // Only serials licensing recorded at activation, and not revoked since (rebind, revoke), pass.
     const checkAppliance = async (principal: AppliancePrincipal): Promise<ApplianceCheck> => {

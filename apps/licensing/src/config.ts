@@ -15,13 +15,18 @@
  *   for replicas that should resume each other's sessions; default
  *   `<DATA_DIR>/tls-session-ticket.key`, created on first start. It is what lets 10,000 boxes
  *   resume TLS instead of redoing full handshakes after a restart (README "Heartbeat transport").
+ * - `JWKS_MAX_AGE`: how long a JWKS fetched from signing-keys is believed (a duration, 1s to 5m;
+ *   default 5s). It bounds how long a revoked signing key still verifies licence tokens here, and
+ *   is also how often this replica looks for a changed key set or heartbeat interval to push to
+ *   its connected boxes (REFRESH_KEYS, SET_INTERVAL).
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { ConfigError, loadTicketSecret, readCommonConfig, type CommonConfig } from "@lcp/rpc";
+import { ConfigError, loadTicketSecret, parseDurationVariable, readCommonConfig, type CommonConfig } from "@lcp/rpc";
 import type { FaultInjection } from "./core/deployment-change.js";
 import type { DirectivePublisher } from "./core/directive-publisher.js";
 import type { HeartbeatLimits } from "./heartbeat/index.js";
+import { DEFAULT_JWKS_MAX_AGE_MS } from "./signing-keys.js";
 
 /** The default port of licensing (docs/design.md §12). */
 export const DEFAULT_PORT = 7443;
@@ -44,6 +49,11 @@ export interface LicensingConfig extends CommonConfig {
   trustRefreshMs?: number;
   /** How long to wait between attempts to fetch the trust bundle at start. Default 1 s. */
   trustRetryMs?: number;
+  /**
+   * JWKS_MAX_AGE: how long a fetched JWKS is believed, and how often key set and settings are
+   * checked for a change to push to connected boxes. Default 5 s (tests shrink it).
+   */
+  jwksMaxAgeMs?: number;
   /** Seams for tests and for the heartbeat hub: the clock, a logger, the directive publisher, fault injection. */
   now?: () => Date;
   logger?: Logger;
@@ -85,9 +95,16 @@ export async function readLicensingConfig(env: NodeJS.ProcessEnv): Promise<Licen
     throw new ConfigError("REPLICA_ID", "must be 1 to 128 letters, digits or . : @ - _");
   }
 
+  const jwksMaxAgeMs = parseJwksMaxAge(get("JWKS_MAX_AGE"));
+
   const common = await readCommonConfig(env, "licensing", { port: DEFAULT_PORT });
   const sessionTicketSecret = await loadTicketSecret({ file: get("TLS_TICKET_KEY_FILE"), dataDir: common.dataDir, variable: "TLS_TICKET_KEY_FILE" });
-  return { ...common, signingKeysUrl, auditUrl, tokenIssuer, replicaId, sessionTicketSecret };
+  return { ...common, signingKeysUrl, auditUrl, tokenIssuer, replicaId, sessionTicketSecret, jwksMaxAgeMs };
+}
+
+/** JWKS_MAX_AGE: 1 s at least (signing-keys caches its own answer for 1 s), 5 min at most (a revoked key must stop soon). */
+function parseJwksMaxAge(value: string | undefined): number {
+  return parseDurationVariable("JWKS_MAX_AGE", value, { default: DEFAULT_JWKS_MAX_AGE_MS, min: 1_000, max: 300_000, range: "between 1s and 5m" });
 }
 
 function isUrl(value: string, protocols: string[]): boolean {

@@ -1,16 +1,20 @@
 /**
  * Licensing's view of signing-keys (docs/design.md §2: licensing calls `Sign`): signing licence and
- * lease tokens, issuing appliance certificates, the JWKS (cached, refreshed when a token names a
- * key we have not seen) and the appliance trust bundle for our listener. Licensing never holds a
- * signing key or the appliance CA key.
+ * lease tokens, issuing appliance certificates, the JWKS and the appliance trust bundle for our
+ * listener. Licensing never holds a signing key or the appliance CA key.
+ *
+ * The JWKS is believed for `jwksMaxAgeMs` at most (JWKS_MAX_AGE, default 5 s): a key revoked in
+ * signing-keys (dropped from its JWKS) stops verifying here within that time, since every use
+ * after it refetches — and when signing-keys cannot be reached past it, verification fails
+ * (Unavailable) rather than trusting a set that may hold a revoked key. A token naming an unknown
+ * kid refetches at once (rate-limited), so a freshly rotated key verifies without waiting.
  */
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
+import type { Client } from "@connectrpc/connect";
 import { SignRequestSchema, SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { normalizeSerialNumber } from "@lcp/pki";
-import { DomainError, type Logger } from "@lcp/rpc";
+import { fromPeerError, type Logger } from "@lcp/rpc";
 import { createJwksVerifierSet, type JwksVerifierSet, type TokenType } from "@lcp/tokens";
 import type { JSONWebKeySet } from "jose";
 import type { TokenSigner } from "./core/signer.js";
@@ -35,8 +39,10 @@ export interface JwksSnapshot {
 /** Everything licensing asks of signing-keys. */
 export interface SigningKeysGateway extends TokenSigner {
   issueApplianceCertificate(deploymentId: string, csrPem: string): Promise<IssuedApplianceCertificate>;
-  /** The cached JWKS (fetched on first use). */
+  /** The JWKS, refetched when the cached one is older than `jwksMaxAgeMs` (see the module comment). */
   jwks(): Promise<JwksSnapshot>;
+  /** The last JWKS fetched, however old, without I/O (undefined before the first fetch). */
+  lastJwks(): JwksSnapshot | undefined;
   /**
    * Refetches the JWKS, e.g. when a token names an unknown kid. Rate-limited: within
    * `minRefreshMs` of the last fetch it returns the cached one, so forged tokens cannot turn
@@ -53,29 +59,30 @@ export interface SigningKeysGatewayOptions {
   log: Logger;
   /** Minimum time between two JWKS fetches triggered by unknown kids. Default 1 s. */
   minRefreshMs?: number;
+  /** How long a fetched JWKS is believed (JWKS_MAX_AGE). Default {@link DEFAULT_JWKS_MAX_AGE_MS}. */
+  jwksMaxAgeMs?: number;
 }
+
+/** The default of JWKS_MAX_AGE: how long after its revocation a signing key may still verify here. */
+export const DEFAULT_JWKS_MAX_AGE_MS = 5_000;
 
 const SIGNING_UNAVAILABLE = "the signing service is unavailable; retry shortly";
 
 /**
- * Errors from signing-keys, as our caller should see them: a refused input (a bad CSR) keeps
- * its code and reason, because the caller sent it; anything else is our dependency failing,
- * which the caller can only retry (Unavailable) — never a PermissionDenied that would blame them.
+ * Errors from signing-keys, as our caller should see them (libs/rpc peer-errors.ts): a permanent
+ * refusal (a bad CSR, claims over 16 KiB, no ACTIVE key) keeps its code and reason, because
+ * retrying cannot help; anything else is our dependency failing, which the caller can only retry
+ * (Unavailable) — never a PermissionDenied that would blame them.
  */
 function fromSigningError(err: unknown, log: Logger, operation: string): Error {
-  const error = ConnectError.from(err);
-  if (error.code === Code.InvalidArgument) {
-    const reason = error.findDetails(ErrorInfoSchema)[0]?.reason ?? "INVALID_ARGUMENT";
-    return new DomainError(reason, error.rawMessage);
-  }
-  log.error({ err: error, operation, code: Code[error.code] }, "signing-keys call failed");
-  return new ConnectError(SIGNING_UNAVAILABLE, Code.Unavailable);
+  return fromPeerError(err, { log, peer: "signing-keys", operation, unavailableMessage: SIGNING_UNAVAILABLE });
 }
 
 /** Builds the gateway over a typed SigningKeyService client (mTLS with licensing's service certificate). */
 export function createSigningKeysGateway(options: SigningKeysGatewayOptions): SigningKeysGateway {
   const { client, log } = options;
   const minRefreshMs = options.minRefreshMs ?? 1_000;
+  const maxAgeMs = options.jwksMaxAgeMs ?? DEFAULT_JWKS_MAX_AGE_MS;
   let cached: JwksSnapshot | undefined;
   let fetchedAt = 0;
   let inFlight: Promise<JwksSnapshot> | undefined;
@@ -88,7 +95,7 @@ export function createSigningKeysGateway(options: SigningKeysGatewayOptions): Si
         const jwks = JSON.parse(res.jwksJson) as JSONWebKeySet;
         const kids = new Set(jwks.keys.map((k) => k.kid).filter((k): k is string => typeof k === "string"));
         cached = { jwks, json: res.jwksJson, verifier: createJwksVerifierSet(jwks), kids };
-        fetchedAt = Date.now();
+        fetchedAt = performance.now();
         return cached;
       } catch (err) {
         throw fromSigningError(err, log, "GetJwks");
@@ -105,10 +112,7 @@ export function createSigningKeysGateway(options: SigningKeysGatewayOptions): Si
         const res = await client.sign(create(SignRequestSchema, { typ, claims: claims as JsonObject }));
         return { token: res.token, kid: res.kid };
       } catch (err) {
-        // A Sign refusal is our bug (we built the claims), never the caller's: Unavailable + log.
-        const error = ConnectError.from(err);
-        log.error({ err: error, typ, code: Code[error.code] }, "signing-keys Sign failed");
-        throw new ConnectError(SIGNING_UNAVAILABLE, Code.Unavailable);
+        throw fromSigningError(err, log, `Sign ${typ}`);
       }
     },
     async issueApplianceCertificate(deploymentId, csrPem) {
@@ -125,10 +129,12 @@ export function createSigningKeysGateway(options: SigningKeysGatewayOptions): Si
       }
     },
     async jwks() {
-      return cached ?? fetchJwks();
+      if (cached && performance.now() - fetchedAt < maxAgeMs) return cached;
+      return fetchJwks();
     },
+    lastJwks: () => cached,
     async refreshJwks() {
-      if (cached && Date.now() - fetchedAt < minRefreshMs) return cached;
+      if (cached && performance.now() - fetchedAt < minRefreshMs) return cached;
       return fetchJwks();
     },
     async applianceTrustBundle() {

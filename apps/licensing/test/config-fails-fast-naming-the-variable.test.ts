@@ -10,6 +10,9 @@ describe("licensing configuration", () => {
     ["AUDIT_URL", "ftp://audit"],
     ["TOKEN_ISSUER", "licensing"],
     ["REPLICA_ID", "a b"],
+    ["JWKS_MAX_AGE", "soon"],
+    ["JWKS_MAX_AGE", "500ms"],
+    ["JWKS_MAX_AGE", "1h"],
   ] as const) {
     it(`refuses ${variable}=${JSON.stringify(value)}`, async () => {
       const err = await readLicensingConfig({ [variable]: value }).then(

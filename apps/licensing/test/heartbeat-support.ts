@@ -85,14 +85,14 @@ export async function createSdkBoxes() {
   const dir = await mkdtemp(join(tmpdir(), "lcp-heartbeat-boxes-"));
   const boxes: Appliance[] = [];
   return {
-    async box(h: LicensingHarness, license: License, options: { baseUrl?: string; fingerprint?: string; httpVersion?: "2" | "1.1" } = {}) {
+    async box(h: LicensingHarness, license: License, options: { baseUrl?: string; fingerprint?: string; httpVersion?: "2" | "1.1"; stateFile?: string } = {}) {
       const box = await createAppliance({
         baseUrl: options.baseUrl ?? h.licensing.url,
         caPem: h.pki.ca.certPem,
         licenseId: license.id,
         licenseToken: license.token,
         fingerprint: options.fingerprint ?? `sdk-box-${randomBytes(4).toString("hex")}`,
-        stateFile: join(dir, `${randomBytes(6).toString("hex")}.json`),
+        stateFile: options.stateFile ?? join(dir, `${randomBytes(6).toString("hex")}.json`),
         issuer: TEST_ISSUER,
         trustDomain: h.pki.trustDomain,
         agentVersion: "sdk-test/2.0",
@@ -103,6 +103,8 @@ export async function createSdkBoxes() {
       boxes.push(box);
       return box;
     },
+    /** The folder the state files live in (pass `stateFile` under it to read one back). */
+    dir,
     async stopAll() {
       for (const b of boxes.splice(0)) await b.stop().catch(() => undefined);
       await rm(dir, { recursive: true, force: true });

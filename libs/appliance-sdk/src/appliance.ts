@@ -30,6 +30,7 @@ import { DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb"
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from "./backoff.js";
 import { createEmitter, type TypedEmitter } from "./emitter.js";
+import { keyIdsOf, keySetChange, signedByKeyOf } from "./key-set.js";
 import { checkLease, recheckStoredLease, toApplianceLease, type LeaseRejectionCode } from "./lease.js";
 import { createOutbox, type Outbox } from "./outbox.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
@@ -341,9 +342,12 @@ class ApplianceImpl implements Appliance {
       fingerprint: this.options.fingerprint,
       highestSeq: stored.highestLeaseSeq,
     });
-    if (!verdict.ok) throw new StateFileError(path, `stored lease does not verify (${verdict.code}: ${verdict.message}); delete the file and activate again`);
+    // A lease whose key a REFRESH_KEYS removed was dropped on purpose (key-set.ts): the box runs
+    // without one until it reconnects and is given a fresh one. Any other failure is tampering.
+    const dropped = !verdict.ok && verdict.code === "TOKEN_UNKNOWN_KEY" && !signedByKeyOf(stored.leaseToken, stored.jwks);
+    if (!verdict.ok && !dropped) throw new StateFileError(path, `stored lease does not verify (${verdict.code}: ${verdict.message}); delete the file and activate again`);
     this.st = stored;
-    this.lease = toApplianceLease(verdict.claims);
+    this.lease = verdict.ok ? toApplianceLease(verdict.claims) : null;
     this.appliedIds = [];
     this.persistedWatermark = stored.watermark;
   }
@@ -799,8 +803,9 @@ class ApplianceImpl implements Appliance {
         value: {
           licenseId: st.licenseId,
           fingerprint: this.options.fingerprint,
-          lastLeaseSeq: BigInt(st.highestLeaseSeq),
+          lastLeaseSeq: this.reportedLeaseSeq(),
           agentVersion: this.options.agentVersion ?? DEFAULT_AGENT_VERSION,
+          keyIds: keyIdsOf(st.jwks),
         },
       },
     });
@@ -876,10 +881,11 @@ class ApplianceImpl implements Appliance {
         {
           licenseId: st.licenseId,
           fingerprint: this.options.fingerprint,
-          lastLeaseSeq: BigInt(st.highestLeaseSeq),
+          lastLeaseSeq: this.reportedLeaseSeq(),
           agentVersion: this.options.agentVersion ?? DEFAULT_AGENT_VERSION,
           boxTime: timestampFromMs(this.clock()),
           ackedDirectiveIds: acked,
+          keyIds: keyIdsOf(st.jwks),
         },
         { timeoutMs: this.callTimeoutMs },
       );
@@ -970,7 +976,7 @@ class ApplianceImpl implements Appliance {
       case DirectiveType.REFRESH_KEYS: {
         const jwks = parseJwks(directive.jwksJson);
         if (jwks) {
-          st.jwks = jwks;
+          reconnect = this.adoptKeys(jwks);
           applied = true;
         } else this.reportError(new Error(`directive ${directive.id}: REFRESH_KEYS without a usable JWKS; ignored`));
         break;
@@ -1004,10 +1010,13 @@ class ApplianceImpl implements Appliance {
         this.reportError(new Error(`directive ${directive.id}: unknown type ${directive.type}; ignored`));
     }
 
+    // A directive without an id is a statement of the current truth (the key set, the interval),
+    // stored nowhere: there is nothing to acknowledge.
+    const acks = directive.id === "" ? [] : [directive.id];
     if (applied) {
       this.remember(directive.id);
       await this.persist();
-      ack([directive.id]);
+      if (acks.length > 0) ack(acks);
       emit("applied");
       this.refresh();
       if (reconnect) this.stream?.reconnectNow();
@@ -1021,6 +1030,29 @@ class ApplianceImpl implements Appliance {
     }
   }
 
+  /**
+   * Adopts a new key set (key-set.ts). Returns true when the lease was signed by a key the set no
+   * longer holds: it is dropped, and the box must reconnect at once to be given a fresh one.
+   */
+  private adoptKeys(jwks: JSONWebKeySet): boolean {
+    const st = this.st;
+    if (!st) return false;
+    const change = keySetChange(st.jwks, jwks, st.leaseToken);
+    if (change.kind === "unchanged") return false;
+    st.jwks = jwks;
+    if (change.leaseTrusted || this.lease === null) return false;
+    this.lease = null;
+    const message = "the lease was signed by a key no longer in the control plane's key set; asking for a fresh lease";
+    this.log.warn({ seq: st.highestLeaseSeq }, message);
+    this.events.emit("lease-rejected", { code: "TOKEN_UNKNOWN_KEY", message, seq: st.highestLeaseSeq });
+    return true;
+  }
+
+  /** The seq the box reports holding: 0 without a lease it trusts, so the server signs a fresh one. */
+  private reportedLeaseSeq(): bigint {
+    return this.lease === null ? 0n : BigInt(this.st?.highestLeaseSeq ?? 0);
+  }
+
   private remember(id: string): void {
     if (id === "") return;
     this.appliedIds.push(id);
@@ -1032,7 +1064,8 @@ class ApplianceImpl implements Appliance {
     const st = this.st;
     if (!st) return false;
     // The lease already held, redelivered because our ack was lost: nothing to do, nothing wrong.
-    if (token === st.leaseToken) return true;
+    // (Unless it was dropped for its key: then it is checked, and refused, like any other.)
+    if (token === st.leaseToken && this.lease !== null) return true;
     const verdict = await checkLease(token, {
       jwks: st.jwks,
       issuer: this.options.issuer,

@@ -158,14 +158,26 @@ export async function readCommonConfig(
 }
 
 function parseDeniedAuditWindow(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_DENIED_AUDIT_WINDOW_MS;
+  return parseDurationVariable("DENIED_AUDIT_WINDOW", value, { default: DEFAULT_DENIED_AUDIT_WINDOW_MS, max: MAX_DENIED_AUDIT_WINDOW_MS, range: "at most 1h" });
+}
+
+/**
+ * A duration variable (`500ms`, `5s`, `2m`): its default when unset, else parsed and held to
+ * `[min, max]`, failing with a ConfigError naming the variable (`range` says the bounds in words).
+ */
+export function parseDurationVariable(
+  variable: string,
+  value: string | undefined,
+  bounds: { default: number; min?: number; max: number; range: string },
+): number {
+  if (value === undefined) return bounds.default;
   let ms: number;
   try {
     ms = parseDuration(value);
   } catch (err) {
-    throw new ConfigError("DENIED_AUDIT_WINDOW", (err as Error).message);
+    throw new ConfigError(variable, (err as Error).message);
   }
-  if (ms > MAX_DENIED_AUDIT_WINDOW_MS) throw new ConfigError("DENIED_AUDIT_WINDOW", "must be at most 1h");
+  if (ms < (bounds.min ?? 0) || ms > bounds.max) throw new ConfigError(variable, `must be ${bounds.range}`);
   return ms;
 }
 

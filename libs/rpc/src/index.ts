@@ -6,6 +6,7 @@
  */
 export * from "./principal.js";
 export * from "./errors.js";
+export * from "./peer-errors.js";
 export * from "./policy.js";
 export {
   chainsTo,

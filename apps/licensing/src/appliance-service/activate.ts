@@ -49,7 +49,8 @@ function tokenCode(code: TokenRefusalCode): string {
 
 const TOKEN_MESSAGES: Partial<Record<TokenRefusalCode, string>> = {
   TOKEN_WRONG_TYPE: "license_token is not a licence token (typ must be license+jwt)",
-  TOKEN_UNKNOWN_KEY: "license_token is not signed by a key of this control plane",
+  TOKEN_UNKNOWN_KEY:
+    "license_token is not signed by a current key of this control plane (a licence signed by a since revoked key must be re-issued)",
   TOKEN_BAD_SIGNATURE: "license_token signature is invalid",
   TOKEN_EXPIRED: "the licence term has ended",
   TOKEN_NOT_YET_VALID: "the licence term has not started yet",

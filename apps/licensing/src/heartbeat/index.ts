@@ -15,6 +15,8 @@ import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
 import { createHeartbeatHandlers } from "./appliance-handlers.js";
 import { createGrpcHeartbeatHandler, HEARTBEAT_PATH } from "./grpc-stream.js";
+import { createFleetBroadcaster } from "./fleet-broadcast.js";
+import { createFleetSync, type FleetSync } from "./fleet-sync.js";
 import { createHelloReads } from "./hello-reads.js";
 import { createLastSeenWriter, type LastSeenWriter } from "./last-seen-writer.js";
 import { listHeartbeats, sendDirective } from "./operator-handlers.js";
@@ -50,6 +52,12 @@ export interface HeartbeatModule {
     /** Heartbeat over plain gRPC on the raw http2 stream: `createServer({ rawStreams })`. */
     rawStreams: Record<string, RawStreamHandler>;
   };
+  /**
+   * Starts pushing REFRESH_KEYS and SET_INTERVAL to this replica's connected boxes when the key
+   * set or the heartbeat interval changes, looking every `everyMs` (fleet-sync.ts); resolves after
+   * the first look.
+   */
+  startFleetSync(deps: LicensingDeps, everyMs: number): Promise<void>;
   /** Adds the heartbeat gauges (held streams, batched statements, pending marks) to the server's /metrics. */
   registerMetrics(metrics: RpcMetrics): void;
   /** Flushes the last marks and stops listening; call after the server closed (streams ended). */
@@ -73,6 +81,7 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
   const limits = { ...DEFAULT_HEARTBEAT_LIMITS, ...options.limits };
   // Replaced by real counters in registerMetrics; sessions read them through the context.
   const counters: HeartbeatCounters = { beat() {}, directivePushed() {} };
+  let sync: FleetSync | null = null;
   return {
     hub,
     writer,
@@ -95,6 +104,19 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
         },
       };
     },
+    async startFleetSync(deps, everyMs) {
+      sync?.close();
+      sync = createFleetSync({
+        jwks: () => deps.signing.jwks(),
+        settings: () => hub.reloadSettings(),
+        initialIntervalMs: hub.settings().heartbeatIntervalMs,
+        broadcaster: createFleetBroadcaster({ streams: () => hub.all(), log }),
+        log,
+        now: options.now,
+        everyMs,
+      });
+      await sync.check();
+    },
     registerMetrics(metrics) {
       const beats = metrics.counter("licensing_heartbeat_beats_total", "Heartbeat beats received on streams (rate() gives beats/s).");
       const pushed = metrics.counter("licensing_directives_pushed_total", "Directives pushed to connected boxes, by type.", ["type"]);
@@ -115,6 +137,7 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
       });
     },
     async close() {
+      sync?.close();
       hub.close();
       await writer.close();
       await notifier.close();

@@ -44,6 +44,7 @@ import { factsOf, storedStateOf } from "../storage/repository.js";
 import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/validate.js";
 import { ackDirectives, certificateRecorder, renewLease, storeDirective } from "./directive-store.js";
 import type { HelloReads } from "./hello-reads.js";
+import { MAX_REPORTED_KEY_IDS, refreshKeysDirective, sameKeySet, signedByKeyIn } from "./key-set.js";
 import type { LastSeenWriter } from "./last-seen-writer.js";
 import { RateLimiter } from "./push-queue.js";
 import type { HeldStream, PendingDirective, StreamHub } from "./stream-hub.js";
@@ -153,10 +154,12 @@ export interface HelloInput {
   fingerprintHash: string;
   lastLeaseSeq: number;
   agentVersion: string;
+  /** The key ids of the box's JWKS (empty from boxes that do not report them). */
+  keyIds: readonly string[];
 }
 
 /** Validates a hello's fields (shapes only). */
-export function validateHello(hello: Pick<Hello, "licenseId" | "fingerprint" | "lastLeaseSeq" | "agentVersion">, prefix = ""): HelloInput {
+export function validateHello(hello: Pick<Hello, "licenseId" | "fingerprint" | "lastLeaseSeq" | "agentVersion" | "keyIds">, prefix = ""): HelloInput {
   const licenseId = requireId(hello.licenseId, `${prefix}license_id`);
   const fingerprintHash = requireFingerprintHash(hello.fingerprint, `${prefix}fingerprint`);
   const agentVersion = hello.agentVersion.trim();
@@ -165,7 +168,10 @@ export function validateHello(hello: Pick<Hello, "licenseId" | "fingerprint" | "
   }
   if (hello.lastLeaseSeq < 0n) throw invalid(`${prefix}last_lease_seq`, "last_lease_seq must not be negative");
   const lastLeaseSeq = hello.lastLeaseSeq > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(hello.lastLeaseSeq);
-  return { licenseId, fingerprintHash, lastLeaseSeq, agentVersion };
+  if (hello.keyIds.length > MAX_REPORTED_KEY_IDS || hello.keyIds.some((k) => k.length > 256)) {
+    throw invalid(`${prefix}key_ids`, `key_ids must be at most ${MAX_REPORTED_KEY_IDS} ids of at most 256 characters`);
+  }
+  return { licenseId, fingerprintHash, lastLeaseSeq, agentVersion, keyIds: hello.keyIds };
 }
 
 /** A LOCK told to a box that is not to run, written nowhere (it may be the wrong box: the rows belong to the right one). */
@@ -227,6 +233,21 @@ async function open(
     throw new DomainError(verdict.code, verdict.message);
   }
   return { ok: true, loaded };
+}
+
+/**
+ * What a box is told at hello (or a unary beat) besides its pending directives: the current key
+ * set when its own differs — how a box that was offline when a key was revoked drops it — and
+ * whether a pending directive carries a lease it can still verify (one signed by a key since
+ * revoked does not count: the box is then given a fresh lease).
+ */
+function keySync(ctx: HeartbeatContext, input: HelloInput, pending: readonly Directive[]): { refresh: Directive[]; carriesLease: boolean } {
+  // The gateway's last fetch, without I/O (the fleet sync keeps it within JWKS_MAX_AGE): a hello
+  // storm never waits on signing-keys, and a hello before the first fetch is simply not compared.
+  const jwks = ctx.deps.signing.lastJwks();
+  const refresh = jwks && !sameKeySet(jwks.kids, input.keyIds) ? [refreshKeysDirective(jwks, ctx.deps.now())] : [];
+  const carriesLease = pending.some((d) => d.leaseToken !== "" && (!jwks || signedByKeyIn(d.leaseToken, jwks.kids)));
+  return { refresh, carriesLease };
 }
 
 /** Loads the directives to redeliver; RENEW_LEASE rows whose lease the box already holds are acked instead. */
@@ -386,10 +407,12 @@ export class HeartbeatStream implements HeldStream {
       await deps.db.em().nativeUpdate(DeploymentEntity, { id: this.deploymentId }, { agentVersion: input.agentVersion });
     }
     const pending = await pendingFor(this.ctx, this.deploymentId, sinceOf(this.view), input.lastLeaseSeq);
-    this.deliver(pending);
+    // Keys first: a lease pending below may be signed by a key the box has yet to learn.
+    const { refresh, carriesLease } = keySync(this.ctx, input, pending);
+    this.deliver([...refresh, ...pending]);
     // The box may hold an older lease than the last we signed (its ack was lost, it restored a
-    // backup): if nothing pending carries a lease, give it a fresh one.
-    const carriesLease = pending.some((d) => d.leaseToken !== "");
+    // backup, it dropped one signed by a revoked key and says 0): if nothing pending carries a
+    // lease it can verify, give it a fresh one.
     await this.observe(deps.now(), !carriesLease && input.lastLeaseSeq < this.view.leaseSeq);
   }
 
@@ -623,7 +646,8 @@ export async function unaryHeartbeat(
     await deps.db.em().nativeUpdate(DeploymentEntity, { id: deploymentId }, { agentVersion: input.agentVersion });
   }
   let pending = await pendingFor(ctx, deploymentId, sinceOf(view), input.lastLeaseSeq);
-  const carriesLease = pending.some((d) => d.leaseToken !== "");
+  const { refresh, carriesLease } = keySync(ctx, input, pending);
+  pending = [...refresh, ...pending];
   if (leaseDue(view, derived, now.getTime(), ctx) || (!carriesLease && input.lastLeaseSeq < view.leaseSeq)) {
     const renewed = await renewLease(deps, deploymentId, "lease renewal");
     if (renewed) pending = [...pending, renewed.directive];

@@ -76,6 +76,8 @@ export interface StreamHub extends DirectivePublisher {
   held(deploymentId: string): number;
   /** All streams held here. */
   size(): number;
+  /** A snapshot of every stream held here (for a fleet-wide broadcast, heartbeat/fleet-broadcast.ts). */
+  all(): HeldStream[];
   /** The current settings, cached (the beat path reads them synchronously). */
   settings(): Settings;
   /** Reloads the cached settings now (start, tests). */
@@ -203,6 +205,14 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
     },
     held: (deploymentId) => heldFor(deploymentId).length,
     size: () => count,
+    all() {
+      const out: HeldStream[] = [];
+      for (const held of streams.values()) {
+        if (held instanceof Set) out.push(...held);
+        else out.push(held);
+      }
+      return out;
+    },
     settings() {
       if (Date.now() - settingsAt > ttl && !settingsLoading) {
         void reloadSettings().catch((err: unknown) => log.warn({ err }, "could not reload settings; using the cached ones"));

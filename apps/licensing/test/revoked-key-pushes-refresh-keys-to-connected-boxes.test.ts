@@ -1,0 +1,85 @@
+/**
+ * RotateKeys + RevokeKey in signing-keys reach the boxes without anyone sending REFRESH_KEYS:
+ * licensing sees the key set change within JWKS_MAX_AGE (300 ms here) and pushes REFRESH_KEYS to
+ * every box connected to it. A real SDK box adopts the set without the revoked key, stops
+ * trusting its lease (signed by that key), reconnects for a fresh one and runs ACTIVE on a lease
+ * signed by the new key. And a box that was offline (its stream down) during the revocation is
+ * told at its next connect, from the key ids its hello carries.
+ */
+import { join } from "node:path";
+import { readStateFile, type DirectiveEvent, type LeaseRejectedEvent } from "@lcp/appliance-sdk";
+import { testDatabases } from "@lcp/testing/db";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createSdkBoxes, until } from "./heartbeat-support.js";
+import { kidOf, rotateAndRevoke } from "./signing-admin.js";
+import { provisionOnPrem, startHarness, type LicensingHarness } from "./support.js";
+
+const MAX_AGE_MS = 300;
+
+describe.each(testDatabases())("a revoked signing key reaches the boxes ($name)", (tdb) => {
+  let h: LicensingHarness;
+  let boxes: Awaited<ReturnType<typeof createSdkBoxes>>;
+  beforeAll(async () => {
+    h = await startHarness(tdb, { jwksMaxAgeMs: MAX_AGE_MS });
+  });
+  afterEach(async () => {
+    await boxes?.stopAll();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  async function activatedBox() {
+    boxes = await createSdkBoxes();
+    const { license } = await provisionOnPrem(h);
+    const path = join(boxes.dir, "box.json");
+    const box = await boxes.box(h, license, { stateFile: path });
+    await box.activate();
+    const directives: DirectiveEvent[] = [];
+    const rejected: LeaseRejectedEvent[] = [];
+    box.on("directive", (d) => directives.push(d));
+    box.on("lease-rejected", (r) => rejected.push(r));
+    return { box, directives, rejected, stateFile: () => readStateFile(path)! };
+  }
+
+  it("a connected box gets REFRESH_KEYS, drops the revoked key and its lease, and runs on a fresh lease", async () => {
+    const { box, directives, rejected, stateFile } = await activatedBox();
+    box.start();
+    await until(() => box.status().connected, "the box connects");
+    const seqBefore = box.status().leaseSeq!;
+
+    const { revoked, active } = await rotateAndRevoke(h);
+    await until(() => directives.some((d) => d.type === "REFRESH_KEYS" && d.outcome === "applied"), "REFRESH_KEYS pushed", MAX_AGE_MS + 3_000);
+    expect(rejected.map((r) => r.code)).toContain("TOKEN_UNKNOWN_KEY");
+
+    await until(() => (box.status().leaseSeq ?? 0) > seqBefore && box.state().state === "ACTIVE", "a fresh lease");
+    // Written to the state file right after it is adopted.
+    await until(() => stateFile().highestLeaseSeq === box.status().leaseSeq, "the fresh lease stored");
+    const st = stateFile();
+    expect(st.jwks.keys.map((k) => k.kid)).not.toContain(revoked);
+    expect(kidOf(st.leaseToken)).toBe(active);
+    // Told once, not once per poll: the set did not change again.
+    await new Promise((r) => setTimeout(r, 3 * MAX_AGE_MS));
+    expect(directives.filter((d) => d.type === "REFRESH_KEYS")).toHaveLength(1);
+    // A broadcast is written nowhere: no directive rows for it, nothing pending.
+    expect(await h.sql("select type from directive where type = 'REFRESH_KEYS'")).toEqual([]);
+  });
+
+  it("an offline box drops the revoked key on its next connect", async () => {
+    const { box, directives, stateFile } = await activatedBox();
+    const seqBefore = box.status().leaseSeq!;
+    const { revoked, active } = await rotateAndRevoke(h);
+    // Licensing learns of the change while the box is away.
+    await new Promise((r) => setTimeout(r, 2 * MAX_AGE_MS));
+    expect(stateFile().jwks.keys.map((k) => k.kid)).toContain(revoked);
+
+    box.start();
+    await until(() => directives.some((d) => d.type === "REFRESH_KEYS" && d.outcome === "applied"), "REFRESH_KEYS at connect");
+    await until(() => (box.status().leaseSeq ?? 0) > seqBefore && box.state().state === "ACTIVE", "a fresh lease");
+    // Written to the state file right after it is adopted.
+    await until(() => stateFile().highestLeaseSeq === box.status().leaseSeq, "the fresh lease stored");
+    const st = stateFile();
+    expect(st.jwks.keys.map((k) => k.kid)).not.toContain(revoked);
+    expect(kidOf(st.leaseToken)).toBe(active);
+  });
+});
