@@ -16,7 +16,7 @@ import type { CallContext } from "../core/audit.js";
 import { applyDeploymentChange } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
 import { licenseToProto, type LicenseView } from "../mapping.js";
-import { revokeCertificates } from "../storage/repository.js";
+import { REBIND_REVOKE_REASON, revokeCertificates } from "../storage/repository.js";
 import { assertStillCurrent, requireCurrentLicense } from "./revoke.js";
 import { validateRebind } from "./validate.js";
 
@@ -48,7 +48,7 @@ export async function rebindLicense(deps: LicensingDeps, call: CallContext, req:
         ],
         directiveReason: `licence moved to another box: ${verdict.reason}`,
         write: async (em, now) => {
-          await revokeCertificates(em, license.deploymentId, now, "licence rebound");
+          await revokeCertificates(em, license.deploymentId, now, REBIND_REVOKE_REASON);
         },
       };
     },
