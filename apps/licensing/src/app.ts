@@ -24,6 +24,7 @@ import {
 import { createApplianceService } from "./appliance-service/service.js";
 import type { LicensingConfig } from "./config.js";
 import type { LicensingDeps } from "./deps.js";
+import { createRefusalAudit } from "./core/audit.js";
 import { createLicensingService } from "./licensing-service/service.js";
 import { createReconcileService } from "./reconcile/service.js";
 import { ensureSettingsRow } from "./licensing-service/settings.js";
@@ -117,6 +118,10 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       staleCheckMs: config.heartbeatStaleCheckMs,
     });
     cleanups.push(() => heartbeat.close());
+    // Handlers' refusals, coalesced with the same window as the server's authz.denied events;
+    // flushed at shutdown after the server stopped and before the database closes.
+    const refusals = createRefusalAudit({ db, now, log, windowMs: config.deniedAuditWindowMs });
+    cleanups.push(() => refusals.flush());
     const deps: LicensingDeps = {
       db,
       now,
@@ -127,6 +132,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       faults: config.faults,
       tokenIssuer: config.tokenIssuer,
       trustDomain: config.trustDomain,
+      refusals,
     };
 
     let trust = await waitForTrustBundle(signing, config, log, stop.signal);

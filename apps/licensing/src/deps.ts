@@ -3,7 +3,8 @@
  * signing, directive seam, logs) plus the signing-keys gateway and the token issuer.
  */
 import { DomainError } from "@lcp/rpc";
-import { recordDenied, type AuditSpec, type CallContext } from "./core/audit.js";
+import type { CoalescedRepeats } from "@lcp/rpc";
+import type { AuditSpec, CallContext, RefusedCall } from "./core/audit.js";
 import type { CoreDeps } from "./core/deployment-change.js";
 import type { SigningKeysGateway } from "./signing-keys.js";
 
@@ -13,13 +14,16 @@ export interface LicensingDeps extends CoreDeps {
   /** `iss` of our tokens (verification pins it). */
   tokenIssuer: string;
   trustDomain: string;
+  /** Where handlers' refusals are audited, coalesced like `authz.denied` (core/audit.ts createRefusalAudit). */
+  refusals: CoalescedRepeats<RefusedCall>;
 }
 
 /**
  * Runs a command and, if it is refused (a DomainError: bad input, unknown id, a domain verdict),
- * records the refusal with outcome DENIED before rethrowing. The refused change never committed,
- * so the record is written on its own (`writeAuditNow`); failing to write it is logged and never
- * changes the caller's answer.
+ * records the refusal with outcome DENIED before rethrowing — through `deps.refusals`, so a refusal
+ * repeated within the denied-audit window is counted, not written again. The refused change never
+ * committed, so the record is written on its own; failing to write it is logged and never changes
+ * the caller's answer.
  */
 export async function auditRefusals<T>(
   deps: LicensingDeps,
@@ -32,9 +36,11 @@ export async function auditRefusals<T>(
   } catch (err) {
     if (err instanceof DomainError) {
       const s = typeof spec === "function" ? spec() : spec;
-      await recordDenied(deps.db, call, s, { code: err.code, message: err.message }, deps.now()).catch((auditErr: unknown) =>
-        deps.log.error({ err: auditErr, action: s.action }, "could not record a refusal in the outbox"),
-      );
+      try {
+        await deps.refusals.record({ call, spec: s, refusal: { code: err.code, message: err.message } });
+      } catch (auditErr) {
+        deps.log.error({ err: auditErr, action: s.action }, "could not record a refusal in the outbox");
+      }
     }
     throw err;
   }

@@ -22,6 +22,7 @@ import {
   type License,
   type Settings as ProtoSettings,
 } from "@lcp/proto/licensing/v1/types_pb";
+import type { Principal } from "@lcp/rpc";
 import type { DeploymentRow, DirectiveRow, LicenseRow, SettingsRow } from "./storage/entities.js";
 
 /** How a deployment kind is stored. */
@@ -123,16 +124,29 @@ export function deploymentToProto(row: DeploymentRow, derived: DerivedState): De
   });
 }
 
-/** A licence row as the API shows it, status derived at `now`. */
-export function licenseToProto(row: LicenseRow, now: Date): License {
+/**
+ * How much of a licence a caller may see. The token is the one credential Activate needs for an
+ * unbound licence, and the fingerprint hash names the box it is bound to: `full` only for callers
+ * whose roles may issue licences (who could mint a token anyway); everyone else gets them empty.
+ */
+export type LicenseView = "full" | "redacted";
+
+/** The licence view of a caller: decided on its permissions (roles mapped by `@lcp/domain`), never on role names. */
+export function licenseViewOf(principal: Principal): LicenseView {
+  return principal.kind === "admin" && principal.permissions.has("license.issue") ? "full" : "redacted";
+}
+
+/** A licence row as the API shows it to a caller with `view`, status derived at `now`. */
+export function licenseToProto(row: LicenseRow, now: Date, view: LicenseView): License {
+  const full = view === "full";
   return create(LicenseSchema, {
     id: row.id,
     deploymentId: row.deploymentId,
     status: LICENSE_STATUSES[licenseStatusOf(row, now)],
     entitlements: parseEntitlements(row.entitlements),
-    token: row.token,
+    token: full ? row.token : "",
     kid: row.kid,
-    fingerprintHash: row.fingerprintHash ?? "",
+    fingerprintHash: full ? (row.fingerprintHash ?? "") : "",
     issueTime: ts(row.issuedAt),
     expireTime: ts(row.expiresAt),
     activateTime: ts(row.activatedAt),

@@ -38,16 +38,27 @@ export type ActivateResult = Verdict<{ facts: DeploymentFacts; reinstall: boolea
 
 /**
  * A box activates the licence with its fingerprint hash. Refused for ever once revoked; refused
- * when expired or bound to another box. The bound box may activate again (a reinstall), keeping
+ * when expired or bound to another box, and, while unbound, to a box a rebind moved it off
+ * (`box.movedOffByRebind`). The bound box may activate again (a reinstall), keeping
  * its first activation time. Either way the box was seen now (server time).
  */
-export function activate(facts: DeploymentFacts, fingerprintHash: string, now: number): ActivateResult {
+export function activate(
+  facts: DeploymentFacts,
+  fingerprintHash: string,
+  now: number,
+  box: { movedOffByRebind?: boolean } = {},
+): ActivateResult {
   const unusable = licenseUsable(facts, now);
   if (unusable) return unusable;
   const bound = facts.boundFingerprintHash;
   // One box per licence: moving to other hardware takes an operator's rebind.
   if (bound !== null && bound !== fingerprintHash) {
     return refuse("FINGERPRINT_MISMATCH", "the licence is bound to another box; rebind it to move it");
+  }
+  // An unbind lets the next NEW box bind. The box it moved the licence off still holds the token:
+  // it must not take the licence straight back; a rebind naming it does.
+  if (bound === null && box.movedOffByRebind === true) {
+    return refuse("FINGERPRINT_MISMATCH", "a rebind moved the licence off this box; rebind it to this box to move it back");
   }
   // A rebind may pre-bind the new box's fingerprint with activatedAt cleared: its first
   // activation is then a first activation, not a reinstall.

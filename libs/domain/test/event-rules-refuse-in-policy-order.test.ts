@@ -50,6 +50,16 @@ describe("activate", () => {
     expect(codeOf(activate(activeDeployment, "fp-b", T0))).toBe("FINGERPRINT_MISMATCH");
   });
 
+  it("while unbound, refuses a box a rebind moved the licence off; a rebind naming it lets it back", () => {
+    const unbound = rebind(activeDeployment, null, "box stolen");
+    if (!unbound.ok) throw new Error(unbound.message);
+    expect(codeOf(activate(unbound.facts, "fp-a", T0, { movedOffByRebind: true }))).toBe("FINGERPRINT_MISMATCH");
+    expect(codeOf(activate(unbound.facts, "fp-new", T0, { movedOffByRebind: false }))).toBeNull();
+    const named = rebind(unbound.facts, "fp-a", "box repaired");
+    if (!named.ok) throw new Error(named.message);
+    expect(codeOf(activate(named.facts, "fp-a", T0, { movedOffByRebind: true }))).toBeNull();
+  });
+
   it("refuses a revoked licence for ever, even for the bound box and after expiry", () => {
     expect(codeOf(activate(revokedLicense, "fp-a", T0))).toBe("LICENSE_REVOKED");
     expect(codeOf(activate(revokedLicense, "fp-z", T0 + 10_000 * S))).toBe("LICENSE_REVOKED");

@@ -31,7 +31,7 @@ export function deniedAuditFields(event: DeniedEvent) {
 }
 
 /** A summary's count and span, for an event's details (nothing for a single refusal). */
-export function repeatedDetails(event: DeniedEvent): { repeated?: { count: number; from: string; to: string; mixed?: true } } {
+export function repeatedDetails(event: Pick<DeniedEvent, "repeated">): { repeated?: { count: number; from: string; to: string; mixed?: true } } {
   const r = event.repeated;
   if (!r) return {};
   return { repeated: { count: r.count, from: r.firstAt.toISOString(), to: r.lastAt.toISOString(), ...(r.mixed ? { mixed: true as const } : {}) } };

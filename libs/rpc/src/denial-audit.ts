@@ -35,33 +35,72 @@ export interface CoalescedDenials {
   flush(): Promise<void>;
 }
 
+/**
+ * Options of {@link coalesceRepeats}: the window, and what makes two refusals the same kind. Apps
+ * that audit refusals of their own (a handler's domain refusal) coalesce them with the same window
+ * as the server's `authz.denied` events, so no kind of refusal is a write per call.
+ */
+export interface RepeatCoalescingOptions<E> extends DenialCoalescingOptions {
+  /** The kind of a refusal: who was refused, for what, and why. Repeats of one kind are counted. */
+  readonly kindOf: (event: E) => string;
+  /** The coarser kind used past the cap on kinds (e.g. the RPC and code alone). */
+  readonly overflowKindOf: (event: E) => string;
+  /** Log fields naming a refusal, for a summary that could not be written. */
+  readonly describe?: (event: E) => Record<string, unknown>;
+}
+
+/** Any refusal, coalesced: `record` it; `flush` at shutdown. */
+export interface CoalescedRepeats<E> {
+  /** Writes the first refusal of a kind (its promise settles when written); counts its repeats. */
+  readonly record: (event: E) => void | Promise<void>;
+  /** Writes the summaries of the windows still open (at shutdown, before the database closes). */
+  flush(): Promise<void>;
+}
+
 /** One kind's open window: its repeats so far (none while `last` is null), times in epoch ms. */
-interface Window {
+interface Window<E> {
   readonly closesAt: number;
   readonly mixed: boolean;
   repeats: number;
   firstAt: number;
   lastAt: number;
-  last: DeniedEvent | null;
+  last: E | null;
 }
 
 /** Wraps `write` (the app's `onDenied`) so a refusal repeated within a window is written once more, as a count. */
 export function coalesceDenials(write: (event: DeniedEvent) => void | Promise<void>, options: DenialCoalescingOptions): CoalescedDenials {
-  const { windowMs, logger } = options;
-  if (!Number.isInteger(windowMs) || windowMs < 0) throw new TypeError("the denied-audit window must be a whole number of ms, 0 or more");
-  if (windowMs === 0) return { onDenied: write, flush: async () => undefined };
+  const coalesced = coalesceRepeats<DeniedEvent>((event, repeated) => write(repeated ? { ...event, repeated } : event), {
+    ...options,
+    kindOf: (e) => `${e.principal.kind}\u0000${principalId(e.principal)}\u0000${e.procedure}\u0000${e.code}\u0000${e.reason}`,
+    overflowKindOf: (e) => `*\u0000${e.procedure}\u0000${e.code}`,
+    describe: (e) => ({ procedure: e.procedure }),
+  });
+  return { onDenied: coalesced.record, flush: coalesced.flush };
+}
 
-  const windows = new Map<string, Window>();
+/**
+ * Wraps `write` so the first refusal of a kind is written in full and its repeats within the
+ * window once more, as a count (`repeated`) carried by the last one. See the module comment.
+ */
+export function coalesceRepeats<E>(
+  write: (event: E, repeated?: DeniedRepeats) => void | Promise<void>,
+  options: RepeatCoalescingOptions<E>,
+): CoalescedRepeats<E> {
+  const { windowMs, logger, kindOf, overflowKindOf, describe } = options;
+  if (!Number.isInteger(windowMs) || windowMs < 0) throw new TypeError("the denied-audit window must be a whole number of ms, 0 or more");
+  if (windowMs === 0) return { record: (event) => write(event), flush: async () => undefined };
+
+  const windows = new Map<string, Window<E>>();
   let timer: NodeJS.Timeout | null = null;
   const pending = new Set<Promise<void>>();
 
-  const summarise = (w: Window) => {
+  const summarise = (w: Window<E>) => {
     const last = w.last;
     if (!last) return;
     const repeated: DeniedRepeats = { count: w.repeats, firstAt: new Date(w.firstAt), lastAt: new Date(w.lastAt), mixed: w.mixed };
     const written = Promise.resolve()
-      .then(() => write({ ...last, repeated }))
-      .catch((err: unknown) => logger.error({ err, procedure: last.procedure, repeats: repeated.count }, "could not audit repeated refusals"))
+      .then(() => write(last, repeated))
+      .catch((err: unknown) => logger.error({ err, ...describe?.(last), repeats: repeated.count }, "could not audit repeated refusals"))
       .finally(() => pending.delete(written));
     pending.add(written);
   };
@@ -87,12 +126,12 @@ export function coalesceDenials(write: (event: DeniedEvent) => void | Promise<vo
   };
 
   return {
-    onDenied(event) {
+    record(event) {
       const now = Date.now();
-      let key = `${event.principal.kind}\u0000${principalId(event.principal)}\u0000${event.procedure}\u0000${event.code}\u0000${event.reason}`;
-      // Past the cap, a new kind is counted under its RPC and code, even its first refusal.
+      let key = kindOf(event);
+      // Past the cap, a new kind is counted under its coarser kind, even its first refusal.
       const overflow = !windows.has(key) && windows.size >= MAX_KINDS;
-      if (overflow) key = `*\u0000${event.procedure}\u0000${event.code}`;
+      if (overflow) key = `\u0001${overflowKindOf(event)}`;
       let w = windows.get(key);
       if (w && w.closesAt <= now) {
         // Its window ran out and the timer has not come round yet.

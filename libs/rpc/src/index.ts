@@ -29,4 +29,12 @@ export * from "./client.js";
 export * from "./logger.js";
 export * from "./config.js";
 export * from "./audit-fields.js";
-export { coalesceDenials, DEFAULT_DENIED_AUDIT_WINDOW_MS, type CoalescedDenials, type DenialCoalescingOptions } from "./denial-audit.js";
+export {
+  coalesceDenials,
+  coalesceRepeats,
+  DEFAULT_DENIED_AUDIT_WINDOW_MS,
+  type CoalescedDenials,
+  type CoalescedRepeats,
+  type DenialCoalescingOptions,
+  type RepeatCoalescingOptions,
+} from "./denial-audit.js";

@@ -11,8 +11,10 @@
  *    → FINGERPRINT_MISMATCH, the same box again → a reinstall);
  * 4. the certificate from signing-keys (which refuses a CSR naming anything but this
  *    deployment's SPIFFE id) and a lease, both before the transaction;
- * 5. one transaction: compare-and-set on the deployment's version binds the fingerprint, records
- *    the certificate serial (only recorded serials pass the mTLS check) and license.activate.
+ * 5. one transaction: compare-and-set on the deployment's version binds the fingerprint, revokes
+ *    the certificates issued before (a re-activation retires the old installation's), records
+ *    the new serial (only recorded serials pass the mTLS check) and license.activate. While the
+ *    licence is unbound, a box a rebind moved it off is refused (checked again in here).
  *
  * Twenty boxes racing for one licence: all pass 1–4, exactly one wins the compare-and-set; the
  * others re-decide on the winner's facts and are refused FINGERPRINT_MISMATCH.
@@ -32,7 +34,7 @@ import { applyDeploymentChange } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
 import { applianceSettingsToProto, stateToProto } from "../mapping.js";
 import { CertificateEntity } from "../storage/entities.js";
-import { loadLicense, loadSettings } from "../storage/repository.js";
+import { loadLicense, loadSettings, revokeCertificates, wasMovedOffByRebind } from "../storage/repository.js";
 import type { IssuedApplianceCertificate } from "../signing-keys.js";
 import { validateActivate, type ActivateInput } from "./validate.js";
 
@@ -92,6 +94,8 @@ export async function activateLicense(deps: LicensingDeps, call: CallContext, re
     throw new DomainError("PERMISSION_DENIED", "license_token names another deployment than its licence", { field: "license_token" });
   }
 
+  // Read ahead so a box moved off by a rebind costs no certificate; re-checked in the transaction.
+  const movedOffByRebind = await wasMovedOffByRebind(deps.db.em(), license.deploymentId, input.fingerprintHash);
   const result = await applyDeploymentChange<IssuedApplianceCertificate>(deps, {
     deploymentId: license.deploymentId,
     call,
@@ -105,7 +109,7 @@ export async function activateLicense(deps: LicensingDeps, call: CallContext, re
           "this licence was superseded by a newer licence for the deployment; activate with the new licence token",
         );
       }
-      const verdict = activate(loaded.facts, input.fingerprintHash, loaded.now.getTime());
+      const verdict = activate(loaded.facts, input.fingerprintHash, loaded.now.getTime(), { movedOffByRebind });
       if (!verdict.ok) return verdict;
       return {
         facts: verdict.facts,
@@ -124,6 +128,14 @@ export async function activateLicense(deps: LicensingDeps, call: CallContext, re
           },
         ],
         write: async (em, at, certificate) => {
+          // Under the compare-and-set, so no rebind can slip in between this check and the binding.
+          if (loaded.facts.boundFingerprintHash === null && (await wasMovedOffByRebind(em, license.deploymentId, input.fingerprintHash))) {
+            const refused = activate(loaded.facts, input.fingerprintHash, loaded.now.getTime(), { movedOffByRebind: true });
+            if (!refused.ok) throw new DomainError(refused.code, refused.message);
+          }
+          // One installation per box: a re-activation (a reinstall, new keys) retires the
+          // certificates issued before, so a copy of the old key cannot keep authenticating.
+          await revokeCertificates(em, license.deploymentId, at, "superseded by a new activation");
           await em.insert(CertificateEntity, {
             serialNumber: certificate.serialNumber,
             deploymentId: license.deploymentId,

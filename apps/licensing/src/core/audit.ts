@@ -4,7 +4,18 @@
  */
 import type { AuditAction, Refusal } from "@lcp/domain";
 import { newAuditEvent, recordAudit, writeAuditNow, type Database } from "@lcp/persistence";
-import { auditActorOf, principalKey, requestIdKey, type Principal } from "@lcp/rpc";
+import {
+  auditActorOf,
+  coalesceRepeats,
+  DEFAULT_DENIED_AUDIT_WINDOW_MS,
+  principalKey,
+  repeatedDetails,
+  requestIdKey,
+  type CoalescedRepeats,
+  type DeniedRepeats,
+  type Logger,
+  type Principal,
+} from "@lcp/rpc";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/knex";
 
@@ -66,6 +77,7 @@ export async function recordDenied(
   spec: Omit<AuditSpec, "outcome">,
   refusal: { code: Refusal["code"] | string; message: string },
   now: Date,
+  repeated?: DeniedRepeats,
 ): Promise<void> {
   await writeAuditNow(
     db,
@@ -75,8 +87,34 @@ export async function recordDenied(
       resource: spec.resource,
       outcome: "denied",
       requestId: call.requestId,
-      details: { ...spec.details, code: refusal.code, message: refusal.message },
+      details: { ...spec.details, code: refusal.code, message: refusal.message, ...repeatedDetails({ repeated }) },
       now,
     }),
   );
+}
+
+/** One refused command, as {@link createRefusalAudit} records it. */
+export interface RefusedCall {
+  call: CallContext;
+  spec: Omit<AuditSpec, "outcome">;
+  refusal: { code: string; message: string };
+}
+
+/**
+ * The handlers' refusals (outcome DENIED), coalesced exactly like the server's `authz.denied`
+ * events and with the same window (DENIED_AUDIT_WINDOW): a refusal costs nothing to provoke —
+ * Activate is public — so each one must not be a row of its own. The first refusal of a kind (the
+ * same actor, action, resource, code and message) is written in full before the caller is
+ * answered; its repeats within the window become one more event carrying their count.
+ */
+export function createRefusalAudit(options: { db: Database; now: () => Date; log: Logger; windowMs?: number | undefined }): CoalescedRepeats<RefusedCall> {
+  const { db, now, log } = options;
+  return coalesceRepeats<RefusedCall>((r, repeated) => recordDenied(db, r.call, r.spec, r.refusal, now(), repeated), {
+    windowMs: options.windowMs ?? DEFAULT_DENIED_AUDIT_WINDOW_MS,
+    logger: log,
+    kindOf: (r) =>
+      [r.call.actor.kind, r.call.actor.id, r.spec.action, r.spec.resource.type, r.spec.resource.id, r.refusal.code, r.refusal.message].join("\u0000"),
+    overflowKindOf: (r) => `${r.spec.action}\u0000${r.refusal.code}`,
+    describe: (r) => ({ action: r.spec.action, code: r.refusal.code }),
+  });
 }

@@ -150,3 +150,38 @@ export function certificateRecorder(
     });
   };
 }
+
+/** What a certificate renewal came to: recorded (and sent), or refused because the box is no longer the one admitted. */
+export type CertificateRenewalOutcome = "recorded" | "refused";
+
+/**
+ * Records a renewed appliance certificate and its RENEW_CERTIFICATE directive, but only while the
+ * deployment is still what the stream was admitted under: the licence not revoked and still bound
+ * to `fingerprintHash`. The check and the write share one transaction under a compare-and-set on
+ * the deployment's version, so a revoke or rebind committed meanwhile (they revoke every recorded
+ * serial in their own compare-and-set) either sees this serial and revokes it, or makes this
+ * renewal re-check and refuse: a revoked deployment never keeps a serial that passes mTLS.
+ */
+export async function storeRenewedCertificate(
+  deps: CoreDeps,
+  deploymentId: string,
+  fingerprintHash: string,
+  cert: { serialNumber: string; notAfter: Date; certificatePem: string; chainPem: string[] },
+): Promise<CertificateRenewalOutcome> {
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const { deployment, license, facts, now } = await loadForDecision(deps, deploymentId);
+    if (!license || license.revokedAt || facts.licenseRevoked || facts.boundFingerprintHash !== fingerprintHash) return "refused";
+    const row = newDirectiveRow(deploymentId, "RENEW_CERTIFICATE", { reason: "certificate renewal", certificatePem: cert.certificatePem, certificateChainPem: cert.chainPem }, now);
+    const committed = await deps.db.transactional(async (em) => {
+      if (!(await compareAndSetDeployment(em, deploymentId, deployment.version, { updatedAt: now }))) return false;
+      await certificateRecorder(deploymentId, license.id, fingerprintHash, cert)(em, now);
+      await em.insert(DirectiveEntity, row);
+      return true;
+    });
+    if (!committed) continue;
+    await publishSafely(deps, deploymentId, [directiveToProto(row)]);
+    return "recorded";
+  }
+  // The deployment kept changing: refuse rather than record on facts never confirmed; the box asks again.
+  return "refused";
+}

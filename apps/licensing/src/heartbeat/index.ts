@@ -80,7 +80,7 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
   }
   const limits = { ...DEFAULT_HEARTBEAT_LIMITS, ...options.limits };
   // Replaced by real counters in registerMetrics; sessions read them through the context.
-  const counters: HeartbeatCounters = { beat() {}, directivePushed() {} };
+  const counters: HeartbeatCounters = { beat() {}, directivePushed() {}, certificateRenewal() {} };
   let sync: FleetSync | null = null;
   return {
     hub,
@@ -120,7 +120,9 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
     registerMetrics(metrics) {
       const beats = metrics.counter("licensing_heartbeat_beats_total", "Heartbeat beats received on streams (rate() gives beats/s).");
       const pushed = metrics.counter("licensing_directives_pushed_total", "Directives pushed to connected boxes, by type.", ["type"]);
+      const renewals = metrics.counter("licensing_certificate_renewals_total", "Appliance certificate renewals, by outcome (recorded, refused, failed).", ["outcome"]);
       counters.beat = () => beats.inc();
+      counters.certificateRenewal = (outcome) => renewals.inc({ outcome });
       counters.directivePushed = (type) => pushed.inc({ type });
       metrics.gauge("licensing_heartbeat_streams", "Heartbeat streams held by this replica.", [], function () {
         this.set(hub.size());

@@ -42,7 +42,7 @@ import { invalid, requireFingerprintHash, requireId } from "../licensing-service
 import { DeploymentEntity, type LicenseRow } from "../storage/entities.js";
 import { factsOf, storedStateOf } from "../storage/repository.js";
 import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/validate.js";
-import { ackDirectives, certificateRecorder, renewLease, storeDirective } from "./directive-store.js";
+import { ackDirectives, renewLease, storeRenewedCertificate, type CertificateRenewalOutcome } from "./directive-store.js";
 import type { HelloReads } from "./hello-reads.js";
 import { MAX_REPORTED_KEY_IDS, refreshKeysDirective, sameKeySet, signedByKeyIn } from "./key-set.js";
 import type { LastSeenWriter } from "./last-seen-writer.js";
@@ -65,6 +65,8 @@ export interface HeartbeatContext {
 export interface HeartbeatCounters {
   beat(): void;
   directivePushed(type: string): void;
+  /** A certificate renewal ended: recorded, refused (revoked or moved meanwhile) or failed. */
+  certificateRenewal(outcome: CertificateRenewalOutcome | "failed"): void;
 }
 
 /** Per-stream limits. */
@@ -512,18 +514,12 @@ export class HeartbeatStream implements HeldStream {
     const fingerprintHash = this.fingerprintHash!;
     void (async () => {
       const cert = await deps.signing.issueApplianceCertificate(deploymentId, csrPem);
-      const loaded = await loadForDecision(deps, deploymentId);
-      if (!loaded.license || loaded.facts.boundFingerprintHash !== fingerprintHash) return;
-      await storeDirective(
-        deps,
-        this.call,
-        deploymentId,
-        "RENEW_CERTIFICATE",
-        { reason: "certificate renewal", certificatePem: cert.certificatePem, certificateChainPem: cert.chainPem },
-        null,
-        certificateRecorder(deploymentId, loaded.license.id, fingerprintHash, cert),
-      );
+      // Recorded only if the licence and binding are still those this stream was admitted under.
+      const outcome = await storeRenewedCertificate(deps, deploymentId, fingerprintHash, cert);
+      this.ctx.counters.certificateRenewal(outcome);
+      if (outcome === "refused") deps.log.info({ deploymentId }, "certificate renewal refused: the licence was revoked or moved meanwhile");
     })().catch((err: unknown) => {
+      this.ctx.counters.certificateRenewal("failed");
       deps.log.warn({ err, deploymentId }, "certificate renewal failed");
     });
   }

@@ -20,7 +20,7 @@ import type { CallContext } from "../core/audit.js";
 import { applyDeploymentChange, loadForDecision } from "../core/deployment-change.js";
 import { signLicense } from "../core/signer.js";
 import type { LicensingDeps } from "../deps.js";
-import { licenseToProto } from "../mapping.js";
+import { licenseToProto, type LicenseView } from "../mapping.js";
 import { newLicenseRow } from "./license-row.js";
 import { validateIssue } from "./validate.js";
 
@@ -29,7 +29,7 @@ function refusalError(r: Refusal): DomainError {
 }
 
 /** Issues a licence for a deployment, superseding its current one. */
-export async function issueLicenseFor(deps: LicensingDeps, call: CallContext, req: IssueLicenseRequest): Promise<IssueLicenseResponse> {
+export async function issueLicenseFor(deps: LicensingDeps, call: CallContext, req: IssueLicenseRequest, view: LicenseView): Promise<IssueLicenseResponse> {
   const now = deps.now();
   const input = validateIssue(req, now);
   // Refuse before signing: a revoked deployment must not cost a signature, nor leave a token behind.
@@ -85,5 +85,5 @@ export async function issueLicenseFor(deps: LicensingDeps, call: CallContext, re
       };
     },
   });
-  return create(IssueLicenseResponseSchema, { license: licenseToProto(result.license!, now) });
+  return create(IssueLicenseResponseSchema, { license: licenseToProto(result.license!, now, view) });
 }

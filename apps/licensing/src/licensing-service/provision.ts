@@ -14,7 +14,7 @@ import { v7 as uuidv7 } from "uuid";
 import { recordEvent, type CallContext } from "../core/audit.js";
 import { signLicense } from "../core/signer.js";
 import type { LicensingDeps } from "../deps.js";
-import { deploymentToProto, licenseToProto } from "../mapping.js";
+import { deploymentToProto, licenseToProto, type LicenseView } from "../mapping.js";
 import { DeploymentEntity, LicenseEntity, type DeploymentRow, type LicenseRow } from "../storage/entities.js";
 import { factColumns, loadSettings } from "../storage/repository.js";
 import { validateProvision } from "./validate.js";
@@ -25,6 +25,7 @@ export async function provisionDeployment(
   deps: LicensingDeps,
   call: CallContext,
   req: ProvisionDeploymentRequest,
+  view: LicenseView,
 ): Promise<ProvisionDeploymentResponse> {
   const now = deps.now();
   const input = validateProvision(req, now);
@@ -103,6 +104,6 @@ export async function provisionDeployment(
 
   return create(ProvisionDeploymentResponseSchema, {
     deployment: deploymentToProto(deployment, derived),
-    license: license ? licenseToProto(license, now) : undefined,
+    license: license ? licenseToProto(license, now, view) : undefined,
   });
 }

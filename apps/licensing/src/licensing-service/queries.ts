@@ -24,17 +24,17 @@ import {
 import { DomainError } from "@lcp/rpc";
 import type { FilterQuery } from "@mikro-orm/core";
 import type { LicensingDeps } from "../deps.js";
-import { deploymentToProto, licenseStatusOf, licenseToProto, type LicenseStatusName } from "../mapping.js";
+import { deploymentToProto, licenseStatusOf, licenseToProto, type LicenseStatusName, type LicenseView } from "../mapping.js";
 import { DeploymentEntity, LicenseEntity, type DeploymentRow, type LicenseRow } from "../storage/entities.js";
 import { factsOf, loadLicense, loadSettings } from "../storage/repository.js";
 import { encodePageToken, requireId, validateListDeployments, validateListLicenses } from "./validate.js";
 
 /** One licence. */
-export async function getLicense(deps: LicensingDeps, req: GetLicenseRequest): Promise<GetLicenseResponse> {
+export async function getLicense(deps: LicensingDeps, req: GetLicenseRequest, view: LicenseView): Promise<GetLicenseResponse> {
   const licenseId = requireId(req.licenseId, "license_id");
   const license = await loadLicense(deps.db.em(), licenseId);
   if (!license) throw new DomainError("NOT_FOUND", `licence ${licenseId} does not exist`, { licenseId });
-  return create(GetLicenseResponseSchema, { license: licenseToProto(license, deps.now()) });
+  return create(GetLicenseResponseSchema, { license: licenseToProto(license, deps.now(), view) });
 }
 
 /** A licence status as a condition on the licence's timestamps (the mirror of `licenseStatusOf`). */
@@ -55,7 +55,7 @@ function licenseStatusCondition(status: LicenseStatusName, now: Date): FilterQue
 }
 
 /** A page of licences, filtered by status, deployment and customer. */
-export async function listLicenses(deps: LicensingDeps, req: ListLicensesRequest): Promise<ListLicensesResponse> {
+export async function listLicenses(deps: LicensingDeps, req: ListLicensesRequest, view: LicenseView): Promise<ListLicensesResponse> {
   const query = validateListLicenses(req);
   const now = deps.now();
   const where: FilterQuery<LicenseRow>[] = [];
@@ -73,7 +73,7 @@ export async function listLicenses(deps: LicensingDeps, req: ListLicensesRequest
   const shown = query.statuses.length > 0 ? page.filter((r) => query.statuses.includes(licenseStatusOf(r, now))) : page;
   const more = rows.length > query.pageSize;
   return create(ListLicensesResponseSchema, {
-    licenses: shown.map((r) => licenseToProto(r, now)),
+    licenses: shown.map((r) => licenseToProto(r, now, view)),
     nextPageToken: more ? encodePageToken(page[page.length - 1]!.id, { statuses: query.statuses, deploymentId: query.deploymentId, customer: query.customer }) : "",
   });
 }

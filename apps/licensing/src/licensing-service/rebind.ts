@@ -15,13 +15,13 @@ import {
 import type { CallContext } from "../core/audit.js";
 import { applyDeploymentChange } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
-import { licenseToProto } from "../mapping.js";
-import { revokeCertificates } from "../storage/repository.js";
+import { licenseToProto, type LicenseView } from "../mapping.js";
+import { REBIND_REVOKE_REASON, revokeCertificates } from "../storage/repository.js";
 import { assertStillCurrent, requireCurrentLicense } from "./revoke.js";
 import { validateRebind } from "./validate.js";
 
 /** Rebinds a licence; see the module comment. */
-export async function rebindLicense(deps: LicensingDeps, call: CallContext, req: RebindLicenseRequest): Promise<RebindLicenseResponse> {
+export async function rebindLicense(deps: LicensingDeps, call: CallContext, req: RebindLicenseRequest, view: LicenseView): Promise<RebindLicenseResponse> {
   const input = validateRebind(req);
   const license = await requireCurrentLicense(deps, input.licenseId);
   const result = await applyDeploymentChange(deps, {
@@ -48,10 +48,10 @@ export async function rebindLicense(deps: LicensingDeps, call: CallContext, req:
         ],
         directiveReason: `licence moved to another box: ${verdict.reason}`,
         write: async (em, now) => {
-          await revokeCertificates(em, license.deploymentId, now, "licence rebound");
+          await revokeCertificates(em, license.deploymentId, now, REBIND_REVOKE_REASON);
         },
       };
     },
   });
-  return create(RebindLicenseResponseSchema, { license: licenseToProto(result.license!, result.deployment.updatedAt) });
+  return create(RebindLicenseResponseSchema, { license: licenseToProto(result.license!, result.deployment.updatedAt, view) });
 }

@@ -16,7 +16,7 @@ import { DomainError } from "@lcp/rpc";
 import type { CallContext } from "../core/audit.js";
 import { applyDeploymentChange, type Loaded } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
-import { deploymentToProto, licenseToProto } from "../mapping.js";
+import { deploymentToProto, licenseToProto, type LicenseView } from "../mapping.js";
 import type { LicenseRow } from "../storage/entities.js";
 import { loadLicense, revokeCertificates } from "../storage/repository.js";
 import { validateRevoke } from "./validate.js";
@@ -49,7 +49,7 @@ export function assertStillCurrent(loaded: Loaded, licenseId: string): void {
 }
 
 /** Revokes a licence; see the module comment. */
-export async function revokeLicense(deps: LicensingDeps, call: CallContext, req: RevokeLicenseRequest): Promise<RevokeLicenseResponse> {
+export async function revokeLicense(deps: LicensingDeps, call: CallContext, req: RevokeLicenseRequest, view: LicenseView): Promise<RevokeLicenseResponse> {
   const input = validateRevoke(req);
   const license = await requireCurrentLicense(deps, input.licenseId);
   const result = await applyDeploymentChange(deps, {
@@ -79,7 +79,7 @@ export async function revokeLicense(deps: LicensingDeps, call: CallContext, req:
     },
   });
   return create(RevokeLicenseResponseSchema, {
-    license: licenseToProto(result.license!, result.deployment.updatedAt),
+    license: licenseToProto(result.license!, result.deployment.updatedAt, view),
     deployment: deploymentToProto(result.deployment, result.derived),
   });
 }

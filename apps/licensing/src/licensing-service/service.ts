@@ -4,10 +4,12 @@
  * Mutations record every refusal with outcome DENIED. ListHeartbeats and SendDirective are the
  * heartbeat module's (heartbeat/operator-handlers.ts), merged with these in app.ts.
  */
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
+import { principalKey } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
+import { licenseViewOf } from "../mapping.js";
 import { issueLicenseFor } from "./issue.js";
 import { provisionDeployment } from "./provision.js";
 import { getDeployment, getLicense, listDeployments, listLicenses } from "./queries.js";
@@ -16,11 +18,14 @@ import { revokeLicense } from "./revoke.js";
 import { getSettings, updateSettings } from "./settings.js";
 import { setSubscriptionStatus } from "./subscription.js";
 
+const viewOf = (ctx: HandlerContext) => licenseViewOf(ctx.values.get(principalKey));
+
 /** Builds the LicensingService handlers. */
 export function createLicensingService(deps: LicensingDeps): Partial<ServiceImpl<typeof LicensingService>> {
   return {
-    listLicenses: (req) => listLicenses(deps, req),
-    getLicense: (req) => getLicense(deps, req),
+    // Read-only roles get licences without token and fingerprint hash (mapping.ts licenseViewOf).
+    listLicenses: (req, ctx) => listLicenses(deps, req, viewOf(ctx)),
+    getLicense: (req, ctx) => getLicense(deps, req, viewOf(ctx)),
     listDeployments: (req) => listDeployments(deps, req),
     getDeployment: (req) => getDeployment(deps, req),
     getSettings: () => getSettings(deps),
@@ -28,25 +33,25 @@ export function createLicensingService(deps: LicensingDeps): Partial<ServiceImpl
     async provisionDeployment(req, ctx) {
       const call = callContextOf(ctx);
       return auditRefusals(deps, call, { action: "deployment.provision", resource: { type: "deployment", id: "-" }, details: { name: req.name, customer: req.customer } }, () =>
-        provisionDeployment(deps, call, req),
+        provisionDeployment(deps, call, req, viewOf(ctx)),
       );
     },
     async issueLicense(req, ctx) {
       const call = callContextOf(ctx);
       return auditRefusals(deps, call, { action: "license.issue", resource: { type: "deployment", id: req.deploymentId } }, () =>
-        issueLicenseFor(deps, call, req),
+        issueLicenseFor(deps, call, req, viewOf(ctx)),
       );
     },
     async revokeLicense(req, ctx) {
       const call = callContextOf(ctx);
       return auditRefusals(deps, call, { action: "license.revoke", resource: { type: "license", id: req.licenseId }, details: { reason: req.reason } }, () =>
-        revokeLicense(deps, call, req),
+        revokeLicense(deps, call, req, viewOf(ctx)),
       );
     },
     async rebindLicense(req, ctx) {
       const call = callContextOf(ctx);
       return auditRefusals(deps, call, { action: "license.rebind", resource: { type: "license", id: req.licenseId }, details: { reason: req.reason } }, () =>
-        rebindLicense(deps, call, req),
+        rebindLicense(deps, call, req, viewOf(ctx)),
       );
     },
     async setSubscriptionStatus(req, ctx) {

@@ -205,7 +205,23 @@ export function batchedRead<V>(load: (keys: string[]) => Promise<Map<string, V>>
     });
 }
 
-/** Revokes every usable certificate of a deployment (rebind, revoke); returns how many. */
+/**
+ * The revoke reason a rebind writes. It also marks the boxes the licence was moved off: while the
+ * licence is unbound, such a box may not activate it again (domain `activate`).
+ */
+export const REBIND_REVOKE_REASON = "licence rebound";
+
+/** Whether a rebind of `deploymentId` revoked a certificate of the box with `fingerprintHash` (it was moved off). */
+export async function wasMovedOffByRebind(em: EntityManager, deploymentId: string, fingerprintHash: string): Promise<boolean> {
+  const row = await em.findOne(
+    CertificateEntity,
+    { deploymentId, fingerprintHash, revokeReason: REBIND_REVOKE_REASON },
+    { disableIdentityMap: true, fields: ["serialNumber"] },
+  );
+  return row !== null;
+}
+
+/** Revokes every usable certificate of a deployment (rebind, revoke, re-activation); returns how many. */
 export async function revokeCertificates(em: EntityManager, deploymentId: string, now: Date, reason: string): Promise<number> {
   return em.nativeUpdate(
     CertificateEntity,

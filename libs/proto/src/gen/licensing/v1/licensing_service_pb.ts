@@ -675,7 +675,7 @@ export const UpdateSettingsResponseSchema: GenMessage<UpdateSettingsResponse> = 
 export const LicensingService: GenService<{
   /**
    * GET /licenses — "Open Licenses to see existing licences." Screen: licensing.
-   * Permission license.read.
+   * Permission license.read; token and fingerprint_hash only with license.issue (License).
    *
    * @generated from rpc licensing.v1.LicensingService.ListLicenses
    */
@@ -685,7 +685,8 @@ export const LicensingService: GenService<{
     output: typeof ListLicensesResponseSchema;
   },
   /**
-   * GET /licenses/:id. Permission license.read.
+   * GET /licenses/:id. Permission license.read; token and fingerprint_hash only with
+   * license.issue (License).
    *
    * @generated from rpc licensing.v1.LicensingService.GetLicense
    */

@@ -117,7 +117,9 @@ export type License = Message<"licensing.v1.License"> & {
   entitlements: string[];
 
   /**
-   * The signed licence token (typ license+jwt) the box activates with.
+   * The signed licence token (typ license+jwt) the box activates with. It is the only credential
+   * Activate needs for an unbound licence, so it is filled only for callers holding
+   * license.issue (onboarding, support, super_admin); empty for read-only roles (auditor).
    *
    * @generated from field: string token = 5;
    */
@@ -131,7 +133,8 @@ export type License = Message<"licensing.v1.License"> & {
   kid: string;
 
   /**
-   * SHA-256 (hex) of the bound box's fingerprint; empty until activated.
+   * SHA-256 (hex) of the bound box's fingerprint; empty until activated. Like token, filled only
+   * for callers holding license.issue; empty for read-only roles.
    *
    * @generated from field: string fingerprint_hash = 7;
    */
