@@ -222,8 +222,23 @@ export const TICKET_SECRET_FILE = "tls-session-ticket.key";
  * `<dataDir>/tls-session-ticket.key` is created (mode 0600) on first start and read back on every
  * later one, so a restarted process accepts the tickets its predecessor issued. A bad file fails
  * fast with a ConfigError naming `variable` (or `DATA_DIR`); the secret itself is never echoed.
+ * With `production` the generated file is refused (like the dev KEK and the dev PKI): a secret that
+ * lets its holder mint a session for any box must be provisioned and guarded on purpose, and
+ * replicas must share it.
  */
-export async function loadTicketSecret(options: { readonly file?: string; readonly dataDir: string; readonly variable: string }): Promise<Uint8Array> {
+export async function loadTicketSecret(options: {
+  readonly file?: string | undefined;
+  readonly dataDir: string;
+  readonly variable: string;
+  /** `NODE_ENV=production`: `file` is required. */
+  readonly production?: boolean;
+}): Promise<Uint8Array> {
+  if (options.production === true && options.file === undefined) {
+    throw new ConfigError(
+      options.variable,
+      `is required when NODE_ENV=production; the secret generated under DATA_DIR is refused (create one with openssl rand -base64 ${TICKET_SECRET_BYTES}, mode 600, the same file for every replica)`,
+    );
+  }
   const variable = options.file !== undefined ? options.variable : "DATA_DIR";
   const path = options.file ?? join(options.dataDir, TICKET_SECRET_FILE);
   let text: string;
