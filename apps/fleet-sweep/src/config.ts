@@ -3,7 +3,7 @@
  * audit are, how often to sweep and how big a Reconcile page is. Parsed once at start; a bad
  * value fails fast naming its variable.
  */
-import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type Logger, type ServerTls } from "@lcp/rpc";
+import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type ConnectionLimits, type Logger, type ServerTls } from "@lcp/rpc";
 import { DurationError, parseDuration } from "@lcp/tokens";
 
 /** Fleet-sweep's default port (DESIGN.md §12). */
@@ -63,6 +63,8 @@ export interface FleetSweepConfig {
   readonly shutdownGraceMs?: number | undefined;
   /** Repeats of one refused call within this are audited as one count (`DENIED_AUDIT_WINDOW`; default 60 s). */
   readonly deniedAuditWindowMs?: number | undefined;
+  /** Streams per connection, idle timeout, keepalive (`IDLE_TIMEOUT` …, readCommonConfig); default when unset. */
+  readonly connectionLimits?: ConnectionLimits | undefined;
 }
 
 /**
@@ -102,6 +104,7 @@ export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env)
     parallelism,
     logLevel: common.logLevel,
     deniedAuditWindowMs: common.deniedAuditWindowMs,
+    connectionLimits: common.connectionLimits,
   };
 }
 
