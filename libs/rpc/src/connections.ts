@@ -169,7 +169,7 @@ export interface ConnectionGuards {
   session(session: http2.ServerHttp2Session): void;
   /** A new TLS connection that did not negotiate HTTP/2: close it when idle between requests. */
   http1Socket(socket: Socket): void;
-  /** An HTTP/1.1 request on a socket given to `http1Socket`; `done` is its response's close. */
+  /** An HTTP/1.1 request on a socket given to `http1Socket`: open until its `response` closes. */
   http1Request(socket: Socket, response: { once(event: "close", listener: () => void): unknown }): void;
 }
 
