@@ -57,6 +57,7 @@ export async function startAudit(config: AuditConfig): Promise<AuditApp> {
       adminTokens: adminTokenVerifierFrom(config.adminTokens),
       onDenied,
       deniedAuditWindowMs: config.deniedAuditWindowMs,
+      connectionLimits: config.connectionLimits,
       logger,
       ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
       // A full batch of 1,000 events with 16 KiB details each is ~16 MiB; leave headroom.

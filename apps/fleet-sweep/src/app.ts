@@ -119,6 +119,7 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
       adminTokens: config.adminTokens,
       onDenied,
       deniedAuditWindowMs: config.deniedAuditWindowMs,
+      connectionLimits: config.connectionLimits,
       logger: log,
       ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
       register: (router) =>

@@ -3,7 +3,7 @@
  * audit are, how often to sweep and how big a Reconcile page is. Parsed once at start; a bad
  * value fails fast naming its variable.
  */
-import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type Logger, type ServerTls } from "@lcp/rpc";
+import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type ConnectionLimits, type Logger, type ServerTls } from "@lcp/rpc";
 import { SWEEP_INTERVAL_RANGE_MS } from "@lcp/domain";
 import { DurationError, parseDuration } from "@lcp/tokens";
 
@@ -71,6 +71,8 @@ export interface FleetSweepConfig {
   readonly shutdownGraceMs?: number | undefined;
   /** Repeats of one refused call within this are audited as one count (`DENIED_AUDIT_WINDOW`; default 60 s). */
   readonly deniedAuditWindowMs?: number | undefined;
+  /** Streams per connection, idle timeout, keepalive (`IDLE_TIMEOUT` …, readCommonConfig); default when unset. */
+  readonly connectionLimits?: ConnectionLimits | undefined;
 }
 
 /**
@@ -112,6 +114,7 @@ export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env)
     parallelism,
     logLevel: common.logLevel,
     deniedAuditWindowMs: common.deniedAuditWindowMs,
+    connectionLimits: common.connectionLimits,
   };
 }
 

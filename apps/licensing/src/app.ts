@@ -165,6 +165,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       checkAppliance,
       onDenied,
       deniedAuditWindowMs: config.deniedAuditWindowMs,
+      connectionLimits: config.connectionLimits,
       logger: log,
       // Boxes that kept a ticket resume TLS after a restart: no signature or chain check per box in
       // the reconnect storm (README "Heartbeat transport", kill -9).

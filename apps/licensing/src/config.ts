@@ -13,7 +13,8 @@
  * - `REPLICA_ID`: this replica's name (heartbeat screen, logs); default `<hostname>:<pid>`.
  * - `TLS_TICKET_KEY_FILE`: the TLS session-ticket secret (48 bytes, base64 or hex, mode 0600),
  *   for replicas that should resume each other's sessions; default
- *   `<DATA_DIR>/tls-session-ticket.key`, created on first start. It is what lets 10,000 boxes
+ *   `<DATA_DIR>/tls-session-ticket.key`, created on first start (refused when `NODE_ENV=production`:
+ *   the file must be provisioned there, the same for every replica). It is what lets 10,000 boxes
  *   resume TLS instead of redoing full handshakes after a restart (README "Heartbeat transport").
  * - `JWKS_MAX_AGE`: how long a JWKS fetched from signing-keys is believed (a duration, 1s to 5m;
  *   default 5s). It bounds how long a revoked signing key still verifies licence tokens here, and
@@ -98,7 +99,12 @@ export async function readLicensingConfig(env: NodeJS.ProcessEnv): Promise<Licen
   const jwksMaxAgeMs = parseJwksMaxAge(get("JWKS_MAX_AGE"));
 
   const common = await readCommonConfig(env, "licensing", { port: DEFAULT_PORT });
-  const sessionTicketSecret = await loadTicketSecret({ file: get("TLS_TICKET_KEY_FILE"), dataDir: common.dataDir, variable: "TLS_TICKET_KEY_FILE" });
+  const sessionTicketSecret = await loadTicketSecret({
+    file: get("TLS_TICKET_KEY_FILE"),
+    dataDir: common.dataDir,
+    variable: "TLS_TICKET_KEY_FILE",
+    production: get("NODE_ENV") === "production",
+  });
   return { ...common, signingKeysUrl, auditUrl, tokenIssuer, replicaId, sessionTicketSecret, jwksMaxAgeMs };
 }
 

@@ -87,6 +87,7 @@ export async function startSigningKeys(config: SigningKeysConfig): Promise<Signi
       adminTokens: adminTokenVerifierFrom(config.adminTokens),
       onDenied,
       deniedAuditWindowMs: config.deniedAuditWindowMs,
+      connectionLimits: config.connectionLimits,
       logger: log,
       register: (router) =>
         router.service(

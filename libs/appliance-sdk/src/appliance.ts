@@ -28,7 +28,7 @@ import {
 } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from "./backoff.js";
+import { DEFAULT_BACKOFF, backoffDelay, replacedDelay, type BackoffOptions } from "./backoff.js";
 import { createEmitter, type TypedEmitter } from "./emitter.js";
 import { keyIdsOf, keySetChange, signedByKeyOf } from "./key-set.js";
 import { checkLease, recheckStoredLease, toApplianceLease, type LeaseRejectionCode } from "./lease.js";
@@ -699,6 +699,7 @@ class ApplianceImpl implements Appliance {
     };
     while (!signal.aborted) {
       let reconnectNow = false;
+      let replaced = false;
       try {
         if (this.options.httpVersion === "1.1") await this.pollUnary(signal, markHealthy);
         else reconnectNow = await this.holdStream(signal, markHealthy);
@@ -706,13 +707,15 @@ class ApplianceImpl implements Appliance {
         if (!signal.aborted) {
           const reason = errorReason(error);
           if (reason === "LICENSE_REVOKED") await this.markRevoked();
+          replaced = reason === "STREAM_REPLACED";
+          if (replaced) this.log.warn({}, "heartbeat stream replaced by a newer one of this deployment; is another process using this certificate?");
           this.reportError(error);
         }
       }
       this.setStreamHealthy(false);
       if (signal.aborted) break;
       if (reconnectNow) continue;
-      const delay = backoffDelay(attempt++, this.backoff, this.random);
+      const delay = replaced ? replacedDelay(this.backoff, this.random) : backoffDelay(attempt++, this.backoff, this.random);
       this.log.debug({ delayMs: delay, attempt }, "heartbeat reconnect scheduled");
       await this.sleep(delay, signal);
     }

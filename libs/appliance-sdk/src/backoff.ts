@@ -12,6 +12,18 @@ export interface BackoffOptions {
 export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initialMs: 1_000, maxMs: 60_000 });
 
 /**
+ * The delay before reconnecting after the server ended our stream because a newer one of the same
+ * deployment replaced it (STREAM_REPLACED): in the top half of the longest window. The usual
+ * backoff restarts at `initialMs` after a healthy stream, so two processes sharing one certificate
+ * would take the stream from each other every second or two; this way each holds it for minutes.
+ */
+export function replacedDelay(options: BackoffOptions, random: () => number = Math.random): number {
+  const max = Math.max(1, options.initialMs, options.maxMs);
+  const r = Math.min(Math.max(random(), 0), 1);
+  return Math.round(max / 2 + (r * max) / 2);
+}
+
+/**
  * The delay before reconnect attempt `attempt` (0-based): uniformly random between `initialMs`
  * and `min(maxMs, initialMs · 2^(attempt+1))`. Full jitter rather than a fixed schedule because
  * after a licensing restart ten thousand boxes fail at the same instant; spreading their retries

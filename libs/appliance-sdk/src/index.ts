@@ -27,7 +27,7 @@ export {
   type StateChangeEvent,
   type UnaryHeartbeatResult,
 } from "./appliance.js";
-export { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from "./backoff.js";
+export { DEFAULT_BACKOFF, backoffDelay, replacedDelay, type BackoffOptions } from "./backoff.js";
 export { createEmitter, type EventMap, type TypedEmitter, type TypedEvents } from "./emitter.js";
 export { checkLease, fingerprintHash, toApplianceLease, type LeaseCheck, type LeaseRejectionCode, type LeaseVerdict } from "./lease.js";
 export { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { DEFAULT_BACKOFF, backoffDelay } from "@lcp/appliance-sdk";
+import { DEFAULT_BACKOFF, backoffDelay, replacedDelay } from "@lcp/appliance-sdk";
 import { createWorld, record, type World } from "./support/fixture.js";
 import { waitFor } from "./support/manual-clock.js";
 
@@ -62,5 +62,10 @@ describe("reconnect loop", () => {
     expect(backoffDelay(0, DEFAULT_BACKOFF, () => 0)).toBe(1_000);
     expect(backoffDelay(0, DEFAULT_BACKOFF, () => 1)).toBe(2_000);
     expect(backoffDelay(1_000, DEFAULT_BACKOFF, () => 1)).toBe(DEFAULT_BACKOFF.maxMs);
+  });
+
+  it("replacedDelay (the stream was taken by a newer one) waits in the top half of the longest window", () => {
+    expect(replacedDelay(DEFAULT_BACKOFF, () => 0)).toBe(DEFAULT_BACKOFF.maxMs / 2);
+    expect(replacedDelay(DEFAULT_BACKOFF, () => 1)).toBe(DEFAULT_BACKOFF.maxMs);
   });
 });

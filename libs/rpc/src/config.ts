@@ -7,6 +7,7 @@ import { createAdminTokenVerifier, ensureDevAdminIssuer, parseDuration, readOrCr
 import type { JSONWebKeySet } from "jose";
 import { DEFAULT_DENIED_AUDIT_WINDOW_MS } from "./denial-audit.js";
 import { TICKET_SECRET_BYTES, type ServerTls } from "./server.js";
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from "./connections.js";
 
 /** A setting that is missing, malformed or contradicts another; names the variable. */
 export class ConfigError extends Error {
@@ -53,6 +54,11 @@ export interface CommonConfig {
    * event (`createServer`'s `deniedAuditWindowMs`); unset in a config built by hand → the default.
    */
   readonly deniedAuditWindowMs?: number | undefined;
+  /**
+   * `IDLE_TIMEOUT`, `MAX_STREAMS_PER_CONNECTION`, `KEEPALIVE_INTERVAL`, `KEEPALIVE_TIMEOUT`
+   * (`createServer`'s `connectionLimits`); unset in a config built by hand → the defaults.
+   */
+  readonly connectionLimits?: ConnectionLimits | undefined;
 }
 
 /** The longest `DENIED_AUDIT_WINDOW`: a longer one would hold a flood's count back for too long. */
@@ -79,6 +85,11 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
  *   the first three together or none; with none, the dev admin issuer in `<DATA_DIR>/pki/`;
  * - `DENIED_AUDIT_WINDOW`: a duration (`0s` … `1h`, default `60s`); repeats of one refused call
  *   within it are audited as one count, `0s` audits every refusal on its own.
+ * - `IDLE_TIMEOUT` (default `2m`, `1s` … `1h`): a connection with no open call is closed after it;
+ *   `MAX_STREAMS_PER_CONNECTION` (default 100, 1 … 10000): concurrent calls on one HTTP/2
+ *   connection; `KEEPALIVE_INTERVAL` (default `60s`) and `KEEPALIVE_TIMEOUT` (default `20s`,
+ *   each `1s` … `1h`): a connection holding a stream that was quiet that long is pinged, and
+ *   dropped when the ping goes unanswered that long (libs/rpc connections.ts).
  * With `NODE_ENV=production` the development fallbacks are refused: a generated CA or token
  * issuer must never silently guard a real deployment.
  */
@@ -112,6 +123,7 @@ export async function readCommonConfig(
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError("LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}`);
 
   const deniedAuditWindowMs = parseDeniedAuditWindow(get("DENIED_AUDIT_WINDOW"));
+  const connectionLimits = parseConnectionLimits(get);
 
   // Validate everything that needs no I/O before touching the disk.
   const tlsFiles = allOrNone(get, ["TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"]);
@@ -154,7 +166,37 @@ export async function readCommonConfig(
     adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim, dev: true };
   }
 
-  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, adminTokens, logLevel, deniedAuditWindowMs };
+  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, adminTokens, logLevel, deniedAuditWindowMs, connectionLimits };
+}
+
+const SECOND_MS = 1_000;
+const HOUR_MS = 3_600_000;
+/** The most streams `MAX_STREAMS_PER_CONNECTION` may allow: beyond it one connection is a flood again. */
+export const MAX_STREAMS_PER_CONNECTION_LIMIT = 10_000;
+
+function parseConnectionLimits(get: (name: string) => string | undefined): ConnectionLimits {
+  const duration = (variable: string, fallback: number): number => {
+    const value = get(variable);
+    if (value === undefined) return fallback;
+    let ms: number;
+    try {
+      ms = parseDuration(value);
+    } catch (err) {
+      throw new ConfigError(variable, (err as Error).message);
+    }
+    if (ms < SECOND_MS || ms > HOUR_MS) throw new ConfigError(variable, "must be from 1s to 1h");
+    return ms;
+  };
+  const streams = get("MAX_STREAMS_PER_CONNECTION");
+  if (streams !== undefined && (!/^\d+$/.test(streams) || Number(streams) < 1 || Number(streams) > MAX_STREAMS_PER_CONNECTION_LIMIT)) {
+    throw new ConfigError("MAX_STREAMS_PER_CONNECTION", `must be a whole number from 1 to ${MAX_STREAMS_PER_CONNECTION_LIMIT}`);
+  }
+  return {
+    idleTimeoutMs: duration("IDLE_TIMEOUT", DEFAULT_CONNECTION_LIMITS.idleTimeoutMs),
+    maxStreamsPerConnection: streams === undefined ? DEFAULT_CONNECTION_LIMITS.maxStreamsPerConnection : Number(streams),
+    keepaliveIntervalMs: duration("KEEPALIVE_INTERVAL", DEFAULT_CONNECTION_LIMITS.keepaliveIntervalMs),
+    keepaliveTimeoutMs: duration("KEEPALIVE_TIMEOUT", DEFAULT_CONNECTION_LIMITS.keepaliveTimeoutMs),
+  };
 }
 
 function parseDeniedAuditWindow(value: string | undefined): number {
@@ -234,8 +276,23 @@ export const TICKET_SECRET_FILE = "tls-session-ticket.key";
  * `<dataDir>/tls-session-ticket.key` is created (mode 0600) on first start and read back on every
  * later one, so a restarted process accepts the tickets its predecessor issued. A bad file fails
  * fast with a ConfigError naming `variable` (or `DATA_DIR`); the secret itself is never echoed.
+ * With `production` the generated file is refused (like the dev KEK and the dev PKI): a secret that
+ * lets its holder mint a session for any box must be provisioned and guarded on purpose, and
+ * replicas must share it.
  */
-export async function loadTicketSecret(options: { readonly file?: string; readonly dataDir: string; readonly variable: string }): Promise<Uint8Array> {
+export async function loadTicketSecret(options: {
+  readonly file?: string | undefined;
+  readonly dataDir: string;
+  readonly variable: string;
+  /** `NODE_ENV=production`: `file` is required. */
+  readonly production?: boolean;
+}): Promise<Uint8Array> {
+  if (options.production === true && options.file === undefined) {
+    throw new ConfigError(
+      options.variable,
+      `is required when NODE_ENV=production; the secret generated under DATA_DIR is refused (create one with openssl rand -base64 ${TICKET_SECRET_BYTES}, mode 600, the same file for every replica)`,
+    );
+  }
   const variable = options.file !== undefined ? options.variable : "DATA_DIR";
   const path = options.file ?? join(options.dataDir, TICKET_SECRET_FILE);
   let text: string;

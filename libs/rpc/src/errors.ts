@@ -80,6 +80,8 @@ export const DOMAIN_CODES: Readonly<Record<string, Code>> = {
   // Lost a race (optimistic lock, concurrent rotation): retrying the whole operation may work.
   CONFLICT: Code.Aborted,
   SWEEP_IN_PROGRESS: Code.Aborted,
+  // A newer heartbeat stream of the same deployment took over (one live stream per deployment).
+  STREAM_REPLACED: Code.Aborted,
   ALREADY_EXISTS: Code.AlreadyExists,
   RESOURCE_EXHAUSTED: Code.ResourceExhausted,
   // An outage on our side (a peer service, the database, the issuer's JWKS): retry later.

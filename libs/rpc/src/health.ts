@@ -6,6 +6,7 @@ import {
   type HealthCheckRequest,
   type HealthCheckResponseSchema,
 } from "@lcp/proto/grpc/health/v1/health_pb";
+import { createPublicStreamBudget, withinBudget, type PublicStreamBudget } from "./public-streams.js";
 
 export { ServingStatus };
 
@@ -27,8 +28,11 @@ export interface HealthService {
   routes(router: ConnectRouter): void;
 }
 
-/** Creates the health service; `createServer` creates one and marks registered services SERVING. */
-export function createHealth(): HealthService {
+/**
+ * Creates the health service; `createServer` creates one and marks registered services SERVING.
+ * Each open `Watch` holds a slot of `publicStreams` (anyone may watch: no credential is asked).
+ */
+export function createHealth(publicStreams: PublicStreamBudget = createPublicStreamBudget()): HealthService {
   const statuses = new Map<string, ServingStatus>();
   const watchers = new Map<string, Set<() => void>>();
 
@@ -103,7 +107,7 @@ export function createHealth(): HealthService {
           }
           return { status };
         },
-        watch,
+        watch: (req, ctx) => withinBudget(publicStreams, "grpc.health.v1.Health/Watch", () => watch(req, ctx)),
         list() {
           return {
             statuses: Object.fromEntries([...statuses].map(([name, status]) => [name, { status }])),

@@ -25,7 +25,11 @@ import type { Principal } from "./principal.js";
  * `call.end(error?)` (or learn of its cancellation from the stream's `close`, then `call.cancel()`).
  */
 export interface RawStreamHandler {
-  /** Takes over an admitted stream: read its frames, write responses with `call.write`. */
+  /**
+   * Takes over an admitted stream: read its frames, write responses with `call.write`. Admission
+   * is asynchronous and node emits `end` of an empty request at once, so the request may already
+   * be over here (`stream.readableEnded`): check it, or the call is never answered.
+   */
   serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, call: RawCall): void;
   /**
    * The server is shutting down: end every stream (Unavailable, so clients reconnect elsewhere).

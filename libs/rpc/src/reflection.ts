@@ -2,6 +2,7 @@ import { create, fromBinary, toBinary, type DescFile, type DescService } from "@
 import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { createPublicStreamBudget, withinBudget, type PublicStreamBudget } from "./public-streams.js";
 import {
   ServerReflection as ServerReflectionV1,
   ServerReflectionRequestSchema as RequestV1,
@@ -154,22 +155,29 @@ function error(code: number, message: string) {
  * Registers gRPC server reflection v1 and v1alpha (`ServerReflectionInfo`) for `services`, so
  * `grpcurl` and `buf curl --reflect` work with no proto files. The two versions share one
  * implementation: their messages are identical field for field, so v1alpha is translated
- * through the binary encoding.
+ * through the binary encoding. Each open stream holds a slot of `publicStreams` (a client may keep
+ * one open without sending, and no credential is asked).
  */
-export function registerReflection(router: ConnectRouter, services: readonly DescService[]): ReflectionIndex {
+export function registerReflection(
+  router: ConnectRouter,
+  services: readonly DescService[],
+  publicStreams: PublicStreamBudget = createPublicStreamBudget(),
+): ReflectionIndex {
   const index = createReflectionIndex([...services, ...REFLECTION_SERVICES]);
   router.service(ServerReflectionV1, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) yield answerReflection(index, req);
-    },
+    serverReflectionInfo: (requests) =>
+      withinBudget(publicStreams, "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", async function* () {
+        for await (const req of requests) yield answerReflection(index, req);
+      }),
   });
   router.service(ServerReflectionV1alpha, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        const v1 = fromBinary(RequestV1, toBinary(RequestV1alpha, req));
-        yield fromBinary(ResponseV1alpha, toBinary(ResponseV1, answerReflection(index, v1)));
-      }
-    },
+    serverReflectionInfo: (requests) =>
+      withinBudget(publicStreams, "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", async function* () {
+        for await (const req of requests) {
+          const v1 = fromBinary(RequestV1, toBinary(RequestV1alpha, req));
+          yield fromBinary(ResponseV1alpha, toBinary(ResponseV1, answerReflection(index, v1)));
+        }
+      }),
   });
   return index;
 }

@@ -28,6 +28,8 @@ import { ANONYMOUS, type AppliancePrincipal } from "./principal.js";
 import { isRawGrpcRequest, RawCall, type RawCallGate, type RawStreamHandler } from "./raw-stream.js";
 import { registerReflection } from "./reflection.js";
 import { coalesceDenials, DEFAULT_DENIED_AUDIT_WINDOW_MS } from "./denial-audit.js";
+import { createPublicStreamBudget, DEFAULT_MAX_PUBLIC_STREAMS } from "./public-streams.js";
+import { connectionLimitsOf, createConnectionGuards, type ConnectionLimits } from "./connections.js";
 
 /** The listener's TLS material, PEM-encoded. */
 export interface ServerTls {
@@ -119,6 +121,16 @@ export interface ServerOptions {
   readonly sessionTickets?: SessionTicketOptions;
   /** How long a TLS handshake may take before the socket is dropped. Default {@link HANDSHAKE_TIMEOUT_MS}. */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * Streams per connection, idle timeout, keepalive pings (connections.ts); each unset one takes
+   * its `DEFAULT_CONNECTION_LIMITS` value.
+   */
+  readonly connectionLimits?: Partial<ConnectionLimits> | undefined;
+  /**
+   * Unauthenticated streams (health Watch, reflection) open at once on this server, over all
+   * connections; more are answered ResourceExhausted. Default {@link DEFAULT_MAX_PUBLIC_STREAMS}.
+   */
+  readonly maxPublicStreams?: number | undefined;
   /** Policy table override (tests only); the system `POLICY` otherwise. */
   readonly policy?: Readonly<Record<string, Rule>>;
   /**
@@ -182,7 +194,9 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   // Replaced, never mutated: authn caches per connection against the array's identity.
   let applianceCas = appliancePems.map((pem) => new X509Certificate(pem));
 
-  const health = createHealth();
+  const publicStreams = createPublicStreamBudget(options.maxPublicStreams ?? DEFAULT_MAX_PUBLIC_STREAMS);
+  const guards = createConnectionGuards(connectionLimitsOf(options.connectionLimits), log);
+  const health = createHealth(publicStreams);
   const metrics = options.metrics ?? createMetrics({ app: options.name });
   const shutdown = new AbortController();
   // connect-node links every call's signal to this one: one listener per call in flight, so the
@@ -204,7 +218,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       health.setStatus("", "SERVING");
       for (const s of services) health.setStatus(s.typeName, "SERVING");
       health.routes(router);
-      registerReflection(router, [...services, Health]);
+      registerReflection(router, [...services, Health], publicStreams);
     },
     interceptors: [
       createServerInterceptor({
@@ -258,10 +272,13 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       // the busy process cannot finish should fail fast so the box retries on its jittered
       // backoff, rather than hold a socket (and the box) for two minutes.
       handshakeTimeout: handshakeTimeoutMs,
+      settings: guards.settings,
     },
     (req, res) => {
       inFlight++;
       res.once("close", callEnded);
+      // HTTP/1.1 (typed as HTTP/2 by node's allowHTTP1 overload): one request at a time on the socket.
+      if (!("stream" in req)) guards.http1Request((req as unknown as { socket: Socket }).socket, res);
       if ("stream" in req) {
         // The answer is complete but the client is still sending (an oversized message refused
         // with ResourceExhausted): reset the stream right after the trailers. The client already
@@ -382,6 +399,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     if (shuttingDown) session.close();
     // A session error (peer reset, bad frames) concerns that client only.
     session.on("error", (err) => log.debug({ err }, "http2 session error"));
+    guards.session(session);
   });
   // After a restart this says how many clients resumed (cheap) rather than redid the full handshake.
   const tlsConnections = metrics.counter("rpc_server_tls_connections_total", "TLS connections established, by whether the session was resumed from a ticket.", ["resumed"]);
@@ -389,6 +407,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     tlsConnections.inc({ resumed: socket.isSessionReused() ? "true" : "false" });
+    // HTTP/2 connections are guarded per session (above); the rest speak HTTP/1.1 on the socket.
+    if (socket.alpnProtocol !== "h2") guards.http1Socket(socket);
     // A resumed session carries the verdict of the handshake that issued its ticket: OpenSSL does
     // not verify the client's chain again, so a certificate that expired since would still read as
     // authorized. Give it the verdict a full handshake would give now (revoked serials and the

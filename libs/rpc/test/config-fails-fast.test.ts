@@ -32,6 +32,25 @@ describe("readCommonConfig", () => {
     await fails({ DENIED_AUDIT_WINDOW: "-5s" }, "DENIED_AUDIT_WINDOW");
     await fails({ DENIED_AUDIT_WINDOW: "2h" }, "DENIED_AUDIT_WINDOW");
     await fails({ NODE_ENV: "production" }, "TLS_CERT_FILE");
+    await fails({ IDLE_TIMEOUT: "never" }, "IDLE_TIMEOUT");
+    await fails({ IDLE_TIMEOUT: "0s" }, "IDLE_TIMEOUT");
+    await fails({ IDLE_TIMEOUT: "2h" }, "IDLE_TIMEOUT");
+    await fails({ MAX_STREAMS_PER_CONNECTION: "0" }, "MAX_STREAMS_PER_CONNECTION");
+    await fails({ MAX_STREAMS_PER_CONNECTION: "lots" }, "MAX_STREAMS_PER_CONNECTION");
+    await fails({ MAX_STREAMS_PER_CONNECTION: "100000" }, "MAX_STREAMS_PER_CONNECTION");
+    await fails({ KEEPALIVE_INTERVAL: "500ms" }, "KEEPALIVE_INTERVAL");
+    await fails({ KEEPALIVE_TIMEOUT: "soon" }, "KEEPALIVE_TIMEOUT");
+  });
+
+  it("reads the connection limits, defaulting to idle 2m, 100 streams, keepalive 60s / 20s", async () => {
+    const defaults = await readCommonConfig({ DATA_DIR: dir }, "licensing", { port: 7443 });
+    expect(defaults.connectionLimits).toEqual({ idleTimeoutMs: 120_000, maxStreamsPerConnection: 100, keepaliveIntervalMs: 60_000, keepaliveTimeoutMs: 20_000 });
+    const set = await readCommonConfig(
+      { DATA_DIR: dir, IDLE_TIMEOUT: "30s", MAX_STREAMS_PER_CONNECTION: "8", KEEPALIVE_INTERVAL: "10s", KEEPALIVE_TIMEOUT: "5s" },
+      "licensing",
+      { port: 7443 },
+    );
+    expect(set.connectionLimits).toEqual({ idleTimeoutMs: 30_000, maxStreamsPerConnection: 8, keepaliveIntervalMs: 10_000, keepaliveTimeoutMs: 5_000 });
   });
 
   it("falls back to the dev PKI and dev issuer under DATA_DIR, reusing them on the next start", async () => {

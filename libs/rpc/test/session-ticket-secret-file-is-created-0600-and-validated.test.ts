@@ -2,7 +2,7 @@
  * `loadTicketSecret`: the TLS session-ticket secret is created once in the data dir (mode 0600) and
  * read back on every later start, so a restarted process resumes its predecessor's sessions; a
  * named shared file must exist, hold 48 bytes and be private, or startup fails naming the variable
- * (without echoing what the file holds).
+ * (without echoing what the file holds); in production the generated file is refused.
  */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -83,5 +83,17 @@ describe("the session-ticket secret file", () => {
     const err = await refusal(loadTicketSecret({ dataDir: dir, variable: VARIABLE }));
     expect(err.variable).toBe("DATA_DIR");
     expect(await readFile(path, "utf8")).toBe("truncated");
+  });
+
+  it("refuses the generated secret in production, naming the variable, and creates nothing", async () => {
+    const dataDir = join(dir, "data");
+    const err = await refusal(loadTicketSecret({ dataDir, variable: VARIABLE, production: true }));
+    expect(err.variable).toBe(VARIABLE);
+    expect(err.message).toMatch(/required when NODE_ENV=production/);
+    await expect(stat(join(dataDir, TICKET_SECRET_FILE))).rejects.toThrow(/ENOENT/);
+    // A provisioned file is what production takes.
+    const file = join(dir, "shared.key");
+    await writeFile(file, `${randomBytes(48).toString("base64")}\n`, { mode: 0o600 });
+    expect(await loadTicketSecret({ file, dataDir, variable: VARIABLE, production: true })).toHaveLength(48);
   });
 });

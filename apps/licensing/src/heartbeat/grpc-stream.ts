@@ -76,6 +76,9 @@ class GrpcHeartbeatCall implements HeartbeatOutlet {
     stream.on("end", onEnd);
     stream.on("close", onClose);
     call.open();
+    // An empty request (headers, then END_STREAM) has already emitted its `end` while the call was
+    // being admitted: node ends a request with no buffered data at once, listener or not.
+    if (stream.readableEnded) this.onEnd();
   }
 
   // ------------------------------------------------------------ input

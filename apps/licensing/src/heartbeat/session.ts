@@ -575,6 +575,14 @@ export class HeartbeatStream implements HeldStream {
       });
   }
 
+  /** See {@link HeldStream.replaced}: the hub already holds the newer stream in this one's place. */
+  replaced(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.out.fail(new DomainError("STREAM_REPLACED", "a newer heartbeat stream of this deployment replaced this one (does another process use this certificate?)"));
+    this.dispose();
+  }
+
   /**
    * Pushes LOCK, then ends the stream with the refusal's code. A revoke or rebind has just pushed
    * its stored LOCK (from the hub, or redelivered by the re-read that found the refusal): that row

@@ -11,6 +11,11 @@
  *   "look now"; a signal lost during a LISTEN reconnect is caught by the hub's periodic check
  *   and, at worst, by redelivery on the box's next connect.
  *
+ * One live stream per deployment: when a box's hello is accepted on a new stream, an older stream
+ * of the same deployment held HERE is ended with Aborted / STREAM_REPLACED (the newest wins: the
+ * box reconnected and its old stream is dead, or two processes share one certificate). Another
+ * replica's stream for the same deployment is not ended from here.
+ *
  * The periodic check is one pair of batched reads per 500 held deployments (their versions and
  * their unacknowledged directive ids) every `staleCheckMs`; only streams whose deployment moved
  * on, or that have not sent a pending directive, re-read. A re-read per stream on a timer would
@@ -33,6 +38,8 @@ export interface HeldStream {
   deliver(directives: readonly Directive[]): void;
   /** The deployment changed somewhere: re-read its facts and pending directives. */
   refresh(): void;
+  /** A newer stream of the same deployment was added: end this one (Aborted, STREAM_REPLACED). */
+  replaced(): void;
   /**
    * Whether the stream's cached facts are behind: the deployment's `version` differs from the one
    * it read, or one of `pendingIds` (unacknowledged directives) was never sent on it.
@@ -100,10 +107,8 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
   // Per process instance, not REPLICA_ID: two replicas misconfigured with one name must still
   // hear each other.
   const instance = randomUUID();
-  // A box holds one stream (two for a moment while it reconnects): the stream itself is the entry,
-  // and only a deployment with more than one gets a Set — a Set per held stream would cost more
-  // than the rest of the hub's share of it.
-  const streams = new Map<string, HeldStream | Set<HeldStream>>();
+  // One stream per deployment (`add` replaces an older one), held directly: no Set per stream.
+  const streams = new Map<string, HeldStream>();
   let count = 0;
   let settings = await loadSettings(db.em(), options.now());
   let settingsAt = Date.now();
@@ -177,30 +182,28 @@ export async function createStreamHub(options: StreamHubOptions): Promise<Stream
   /** The streams held here for a deployment (a copy: refreshing or delivering may end one). */
   function heldFor(deploymentId: string): readonly HeldStream[] {
     const held = streams.get(deploymentId);
-    if (held === undefined) return [];
-    return held instanceof Set ? [...held] : [held];
+    return held === undefined ? [] : [held];
   }
 
   return {
     replicaId,
     add(stream) {
       const id = stream.deploymentId;
-      const held = streams.get(id);
-      if (held === undefined) streams.set(id, stream);
-      else if (held instanceof Set) {
-        if (held.has(stream)) return;
-        held.add(stream);
-      } else if (held === stream) return;
-      else streams.set(id, new Set([held, stream]));
-      count++;
+      const older = streams.get(id);
+      if (older === stream) return;
+      streams.set(id, stream);
+      if (older === undefined) count++;
+      else {
+        // The newest wins: an older stream left behind is dead (the box redialled) or another
+        // process with the same certificate; either way two streams must not both act for the box.
+        log.info({ deploymentId: id, replaced: older.streamId, by: stream.streamId }, "a newer heartbeat stream replaced an older one");
+        older.replaced();
+      }
     },
     remove(stream) {
       const id = stream.deploymentId;
-      const held = streams.get(id);
-      if (held === stream) streams.delete(id);
-      else if (held instanceof Set && held.delete(stream)) {
-        if (held.size === 1) streams.set(id, held.values().next().value!);
-      } else return;
+      if (streams.get(id) !== stream) return;
+      streams.delete(id);
       count--;
     },
     held: (deploymentId) => heldFor(deploymentId).length,
