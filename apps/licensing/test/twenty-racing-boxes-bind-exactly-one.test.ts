@@ -1,8 +1,7 @@
 /**
  * Race: 20 concurrent Activate calls for one licence with 20 different fingerprints → exactly one
- * binds, 19 are refused FailedPrecondition (FINGERPRINT_MISMATCH) and audited (coalesced into a
- * count), and exactly one certificate is
- * recorded — on SQLite and on PostgreSQL (compare-and-set on the deployment's version).
+ * binds, 19 are refused FailedPrecondition (FINGERPRINT_MISMATCH) and audited, and exactly one
+ * certificate is recorded — on SQLite and on PostgreSQL (compare-and-set on the deployment's version).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errorReason } from "@lcp/rpc";
@@ -33,8 +32,8 @@ describe.each(testDatabases())("activation race ($name)", (tdb) => {
     }
     const certificates = await h.sql(`select serial_number from certificate where deployment_id = '${deployment.id}'`);
     expect(certificates).toHaveLength(1);
-    // The 19 refusals are one kind (the same deployment, code and message): the first is audited at
-    // once, the other 18 as one count when the window closes (here: at shutdown).
+    // Every refusal is accounted for: each box (its fingerprint hash) is a kind of its own, and any
+    // repeats of a kind come as a count when its window closes (here: at shutdown).
     await h.licensing.close();
     const activations = await h.sql<{ payload: string }>("select payload from outbox_event where action = 'license.activate' order by seq");
     const events = activations.map((a) => JSON.parse(a.payload) as { outcome: string; details?: { repeated?: { count: number } } });

@@ -261,7 +261,7 @@ async function runMigrations(orm: MikroORM, driver: DriverName, schema: string |
   try {
     await lock.query("select pg_advisory_lock(hashtext($1))", [`lcp:migrate:${schema}`]);
     await lock.query(`create schema if not exists "${schema}"`);
-    await migrate();
+    await migrateWhileOthersChange(migrate);
   } finally {
     await lock.query("select pg_advisory_unlock(hashtext($1))", [`lcp:migrate:${schema}`]).catch(() => undefined);
     await lock.end().catch(() => undefined);
@@ -270,3 +270,24 @@ async function runMigrations(orm: MikroORM, driver: DriverName, schema: string |
 
 /** Type of the core EntityManager, re-exported so callers need not import MikroORM to type a parameter. */
 export type AnyEntityManager = CoreEntityManager;
+
+// PostgreSQL: schema or table that vanished (invalid_schema_name, undefined_table).
+const VANISHED = new Set(["3F000", "42P01"]);
+
+/**
+ * The migrator reads the whole database's catalogue (every schema's tables, each cast to
+ * `regclass`) before it looks at ours. Another app or tenant dropping a schema at that moment
+ * fails the scan with "schema … does not exist" although nothing of ours is wrong, so the scan
+ * is tried again a few times; any other error, or the same one three times, is the answer.
+ */
+async function migrateWhileOthersChange(migrate: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrate();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (attempt >= 3 || typeof code !== "string" || !VANISHED.has(code)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
+}

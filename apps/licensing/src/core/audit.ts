@@ -104,7 +104,7 @@ export interface RefusedCall {
  * The handlers' refusals (outcome DENIED), coalesced exactly like the server's `authz.denied`
  * events and with the same window (DENIED_AUDIT_WINDOW): a refusal costs nothing to provoke —
  * Activate is public — so each one must not be a row of its own. The first refusal of a kind (the
- * same actor, action, resource, code and message) is written in full before the caller is
+ * same actor, action, resource, details, code and message) is written in full before the caller is
  * answered; its repeats within the window become one more event carrying their count.
  */
 export function createRefusalAudit(options: { db: Database; now: () => Date; log: Logger; windowMs?: number | undefined }): CoalescedRepeats<RefusedCall> {
@@ -113,7 +113,10 @@ export function createRefusalAudit(options: { db: Database; now: () => Date; log
     windowMs: options.windowMs ?? DEFAULT_DENIED_AUDIT_WINDOW_MS,
     logger: log,
     kindOf: (r) =>
-      [r.call.actor.kind, r.call.actor.id, r.spec.action, r.spec.resource.type, r.spec.resource.id, r.refusal.code, r.refusal.message].join("\u0000"),
+      // The details are part of the kind: two boxes refused the same licence (another fingerprint
+      // hash) are two facts an investigator needs, while one box retrying in a loop is one. The
+      // cap on kinds bounds what varying the details can cost.
+      [r.call.actor.kind, r.call.actor.id, r.spec.action, r.spec.resource.type, r.spec.resource.id, r.refusal.code, r.refusal.message, JSON.stringify(r.spec.details ?? {})].join("\u0000"),
     overflowKindOf: (r) => `${r.spec.action}\u0000${r.refusal.code}`,
     describe: (r) => ({ action: r.spec.action, code: r.refusal.code }),
   });
