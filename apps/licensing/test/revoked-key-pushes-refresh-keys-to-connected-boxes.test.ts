@@ -1,13 +1,15 @@
 /**
  * RotateKeys + RevokeKey in signing-keys reach the boxes without anyone sending REFRESH_KEYS:
  * licensing sees the key set change within JWKS_MAX_AGE (300 ms here) and pushes REFRESH_KEYS to
- * every box connected to it. A real SDK box adopts the set without the revoked key, stops
- * trusting its lease (signed by that key), reconnects for a fresh one and runs ACTIVE on a lease
- * signed by the new key. And a box that was offline (its stream down) during the revocation is
- * told at its next connect, from the key ids its hello carries.
+ * every box connected to it. A real SDK box adopts the set without the revoked key, keeps its
+ * state on its lease (signed by that key) only while it reconnects for a fresh one — it never
+ * reports LOCKED, since a host that stops its device on LOCKED would stop care fleet-wide on a
+ * routine revocation — and runs ACTIVE on a lease signed by the new key. And a box that was
+ * offline (its stream down) during the revocation is told at its next connect, from the key ids
+ * its hello carries.
  */
 import { join } from "node:path";
-import { readStateFile, type DirectiveEvent, type LeaseRejectedEvent } from "@lcp/appliance-sdk";
+import { readStateFile, type DirectiveEvent, type LeaseReplacingEvent, type StateChangeEvent } from "@lcp/appliance-sdk";
 import { testDatabases } from "@lcp/testing/db";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createSdkBoxes, until } from "./heartbeat-support.js";
@@ -36,21 +38,22 @@ describe.each(testDatabases())("a revoked signing key reaches the boxes ($name)"
     const box = await boxes.box(h, license, { stateFile: path });
     await box.activate();
     const directives: DirectiveEvent[] = [];
-    const rejected: LeaseRejectedEvent[] = [];
+    const replacing: LeaseReplacingEvent[] = [];
+    const states: StateChangeEvent[] = [];
     box.on("directive", (d) => directives.push(d));
-    box.on("lease-rejected", (r) => rejected.push(r));
-    return { box, directives, rejected, stateFile: () => readStateFile(path)! };
+    box.on("lease-replacing", (r) => replacing.push(r));
+    box.on("state", (s) => states.push(s));
+    return { box, directives, replacing, states, stateFile: () => readStateFile(path)! };
   }
 
-  it("a connected box gets REFRESH_KEYS, drops the revoked key and its lease, and runs on a fresh lease", async () => {
-    const { box, directives, rejected, stateFile } = await activatedBox();
+  it("a connected box gets REFRESH_KEYS, drops the revoked key, never reports LOCKED, and runs on a fresh lease", async () => {
+    const { box, directives, replacing, states, stateFile } = await activatedBox();
     box.start();
     await until(() => box.status().connected, "the box connects");
     const seqBefore = box.status().leaseSeq!;
 
     const { revoked, active } = await rotateAndRevoke(h);
     await until(() => directives.some((d) => d.type === "REFRESH_KEYS" && d.outcome === "applied"), "REFRESH_KEYS pushed", MAX_AGE_MS + 3_000);
-    expect(rejected.map((r) => r.code)).toContain("TOKEN_UNKNOWN_KEY");
 
     await until(() => (box.status().leaseSeq ?? 0) > seqBefore && box.state().state === "ACTIVE", "a fresh lease");
     // Written to the state file right after it is adopted.
@@ -58,6 +61,9 @@ describe.each(testDatabases())("a revoked signing key reaches the boxes ($name)"
     const st = stateFile();
     expect(st.jwks.keys.map((k) => k.kid)).not.toContain(revoked);
     expect(kidOf(st.leaseToken)).toBe(active);
+    expect(st.leaseReplacement).toBeUndefined();
+    expect(states.filter((s) => s.state === "LOCKED")).toEqual([]);
+    expect(replacing.map((r) => r.keyId)).toEqual([revoked]);
     // Told once, not once per poll: the set did not change again.
     await new Promise((r) => setTimeout(r, 3 * MAX_AGE_MS));
     expect(directives.filter((d) => d.type === "REFRESH_KEYS")).toHaveLength(1);
@@ -66,7 +72,7 @@ describe.each(testDatabases())("a revoked signing key reaches the boxes ($name)"
   });
 
   it("an offline box drops the revoked key on its next connect", async () => {
-    const { box, directives, stateFile } = await activatedBox();
+    const { box, directives, replacing, states, stateFile } = await activatedBox();
     const seqBefore = box.status().leaseSeq!;
     const { revoked, active } = await rotateAndRevoke(h);
     // Licensing learns of the change while the box is away.
@@ -81,5 +87,7 @@ describe.each(testDatabases())("a revoked signing key reaches the boxes ($name)"
     const st = stateFile();
     expect(st.jwks.keys.map((k) => k.kid)).not.toContain(revoked);
     expect(kidOf(st.leaseToken)).toBe(active);
+    expect(states.filter((s) => s.state === "LOCKED")).toEqual([]);
+    expect(replacing.map((r) => r.keyId)).toEqual([revoked]);
   });
 });

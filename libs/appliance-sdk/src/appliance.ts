@@ -4,7 +4,7 @@
  * reachable: every decision comes from the last verified lease, the local locks and the time
  * watermark, so the box keeps serving through an outage and stops once its lease runs out.
  */
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { Agent as HttpsAgent } from "node:https";
 import { durationMs, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -19,7 +19,6 @@ import {
   type ApplianceState,
 } from "@lcp/domain";
 import { DEFAULT_TRUST_DOMAIN, applianceSpiffeId, generateKeyAndCsr, isValidSpiffeName } from "@lcp/pki";
-import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
 import {
   ApplianceService,
   type ActivateResponse,
@@ -30,8 +29,9 @@ import { DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb"
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { DEFAULT_BACKOFF, backoffDelay, replacedDelay, type BackoffOptions } from "./backoff.js";
 import { createEmitter, type TypedEmitter } from "./emitter.js";
-import { keyIdsOf, keySetChange, signedByKeyOf } from "./key-set.js";
+import { DEFAULT_LEASE_REPLACEMENT_MS, adoptKeySet, keyIdsOf, parseJwks, replacementExpired, signedByKeyOf, storedLeaseKeys } from "./key-set.js";
 import { checkLease, recheckStoredLease, toApplianceLease, type LeaseRejectionCode } from "./lease.js";
+import { certificateMatchesKey, directiveKind, errorReason, settingsFrom, type DirectiveKind } from "./messages.js";
 import { createOutbox, type Outbox } from "./outbox.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { SessionTicketCache, refreshTicket, resumingConnection } from "./tls-session.js";
@@ -43,6 +43,8 @@ import {
   type ApplianceRuntimeSettings,
   type ApplianceStateFile,
 } from "./state-file.js";
+
+export type { DirectiveKind } from "./messages.js";
 
 /** A pino-compatible subset; pass a pino logger or anything with these methods. */
 export interface ApplianceLogger {
@@ -102,6 +104,11 @@ export interface ApplianceOptions {
    * of it at random, so a fleet that connected together does not refresh together); 0 turns it off.
    */
   readonly ticketRefreshMs?: number;
+  /**
+   * How long the box keeps running on a lease whose signing key left the key set while it asks for
+   * a fresh one (key-set.ts); with none by then, the lease is dropped (LOCKED, NO_LEASE). Default 2 min.
+   */
+  readonly leaseReplacementMs?: number;
 }
 
 /** The box's verdict on itself. */
@@ -129,14 +136,20 @@ export interface LeaseRejectedEvent {
   readonly directiveId?: string;
 }
 
+/** Payload of the "lease-replacing" event: the lease's signing key left the key set; a fresh lease is asked for. */
+export interface LeaseReplacingEvent {
+  /** The retired key that signed the lease. */
+  readonly keyId?: string;
+  /** The box's clock at which the lease is dropped if no fresh one came. */
+  readonly deadline: number;
+  readonly message: string;
+}
+
 /** Payload of the "license-renewed" event: the licence ids before and after. */
 export interface LicenseRenewedEvent {
   readonly from: string;
   readonly to: string;
 }
-
-/** The directive types, as strings. */
-export type DirectiveKind = "LOCK" | "SUSPEND" | "REACTIVATE" | "RENEW_LEASE" | "RENEW_CERTIFICATE" | "REFRESH_KEYS" | "SET_INTERVAL" | "UNSPECIFIED";
 
 /** Payload of the "directive" event. */
 export interface DirectiveEvent {
@@ -157,6 +170,8 @@ export interface ApplianceEvents {
   [event: string]: (payload: never) => void;
   state: (event: StateChangeEvent) => void;
   "lease-rejected": (event: LeaseRejectedEvent) => void;
+  /** The state holds on the current lease while a fresh one replaces it (no "state" change). */
+  "lease-replacing": (event: LeaseReplacingEvent) => void;
   directive: (event: DirectiveEvent) => void;
   /** The deployment's licence was renewed and the box adopted a lease of the new one. */
   "license-renewed": (event: LicenseRenewedEvent) => void;
@@ -175,6 +190,8 @@ export interface ApplianceStatus extends ApplianceStateView {
   readonly leaseSeq: number | null;
   /** Lease expiry, epoch ms. */
   readonly leaseExpiresAt: number | null;
+  /** Set while the lease's signing key has left the key set: when it is dropped if no fresh lease came. */
+  readonly leaseReplaceBy: number | null;
   readonly heartbeatIntervalMs: number;
   readonly watermark: number;
 }
@@ -283,6 +300,9 @@ class ApplianceImpl implements Appliance {
   private readonly events: TypedEmitter<ApplianceEvents>;
   private readonly evaluateEveryMs: number;
   private readonly callTimeoutMs: number;
+  private readonly leaseReplacementMs: number;
+  /** A unary box beats again at once to be given a fresh lease (the stream reconnects instead). */
+  private askLeaseNow = false;
 
   private st: ApplianceStateFile | null = null;
   private lease: ApplianceLease | null = null;
@@ -314,6 +334,7 @@ class ApplianceImpl implements Appliance {
     this.log = options.logger ?? noopLogger;
     this.evaluateEveryMs = Math.max(1, options.evaluateEveryMs ?? 1_000);
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
+    this.leaseReplacementMs = options.leaseReplacementMs ?? DEFAULT_LEASE_REPLACEMENT_MS;
     this.tickets = new SessionTicketCache(this.clock);
     this.ticketRefreshMs = options.ticketRefreshMs ?? DEFAULT_TICKET_REFRESH_MS;
     this.events = createEmitter<ApplianceEvents>((error, event) => {
@@ -334,17 +355,19 @@ class ApplianceImpl implements Appliance {
     }
     // The file could have been edited to stretch the lease; only a lease that still verifies
     // against the stored keys is believed.
+    const jwks = storedLeaseKeys(stored);
     const verdict = await recheckStoredLease(stored.leaseToken, {
-      jwks: stored.jwks,
+      jwks,
       issuer: this.options.issuer,
       licenseId: stored.licenseId,
       deploymentId: stored.deploymentId,
       fingerprint: this.options.fingerprint,
       highestSeq: stored.highestLeaseSeq,
     });
-    // A lease whose key a REFRESH_KEYS removed was dropped on purpose (key-set.ts): the box runs
-    // without one until it reconnects and is given a fresh one. Any other failure is tampering.
-    const dropped = !verdict.ok && verdict.code === "TOKEN_UNKNOWN_KEY" && !signedByKeyOf(stored.leaseToken, stored.jwks);
+    // A lease whose key a REFRESH_KEYS removed was dropped on purpose at the end of its replacement
+    // window (key-set.ts): the box runs without one until it is given a fresh one. A window still
+    // open resumes with its stored deadline (refresh() ends it). Any other failure is tampering.
+    const dropped = !verdict.ok && verdict.code === "TOKEN_UNKNOWN_KEY" && !signedByKeyOf(stored.leaseToken, jwks);
     if (!verdict.ok && !dropped) throw new StateFileError(path, `stored lease does not verify (${verdict.code}: ${verdict.message}); delete the file and activate again`);
     this.st = stored;
     this.lease = verdict.ok ? toApplianceLease(verdict.claims) : null;
@@ -423,6 +446,7 @@ class ApplianceImpl implements Appliance {
 
   /** Re-evaluates, emits "state" on a change, and (while running) schedules the next evaluation. */
   private refresh(): ApplianceStateView {
+    this.endReplacementIfDue();
     const { watermark: _, ...view } = this.evaluate();
     const prev = this.lastReported;
     if (!prev || prev.state !== view.state || prev.reason !== view.reason) {
@@ -440,6 +464,8 @@ class ApplianceImpl implements Appliance {
     if (this.lease) {
       const untilExpiry = this.lease.exp - this.clock();
       if (untilExpiry > 0) delay = Math.min(delay, untilExpiry);
+      const untilDrop = (this.st?.leaseReplacement?.deadline ?? Infinity) - this.clock();
+      if (untilDrop > 0) delay = Math.min(delay, untilDrop);
     }
     this.evalTimer = this.scheduler.setTimeout(() => {
       this.evalTimer = null;
@@ -479,6 +505,7 @@ class ApplianceImpl implements Appliance {
       connected: this.isConnected(this.clock()),
       leaseSeq: this.lease?.seq ?? null,
       leaseExpiresAt: this.lease?.exp ?? null,
+      leaseReplaceBy: this.st?.leaseReplacement?.deadline ?? null,
       heartbeatIntervalMs: this.settings().heartbeatIntervalMs,
       watermark: this.st?.watermark ?? 0,
     };
@@ -857,7 +884,9 @@ class ApplianceImpl implements Appliance {
     while (!signal.aborted) {
       await this.unaryBeat();
       markHealthy();
-      await this.sleep(this.settings().heartbeatIntervalMs, signal);
+      const soon = this.askLeaseNow;
+      this.askLeaseNow = false;
+      await this.sleep(soon ? 0 : this.settings().heartbeatIntervalMs, signal);
     }
   }
 
@@ -1035,25 +1064,35 @@ class ApplianceImpl implements Appliance {
 
   /**
    * Adopts a new key set (key-set.ts). Returns true when the lease was signed by a key the set no
-   * longer holds: it is dropped, and the box must reconnect at once to be given a fresh one.
+   * longer holds: the box keeps its state on it for the replacement window and must reconnect at
+   * once to be given a fresh one.
    */
   private adoptKeys(jwks: JSONWebKeySet): boolean {
     const st = this.st;
-    if (!st) return false;
-    const change = keySetChange(st.jwks, jwks, st.leaseToken);
-    if (change.kind === "unchanged") return false;
-    st.jwks = jwks;
-    if (change.leaseTrusted || this.lease === null) return false;
-    this.lease = null;
-    const message = "the lease was signed by a key no longer in the control plane's key set; asking for a fresh lease";
-    this.log.warn({ seq: st.highestLeaseSeq }, message);
-    this.events.emit("lease-rejected", { code: "TOKEN_UNKNOWN_KEY", message, seq: st.highestLeaseSeq });
+    if (!st || adoptKeySet(st, jwks, this.lease !== null, this.clock(), this.leaseReplacementMs) !== "replacing") return false;
+    const { deadline, key } = st.leaseReplacement!;
+    const message = "the lease was signed by a key no longer in the control plane's key set; running on it while a fresh lease is asked for";
+    this.log.warn({ seq: st.highestLeaseSeq, kid: key.kid, deadline }, message);
+    this.events.emit("lease-replacing", { ...(key.kid === undefined ? {} : { keyId: key.kid }), deadline, message });
+    this.askLeaseNow = true;
     return true;
   }
 
-  /** The seq the box reports holding: 0 without a lease it trusts, so the server signs a fresh one. */
+  /** The replacement window closed with no fresh lease: drop the lease (LOCKED, NO_LEASE). */
+  private endReplacementIfDue(): void {
+    const st = this.st;
+    if (!st || !replacementExpired(st, this.clock())) return;
+    delete st.leaseReplacement;
+    this.lease = null;
+    void this.persist();
+    const message = `no fresh lease came within ${this.leaseReplacementMs} ms of its signing key leaving the key set; running without a lease`;
+    this.log.warn({ seq: st.highestLeaseSeq }, message);
+    this.events.emit("lease-rejected", { code: "TOKEN_UNKNOWN_KEY", message, seq: st.highestLeaseSeq });
+  }
+
+  /** The seq the box reports holding: 0 without a lease it trusts (or one being replaced), so the server signs a fresh one. */
   private reportedLeaseSeq(): bigint {
-    return this.lease === null ? 0n : BigInt(this.st?.highestLeaseSeq ?? 0);
+    return this.lease === null || this.st?.leaseReplacement ? 0n : BigInt(this.st?.highestLeaseSeq ?? 0);
   }
 
   private remember(id: string): void {
@@ -1067,8 +1106,8 @@ class ApplianceImpl implements Appliance {
     const st = this.st;
     if (!st) return false;
     // The lease already held, redelivered because our ack was lost: nothing to do, nothing wrong.
-    // (Unless it was dropped for its key: then it is checked, and refused, like any other.)
-    if (token === st.leaseToken && this.lease !== null) return true;
+    // (Unless its key left the set: then it is checked, and refused, like any other.)
+    if (token === st.leaseToken && this.lease !== null && !st.leaseReplacement) return true;
     const verdict = await checkLease(token, {
       jwks: st.jwks,
       issuer: this.options.issuer,
@@ -1093,6 +1132,7 @@ class ApplianceImpl implements Appliance {
     if (verdict.claims.sub !== st.licenseId) this.followRenewedLicense(st, verdict.claims.sub);
     st.leaseToken = token;
     st.highestLeaseSeq = lease.seq;
+    delete st.leaseReplacement;
     // A newer signed lease is the control plane's current word on ACTIVE vs SUSPENDED.
     st.suspendedByDirective = false;
     st.watermark = Math.max(st.watermark, lease.iat);
@@ -1216,52 +1256,4 @@ export function deploymentIdFromLicenseToken(licenseToken: string): string {
     throw new ActivationError("LICENSE_TOKEN_MALFORMED", 'licence token has no usable "dep" (deployment id) claim');
   }
   return dep;
-}
-
-function parseJwks(json: string): JSONWebKeySet | null {
-  try {
-    const value: unknown = JSON.parse(json);
-    if (typeof value === "object" && value !== null && Array.isArray((value as { keys?: unknown }).keys)) {
-      return value as JSONWebKeySet;
-    }
-  } catch {
-    /* fall through */
-  }
-  return null;
-}
-
-function settingsFrom(s: ActivateResponse["settings"]): ApplianceRuntimeSettings {
-  const ms = (d: Parameters<typeof durationMs>[0] | undefined, fallback: number) => {
-    const v = d ? durationMs(d) : NaN;
-    return Number.isFinite(v) && v >= 0 ? v : fallback;
-  };
-  return {
-    heartbeatIntervalMs: Math.max(HEARTBEAT_INTERVAL_RANGE_MS.min, ms(s?.heartbeatInterval, DEFAULT_SETTINGS.heartbeatIntervalMs)),
-    graceWindowMs: ms(s?.graceWindow, DEFAULT_SETTINGS.graceWindowMs),
-    maxClockSkewMs: ms(s?.maxClockSkew, DEFAULT_SETTINGS.maxClockSkewMs),
-  };
-}
-
-function certificateMatchesKey(cert: string | X509Certificate, keyPem: string): boolean {
-  try {
-    const x = typeof cert === "string" ? new X509Certificate(cert) : cert;
-    return x.checkPrivateKey(createPrivateKey(keyPem));
-  } catch {
-    return false;
-  }
-}
-
-function directiveKind(type: DirectiveType): DirectiveKind {
-  const name = DirectiveType[type] as string | undefined;
-  return (name ?? "UNSPECIFIED") as DirectiveKind;
-}
-
-/** The ErrorInfo reason (domain code) of a Connect error, if it carries one. */
-function errorReason(error: unknown): string | undefined {
-  if (!(error instanceof ConnectError)) return undefined;
-  try {
-    return error.findDetails(ErrorInfoSchema)[0]?.reason;
-  } catch {
-    return undefined;
-  }
 }

@@ -23,6 +23,7 @@ export {
   type DirectiveEvent,
   type DirectiveKind,
   type LeaseRejectedEvent,
+  type LeaseReplacingEvent,
   type LicenseRenewedEvent,
   type StateChangeEvent,
   type UnaryHeartbeatResult,
@@ -30,6 +31,7 @@ export {
 export { DEFAULT_BACKOFF, backoffDelay, replacedDelay, type BackoffOptions } from "./backoff.js";
 export { createEmitter, type EventMap, type TypedEmitter, type TypedEvents } from "./emitter.js";
 export { checkLease, fingerprintHash, toApplianceLease, type LeaseCheck, type LeaseRejectionCode, type LeaseVerdict } from "./lease.js";
+export { DEFAULT_LEASE_REPLACEMENT_MS, type LeaseReplacement } from "./key-set.js";
 export { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 export { SessionTicketCache, refreshTicket, resumingConnection, type ClientTls } from "./tls-session.js";
 export {

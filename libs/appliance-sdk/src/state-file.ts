@@ -10,6 +10,7 @@ import { chmod, mkdir, open, rename, rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import type { JSONWebKeySet } from "jose";
+import type { LeaseReplacement } from "./key-set.js";
 
 /** The file format version; bumped on an incompatible change so an old SDK refuses a newer file. */
 export const STATE_FILE_VERSION = 1;
@@ -45,6 +46,11 @@ export interface ApplianceStateFile {
   /** The highest lease seq ever accepted; a lease must beat it. */
   highestLeaseSeq: number;
   jwks: JSONWebKeySet;
+  /**
+   * Set while the lease's signing key has left `jwks` and a fresh lease is being asked for
+   * (key-set.ts): the lease holds until the deadline, then is dropped. Absent otherwise.
+   */
+  leaseReplacement?: LeaseReplacement;
   settings: ApplianceRuntimeSettings;
   /** Highest trusted time seen (epoch ms): acks' server time, lease iat, the box's own clock. */
   watermark: number;
@@ -120,6 +126,10 @@ function parseStateFile(path: string, raw: unknown): ApplianceStateFile {
   const bool = (v: unknown): v is boolean => typeof v === "boolean";
   const pending = raw["pendingPrivateKeyPem"];
   if (pending !== null && !isString(pending)) fail(path, 'field "pendingPrivateKeyPem" must be a string or null');
+  const replacement = raw["leaseReplacement"];
+  if (replacement !== undefined && !(isRecord(replacement) && isTime(replacement["deadline"]) && isRecord(replacement["key"]))) {
+    fail(path, 'field "leaseReplacement" must be an object with a deadline (epoch ms) and a key');
+  }
   const previous = raw["previousLicenseIds"] ?? [];
   if (!stringArray(previous)) fail(path, 'field "previousLicenseIds" must be an array of strings');
   return {
@@ -134,6 +144,7 @@ function parseStateFile(path: string, raw: unknown): ApplianceStateFile {
     leaseToken: field("leaseToken", isString, "a non-empty string"),
     highestLeaseSeq: field("highestLeaseSeq", (v): v is number => Number.isSafeInteger(v) && (v as number) >= 0, "a non-negative integer"),
     jwks: jwks as unknown as JSONWebKeySet,
+    ...(replacement === undefined ? {} : { leaseReplacement: replacement as unknown as LeaseReplacement }),
     settings: {
       heartbeatIntervalMs: setting("heartbeatIntervalMs"),
       graceWindowMs: setting("graceWindowMs"),
