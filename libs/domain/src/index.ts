@@ -14,3 +14,4 @@ export * from "./appliance-state.js";
 export * from "./audit-actions.js";
 export * from "./paging.js";
 export * from "./permissions.js";
+export * from "./audit-event-limits.js";

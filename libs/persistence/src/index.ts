@@ -6,6 +6,7 @@ export * from "./orm.js";
 export * from "./errors.js";
 export * from "./canonical-json.js";
 export * from "./outbox.js";
+export * from "./audit-event-sanitize.js";
 export * from "./migrations.js";
 export * from "./relay.js";
 export * from "./listen.js";
