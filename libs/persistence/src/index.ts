@@ -9,5 +9,6 @@ export * from "./outbox.js";
 export * from "./audit-event-sanitize.js";
 export * from "./migrations.js";
 export * from "./relay.js";
+export * from "./quarantine.js";
 export * from "./listen.js";
 export { createSqliteStatementThread, SqliteThreadError, type SqliteStatementThread, type ThreadStatement } from "./sqlite-statement-thread.js";

@@ -40,6 +40,12 @@ export const OutboxEvent = defineEntity({
     deliveredAt: p.datetime().nullable(),
     attempts: p.integer().default(0),
     lastError: p.text().nullable(),
+    /**
+     * Set when the audit service refused the row's event as permanently invalid: the relay skips
+     * it from then on (so it never blocks the events behind it) but keeps it, with the refusal in
+     * `last_error`, for an operator to read (`ListQuarantinedEvents`). Never purged.
+     */
+    quarantinedAt: p.datetime().nullable(),
   },
   // The relay's hot query is "undelivered, in seq order"; purge scans delivered_at.
   indexes: [{ properties: ["deliveredAt", "seq"] }],
@@ -136,6 +142,7 @@ export function recordAudit(em: EntityManager, event: AuditEvent): OutboxEventRo
     deliveredAt: null,
     attempts: 0,
     lastError: null,
+    quarantinedAt: null,
   });
   em.persist(row);
   return row;
