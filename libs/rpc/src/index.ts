@@ -29,3 +29,4 @@ export * from "./logger.js";
 export * from "./config.js";
 export * from "./audit-fields.js";
 export { coalesceDenials, DEFAULT_DENIED_AUDIT_WINDOW_MS, type CoalescedDenials, type DenialCoalescingOptions } from "./denial-audit.js";
+export * from "./outbox-admin.js";
