@@ -10,6 +10,7 @@ import { newAuditEvent, outboxDeliveryEvents, sanitizeAuditEvent } from "@lcp/pe
 import { AuditEventSchema, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { deniedEvent } from "../src/denials.js";
 import { validateAppendBatch } from "../src/validate.js";
 
 const NOW = new Date("2030-01-01T00:00:00.000Z");
@@ -105,5 +106,24 @@ describe("sanitised audit events always pass Append validation", () => {
     expect(details.code).toBe("LICENSE_NOT_FOUND");
     expect(String(details.message).endsWith(AUDIT_TRUNCATION_MARKER)).toBe(true);
     expect(details.extra).toMatchObject({ truncated: true });
+  });
+
+  it("bounds audit's own authz.denied events the same way (they skip Append's validation)", () => {
+    fc.assert(
+      fc.property(anyText, fc.array(anyText, { maxLength: 60 }), anyText, anyText, (subject, roles, reason, requestId) => {
+        const e = deniedEvent(
+          { principal: { kind: "admin", subject, roles, permissions: new Set() }, procedure: "audit.v1.AuditService/ListEvents", code: "permission_denied", reason, requestId },
+          NOW,
+        );
+        const texts = [e.actorId, ...e.actorRoles, e.resourceId, e.requestId];
+        expect(texts.some((t) => t.includes("\0"))).toBe(false);
+        expect(e.actorId.length).toBeLessThanOrEqual(AUDIT_EVENT_LIMITS.idText);
+        expect(e.requestId.length).toBeLessThanOrEqual(AUDIT_EVENT_LIMITS.requestId);
+        expect(e.actorRoles.length).toBeLessThanOrEqual(AUDIT_EVENT_LIMITS.roles);
+        expect(e.actorRoles.every((r) => r.length <= AUDIT_EVENT_LIMITS.role)).toBe(true);
+        expect(Buffer.byteLength(e.details, "utf8")).toBeLessThanOrEqual(AUDIT_EVENT_LIMITS.detailsBytes);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
