@@ -5,22 +5,18 @@
  * NUL escaped, the roles capped) and reach the trail; every later event follows them, and
  * VerifyChain says ok. And nothing is left quarantined: the producer never made a refusable event.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { toJsonString } from "@bufbuild/protobuf";
-import { startAudit, type AuditApp } from "@lcp/audit/app";
+import { createAuditTestEnv, freshAuditApp, type AuditTestEnv } from "@lcp/audit/testing";
 import { AUDIT_EVENT_LIMITS } from "@lcp/domain";
 import { QUARANTINE_ACTION, newAuditEvent } from "@lcp/persistence";
-import { AuditEventSchema, AuditService, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
+import { AuditEventSchema, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { OutboxService } from "@lcp/proto/ops/v1/outbox_service_pb";
 import { createAdminClient } from "@lcp/rpc";
 import { metricValue, scrapeMetrics } from "@lcp/testing/metrics";
-import { createTestPki } from "@lcp/testing/pki";
-import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
+import { rawQuery, testDatabases } from "@lcp/testing/db";
 import { ensureDevAdminIssuer } from "@lcp/tokens";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { expectRefusal, provisionOnPrem, startHarness, type LicensingHarness } from "./support.js";
 
 async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
@@ -34,46 +30,23 @@ async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs
 }
 
 describe.each(testDatabases())("a NUL licence id cannot stop audit delivery ($name)", (tdb) => {
+  let env: AuditTestEnv;
+  beforeAll(async () => {
+    env = await createAuditTestEnv();
+  });
+  afterAll(() => env.close());
+  const audit = freshAuditApp(() => env, tdb);
   let licensing: LicensingHarness | undefined;
-  let audit: AuditApp | undefined;
-  let auditDb: TestDatabaseOptions | undefined;
-  let issuerDir: string | undefined;
   afterEach(async () => {
     await licensing?.close();
-    await audit?.close();
-    await auditDb?.cleanup();
-    if (issuerDir) await rm(issuerDir, { recursive: true, force: true });
-    licensing = audit = auditDb = issuerDir = undefined;
+    licensing = undefined;
   });
 
-  /** Real audit and real licensing (relaying to it) on `tdb`, and an auditor's AuditService client. */
+  /** Real licensing relaying to the real audit app, an auditor's AuditService client, and OutboxService clients. */
   async function start() {
-    const pki = await createTestPki();
-    issuerDir = await mkdtemp(join(tmpdir(), "lcp-audit-issuer-"));
-    const issuer = await ensureDevAdminIssuer(issuerDir);
-    const auditCert = await pki.service("audit");
-    auditDb = tdb.options("audit");
-    audit = await startAudit({
-      app: "audit",
-      host: "127.0.0.1",
-      port: 0,
-      trustDomain: pki.trustDomain,
-      tls: { certPem: auditCert.certPem, keyPem: auditCert.keyPem, caPem: pki.ca.certPem, source: "files" },
-      adminTokens: { issuer: issuer.issuer, audience: issuer.audience, jwks: issuer.jwks, rolesClaim: "roles", dev: true },
-      dataDir: auditDb.dataDir,
-      ...(auditDb.databaseUrl ? { databaseUrl: auditDb.databaseUrl } : {}),
-      databaseSchema: auditDb.schema,
-      logLevel: "silent",
-      maxClockSkewMs: 60_000,
-      shutdownGraceMs: 2_000,
-    });
-    const harness = await startHarness(tdb, { auditUrl: audit.url });
-    const auditor = createAdminClient(AuditService, {
-      baseUrl: audit.url,
-      caPem: pki.ca.certPem,
-      token: () => issuer.mint({ subject: "auditor", roles: ["auditor"], ttlSeconds: 600 }),
-      retries: 0,
-    });
+    const pki = env.pki;
+    const harness = await startHarness(tdb, { auditUrl: audit.app.url });
+    const auditor = env.adminClient(audit.app, ["auditor"], "auditor");
     const trail = async (): Promise<AuditEvent[]> => (await auditor.listEvents({ pageSize: 500 })).events;
 
     licensing = harness;

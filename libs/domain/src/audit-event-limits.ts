@@ -141,3 +141,23 @@ function cutLongStrings(value: unknown): unknown {
   }
   return value;
 }
+
+/**
+ * An outbox row its relay set aside because the audit service refused its event as permanently
+ * invalid: what the outbox storage lists and the `ListQuarantinedEvents` admin RPC answers.
+ */
+export interface QuarantinedOutboxEvent {
+  /** The row's outbox sequence number (the page cursor). */
+  readonly seq: number;
+  /** The row's event id (a run's row: the id of its first event). */
+  readonly id: string;
+  readonly action: string;
+  readonly occurredAt: Date;
+  readonly quarantinedAt: Date;
+  /** The audit service's refusal, as the relay received it. */
+  readonly reason: string;
+  /** How many events the row holds (a run holds many). */
+  readonly events: number;
+  /** The event as the producer recorded it (protobuf JSON; a run's payload as stored). */
+  readonly payload: string;
+}

@@ -3,25 +3,9 @@
  * permanently invalid): their count for the `outbox_quarantined_events` metric, and a page of
  * them for the `ListQuarantinedEvents` admin RPC each relaying app serves.
  */
+import type { QuarantinedOutboxEvent } from "@lcp/domain";
 import type { Database } from "./orm.js";
 import { OutboxEvent, outboxRowEvents } from "./outbox.js";
-
-/** One quarantined outbox row, as an operator needs to see it. */
-export interface QuarantinedEvent {
-  /** The row's outbox sequence number (the page cursor). */
-  seq: number;
-  /** The row's event id (a run's row: the id of its first event). */
-  id: string;
-  action: string;
-  occurredAt: Date;
-  quarantinedAt: Date;
-  /** The audit service's refusal. */
-  reason: string;
-  /** How many events the row holds (a run holds many). */
-  events: number;
-  /** The event as the producer recorded it (protobuf JSON; a run's payload as stored). */
-  payload: string;
-}
 
 /** Options of {@link listQuarantinedEvents}. */
 export interface ListQuarantinedOptions {
@@ -36,7 +20,7 @@ export async function quarantinedEventCount(db: Database): Promise<number> {
 }
 
 /** A page of quarantined rows in seq order, and whether more follow. */
-export async function listQuarantinedEvents(db: Database, options: ListQuarantinedOptions): Promise<{ events: QuarantinedEvent[]; more: boolean }> {
+export async function listQuarantinedEvents(db: Database, options: ListQuarantinedOptions): Promise<{ events: QuarantinedOutboxEvent[]; more: boolean }> {
   const rows = await db
     .em()
     .find(OutboxEvent, { quarantinedAt: { $ne: null }, seq: { $gt: options.afterSeq ?? 0 } }, { orderBy: { seq: "asc" }, limit: options.pageSize + 1 });

@@ -17,7 +17,7 @@ import {
   type Database,
   type OutboxRelay,
 } from "../src/index.js";
-import { fixturePerTest } from "./helpers.js";
+import { fixturePerTest, until } from "./helpers.js";
 
 const audit = (id: string) => newAuditEvent({ action: "license.activate", actor: { kind: "system", id: "test" }, resource: { type: "license", id }, outcome: "denied" });
 
@@ -47,14 +47,6 @@ async function write(db: Database, ids: string[]): Promise<AuditEvent[]> {
     for (const e of events) recordAudit(em, e);
   });
   return events;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe.each(testDatabases())("a refused batch is quarantined, not retried for ever ($name)", (tdb) => {

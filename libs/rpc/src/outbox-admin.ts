@@ -7,7 +7,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { clampPageSize } from "@lcp/domain";
+import { clampPageSize, type QuarantinedOutboxEvent } from "@lcp/domain";
 import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
 import { ListQuarantinedEventsResponseSchema, type OutboxService } from "@lcp/proto/ops/v1/outbox_service_pb";
 import { DomainError, fromVerdict } from "./errors.js";
@@ -23,22 +23,10 @@ export function isPermanentAuditRefusal(err: unknown): boolean {
   return err.findDetails(ErrorInfoSchema)[0]?.metadata.field !== "occurred_at";
 }
 
-/** One quarantined outbox row, as the app's storage returns it. */
-export interface QuarantinedOutboxRow {
-  seq: number;
-  id: string;
-  action: string;
-  occurredAt: Date;
-  quarantinedAt: Date;
-  reason: string;
-  events: number;
-  payload: string;
-}
-
 /** Options of {@link createOutboxAdminService}. */
 export interface OutboxAdminOptions {
   /** A page of quarantined rows after `afterSeq` in seq order, and whether more follow (`@lcp/persistence` listQuarantinedEvents). */
-  list(options: { pageSize: number; afterSeq: number }): Promise<{ events: QuarantinedOutboxRow[]; more: boolean }>;
+  list(options: { pageSize: number; afterSeq: number }): Promise<{ events: QuarantinedOutboxEvent[]; more: boolean }>;
 }
 
 const PAGE = { default: 50, max: 500 } as const;
