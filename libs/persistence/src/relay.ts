@@ -123,6 +123,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // Rows (by index) holding an event the audit service refused for good, with the first refusal.
     const refused = new Map<number, Refusal>();
     const send = async () => {
+      let stored = chunk.length;
       try {
         await deliver(chunk.map((c) => c.event));
       } catch (err) {
@@ -134,11 +135,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
             await deliver([event]);
           } catch (single) {
             if (!isPermanentRefusal(single)) throw single;
+            stored -= 1;
             if (!refused.has(row)) refused.set(row, { event, reason: describe(single) });
           }
         }
       }
-      delivered += chunk.length;
+      delivered += stored;
       chunk = [];
       done = chunkEnds;
     };

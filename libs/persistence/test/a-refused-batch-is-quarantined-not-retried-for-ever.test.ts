@@ -66,7 +66,8 @@ describe.each(testDatabases())("a refused batch is quarantined, not retried for 
     const append = refusingAppend((e) => e.resource?.id === "poison");
     const relay = createOutboxRelay({ db, deliver: append.deliver, isPermanentRefusal, batchSize: 10 });
 
-    await relay.flushNow();
+    // Three events and the alarm stored; the refused one is not counted as delivered.
+    expect(await relay.flushNow()).toBe(4);
     expect(append.resources()).toEqual(["a", "b", "c", `alarm:${events[1]!.id}`]);
     const alarm = append.stored.at(-1)!;
     expect(alarm.outcome).toBe(3); // FAILURE
