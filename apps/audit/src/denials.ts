@@ -1,3 +1,4 @@
+import { AUDIT_EVENT_LIMITS, boundAuditDetails, sanitizeAuditRoles, sanitizeAuditText } from "@lcp/domain";
 import { auditActorOf, repeatedDetails, type DeniedEvent } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
 import { canonicalJson } from "./chain/canonical.js";
@@ -15,18 +16,20 @@ export const AUTHZ_DENIED = "authz.denied";
  */
 export function deniedEvent(event: DeniedEvent, now: Date): NormalizedEvent {
   const actor = auditActorOf(event.principal);
+  // The caller chose the token's subject and roles: bounded and escaped like every producer's
+  // event (@lcp/domain audit-event-limits), since this one skips Append's validation.
+  const details = { reason: event.reason, code: event.code, rpc: event.procedure, ...repeatedDetails(event) };
   return {
     id: uuidv7({ msecs: now.getTime() }),
     occurredAt: new Date(now.getTime()),
     actorKind: actor.kind,
-    actorId: actor.id,
-    actorRoles: [...actor.roles],
+    actorId: sanitizeAuditText(actor.id, AUDIT_EVENT_LIMITS.idText),
+    actorRoles: sanitizeAuditRoles(actor.roles),
     action: AUTHZ_DENIED,
     resourceType: "rpc",
-    resourceId: event.procedure,
+    resourceId: sanitizeAuditText(event.procedure, AUDIT_EVENT_LIMITS.idText),
     outcome: "denied",
-    // Accepted by the interceptor only when short and plain, so it fits the column.
-    requestId: event.requestId.slice(0, 128),
-    details: canonicalJson({ reason: event.reason, code: event.code, rpc: event.procedure, ...repeatedDetails(event) }),
+    requestId: sanitizeAuditText(event.requestId, AUDIT_EVENT_LIMITS.requestId),
+    details: canonicalJson(boundAuditDetails(JSON.parse(JSON.stringify(details)) as Record<string, unknown>)),
   };
 }

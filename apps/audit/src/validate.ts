@@ -1,22 +1,23 @@
 import { ActorKind, Outcome, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
+import { AUDIT_EVENT_LIMITS, hasRefusedAuditChar, isValidAuditActionName } from "@lcp/domain";
 import { canonicalJson, type ActorKindName, type OutcomeName } from "./chain/canonical.js";
 
 /** At most this many events per `Append` (audit_service.proto). */
-export const MAX_BATCH_EVENTS = 1_000;
+export const MAX_BATCH_EVENTS = AUDIT_EVENT_LIMITS.batchEvents;
 /** Details larger than this once canonically encoded are refused (audit_service.proto: 16 KiB). */
-export const MAX_DETAILS_BYTES = 16 * 1024;
+export const MAX_DETAILS_BYTES = AUDIT_EVENT_LIMITS.detailsBytes;
 
-// Bounds on the free-text fields, so one producer bug cannot bloat every row and index.
-const MAX_ACTION = 128;
-const MAX_ID_TEXT = 256;
-const MAX_RESOURCE_TYPE = 64;
-const MAX_REQUEST_ID = 128;
-const MAX_ROLES = 32;
-const MAX_ROLE = 64;
+// Bounds on the free-text fields, so one producer bug cannot bloat every row and index. They
+// live in @lcp/domain because producers sanitise their events to the same numbers.
+const MAX_ACTION = AUDIT_EVENT_LIMITS.action;
+const MAX_ID_TEXT = AUDIT_EVENT_LIMITS.idText;
+const MAX_RESOURCE_TYPE = AUDIT_EVENT_LIMITS.resourceType;
+const MAX_REQUEST_ID = AUDIT_EVENT_LIMITS.requestId;
+const MAX_ROLES = AUDIT_EVENT_LIMITS.roles;
+const MAX_ROLE = AUDIT_EVENT_LIMITS.role;
 
 // Any RFC 9562 UUID (v7 is what producers make, but the id is only an idempotency key here).
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const ACTION = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$/;
 
 // The range of google.protobuf.Timestamp (0001-01-01 … 9999-12-31).
 const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
@@ -104,7 +105,7 @@ function validateEvent(e: AuditEvent, latestMs: number): NormalizedEvent | [stri
   if (!e.id) return ["id", "id is required"];
   if (!UUID.test(e.id)) return ["id", `id "${truncate(e.id)}" is not a UUID`];
   if (!e.action) return ["action", "action is required"];
-  if (e.action.length > MAX_ACTION || !ACTION.test(e.action)) {
+  if (!isValidAuditActionName(e.action)) {
     return ["action", `action "${truncate(e.action)}" is not a dotted lowercase name (e.g. license.revoke) of at most ${MAX_ACTION} characters`];
   }
   if (!e.occurredAt) return ["occurred_at", "occurred_at is required"];
@@ -119,7 +120,7 @@ function validateEvent(e: AuditEvent, latestMs: number): NormalizedEvent | [stri
   if (!e.actor) return ["actor", "actor is required"];
   // PostgreSQL text cannot hold NUL; refusing it here keeps both drivers storing the same bytes.
   const texts = [e.actor.id, ...e.actor.roles, e.resource?.type ?? "", e.resource?.id ?? "", e.requestId];
-  if (texts.some((t) => t.includes("\0"))) return ["", "text fields must not contain NUL characters"];
+  if (texts.some(hasRefusedAuditChar)) return ["", "text fields must not contain NUL characters"];
   const actorKind = ACTOR_KIND_NAMES.get(e.actor.kind);
   if (!actorKind) return ["actor.kind", `actor.kind ${e.actor.kind} is not a known actor kind`];
   if (e.actor.id.length > MAX_ID_TEXT) return ["actor.id", `actor.id is longer than ${MAX_ID_TEXT} characters`];

@@ -7,9 +7,10 @@ import { hostname } from "node:os";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
+import { OutboxService } from "@lcp/proto/ops/v1/outbox_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
-import { createOrm, createOutboxRelay, isConnectionError, newAuditEvent, registerOutboxMetrics, writeAuditNow, type Database } from "@lcp/persistence";
-import { createClient, createLogger, createMetrics, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
+import { createOrm, createOutboxRelay, isConnectionError, listQuarantinedEvents, newAuditEvent, registerOutboxMetrics, writeAuditNow, type Database } from "@lcp/persistence";
+import { createClient, createLogger, createMetrics, createOutboxAdminService, createServer, deniedAuditFields, isPermanentAuditRefusal, type DeniedEvent } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
 import { DEFAULT_LOCK_LEASE_MS, DEFAULT_SWEEP_PARALLELISM, DEFAULT_SWEEP_SCHEDULE_POLL_MS, type FleetSweepConfig } from "./config.js";
 import { createSweepStore } from "./storage/sweep-store.js";
@@ -72,7 +73,12 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
     const relay = config.auditUrl
       ? (() => {
           const audit = createClient(AuditService, { baseUrl: config.auditUrl, tls: serviceTls });
-          return createOutboxRelay({ db, logger: log, deliver: async (events) => void (await audit.append({ events })) });
+          return createOutboxRelay({
+            db,
+            logger: log,
+            deliver: async (events) => void (await audit.append({ events })),
+            isPermanentRefusal: isPermanentAuditRefusal,
+          });
         })()
       : undefined;
 
@@ -123,7 +129,9 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
       logger: log,
       ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
       register: (router) =>
-        router.service(FleetSweepService, createFleetSweepHandlers({ runner, store, defaultPageSize: config.pageSize })),
+        router
+          .service(FleetSweepService, createFleetSweepHandlers({ runner, store, defaultPageSize: config.pageSize }))
+          .service(OutboxService, createOutboxAdminService({ list: (page) => listQuarantinedEvents(db, page) })),
     });
     cleanups.push(() => server.close());
     // Stopped before the server closes (cleanups run in reverse): the run in progress ends after

@@ -8,15 +8,18 @@ import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { createOrm, createOutboxRelay, isConnectionError, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
+import { OutboxService } from "@lcp/proto/ops/v1/outbox_service_pb";
+import { createOrm, createOutboxRelay, isConnectionError, listQuarantinedEvents, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
 import { normalizeSerialNumber } from "@lcp/pki";
 import {
   adminTokenVerifierFrom,
   createClient,
   createMetrics,
   createLogger,
+  createOutboxAdminService,
   createServer,
   deniedAuditFields,
+  isPermanentAuditRefusal,
   type AppliancePrincipal,
   type ApplianceCheck,
   type DeniedEvent,
@@ -176,6 +179,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
         router.service(LicensingService, { ...createLicensingService(deps), ...heartbeatHandlers.licensing });
         router.service(ApplianceService, { ...createApplianceService(deps), ...heartbeatHandlers.appliance });
         router.service(ReconcileService, createReconcileService(deps));
+        router.service(OutboxService, createOutboxAdminService({ list: (page) => listQuarantinedEvents(db, page) }));
       },
     });
     cleanups.push(() => server.close());
@@ -203,6 +207,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
         deliver: async (events) => {
           await audit.append({ events });
         },
+        isPermanentRefusal: isPermanentAuditRefusal,
       });
       relay.start();
       cleanups.push(() => relay.stop());

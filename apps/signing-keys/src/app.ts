@@ -3,8 +3,9 @@
  * KEK, key store, appliance CA, RPC server, outbox relay — used by main.ts and by the tests.
  */
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { createOrm, isConnectionError, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
-import { adminTokenVerifierFrom, createLogger, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
+import { OutboxService } from "@lcp/proto/ops/v1/outbox_service_pb";
+import { createOrm, isConnectionError, listQuarantinedEvents, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
+import { adminTokenVerifierFrom, createLogger, createOutboxAdminService, createServer, deniedAuditFields, type DeniedEvent } from "@lcp/rpc";
 import { loadOrCreateDevKek } from "@lcp/tokens";
 import { SYSTEM_ACTOR } from "./audit.js";
 import { createApplianceCa } from "./ca/appliance-ca.js";
@@ -90,10 +91,9 @@ export async function startSigningKeys(config: SigningKeysConfig): Promise<Signi
       connectionLimits: config.connectionLimits,
       logger: log,
       register: (router) =>
-        router.service(
-          SigningKeyService,
-          createSigningKeyHandlers({ keys, activeKey, jwks, ca, issuer: config.tokenIssuer, now }),
-        ),
+        router
+          .service(SigningKeyService, createSigningKeyHandlers({ keys, activeKey, jwks, ca, issuer: config.tokenIssuer, now }))
+          .service(OutboxService, createOutboxAdminService({ list: (page) => listQuarantinedEvents(db, page) })),
     });
     cleanups.push(() => server.close());
     registerOutboxMetrics(server.metrics, db);

@@ -5,7 +5,7 @@
  */
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { createOutboxRelay, type Database, type OutboxRelay } from "@lcp/persistence";
-import { createClient, type ServerTls } from "@lcp/rpc";
+import { createClient, isPermanentAuditRefusal, type ServerTls } from "@lcp/rpc";
 import type { Logger } from "pino";
 
 /** Options of {@link startAuditRelay}. */
@@ -28,6 +28,7 @@ export function startAuditRelay(options: AuditRelayOptions): OutboxRelay {
     deliver: async (events) => {
       await audit.append({ events });
     },
+    isPermanentRefusal: isPermanentAuditRefusal,
     logger: options.logger,
   });
   relay.start();

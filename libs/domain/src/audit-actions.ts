@@ -24,6 +24,8 @@ export const AUDIT_ACTIONS = [
   "appliance.certificate.issue",
   "fleet.sweep",
   "authz.denied",
+  // Raised by an outbox relay when the audit service refused one of its events as invalid.
+  "audit.event_quarantined",
 ] as const;
 
 /** An audit action name, e.g. `license.revoke`. */

@@ -15,3 +15,4 @@ export * from "./audit-actions.js";
 export * from "./paging.js";
 export * from "./permissions.js";
 export * from "./text.js";
+export * from "./audit-event-limits.js";

@@ -3,6 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { BigIntType, defineEntity, p, type EntityManager, type EntityProperty, type InferEntity, type Platform } from "@mikro-orm/core";
 import { ActorKind, AuditEventSchema, Outcome, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { v7 as uuidv7 } from "uuid";
+import { sanitizeAuditEvent } from "./audit-event-sanitize.js";
 import { canonicalJson } from "./canonical-json.js";
 import type { Database } from "./orm.js";
 
@@ -39,6 +40,12 @@ export const OutboxEvent = defineEntity({
     deliveredAt: p.datetime().nullable(),
     attempts: p.integer().default(0),
     lastError: p.text().nullable(),
+    /**
+     * Set when the audit service refused the row's event as permanently invalid: the relay skips
+     * it from then on (so it never blocks the events behind it) but keeps it, with the refusal in
+     * `last_error`, for an operator to read (`ListQuarantinedEvents`). Never purged.
+     */
+    quarantinedAt: p.datetime().nullable(),
   },
   // The relay's hot query is "undelivered, in seq order"; purge scans delivered_at.
   indexes: [{ properties: ["deliveredAt", "seq"] }],
@@ -86,10 +93,12 @@ export interface NewAuditEventInput {
 /**
  * Builds an audit.v1.AuditEvent as a producer makes it: a fresh UUIDv7 `id` (the idempotency key
  * for `Append`) and `occurred_at = now`. `seq`, `producer` and the hashes are the audit service's.
+ * Untrusted text (ids, roles, details) is sanitised to what `Append` accepts
+ * ({@link sanitizeAuditEvent}), so no caller can make an event the audit service refuses.
  */
 export function newAuditEvent(input: NewAuditEventInput): AuditEvent {
   const now = input.now ?? new Date();
-  return create(AuditEventSchema, {
+  const event = create(AuditEventSchema, {
     id: uuidv7({ msecs: now.getTime() }),
     occurredAt: timestampFromDate(now),
     actor: {
@@ -104,6 +113,7 @@ export function newAuditEvent(input: NewAuditEventInput): AuditEvent {
     // A JSON round trip turns Dates into strings and drops undefined, which Struct cannot hold.
     ...(input.details ? { details: JSON.parse(JSON.stringify(input.details)) as JsonObject } : {}),
   });
+  return sanitizeAuditEvent(event);
 }
 
 /**
@@ -120,6 +130,9 @@ export function recordAudit(em: EntityManager, event: AuditEvent): OutboxEventRo
   if (event.details !== undefined && event.detailsJson !== "") {
     throw new Error("recordAudit: set details or detailsJson, not both");
   }
+  // Every event reaches the outbox through here, also those not built by newAuditEvent: what is
+  // stored is what Append accepts (idempotent for events newAuditEvent already sanitised).
+  sanitizeAuditEvent(event);
   const occurredAt = new Date(Number(event.occurredAt.seconds) * 1000 + Math.floor(event.occurredAt.nanos / 1e6));
   const row = em.create(OutboxEvent, {
     id: event.id,
@@ -129,6 +142,7 @@ export function recordAudit(em: EntityManager, event: AuditEvent): OutboxEventRo
     deliveredAt: null,
     attempts: 0,
     lastError: null,
+    quarantinedAt: null,
   });
   em.persist(row);
   return row;

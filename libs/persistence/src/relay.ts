@@ -1,7 +1,8 @@
 import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import type { EntityManager } from "@mikro-orm/knex";
 import type { Database, PersistenceLogger } from "./orm.js";
-import { EVENT_RUN_PREFIX, OutboxEvent, outboxDeliveryEvents, type OutboxEventRow } from "./outbox.js";
+import { quarantinedEventCount } from "./quarantine.js";
+import { EVENT_RUN_PREFIX, OutboxEvent, newAuditEvent, outboxDeliveryEvents, recordAudit, type OutboxEventRow } from "./outbox.js";
 
 /** A source of time; the relay stamps `delivered_at`, computes ages and retention with it. */
 export interface RelayClock {
@@ -13,6 +14,14 @@ export interface OutboxRelayOptions {
   db: Database;
   /** Sends a batch (in seq order) to the audit service's `Append`; resolves only once it is stored. Details come as `detailsJson` ({@link outboxDeliveryEvent}). */
   deliver: (events: AuditEvent[]) => Promise<void>;
+  /**
+   * Whether a `deliver` rejection means the audit service refused the batch as permanently
+   * invalid (Connect InvalidArgument: `@lcp/rpc`'s `isPermanentAuditRefusal`), as opposed to
+   * being unreachable or busy. Such a batch is split to find the refused events, which are
+   * quarantined (kept, skipped, announced) so they never block the events behind them.
+   * Default: no rejection is permanent, every failure is retried.
+   */
+  isPermanentRefusal?: (err: unknown) => boolean;
   /** Events per `deliver` call (Append accepts at most 1,000), and outbox rows read per claim. Default 100. */
   batchSize?: number;
   /** A claim stops after the row that brings it to this many events (rows may hold runs of events). Default 50 × batchSize. */
@@ -29,7 +38,7 @@ export interface OutboxRelayOptions {
   clock?: RelayClock;
 }
 
-/** Outbox depth, for metrics and health. */
+/** Outbox depth, for metrics and health (quarantined rows are not pending: see `quarantinedEventCount`). */
 export interface OutboxStats {
   pending: number;
   /** Age of the oldest undelivered event (0 when none). */
@@ -50,6 +59,10 @@ export interface OutboxRelay {
 }
 
 type BatchResult = { delivered: number; more: boolean; error?: unknown };
+type Refusal = { event: AuditEvent; reason: string };
+
+/** The action of the alarm event a quarantined outbox row raises (its resource is the refused event's id). */
+export const QUARANTINE_ACTION = "audit.event_quarantined";
 
 const LOCK_PREFIX = "lcp:outbox:";
 const MAX_ERROR_LENGTH = 2_000;
@@ -72,6 +85,7 @@ const MAX_ERROR_LENGTH = 2_000;
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, deliver, logger } = options;
+  const isPermanentRefusal = options.isPermanentRefusal ?? (() => false);
   const batchSize = options.batchSize ?? 100;
   const maxEventsPerClaim = options.maxEventsPerClaim ?? batchSize * 50;
   const pollIntervalMs = options.pollIntervalMs ?? 200;
@@ -94,7 +108,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   async function claimAndDeliver(em: EntityManager): Promise<BatchResult> {
-    const rows: OutboxEventRow[] = await em.find(OutboxEvent, { deliveredAt: null }, { orderBy: { seq: "asc" }, limit: batchSize });
+    const rows: OutboxEventRow[] = await em.find(OutboxEvent, { deliveredAt: null, quarantinedAt: null }, { orderBy: { seq: "asc" }, limit: batchSize });
     if (rows.length === 0) return { delivered: 0, more: false };
     // A row may hold a run of thousands of events (outbox.ts `EventRun`): its events go out in
     // order, `batchSize` per `deliver`, and the row is marked delivered once its last one is
@@ -104,11 +118,29 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     let error: unknown;
     let delivered = 0;
     let done = 0;
-    let chunk: AuditEvent[] = [];
+    let chunk: Array<{ event: AuditEvent; row: number }> = [];
     let chunkEnds = 0;
+    // Rows (by index) holding an event the audit service refused for good, with the first refusal.
+    const refused = new Map<number, Refusal>();
     const send = async () => {
-      await deliver(chunk);
-      delivered += chunk.length;
+      let stored = chunk.length;
+      try {
+        await deliver(chunk.map((c) => c.event));
+      } catch (err) {
+        if (!isPermanentRefusal(err)) throw err;
+        // Append stores all of a batch or none of it: one event at a time finds the ones it
+        // refuses, and everything else still goes in, in order. Transient failures still throw.
+        for (const { event, row } of chunk) {
+          try {
+            await deliver([event]);
+          } catch (single) {
+            if (!isPermanentRefusal(single)) throw single;
+            stored -= 1;
+            if (!refused.has(row)) refused.set(row, { event, reason: describe(single) });
+          }
+        }
+      }
+      delivered += stored;
       chunk = [];
       done = chunkEnds;
     };
@@ -124,7 +156,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           break;
         }
         for (const event of events) {
-          chunk.push(event);
+          chunk.push({ event, row: i });
           if (chunk.length === batchSize) await send();
         }
         chunkEnds = i + 1;
@@ -136,8 +168,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       error ??= err;
     }
     const now = new Date(nowMs());
+    let quarantined = 0;
     for (const [i, row] of rows.entries()) {
-      if (i < done) {
+      const refusal = refused.get(i);
+      if (i < done && refusal) {
+        quarantine(em, row, refusal, now);
+        quarantined += 1;
+      } else if (i < done) {
         row.deliveredAt = now;
       } else if (error !== undefined) {
         row.attempts += 1;
@@ -146,7 +183,35 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
     await em.flush();
     if (error !== undefined) return { delivered, more: true, error };
-    return { delivered, more: done < rows.length || rows.length === batchSize };
+    // The alarm events just written are behind this claim: look again now, not at the next poll.
+    return { delivered, more: done < rows.length || rows.length === batchSize || quarantined > 0 };
+  }
+
+  /**
+   * Sets a refused row aside for good: kept with the refusal, skipped from now on, logged, and
+   * announced by an `audit.event_quarantined` event (sanitised like every event, so the alarm
+   * itself cannot be refused). A refused alarm raises no alarm of its own, so it cannot loop.
+   */
+  function quarantine(em: EntityManager, row: OutboxEventRow, refusal: Refusal, now: Date): void {
+    row.quarantinedAt = now;
+    row.attempts += 1;
+    row.lastError = refusal.reason.slice(0, MAX_ERROR_LENGTH);
+    logger?.error(
+      { seq: row.seq, eventId: refusal.event.id, action: refusal.event.action, reason: row.lastError },
+      "outbox: the audit service refused an event as invalid; it is quarantined and delivery goes on",
+    );
+    if (refusal.event.action === QUARANTINE_ACTION) return;
+    recordAudit(
+      em,
+      newAuditEvent({
+        action: QUARANTINE_ACTION,
+        actor: { kind: "system", id: "outbox-relay" },
+        resource: { type: "audit_event", id: refusal.event.id },
+        outcome: "failure",
+        details: { seq: row.seq, action: refusal.event.action, reason: row.lastError },
+        now,
+      }),
+    );
   }
 
   function runBatch(): Promise<BatchResult> {
@@ -269,12 +334,12 @@ export async function outboxStats(db: Database, nowMs: number = Date.now()): Pro
   const [row] = await em
     .getConnection()
     .execute<Array<{ pending: number | string | null }>>(
-      `select sum(case when payload like ? then ${count} else 1 end) as pending from outbox_event where delivered_at is null`,
+      `select sum(case when payload like ? then ${count} else 1 end) as pending from outbox_event where delivered_at is null and quarantined_at is null`,
       [`${EVENT_RUN_PREFIX}%`],
     );
   const pending = Number(row?.pending ?? 0);
   if (pending === 0) return { pending, oldestPendingAgeMs: 0 };
-  const oldest = await em.findOne(OutboxEvent, { deliveredAt: null }, { orderBy: { occurredAt: "asc" }, fields: ["occurredAt"] });
+  const oldest = await em.findOne(OutboxEvent, { deliveredAt: null, quarantinedAt: null }, { orderBy: { occurredAt: "asc" }, fields: ["occurredAt"] });
   const age = oldest ? nowMs - oldest.occurredAt.getTime() : 0;
   return { pending, oldestPendingAgeMs: Math.max(0, age) };
 }
@@ -286,8 +351,8 @@ export interface GaugeFactory {
 
 /**
  * Exposes `outbox_depth` and `outbox_oldest_pending_age_seconds` (docs/design.md §10): an outbox
- * that only grows means audit is unreachable or refusing a batch, which is worth an alert long
- * before anything is lost.
+ * that only grows means audit is unreachable, which is worth an alert long before anything is
+ * lost; and `outbox_quarantined_events`, rows audit refused as invalid, each worth a look.
  */
 export function registerOutboxMetrics(metrics: GaugeFactory, db: Database): void {
   // One query per scrape serves both gauges: each collect awaits the same promise.
@@ -304,6 +369,14 @@ export function registerOutboxMetrics(metrics: GaugeFactory, db: Database): void
   metrics.gauge("outbox_oldest_pending_age_seconds", "Age of the oldest undelivered audit event.", [], async function () {
     this.set((await read()).oldestPendingAgeMs / 1000);
   });
+  metrics.gauge(
+    "outbox_quarantined_events",
+    "Outbox rows the audit service refused as invalid, set aside (kept, not delivered); list them with ListQuarantinedEvents.",
+    [],
+    async function () {
+      this.set(await quarantinedEventCount(db));
+    },
+  );
 }
 
 function describe(err: unknown): string {

@@ -26,3 +26,12 @@ export function fixturePerTest(tdb: TestDatabase, use: (opts: TestDatabaseOption
     await opts.cleanup();
   });
 }
+
+/** Resolves once `cond` holds (polled every 10 ms); rejects after `timeoutMs`. */
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { createOutboxRelay, newAuditEvent, recordAudit, writeAuditNow, type Database, type OutboxRelay } from "../src/index.js";
-import { fixturePerTest, openFixture } from "./helpers.js";
+import { fixturePerTest, openFixture, until } from "./helpers.js";
 
 const audit = (i: number, now = new Date()) =>
   newAuditEvent({ action: `test.${i}`, actor: { kind: "system", id: "test" }, resource: { type: "thing", id: String(i) }, outcome: "success", now });
@@ -13,14 +13,6 @@ async function writeMany(db: Database, n: number, now?: Date): Promise<AuditEven
     for (const e of events) recordAudit(em, e);
   });
   return events;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A fake audit service: records batches, fails the first `failures` calls. */

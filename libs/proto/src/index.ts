@@ -10,8 +10,9 @@ import { ApplianceService, file_licensing_v1_appliance_service } from "./gen/lic
 import { LicensingService, file_licensing_v1_licensing_service } from "./gen/licensing/v1/licensing_service_pb.js";
 import { ReconcileService, file_licensing_v1_reconcile_service } from "./gen/licensing/v1/reconcile_service_pb.js";
 import { SigningKeyService, file_signing_v1_signing_key_service } from "./gen/signing/v1/signing_key_service_pb.js";
+import { OutboxService, file_ops_v1_outbox_service } from "./gen/ops/v1/outbox_service_pb.js";
 
-export { AuditService, FleetSweepService, ApplianceService, LicensingService, ReconcileService, SigningKeyService };
+export { AuditService, FleetSweepService, ApplianceService, LicensingService, ReconcileService, SigningKeyService, OutboxService };
 
 /** Every control-plane service (not health or reflection), in the order of docs/design.md §2. */
 export const controlPlaneServices: readonly DescService[] = [
@@ -21,6 +22,8 @@ export const controlPlaneServices: readonly DescService[] = [
   SigningKeyService,
   AuditService,
   FleetSweepService,
+  // Served by each service that relays an audit outbox, about its own outbox.
+  OutboxService,
 ];
 
 /** The files that declare the control-plane services (their imports follow from `dependencies`). */
@@ -31,4 +34,5 @@ export const controlPlaneFiles: readonly DescFile[] = [
   file_signing_v1_signing_key_service,
   file_audit_v1_audit_service,
   file_fleet_v1_fleet_sweep_service,
+  file_ops_v1_outbox_service,
 ];

@@ -11,6 +11,7 @@ describe("the contract index", () => {
       "licensing.v1.ApplianceService",
       "licensing.v1.LicensingService",
       "licensing.v1.ReconcileService",
+      "ops.v1.OutboxService",
       "signing.v1.SigningKeyService",
     ]);
   });

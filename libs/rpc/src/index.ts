@@ -40,3 +40,4 @@ export {
   type DenialCoalescingOptions,
   type RepeatCoalescingOptions,
 } from "./denial-audit.js";
+export * from "./outbox-admin.js";

@@ -82,6 +82,9 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   "fleet.v1.FleetSweepService/GetSweep": { permission: "fleet.sweep" },
   "fleet.v1.FleetSweepService/ListSweeps": { permission: "fleet.sweep" },
 
+  // ops.v1.OutboxService — each relaying service's quarantined audit events: part of reading the trail.
+  "ops.v1.OutboxService/ListQuarantinedEvents": { permission: "audit.read" },
+
   // Infrastructure: probes and `grpcurl`/`buf curl` must work without credentials. Reflection
   // reveals only the contracts, which are not secret.
   "grpc.health.v1.Health/Check": { public: true },

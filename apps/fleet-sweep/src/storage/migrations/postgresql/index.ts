@@ -2,7 +2,9 @@
 // Listed as classes (not a glob) so bundles and tsx runs find them the same way.
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261126144015_initial } from "./Migration20261126144015_initial.js";
+import { Migration20261205151207_outbox_quarantine } from "./Migration20261205151207_outbox_quarantine.js";
 
 export const migrations: MigrationObject[] = [
   { name: "Migration20261126144015_initial", class: Migration20261126144015_initial },
+  { name: "Migration20261205151207_outbox_quarantine", class: Migration20261205151207_outbox_quarantine },
 ];
