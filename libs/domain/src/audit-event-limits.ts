@@ -7,6 +7,8 @@
  * could stop that service's audit delivery.
  */
 
+import { escapeForbiddenCharacters } from "./text.js";
+
 /** The limits `Append` enforces (audit_service.proto); lengths are UTF-16 code units, as JavaScript counts them. */
 export const AUDIT_EVENT_LIMITS = {
   /** Events per `Append`. */
@@ -47,19 +49,14 @@ export const AUDIT_TRUNCATION_MARKER = "…[truncated]";
 /** Longest string kept inside details; a longer one is cut (with the marker) before the size check. */
 export const MAX_AUDIT_DETAIL_STRING = 2_048;
 
-// Control characters (C0, DEL, C1), the bidirectional overrides and isolates (which make a trail
-// line read differently from its bytes), and lone surrogates (not encodable as UTF-8).
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
 /**
- * `text` made safe for an audit text field of at most `max` characters: every control,
- * bidirectional-override and lone-surrogate character written as its visible `\uXXXX` escape
- * (so the trail shows what was sent, byte for byte), then cut to `max` with
+ * `text` made safe for an audit text field of at most `max` characters: every character the
+ * request validators refuse (text.ts: controls, bidirectional overrides, lone surrogates, …)
+ * written as its visible `\uXXXX` escape (so the trail shows what was sent), then cut to `max` with
  * {@link AUDIT_TRUNCATION_MARKER} at the end. Idempotent: a sanitised text sanitises to itself.
  */
 export function sanitizeAuditText(text: string, max: number): string {
-  const escaped = text.replace(UNSAFE_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  return truncateText(escaped, max);
+  return truncateText(escapeForbiddenCharacters(text), max);
 }
 
 function truncateText(text: string, max: number): string {

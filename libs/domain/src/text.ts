@@ -26,8 +26,8 @@ export interface PlainTextOptions {
 }
 
 /**
- * The first character of `text` that is not ordinary printable text, or undefined when there is
- * none. Refused everywhere:
+ * The first character of `text` (from index `from`) that is not ordinary printable text, or
+ * undefined when there is none. Refused everywhere:
  * - C0 controls (U+0000–U+001F, NUL above all: PostgreSQL text cannot hold it, C strings end at
  *   it), DEL and the C1 controls (U+007F–U+009F);
  * - lone surrogates (not Unicode: they cannot be encoded as UTF-8 and break at every boundary);
@@ -36,8 +36,8 @@ export interface PlainTextOptions {
  *   a name display as something other than what it is;
  * - the noncharacters U+FFFE and U+FFFF.
  */
-export function findForbiddenCharacter(text: string, options: PlainTextOptions = {}): ForbiddenCharacter | undefined {
-  for (let index = 0; index < text.length; index++) {
+export function findForbiddenCharacter(text: string, options: PlainTextOptions = {}, from = 0): ForbiddenCharacter | undefined {
+  for (let index = from; index < text.length; index++) {
     const unit = text.charCodeAt(index);
     // Fast path: printable ASCII is by far the common case.
     if (unit >= 0x20 && unit < 0x7f) continue;
@@ -72,6 +72,22 @@ export function plainTextProblem(field: string, text: string, options: PlainText
   const found = findForbiddenCharacter(text, options);
   if (!found) return undefined;
   return `${field} must be plain text: it holds a ${found.kind} (${found.codePoint} at position ${found.index})`;
+}
+
+/**
+ * `text` with every character {@link findForbiddenCharacter} refuses written as its visible
+ * `\uXXXX` escape (lowercase hex, one per UTF-16 unit): where text that was never validated must
+ * still be kept — the audit trail's record of a refused request — it shows what was sent without
+ * carrying it. Plain text comes back as it is, and an escaped text escapes to itself.
+ */
+export function escapeForbiddenCharacters(text: string, options: PlainTextOptions = {}): string {
+  let out = "";
+  let from = 0;
+  for (let found = findForbiddenCharacter(text, options); found; found = findForbiddenCharacter(text, options, from)) {
+    out += `${text.slice(from, found.index)}\\u${text.charCodeAt(found.index).toString(16).padStart(4, "0")}`;
+    from = found.index + 1;
+  }
+  return from === 0 ? text : out + text.slice(from);
 }
 
 function formatCodePoint(unit: number): string {
