@@ -7,6 +7,7 @@
  * could stop that service's audit delivery.
  */
 
+import { utf8ByteLength } from "./fingerprint.js";
 import { escapeForbiddenCharacters } from "./text.js";
 
 /** The limits `Append` enforces (audit_service.proto); lengths are UTF-16 code units, as JavaScript counts them. */
@@ -74,21 +75,6 @@ export function sanitizeAuditRoles(roles: readonly string[]): string[] {
   return roles.slice(0, AUDIT_EVENT_LIMITS.roles).map((r) => sanitizeAuditText(r, AUDIT_EVENT_LIMITS.role));
 }
 
-/** Bytes of `text` in UTF-8 (a lone surrogate counts as the three bytes of U+FFFD, as encoders write it). */
-export function utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
-}
-
 /** What stands in for a details value (or the whole details) too large to keep. */
 export interface TruncatedDetail {
   readonly truncated: true;
@@ -98,7 +84,7 @@ export interface TruncatedDetail {
 
 /** UTF-8 bytes of a JSON value's text (the same count as its canonical JSON: only key order differs). */
 export function jsonBytes(value: unknown): number {
-  return utf8Length(JSON.stringify(value) ?? "null");
+  return utf8ByteLength(JSON.stringify(value) ?? "null");
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { ActorKind, Outcome, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
-import { AUDIT_EVENT_LIMITS, boundAuditDetails, isValidAuditActionName, sanitizeAuditRoles, sanitizeAuditText, utf8Length } from "@lcp/domain";
+import { AUDIT_EVENT_LIMITS, boundAuditDetails, isValidAuditActionName, sanitizeAuditRoles, sanitizeAuditText, utf8ByteLength } from "@lcp/domain";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -47,9 +47,9 @@ function boundDetailsJson(text: string): string {
   try {
     parsed = JSON.parse(text);
   } catch {
-    return JSON.stringify({ invalid: true, bytes: utf8Length(text) });
+    return JSON.stringify({ invalid: true, bytes: utf8ByteLength(text) });
   }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return JSON.stringify({ invalid: true, bytes: utf8Length(text) });
-  if (utf8Length(text) <= AUDIT_EVENT_LIMITS.detailsBytes) return text;
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return JSON.stringify({ invalid: true, bytes: utf8ByteLength(text) });
+  if (utf8ByteLength(text) <= AUDIT_EVENT_LIMITS.detailsBytes) return text;
   return JSON.stringify(boundAuditDetails(parsed as Record<string, unknown>));
 }
