@@ -1,5 +1,5 @@
 /**
- * The raw Heartbeat transport writes each beat's ack by hand (grpc-wire.ts `ackFrame`), so it
+ * The raw Heartbeat transport writes each beat's ack by hand (wire-messages.ts `ackFrame`), so it
  * must be byte-for-byte what protobuf-es writes for the same ack, for any nonce (negative and
  * beyond 2^53 included), any server time and every state and lock reason — and decode back.
  */
@@ -8,7 +8,8 @@ import { HeartbeatResponseSchema } from "@lcp/proto/licensing/v1/appliance_servi
 import { DeploymentState, LockReason } from "@lcp/proto/licensing/v1/types_pb";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ackFrame, frame } from "../src/heartbeat/grpc-wire.js";
+import { frame } from "@lcp/rpc/grpc-frame";
+import { ackFrame } from "../src/heartbeat/wire-messages.js";
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;

@@ -1,5 +1,5 @@
 /**
- * The raw Heartbeat transport reads a beat's nonce without decoding the message (grpc-wire.ts
+ * The raw Heartbeat transport reads a beat's nonce without decoding the message (wire-messages.ts
  * `beatNonce`), so it must agree with protobuf-es: for any beat protobuf-es encodes it returns the
  * nonce `fromBinary` reads, and for any bytes at all it either declines (the transport then uses
  * `fromBinary`) or returns exactly what `fromBinary` would — never a nonce for bytes protobuf-es
@@ -9,7 +9,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { HeartbeatRequestSchema } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { beatNonce } from "../src/heartbeat/grpc-wire.js";
+import { beatNonce } from "../src/heartbeat/wire-messages.js";
 
 const int64 = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
 const beats = fc.record({

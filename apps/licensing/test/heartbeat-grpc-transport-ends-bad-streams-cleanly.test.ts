@@ -1,5 +1,5 @@
 /**
- * The raw gRPC transport of Heartbeat (heartbeat/grpc-stream.ts, libs/rpc raw-stream.ts) over real
+ * The raw gRPC transport of Heartbeat (heartbeat/raw-heartbeat.ts, libs/rpc raw-bidi.ts and raw-stream.ts) over real
  * mTLS, driven frame by frame with a bare `node:http2` client: its own failure modes end the
  * stream with the right gRPC status and write nothing — a truncated frame (InvalidArgument), bytes
  * that are no HeartbeatRequest (Internal), a compressed frame (Internal), a frame header announcing
@@ -15,7 +15,7 @@ import { HeartbeatRequestSchema } from "@lcp/proto/licensing/v1/appliance_servic
 import { testDatabases } from "@lcp/testing/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HEARTBEAT_PATH } from "../src/heartbeat/index.js";
-import { frame } from "../src/heartbeat/grpc-wire.js";
+import { frame } from "@lcp/rpc/grpc-frame";
 import { beat, helloOf, metric, rawStream, startReplica, until, writesNothing } from "./heartbeat-support.js";
 import { activateBox, auditEvents, newBox, provisionOnPrem, startHarness, type Box, type LicensingHarness } from "./support.js";
 

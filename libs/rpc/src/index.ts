@@ -25,6 +25,8 @@ export * from "./metrics.js";
 export * from "./reflection.js";
 export * from "./server.js";
 export * from "./raw-stream.js";
+export * from "./raw-bidi.js";
+export { frame, FRAME_HEADER_BYTES, GrpcFrameReader, writeFrameHeader } from "./grpc-frame.js";
 export { connectionLimitsOf, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from "./connections.js";
 export { createPublicStreamBudget, DEFAULT_MAX_PUBLIC_STREAMS, type PublicStreamBudget } from "./public-streams.js";
 export * from "./client.js";

@@ -1,178 +1,32 @@
-import { createHash, hkdfSync, X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { ServiceName } from "@lcp/domain";
 import { splitPemCertificates } from "@lcp/pki";
 import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
-import type { Logger } from "pino";
-import {
-  createAuthenticator,
-  peerFromSocket,
-  peerKey,
-  type AdminTokenVerifierLike,
-  type ApplianceCheck,
-} from "./authn.js";
-import { shuttingDownError } from "./errors.js";
-import { createHealth, type HealthService } from "./health.js";
-import { admitCall, createServerInterceptor, requestIdFrom, REQUEST_ID_HEADER, type DeniedEvent } from "./interceptors.js";
+import { createAuthenticator, peerFromSocket, peerKey } from "./authn.js";
+import { createHealth } from "./health.js";
+import { createServerInterceptor } from "./interceptors.js";
 import { createLogger } from "./logger.js";
-import { createMetrics, METRICS_PATH, type RpcMetrics } from "./metrics.js";
-import type { Rule } from "./policy.js";
-import { ANONYMOUS, type AppliancePrincipal } from "./principal.js";
-import { isRawGrpcRequest, RawCall, type RawCallGate, type RawStreamHandler } from "./raw-stream.js";
+import { createMetrics, METRICS_PATH } from "./metrics.js";
+import type { RawCallGate } from "./raw-stream.js";
+import { installRawDispatch } from "./raw-dispatch.js";
 import { registerReflection } from "./reflection.js";
 import { coalesceDenials, DEFAULT_DENIED_AUDIT_WINDOW_MS } from "./denial-audit.js";
 import { createPublicStreamBudget, DEFAULT_MAX_PUBLIC_STREAMS } from "./public-streams.js";
-import { connectionLimitsOf, createConnectionGuards, type ConnectionLimits } from "./connections.js";
+import { connectionLimitsOf, createConnectionGuards } from "./connections.js";
+import { DEFAULT_TICKET_LIFETIME_S, HANDSHAKE_TIMEOUT_MS, type RpcServer, type ServerOptions } from "./server-options.js";
+import { outOfDate, ticketKeysFor, validateTickets } from "./tls-sessions.js";
 
-/** The listener's TLS material, PEM-encoded. */
-export interface ServerTls {
-  /** The server certificate (chain), presented to every client. */
-  readonly certPem: string;
-  readonly keyPem: string;
-  /** The platform CA(s): trusted for client certificates, the only issuers of service identities. */
-  readonly caPem: string;
-}
+export * from "./server-options.js";
 
-/** How long a TLS handshake may take before the socket is dropped, by default (node's default is 120 s). */
-export const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** Size of the stored session-ticket secret (node's `ticketKeys`: key name, HMAC key, AES key). */
-export const TICKET_SECRET_BYTES = 48;
-/**
- * How long a session ticket may be resumed, by default: 7 days, TLS 1.3's maximum (RFC 8446
- * §4.6.1; OpenSSL caps the lifetime it announces there and clients drop older tickets). Node
- * issues no new ticket on a resumed connection, so a box's ticket dates from its last full
- * handshake: a short lifetime (node's default is 300 s) would leave every box that has held its
- * stream for more than that with a stale ticket when the server dies. Resuming re-checks what can
- * change meanwhile (validity dates here; revoked serials and the trust set per call in authn, and
- * the trust set in the ticket key), so the lifetime does not stretch any verdict.
- */
-export const DEFAULT_TICKET_LIFETIME_S = 7 * 86_400;
-
-/** TLS session resumption across restarts and replicas: tickets any process with the same secret and trust set accepts. */
-export interface SessionTicketOptions {
-  /**
-   * {@link TICKET_SECRET_BYTES} random bytes, the same across restarts (and replicas). Whoever
-   * holds them can mint a ticket naming any client certificate the trust set accepts: guard the
-   * file like a private key (0600, never logged).
-   */
-  readonly secret: Uint8Array;
-  /** Seconds a ticket may be resumed after the full handshake that issued it. Default {@link DEFAULT_TICKET_LIFETIME_S}. */
-  readonly lifetimeS?: number;
-}
 /** The listen backlog asked for; the kernel caps it at net.core.somaxconn. */
 const LISTEN_BACKLOG = 4_096;
-
-/** Options of `createServer`. */
-export interface ServerOptions {
-  /** The app this server belongs to (its SPIFFE service name); used in logs. */
-  readonly name: ServiceName;
-  /** Interface to bind; default `"127.0.0.1"`. Use `"::"` or `"0.0.0.0"` to serve the network. */
-  readonly host?: string;
-  /** TCP port; 0 picks a free one (tests). */
-  readonly port: number;
-  readonly tls: ServerTls;
-  /** The SPIFFE trust domain client identities must belong to (e.g. `lcp.local`). */
-  readonly trustDomain: string;
-  /** Appliance CA certificates (PEM) whose appliance identities this listener accepts. */
-  readonly applianceCa?: readonly string[];
-  /**
-   * Refuse the TLS handshake without a certificate that chains to a trusted CA, instead of
-   * letting the call proceed anonymously. For listeners that serve no public RPC.
-   */
-  readonly requireClientCertificate?: boolean;
-  /** Admin bearer-token verifier; without it this server accepts no admin tokens. */
-  readonly adminTokens?: AdminTokenVerifierLike;
-  /** Per-call check of appliance certificates (e.g. refuse revoked serials). */
-  readonly checkAppliance?: (principal: AppliancePrincipal) => Promise<ApplianceCheck>;
-  /**
-   * Called for refused calls (apps audit `authz.denied` through their outbox): the first of a kind
-   * at once, its repeats within `deniedAuditWindowMs` as one summary (libs/rpc denial-audit.ts).
-   */
-  readonly onDenied?: (event: DeniedEvent) => void | Promise<void>;
-  /** How long repeats of one refusal are counted into one summary. Default 60 s; 0: each refusal alone. */
-  readonly deniedAuditWindowMs?: number | undefined;
-  /**
-   * Recognises a handler error that means a dependency is down for now (pass persistence's
-   * `isConnectionError`): answered Unavailable, so clients retry, instead of Internal.
-   */
-  readonly transientError?: (err: unknown) => boolean;
-  /** Default: `createLogger(name)`. */
-  readonly logger?: Logger;
-  /** Registers the app's services: `router.service(LicensingService, impl)`. */
-  readonly register: (router: ConnectRouter) => void;
-  /** Largest accepted request message; larger ones answer ResourceExhausted. Default 1 MiB. */
-  readonly maxReceiveMessageBytes?: number;
-  /** How long `close()` waits for in-flight calls before cutting connections. Default 10 s. */
-  readonly shutdownGraceMs?: number;
-  /**
-   * Session-ticket keys that survive a restart, so clients that kept a ticket resume (no
-   * signature, no client chain check) when they redial after a crash. Without it node makes
-   * per-process keys: tickets die with the process. The effective key is derived from the secret
-   * and the trust set, so `setApplianceTrust` (or a restart with another trust set) invalidates
-   * every ticket issued under the old one.
-   */
-  readonly sessionTickets?: SessionTicketOptions;
-  /** How long a TLS handshake may take before the socket is dropped. Default {@link HANDSHAKE_TIMEOUT_MS}. */
-  readonly handshakeTimeoutMs?: number;
-  /**
-   * Streams per connection, idle timeout, keepalive pings (connections.ts); each unset one takes
-   * its `DEFAULT_CONNECTION_LIMITS` value.
-   */
-  readonly connectionLimits?: Partial<ConnectionLimits> | undefined;
-  /**
-   * Unauthenticated streams (health Watch, reflection) open at once on this server, over all
-   * connections; more are answered ResourceExhausted. Default {@link DEFAULT_MAX_PUBLIC_STREAMS}.
-   */
-  readonly maxPublicStreams?: number | undefined;
-  /** Policy table override (tests only); the system `POLICY` otherwise. */
-  readonly policy?: Readonly<Record<string, Rule>>;
-  /**
-   * The metrics served at `GET /metrics`; default `createMetrics({ app: name })`. Pass your own
-   * when handlers built inside `register` need their counters before the server exists.
-   */
-  readonly metrics?: RpcMetrics;
-  /**
-   * Methods served directly on `node:http2` streams, by path (`/pkg.Service/Method`), for plain
-   * binary gRPC requests only; everything else on the path (Connect, gRPC-Web, JSON, compressed)
-   * still goes to the Connect stack. Calls are admitted (authn, policy, onDenied) before the
-   * handler sees them, and counted for graceful shutdown like any call. See raw-stream.ts.
-   */
-  readonly rawStreams?: Readonly<Record<string, RawStreamHandler>>;
-}
-
-/** A running server. */
-export interface RpcServer {
-  /** `https://localhost:<port>` (the dev certificates name localhost). */
-  readonly url: string;
-  readonly port: number;
-  /** The health statuses this server reports; apps may mark dependencies NOT_SERVING. */
-  readonly health: HealthService;
-  /** The services registered by the app (not health/reflection). */
-  readonly services: readonly DescService[];
-  /**
-   * This server's Prometheus registry (served at `GET /metrics`, public like health) with the
-   * built-in call metrics; apps add theirs with `metrics.counter/gauge/histogram`.
-   */
-  readonly metrics: RpcMetrics;
-  /**
-   * Replaces the trusted appliance CAs, both for new TLS handshakes and for the per-call chain
-   * check (so calls on already-open connections from a CA that was dropped are refused too).
-   */
-  setApplianceTrust(pems: readonly string[]): void;
-  /**
-   * Graceful shutdown: stop accepting, mark every service NOT_SERVING, end streams through the
-   * shutdown signal, wait up to `shutdownGraceMs` for in-flight calls, then cut what remains.
-   * Idempotent; resolves even when clients misbehave.
-   */
-  close(): Promise<void>;
-}
 
 const DEFAULT_MAX_RECEIVE = 1024 * 1024;
 const DEFAULT_GRACE_MS = 10_000;
@@ -326,62 +180,31 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
 
   const rawStreams = new Map(Object.entries(options.rawStreams ?? {}));
   if (rawStreams.size > 0) {
-    // node's compatibility layer (the request handler above) is itself a "stream" listener; put a
-    // dispatcher in front of it so raw paths skip the per-request compat objects entirely.
-    const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
-    if (compat.length !== 1) throw new Error("createServer: expected node's http2 compat stream listener");
-    server.removeAllListeners("stream");
     const gate: RawCallGate = {
       log,
       metrics: metrics.rpc,
       transientError: options.transientError,
       maxMessageBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE,
     };
-    server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-      const handler = rawStreams.get(headers[":path"] ?? "");
-      if (handler && isRawGrpcRequest(headers)) serveRaw(handler, gate, stream, headers);
-      else compat[0]!.call(server, stream, headers, ...rest);
-    });
-  }
-
-  function serveRaw(handler: RawStreamHandler, gate: RawCallGate, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    inFlight++;
-    stream.once("close", callEnded);
-    // A reset or a broken connection is that client's business; without a listener it would throw.
-    stream.on("error", ignoreStreamError);
-    const path = headers[":path"]!;
-    const slash = path.lastIndexOf("/");
-    const service = path.slice(1, slash);
-    const method = path.slice(slash + 1);
-    const offered = headers[REQUEST_ID_HEADER];
-    const requestId = requestIdFrom(typeof offered === "string" ? offered : undefined);
-    const startedAt = performance.now();
-    const session = stream.session;
-    // Not cached for the connection's life: see peerFromSocket (memory per held stream).
-    const peer = session ? peerFromSocket(session.socket, session, false) : undefined;
-    // Only the credential headers authn reads; a Fetch Headers of everything is not needed.
-    const header = new Headers();
-    if (typeof headers.authorization === "string") header.set("authorization", headers.authorization);
-    admitCall({ authenticate, logger: log, policy: options.policy, onDenied: denials?.onDenied }, peer, header, `${service}/${method}`, requestId).then(
-      ({ principal, refused }) => {
-        const call = new RawCall(gate, stream, service, method, requestId, principal, startedAt);
-        if (refused) return call.end(refused);
-        if (stream.destroyed || stream.closed) return call.cancel();
-        if (shutdown.signal.aborted) return call.end(shuttingDownError());
-        handler.serve(stream, headers, call);
+    installRawDispatch(server, {
+      handlers: rawStreams,
+      gate,
+      authenticate,
+      log,
+      policy: options.policy,
+      onDenied: denials?.onDenied,
+      shutdown: shutdown.signal,
+      track(stream) {
+        inFlight++;
+        stream.once("close", callEnded);
       },
-      (err: unknown) => new RawCall(gate, stream, service, method, requestId, ANONYMOUS, startedAt).end(err),
-    );
+    });
   }
 
   /** A call (Connect or raw) is over: the one place graceful shutdown learns it. Fires once per call ("close" is emitted once). */
   function callEnded(): void {
     inFlight--;
     if (inFlight === 0) drained?.();
-  }
-
-  function ignoreStreamError(err: Error): void {
-    log.debug({ err: err.message }, "raw stream error");
   }
 
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -494,60 +317,6 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       return closing;
     },
   };
-}
-
-function validateTickets(tickets: SessionTicketOptions): void {
-  if (tickets.secret.byteLength !== TICKET_SECRET_BYTES) {
-    throw new TypeError(`sessionTickets.secret must be ${TICKET_SECRET_BYTES} bytes, got ${tickets.secret.byteLength}`);
-  }
-  const lifetime = tickets.lifetimeS;
-  if (lifetime !== undefined && (!Number.isInteger(lifetime) || lifetime < 1 || lifetime > DEFAULT_TICKET_LIFETIME_S)) {
-    throw new TypeError(`sessionTickets.lifetimeS must be a whole number of seconds from 1 to ${DEFAULT_TICKET_LIFETIME_S}`);
-  }
-}
-
-/**
- * The 48-byte `ticketKeys` for a secret under a trust set: HKDF-SHA256 of the secret, salted with
- * the trusted CAs' fingerprints (platform and appliance apart, each sorted), so the same secret and
- * trust set give the same key in every process, and any change to the trust set gives another.
- */
-function ticketKeysFor(secret: Uint8Array, platformCas: readonly X509Certificate[], applianceCas: readonly X509Certificate[]): Buffer {
-  const fingerprints = (cas: readonly X509Certificate[]) => cas.map((ca) => ca.fingerprint256).sort().join(",");
-  const salt = createHash("sha256").update(`platform:${fingerprints(platformCas)};appliance:${fingerprints(applianceCas)}`).digest();
-  return Buffer.from(hkdfSync("sha256", secret, salt, "lcp tls session tickets v1", TICKET_SECRET_BYTES));
-}
-
-/**
- * OpenSSL's code for a peer chain (leaf and the issuers it was verified with) that is not valid at
- * `now`, or undefined: what a full handshake would report for it. `trusted` are the listener's CA lists.
- */
-function outOfDate(socket: TLSSocket, trusted: readonly (readonly X509Certificate[])[], now: number): string | undefined {
-  // The leaf as an X509Certificate, and its issuer from our own parsed trust store: building
-  // getPeerCertificate(true) parses the whole chain on every call, and this runs on each
-  // resumed connection of a reconnect storm. Only a chain with intermediates takes the slow walk.
-  const leaf = socket.getPeerX509Certificate();
-  if (!leaf) return undefined;
-  let issuer: X509Certificate | undefined;
-  for (const cas of trusted) issuer ??= cas.find((ca) => leaf.checkIssued(ca));
-  const chain = issuer ? [leaf, issuer] : peerChain(socket);
-  for (const cert of chain) {
-    if (now < Date.parse(cert.validFrom)) return "CERT_NOT_YET_VALID";
-    if (now > Date.parse(cert.validTo)) return "CERT_HAS_EXPIRED";
-  }
-  return undefined;
-}
-
-/** The peer's chain as OpenSSL verified it, leaf first, up to the root. */
-function peerChain(socket: TLSSocket): { validFrom: string; validTo: string }[] {
-  const chain: { validFrom: string; validTo: string }[] = [];
-  let cert = socket.getPeerCertificate(true);
-  const seen = new Set<string>();
-  while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
-    seen.add(cert.fingerprint256);
-    chain.push({ validFrom: cert.valid_from, validTo: cert.valid_to });
-    cert = cert.issuerCertificate;
-  }
-  return chain;
 }
 
 function isMetricsPath(url: string): boolean {

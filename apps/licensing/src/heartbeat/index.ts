@@ -2,7 +2,7 @@
  * The heartbeat module, wired by app.ts: the coalescing last-seen writer, the change notifier,
  * the stream hub (which is the app's directive publisher), and the handlers it contributes to
  * ApplianceService (Heartbeat, SendHeartbeat) and LicensingService (ListHeartbeats,
- * SendDirective), plus the raw gRPC Heartbeat transport (grpc-stream.ts). Built in two steps
+ * SendDirective), plus the raw gRPC Heartbeat transport (raw-heartbeat.ts). Built in two steps
  * because the hub must exist before the core's deps (it is their publisher) and the handlers need
  * those deps.
  */
@@ -14,7 +14,7 @@ import type { Logger, RawStreamHandler, RpcMetrics } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
 import { createHeartbeatHandlers } from "./appliance-handlers.js";
-import { createGrpcHeartbeatHandler, HEARTBEAT_PATH } from "./grpc-stream.js";
+import { createGrpcHeartbeatHandler, HEARTBEAT_PATH } from "./raw-heartbeat.js";
 import { createFleetBroadcaster } from "./fleet-broadcast.js";
 import { createFleetSync, type FleetSync } from "./fleet-sync.js";
 import { createHelloReads } from "./hello-reads.js";
@@ -26,7 +26,7 @@ import { createStreamHub, type StreamHub } from "./stream-hub.js";
 
 export { HeartbeatPresenceEntity } from "./presence-entity.js";
 export type { HeartbeatLimits } from "./session.js";
-export { HEARTBEAT_PATH } from "./grpc-stream.js";
+export { HEARTBEAT_PATH } from "./raw-heartbeat.js";
 
 /** Options of {@link createHeartbeatModule}. */
 export interface HeartbeatModuleOptions {

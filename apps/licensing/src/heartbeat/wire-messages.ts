@@ -1,25 +1,15 @@
 /**
- * gRPC wire pieces of the raw Heartbeat transport (grpc-stream.ts): the 5-byte length-prefixed
- * frame, and the ack of a beat encoded by hand. The ack is the one message sent once per beat per
- * box, so it is written straight into its frame instead of through `create` + `toBinary` (a
- * measurable share of a beat's cost); heartbeat-ack-encoding-matches-protobuf-es.test.ts proves the bytes
- * equal protobuf-es' for any nonce, time and state.
+ * The Heartbeat messages of the raw transport (raw-heartbeat.ts), read and written by hand where
+ * it pays: the ack of a beat, the one message sent once per beat per box, is written straight
+ * into its gRPC frame (libs/rpc grpc-frame.ts writes the header) instead of through `create` +
+ * `toBinary` (a measurable share of a beat's cost), and a beat's nonce is read in place.
+ * heartbeat-ack-encoding-matches-protobuf-es.test.ts and heartbeat-beat-decoding-matches-protobuf-es.test.ts
+ * prove both agree with protobuf-es.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { HeartbeatResponseSchema } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { frame, FRAME_HEADER_BYTES, writeFrameHeader } from "@lcp/rpc/grpc-frame";
 import type { HeartbeatOut } from "./session.js";
-
-/** Bytes before each message: a flags byte (bit 0 = compressed) and the length, big-endian. */
-export const FRAME_HEADER_BYTES = 5;
-
-/** A message in its gRPC frame (uncompressed). */
-export function frame(payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-  out[0] = 0;
-  out.writeUInt32BE(payload.length, 1);
-  out.set(payload, FRAME_HEADER_BYTES);
-  return out;
-}
 
 /** Any response message (directives: rare, so the general encoder is fine) in its frame. */
 export function responseFrame(message: HeartbeatOut): Buffer {
@@ -64,8 +54,7 @@ export function ackFrame(nonce: bigint, nowMs: number, state: number, lockReason
     p = putVarint(buf, p, lockReason);
   }
   const messageLength = p - FRAME_HEADER_BYTES;
-  buf[0] = 0;
-  buf.writeUInt32BE(messageLength, 1);
+  writeFrameHeader(buf, messageLength);
   buf[FRAME_HEADER_BYTES] = 0x0a;
   buf[FRAME_HEADER_BYTES + 1] = messageLength - 2;
   return buf.subarray(0, p);
