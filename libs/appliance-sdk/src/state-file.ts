@@ -203,3 +203,54 @@ function syncDirectory(dir: string): void {
     /* best effort */
   }
 }
+
+/**
+ * The writes of one state file while the box runs: a request made while a write is under way folds
+ * into one more write of the then-current state, so a burst of changes costs two writes, not one
+ * each. A failed write is reported, not thrown: the box carries on with the state in memory.
+ */
+export class StateFileWriter {
+  private writing: Promise<void> | null = null;
+  private dirty = false;
+  /** The highest watermark known to be on disk (the evaluation throttles watermark writes on it). */
+  persistedWatermark = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly current: () => ApplianceStateFile | null,
+    private readonly onError: (error: StateFileError) => void,
+  ) {}
+
+  /** Queues a write of the current state; resolves once it (or a later one) is done. */
+  persist(): Promise<void> {
+    this.dirty = true;
+    if (!this.writing) {
+      this.writing = this.drain().finally(() => {
+        this.writing = null;
+      });
+    }
+    return this.writing;
+  }
+
+  /** Waits for the write under way, then writes the current state strictly (activation: it throws). */
+  async writeNow(): Promise<void> {
+    await this.writing;
+    const state = this.current();
+    if (!state) return;
+    await writeStateFile(this.path, state);
+    this.persistedWatermark = state.watermark;
+  }
+
+  private async drain(): Promise<void> {
+    for (let state = this.current(); this.dirty && state; state = this.current()) {
+      this.dirty = false;
+      const snapshot = structuredClone(state);
+      try {
+        await writeStateFile(this.path, snapshot);
+        this.persistedWatermark = Math.max(this.persistedWatermark, snapshot.watermark);
+      } catch (error) {
+        this.onError(new StateFileError(this.path, "could not be written", { cause: error }));
+      }
+    }
+  }
+}
