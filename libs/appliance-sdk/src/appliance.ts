@@ -7,7 +7,7 @@
  * This is the shell: it holds the state, runs the timers and the connection (connection.ts), and
  * carries out what the pure directive core (directives.ts) decides.
  */
-import { DEFAULT_SETTINGS, evaluateApplianceState, type ApplianceLease } from "@lcp/domain";
+import type { ApplianceLease } from "@lcp/domain";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { activateBox } from "./activation.js";
 import type {
@@ -20,21 +20,18 @@ import type {
   ApplianceStatus,
   UnaryHeartbeatResult,
 } from "./api.js";
-import { DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { CertificateRenewal } from "./certificate.js";
 import { connectionLoop, unaryBeat, type ConnectionHost, type StreamContext } from "./connection.js";
-import { applyDirective, asksForCsr, dropLeaseIfReplacementDue, isDuplicate, reportedLeaseSeq, type BoxState, type Effect } from "./directives.js";
+import { applyDirective, asksForCsr, dropLeaseIfReplacementDue, emitEvent, isDuplicate, reportedLeaseSeq, type BoxState, type Effect } from "./directives.js";
 import { createEmitter, type TypedEmitter } from "./emitter.js";
-import { DEFAULT_LEASE_REPLACEMENT_MS, signedByKeyOf, storedLeaseKeys } from "./key-set.js";
-import { checkOfferedLease, recheckStoredLease, toApplianceLease, type OfferedLease } from "./lease.js";
+import { DEFAULT_LEASE_REPLACEMENT_MS } from "./key-set.js";
+import { evaluateBox, recentlyContacted, runtimeSettings, watermarkWriteDue } from "./evaluation.js";
+import { checkOfferedLease, type OfferedLease } from "./lease.js";
 import { errorReason } from "./messages.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { SessionTicketCache } from "./tls-session.js";
-import { StateFileError, StateFileWriter, readStateFile, type ApplianceRuntimeSettings, type ApplianceStateFile } from "./state-file.js";
+import { StateFileWriter, loadState, type ApplianceRuntimeSettings, type ApplianceStateFile } from "./state-file.js";
 import { openTransport } from "./transport.js";
-
-// A day: tickets then stay far inside their 7-day lifetime, for one full handshake a box a day.
-const DEFAULT_TICKET_REFRESH_MS = 86_400_000;
 
 const noopLogger: ApplianceLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -101,16 +98,12 @@ class ApplianceImpl implements Appliance {
       return this.st;
     };
     this.certificates = new CertificateRenewal({ clock: this.clock, trustDomain: options.trustDomain, log: this.log, file: () => this.st, persist, reportError });
-    const backoff: BackoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.host = {
       options,
       clock: this.clock,
       scheduler: this.scheduler,
-      random: options.random ?? Math.random,
-      backoff,
       log: this.log,
       callTimeoutMs: this.callTimeoutMs,
-      ticketRefreshMs: options.ticketRefreshMs ?? DEFAULT_TICKET_REFRESH_MS,
       tickets: this.tickets,
       certificates: this.certificates,
       file,
@@ -124,7 +117,9 @@ class ApplianceImpl implements Appliance {
       contacted: (at) => {
         this.lastContactAt = at;
       },
-      raiseWatermark: (serverTime) => this.raiseWatermark(serverTime),
+      raiseWatermark: (serverTime) => {
+        if (this.st && serverTime > this.st.watermark) this.st.watermark = serverTime;
+      },
       refresh: () => void this.refresh(),
       persist,
       reportError,
@@ -138,80 +133,32 @@ class ApplianceImpl implements Appliance {
     };
   }
 
-  // ---------------------------------------------------------------- loading
+  // ---------------------------------------------------------------- loading and evaluation
 
   async load(): Promise<void> {
-    const path = this.options.stateFile;
-    const stored = readStateFile(path);
-    if (stored === null) return;
-    // A host keeps the licence id it was installed with in its configuration; after a renewal
-    // the box runs under the newer licence, and either id names this state file.
-    if (stored.licenseId !== this.options.licenseId && !stored.previousLicenseIds?.includes(this.options.licenseId)) {
-      throw new StateFileError(path, `belongs to licence ${stored.licenseId}, not ${this.options.licenseId}; use another state file or delete it and activate again`);
-    }
-    // The file could have been edited to stretch the lease; only a lease that still verifies
-    // against the stored keys is believed.
-    const jwks = storedLeaseKeys(stored);
-    const verdict = await recheckStoredLease(stored.leaseToken, {
-      jwks,
-      issuer: this.options.issuer,
-      licenseId: stored.licenseId,
-      deploymentId: stored.deploymentId,
-      fingerprint: this.options.fingerprint,
-      highestSeq: stored.highestLeaseSeq,
-    });
-    // A lease whose key a REFRESH_KEYS removed was dropped on purpose at the end of its replacement
-    // window (key-set.ts): the box runs without one until it is given a fresh one. A window still
-    // open resumes with its stored deadline (refresh() ends it). Any other failure is tampering.
-    const dropped = !verdict.ok && verdict.code === "TOKEN_UNKNOWN_KEY" && !signedByKeyOf(stored.leaseToken, jwks);
-    if (!verdict.ok && !dropped) throw new StateFileError(path, `stored lease does not verify (${verdict.code}: ${verdict.message}); delete the file and activate again`);
-    this.st = stored;
-    this.lease = verdict.ok ? toApplianceLease(verdict.claims) : null;
-    this.appliedIds = [];
-    this.writer.persistedWatermark = stored.watermark;
+    const loaded = await loadState(this.options.stateFile, this.options);
+    if (!loaded) return;
+    this.install({ ...loaded, appliedIds: [] });
+    this.writer.persistedWatermark = loaded.file.watermark;
   }
 
-  // ---------------------------------------------------------------- evaluation
-
   private settings(): ApplianceRuntimeSettings {
-    return (
-      this.st?.settings ?? {
-        heartbeatIntervalMs: DEFAULT_SETTINGS.heartbeatIntervalMs,
-        graceWindowMs: DEFAULT_SETTINGS.graceWindowMs,
-        maxClockSkewMs: DEFAULT_SETTINGS.maxClockSkewMs,
-      }
-    );
+    return runtimeSettings(this.st);
   }
 
   private isConnected(now: number): boolean {
-    if (this.streamHealthy) return true;
-    // A unary box (or one that just activated) counts as connected while its last successful call
-    // is within two intervals; a streaming box is connected exactly while its stream is healthy.
-    return this.lastContactAt !== null && now - this.lastContactAt <= 2 * this.settings().heartbeatIntervalMs;
+    return this.streamHealthy || recentlyContacted(this.lastContactAt, now, this.settings());
   }
 
   private evaluate(): ApplianceStateView {
     const now = this.clock();
+    const { view, watermark } = evaluateBox(this.st, this.lease, now, this.isConnected(now));
     const st = this.st;
-    const lease = this.lease && st?.suspendedByDirective ? { ...this.lease, st: "SUSPENDED" as const } : this.lease;
-    const result = evaluateApplianceState({
-      lease,
-      lockedByDirective: st?.lockedByDirective ?? false,
-      revoked: st?.revoked ?? false,
-      now,
-      watermark: st?.watermark ?? 0,
-      connected: this.isConnected(now),
-      maxClockSkewMs: this.settings().maxClockSkewMs,
-    });
     if (st) {
-      if (result.watermark > st.watermark) st.watermark = result.watermark;
-      // Written every half max_clock_skew (at most 60 s) of progress, whether the time came from
-      // our clock or a server ack: a power cut then loses less than the tolerated skew, so a box
-      // rebooted with its clock set back still trips.
-      const every = Math.max(1_000, Math.min(60_000, this.settings().maxClockSkewMs / 2));
-      if (st.watermark - this.writer.persistedWatermark >= every) void this.writer.persist();
+      if (watermark > st.watermark) st.watermark = watermark;
+      if (watermarkWriteDue(st, this.writer.persistedWatermark)) void this.writer.persist();
     }
-    return result.reason === undefined ? { state: result.state } : { state: result.state, reason: result.reason };
+    return view;
   }
 
   /** Re-evaluates, emits "state" on a change, and (while running) schedules the next evaluation. */
@@ -257,12 +204,6 @@ class ApplianceImpl implements Appliance {
     const err = error instanceof Error ? error : new Error(String(error));
     this.log.warn({ err }, "appliance background error");
     this.events.emit("error", err);
-  }
-
-  private raiseWatermark(serverTime: number): void {
-    const st = this.st;
-    if (!st || !(serverTime > st.watermark)) return;
-    st.watermark = serverTime;
   }
 
   private setStreamHealthy(healthy: boolean): void {
@@ -411,12 +352,7 @@ class ApplianceImpl implements Appliance {
       }
       if (asksForCsr(directive)) csrSent = await this.certificates.onRequest(directive.id, this.stream);
     }
-    const decision = applyDirective(this.box(this.st), directive, {
-      now: this.clock(),
-      leaseReplacementMs: this.leaseReplacementMs,
-      ...(lease === undefined ? {} : { lease }),
-      ...(csrSent === undefined ? {} : { csrSent }),
-    });
+    const decision = applyDirective(this.box(this.st), directive, { now: this.clock(), leaseReplacementMs: this.leaseReplacementMs, lease, csrSent });
     this.install(decision.state);
     await this.run(decision.effects, ack);
   }
@@ -432,7 +368,7 @@ class ApplianceImpl implements Appliance {
           ack?.(effect.ids);
           break;
         case "emit":
-          this.emit(effect);
+          emitEvent(this.events, effect);
           break;
         case "log":
           this.log[effect.level](effect.obj, effect.msg);
@@ -456,19 +392,6 @@ class ApplianceImpl implements Appliance {
           this.stream?.reconnectNow();
           break;
       }
-    }
-  }
-
-  private emit(effect: Extract<Effect, { kind: "emit" }>): void {
-    switch (effect.event) {
-      case "directive":
-        return this.events.emit("directive", effect.payload);
-      case "lease-rejected":
-        return this.events.emit("lease-rejected", effect.payload);
-      case "lease-replacing":
-        return this.events.emit("lease-replacing", effect.payload);
-      case "license-renewed":
-        return this.events.emit("license-renewed", effect.payload);
     }
   }
 }

@@ -11,7 +11,7 @@ import { ApplianceService, type HeartbeatRequestSchema, type HeartbeatResponse }
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { DEFAULT_AGENT_VERSION } from "./activation.js";
 import type { ApplianceLogger, ApplianceOptions } from "./api.js";
-import { backoffDelay, replacedDelay, type BackoffOptions } from "./backoff.js";
+import { DEFAULT_BACKOFF, backoffDelay, replacedDelay, type BackoffOptions } from "./backoff.js";
 import type { CertificateRenewal, RenewalStream } from "./certificate.js";
 import { keyIdsOf } from "./key-set.js";
 import { errorReason } from "./messages.js";
@@ -25,6 +25,23 @@ type HeartbeatRequestInit = MessageInitShape<typeof HeartbeatRequestSchema>;
 
 // A stream with no server message for this many intervals is presumed dead (half-open TCP).
 const SILENT_INTERVALS = 3;
+// A day: tickets then stay far inside their 7-day lifetime, for one full handshake a box a day.
+const DEFAULT_TICKET_REFRESH_MS = 86_400_000;
+
+/** The connection's options with their defaults applied. */
+interface Tuning {
+  readonly random: () => number;
+  readonly backoff: BackoffOptions;
+  readonly ticketRefreshMs: number;
+}
+
+function tuningOf(options: ApplianceOptions): Tuning {
+  return {
+    random: options.random ?? Math.random,
+    backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+    ticketRefreshMs: options.ticketRefreshMs ?? DEFAULT_TICKET_REFRESH_MS,
+  };
+}
 
 /** The stream being held, as the directive handling acts on it. */
 export interface StreamContext extends RenewalStream {
@@ -39,11 +56,8 @@ export interface ConnectionHost {
   readonly options: ApplianceOptions;
   readonly clock: () => number;
   readonly scheduler: Scheduler;
-  readonly random: () => number;
-  readonly backoff: BackoffOptions;
   readonly log: ApplianceLogger;
   readonly callTimeoutMs: number;
-  readonly ticketRefreshMs: number;
   readonly tickets: SessionTicketCache;
   readonly certificates: CertificateRenewal;
   /** The state file held now; throws when the box is not activated. */
@@ -56,6 +70,7 @@ export interface ConnectionHost {
   setStream(stream: StreamContext | null): void;
   /** A unary call succeeded at `at` (counts as connected for two intervals). */
   contacted(at: number): void;
+  /** Raises the time watermark to a server time (never lowers it). */
   raiseWatermark(serverTime: number): void;
   refresh(): void;
   persist(): Promise<void>;
@@ -94,6 +109,7 @@ function sleep(scheduler: Scheduler, ms: number, signal: AbortSignal): Promise<v
  * must never be the reason its host process dies.
  */
 export async function connectionLoop(host: ConnectionHost, signal: AbortSignal): Promise<void> {
+  const tuning = tuningOf(host.options);
   let attempt = 0;
   const markHealthy = () => {
     attempt = 0;
@@ -103,7 +119,7 @@ export async function connectionLoop(host: ConnectionHost, signal: AbortSignal):
     let replaced = false;
     try {
       if (host.options.httpVersion === "1.1") await pollUnary(host, signal, markHealthy);
-      else reconnectNow = await holdStream(host, signal, markHealthy);
+      else reconnectNow = await holdStream(host, tuning, signal, markHealthy);
     } catch (error) {
       if (!signal.aborted) {
         const reason = errorReason(error);
@@ -116,14 +132,14 @@ export async function connectionLoop(host: ConnectionHost, signal: AbortSignal):
     host.setStreamHealthy(false);
     if (signal.aborted) break;
     if (reconnectNow) continue;
-    const delay = replaced ? replacedDelay(host.backoff, host.random) : backoffDelay(attempt++, host.backoff, host.random);
+    const delay = replaced ? replacedDelay(tuning.backoff, tuning.random) : backoffDelay(attempt++, tuning.backoff, tuning.random);
     host.log.debug({ delayMs: delay, attempt }, "heartbeat reconnect scheduled");
     await sleep(host.scheduler, delay, signal);
   }
 }
 
 /** Holds one Heartbeat stream until it ends. Returns true when it should reconnect at once. */
-async function holdStream(host: ConnectionHost, signal: AbortSignal, markHealthy: () => void): Promise<boolean> {
+async function holdStream(host: ConnectionHost, tuning: Tuning, signal: AbortSignal, markHealthy: () => void): Promise<boolean> {
   const st = host.file();
   const { scheduler } = host;
   const streamAbort = new AbortController();
@@ -167,13 +183,13 @@ async function holdStream(host: ConnectionHost, signal: AbortSignal, markHealthy
   };
   // While the stream is held, keep a ticket young enough to resume with after a server restart.
   const scheduleTicketRefresh = () => {
-    const every = host.ticketRefreshMs;
+    const every = tuning.ticketRefreshMs;
     if (every <= 0 || host.options.transport || host.options.httpVersion === "1.1") return;
     const identity = identityOf(host.file());
     const now = host.clock();
     // No ticket kept (a server that issues none): wait a whole period rather than retry at once.
     const receivedAt = host.tickets.receivedAt(identity.certPem) ?? now;
-    const delay = Math.max(0, receivedAt + every - now) + host.random() * (every / 2);
+    const delay = Math.max(0, receivedAt + every - now) + tuning.random() * (every / 2);
     ticketTimer = scheduler.setTimeout(() => {
       ticketTimer = null;
       const tls = { ca: host.options.caPem, cert: identity.certPem, key: identity.keyPem };

@@ -13,7 +13,8 @@ import { X509Certificate } from "node:crypto";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { HEARTBEAT_INTERVAL_RANGE_MS, type ApplianceLease } from "@lcp/domain";
 import { DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
-import type { DirectiveEvent, LeaseRejectedEvent, LeaseReplacingEvent, LicenseRenewedEvent } from "./api.js";
+import type { ApplianceEvents, DirectiveEvent, LeaseRejectedEvent, LeaseReplacingEvent, LicenseRenewedEvent } from "./api.js";
+import type { TypedEmitter } from "./emitter.js";
 import { adoptKeySet, parseJwks, replacementExpired } from "./key-set.js";
 import { toApplianceLease, type OfferedLease } from "./lease.js";
 import { certificateMatchesKey, directiveKind } from "./messages.js";
@@ -74,9 +75,23 @@ export interface DirectiveInputs {
   /** The lease replacement window (key-set.ts). */
   readonly leaseReplacementMs: number;
   /** The verdict on the directive's lease token (`checkOfferedLease`); required when it carries one. */
-  readonly lease?: OfferedLease;
+  readonly lease?: OfferedLease | undefined;
   /** For a RENEW_CERTIFICATE without a certificate: whether the shell got a CSR onto the stream. */
-  readonly csrSent?: boolean;
+  readonly csrSent?: boolean | undefined;
+}
+
+/** Emits an event a decision asks for. */
+export function emitEvent(events: TypedEmitter<ApplianceEvents>, emitted: EmittedEvent): void {
+  switch (emitted.event) {
+    case "directive":
+      return events.emit("directive", emitted.payload);
+    case "lease-rejected":
+      return events.emit("lease-rejected", emitted.payload);
+    case "lease-replacing":
+      return events.emit("lease-replacing", emitted.payload);
+    case "license-renewed":
+      return events.emit("license-renewed", emitted.payload);
+  }
 }
 
 /** Whether `directive` was applied already (a redelivery: acked again, not re-applied). */
