@@ -11,6 +11,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import { durationMs } from "@bufbuild/protobuf/wkt";
+import type { JSONWebKeySet } from "jose";
 import { HEARTBEAT_INTERVAL_RANGE_MS, type ApplianceLease } from "@lcp/domain";
 import { DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
 import type { ApplianceEvents, DirectiveEvent, LeaseRejectedEvent, LeaseReplacingEvent, LicenseRenewedEvent } from "./api.js";
@@ -281,7 +282,7 @@ function followRenewedLicense(file: ApplianceStateFile, licenseId: string, effec
  * longer holds: the box keeps its state on it for the replacement window and must reconnect at
  * once to be given a fresh one.
  */
-function adoptKeys(file: ApplianceStateFile, jwks: NonNullable<ReturnType<typeof parseJwks>>, holdsLease: boolean, inputs: DirectiveInputs, effects: Effect[]): boolean {
+function adoptKeys(file: ApplianceStateFile, jwks: JSONWebKeySet, holdsLease: boolean, inputs: DirectiveInputs, effects: Effect[]): boolean {
   if (adoptKeySet(file, jwks, holdsLease, inputs.now, inputs.leaseReplacementMs) !== "replacing") return false;
   const { deadline, key } = file.leaseReplacement!;
   const message = "the lease was signed by a key no longer in the control plane's key set; running on it while a fresh lease is asked for";
