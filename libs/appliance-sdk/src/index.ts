@@ -11,8 +11,6 @@
  */
 export {
   ActivationError,
-  createAppliance,
-  deploymentIdFromLicenseToken,
   type ActivationResult,
   type Appliance,
   type ApplianceEvents,
@@ -27,7 +25,9 @@ export {
   type LicenseRenewedEvent,
   type StateChangeEvent,
   type UnaryHeartbeatResult,
-} from "./appliance.js";
+} from "./api.js";
+export { createAppliance } from "./appliance.js";
+export { deploymentIdFromLicenseToken } from "./activation.js";
 export { DEFAULT_BACKOFF, backoffDelay, replacedDelay, type BackoffOptions } from "./backoff.js";
 export { createEmitter, type EventMap, type TypedEmitter, type TypedEvents } from "./emitter.js";
 export { checkLease, fingerprintHash, toApplianceLease, type LeaseCheck, type LeaseRejectionCode, type LeaseVerdict } from "./lease.js";

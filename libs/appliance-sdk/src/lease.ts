@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { decodeJwt, type JSONWebKeySet } from "jose";
 import type { ApplianceLease } from "@lcp/domain";
 import { verifyLeaseToken, type LeaseTokenClaims, type TokenRefusalCode } from "@lcp/tokens";
+import type { ApplianceStateFile } from "./state-file.js";
 
 /** Why the box refused a lease: a token refusal from `@lcp/tokens` or one of the box's own checks. */
 export type LeaseRejectionCode =
@@ -70,6 +71,34 @@ export async function checkLease(token: string, check: LeaseCheck): Promise<Leas
   }
   if (!verdict.ok) return { ok: false, code: verdict.code, message: verdict.message, ...peekSeq(token) };
   return checkClaims(verdict.claims, check);
+}
+
+/**
+ * The verdict on a lease a directive carries: "held" when it is the lease the box already trusts
+ * (redelivered because an ack was lost), else the check of {@link checkLease}.
+ */
+export type OfferedLease = "held" | LeaseVerdict;
+
+/**
+ * Checks a lease the control plane offers a running box. No licence is pinned: a renewal's lease
+ * names the deployment's new licence (see above).
+ */
+export async function checkOfferedLease(
+  token: string,
+  held: { file: ApplianceStateFile; holdsLease: boolean },
+  check: Pick<LeaseCheck, "issuer" | "fingerprint" | "now">,
+): Promise<OfferedLease> {
+  const st = held.file;
+  // The lease already held, redelivered because our ack was lost: nothing to do, nothing wrong.
+  // (Unless its key left the set: then it is checked, and refused, like any other.)
+  if (token === st.leaseToken && held.holdsLease && !st.leaseReplacement) return "held";
+  return checkLease(token, {
+    ...check,
+    jwks: st.jwks,
+    deploymentId: st.deploymentId,
+    highestSeq: st.highestLeaseSeq,
+    maxClockSkewMs: st.settings.maxClockSkewMs,
+  });
 }
 
 /**

@@ -10,7 +10,9 @@ import { chmod, mkdir, open, rename, rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import type { JSONWebKeySet } from "jose";
-import type { LeaseReplacement } from "./key-set.js";
+import type { ApplianceLease } from "@lcp/domain";
+import { signedByKeyOf, storedLeaseKeys, type LeaseReplacement } from "./key-set.js";
+import { recheckStoredLease, toApplianceLease } from "./lease.js";
 
 /** The file format version; bumped on an incompatible change so an old SDK refuses a newer file. */
 export const STATE_FILE_VERSION = 1;
@@ -202,4 +204,91 @@ function syncDirectory(dir: string): void {
   } catch {
     /* best effort */
   }
+}
+
+/**
+ * The writes of one state file while the box runs: a request made while a write is under way folds
+ * into one more write of the then-current state, so a burst of changes costs two writes, not one
+ * each. A failed write is reported, not thrown: the box carries on with the state in memory.
+ */
+export class StateFileWriter {
+  private writing: Promise<void> | null = null;
+  private dirty = false;
+  /** The highest watermark known to be on disk (the evaluation throttles watermark writes on it). */
+  persistedWatermark = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly current: () => ApplianceStateFile | null,
+    private readonly onError: (error: StateFileError) => void,
+  ) {}
+
+  /** Queues a write of the current state; resolves once it (or a later one) is done. */
+  persist(): Promise<void> {
+    this.dirty = true;
+    if (!this.writing) {
+      this.writing = this.drain().finally(() => {
+        this.writing = null;
+      });
+    }
+    return this.writing;
+  }
+
+  /** Waits for the write under way, then writes the current state strictly (activation: it throws). */
+  async writeNow(): Promise<void> {
+    await this.writing;
+    const state = this.current();
+    if (!state) return;
+    await writeStateFile(this.path, state);
+    this.persistedWatermark = state.watermark;
+  }
+
+  private async drain(): Promise<void> {
+    for (let state = this.current(); this.dirty && state; state = this.current()) {
+      this.dirty = false;
+      const snapshot = structuredClone(state);
+      try {
+        await writeStateFile(this.path, snapshot);
+        this.persistedWatermark = Math.max(this.persistedWatermark, snapshot.watermark);
+      } catch (error) {
+        this.onError(new StateFileError(this.path, "could not be written", { cause: error }));
+      }
+    }
+  }
+}
+
+/**
+ * Loads the state file for a box starting up, or null when there is none (never activated). The
+ * file could have been edited to stretch the lease: only a lease that still verifies against the
+ * stored keys is believed.
+ * @throws StateFileError if the file is corrupt, belongs to another licence, or its lease does
+ *   not verify.
+ */
+export async function loadState(
+  path: string,
+  box: { licenseId: string; issuer: string; fingerprint: string },
+): Promise<{ file: ApplianceStateFile; lease: ApplianceLease | null } | null> {
+  const stored = readStateFile(path);
+  if (stored === null) return null;
+  // A host keeps the licence id it was installed with in its configuration; after a renewal
+  // the box runs under the newer licence, and either id names this state file.
+  if (stored.licenseId !== box.licenseId && !stored.previousLicenseIds?.includes(box.licenseId)) {
+    throw new StateFileError(path, `belongs to licence ${stored.licenseId}, not ${box.licenseId}; use another state file or delete it and activate again`);
+  }
+  const jwks = storedLeaseKeys(stored);
+  const verdict = await recheckStoredLease(stored.leaseToken, {
+    jwks,
+    issuer: box.issuer,
+    licenseId: stored.licenseId,
+    deploymentId: stored.deploymentId,
+    fingerprint: box.fingerprint,
+    highestSeq: stored.highestLeaseSeq,
+  });
+  // A lease whose key a REFRESH_KEYS removed was dropped on purpose at the end of its replacement
+  // window (key-set.ts): the box runs without one until it is given a fresh one. A window still
+  // open resumes with its stored deadline (the shell's evaluation ends it). Any other failure is
+  // tampering.
+  const dropped = !verdict.ok && verdict.code === "TOKEN_UNKNOWN_KEY" && !signedByKeyOf(stored.leaseToken, jwks);
+  if (!verdict.ok && !dropped) throw new StateFileError(path, `stored lease does not verify (${verdict.code}: ${verdict.message}); delete the file and activate again`);
+  return { file: stored, lease: verdict.ok ? toApplianceLease(verdict.claims) : null };
 }
