@@ -2,6 +2,8 @@
  * Enforces the workspace's dependency boundaries (docs/CONVENTIONS.md "Layout and packages"):
  * - libs/domain imports nothing with I/O: only relative modules of its own;
  * - libs/rpc never imports persistence (the transport must not know the storage);
+ * - only apps import libs/service: it wires rpc and persistence into a running app, so a lib that
+ *   needed it would be wiring too;
  * - no lib imports an app, and no app imports another app;
  * - relative imports never climb out of their package, in sources and tests alike (cross-package use goes through the
  *   package name, so the boundary is visible in every import line).
@@ -82,6 +84,9 @@ export function checkBoundaries(root: string): BoundaryViolation[] {
           }
           if (group === "libs" && pkg === "rpc" && (pkgName === "@lcp/persistence" || pkgName.startsWith("@mikro-orm") || pkgName === "pg" || pkgName === "better-sqlite3")) {
             add("libs/rpc never imports persistence");
+          }
+          if (group === "libs" && pkg !== "service" && !test && pkgName === "@lcp/service") {
+            add("only apps import libs/service (it wires rpc and persistence together)");
           }
           if (appPackages.has(pkgName)) {
             if (group === "libs") add("a lib never imports an app");

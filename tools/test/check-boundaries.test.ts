@@ -26,12 +26,15 @@ describe("dependency boundaries", () => {
     expect(importsOf(src).sort()).toEqual(["./c.js", "a", "b", "d", "e", "f"]);
   });
 
-  it("refuses I/O in libs/domain, persistence in libs/rpc, app-to-app and lib-to-app imports", () => {
+  it("refuses I/O in libs/domain, persistence in libs/rpc, libs/service outside apps, app-to-app and lib-to-app imports", () => {
     const root = tree({
       "libs/domain/src/a.ts": `import { readFileSync } from "node:fs";\nimport { x } from "./b.js";`,
       "libs/domain/src/b.ts": `export const x = 1;`,
       "libs/rpc/src/s.ts": `import { createOrm } from "@lcp/persistence";`,
       "libs/tokens/src/t.ts": `import { startAudit } from "@lcp/audit/app";`,
+      "libs/persistence/src/p.ts": `import { startService } from "@lcp/service";`,
+      "libs/service/src/s.ts": `import { createServer } from "@lcp/rpc";\nimport { createOrm } from "@lcp/persistence";`,
+      "apps/audit/src/app.ts": `import { startService } from "@lcp/service";`,
       "apps/audit/src/main.ts": `import { x } from "@lcp/licensing/app";\nimport { y } from "../../licensing/src/y.js";\nimport { z } from "@lcp/audit/app";`,
       "apps/licensing/src/y.ts": `export const y = 1;`,
     });
@@ -40,6 +43,7 @@ describe("dependency boundaries", () => {
       "apps/audit/src/main.ts ../../licensing/src/y.js",
       "apps/audit/src/main.ts @lcp/licensing/app",
       "libs/domain/src/a.ts node:fs",
+      "libs/persistence/src/p.ts @lcp/service",
       "libs/rpc/src/s.ts @lcp/persistence",
       "libs/tokens/src/t.ts @lcp/audit/app",
     ]);

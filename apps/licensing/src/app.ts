@@ -4,26 +4,13 @@
  * ApplianceService, ReconcileService), the outbox relay — used by main.ts and by the tests.
  */
 import { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { OutboxService } from "@lcp/proto/ops/v1/outbox_service_pb";
-import { createOrm, createOutboxRelay, isConnectionError, listQuarantinedEvents, newAuditEvent, registerOutboxMetrics, writeAuditNow } from "@lcp/persistence";
 import { normalizeSerialNumber } from "@lcp/pki";
-import {
-  adminTokenVerifierFrom,
-  createClient,
-  createMetrics,
-  createLogger,
-  createOutboxAdminService,
-  createServer,
-  deniedAuditFields,
-  isPermanentAuditRefusal,
-  type AppliancePrincipal,
-  type ApplianceCheck,
-  type DeniedEvent,
-} from "@lcp/rpc";
+import { createClient, type AppliancePrincipal, type ApplianceCheck } from "@lcp/rpc";
+import { startService, type RunningService } from "@lcp/service";
+import type { Logger } from "pino";
 import { createApplianceService } from "./appliance-service/service.js";
 import type { LicensingConfig } from "./config.js";
 import type { LicensingDeps } from "./deps.js";
@@ -36,14 +23,8 @@ import { createSigningKeysGateway, DEFAULT_JWKS_MAX_AGE_MS, type SigningKeysGate
 import { isCertificateUsable } from "./storage/repository.js";
 import { entities, migrations } from "./storage/schema.js";
 
-/** A running licensing service. */
-export interface LicensingApp {
-  /** `https://localhost:<port>`. */
-  url: string;
-  port: number;
-  /** Stops the server (draining calls), the trust refresh and the relay, and closes the database. Idempotent. */
-  close(): Promise<void>;
-}
+/** A running licensing service; `close()` stops the trust refresh, the server (draining calls), the heartbeat module and the relay, and closes the database. */
+export type LicensingApp = RunningService;
 
 const DEFAULT_TRUST_REFRESH_MS = 5 * 60_000;
 const DEFAULT_TRUST_RETRY_MS = 1_000;
@@ -55,7 +36,7 @@ const DEFAULT_TRUST_RETRY_MS = 1_000;
 async function waitForTrustBundle(
   gateway: SigningKeysGateway,
   config: LicensingConfig,
-  log: ReturnType<typeof createLogger>,
+  log: Logger,
   stopped: AbortSignal,
 ): Promise<string[]> {
   for (let attempt = 1; ; attempt++) {
@@ -80,33 +61,12 @@ async function waitForTrustBundle(
 
 /** Starts the licensing service: migrates the database, waits for signing-keys' trust bundle, and listens. */
 export async function startLicensing(config: LicensingConfig): Promise<LicensingApp> {
-  const log = config.logger ?? createLogger("licensing", config.logLevel);
-  const now = config.now ?? (() => new Date());
-  const stop = new AbortController();
-
-  const db = await createOrm({
-    app: "licensing",
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    schema: config.databaseSchema,
-    entities,
-    migrations,
-    logger: log,
-  });
-  const cleanups: (() => Promise<void>)[] = [() => db.close()];
-  const closeAll = async () => {
-    stop.abort();
-    for (const cleanup of cleanups.splice(0).reverse()) {
-      await cleanup().catch((err: unknown) => log.error({ err }, "shutdown step failed"));
-    }
-  };
-
-  try {
+  const database = { databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema, entities, migrations };
+  return startService({ name: "licensing", config, database, outbox: true }, async ({ db, log, now, metrics, identity, stopping, defer, listen, ready }) => {
     await ensureSettingsRow(db, now());
     // Licensing calls signing-keys as itself: its service certificate is its client identity.
-    const ownTls = { caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem };
     const signing = createSigningKeysGateway({
-      client: createClient(SigningKeyService, { baseUrl: config.signingKeysUrl, tls: ownTls }),
+      client: createClient(SigningKeyService, { baseUrl: config.signingKeysUrl, tls: identity }),
       log,
       jwksMaxAgeMs: config.jwksMaxAgeMs,
     });
@@ -120,11 +80,11 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       limits: config.heartbeatLimits,
       staleCheckMs: config.heartbeatStaleCheckMs,
     });
-    cleanups.push(() => heartbeat.close());
+    defer(() => heartbeat.close());
     // Handlers' refusals, coalesced with the same window as the server's authz.denied events;
     // flushed at shutdown after the server stopped and before the database closes.
     const refusals = createRefusalAudit({ db, now, log, windowMs: config.deniedAuditWindowMs });
-    cleanups.push(() => refusals.flush());
+    defer(() => refusals.flush());
     const deps: LicensingDeps = {
       db,
       now,
@@ -138,7 +98,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       refusals,
     };
 
-    let trust = await waitForTrustBundle(signing, config, log, stop.signal);
+    let trust = await waitForTrustBundle(signing, config, log, stopping);
     // A revoked signing key stops verifying here within JWKS_MAX_AGE, and connected boxes are told.
     await heartbeat.startFleetSync(deps, config.jwksMaxAgeMs ?? DEFAULT_JWKS_MAX_AGE_MS);
 
@@ -147,29 +107,12 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       const usable = await isCertificateUsable(db.em(), principal.deploymentId, normalizeSerialNumber(principal.serialNumber));
       return usable ? { ok: true } : { ok: false, reason: "certificate revoked or not issued by licensing" };
     };
-    const onDenied = async (event: DeniedEvent) => {
-      await writeAuditNow(db, newAuditEvent({ ...deniedAuditFields(event), now: now() }));
-    };
 
     const heartbeatHandlers = heartbeat.handlers(deps);
-    const metrics = createMetrics({ app: "licensing" });
     heartbeat.registerMetrics(metrics);
-    registerOutboxMetrics(metrics, db);
-    const server = await createServer({
-      transientError: isConnectionError,
-      metrics,
-      name: "licensing",
-      host: config.host,
-      port: config.port,
-      tls: config.tls,
-      trustDomain: config.trustDomain,
+    const server = await listen({
       applianceCa: trust,
-      adminTokens: adminTokenVerifierFrom(config.adminTokens),
       checkAppliance,
-      onDenied,
-      deniedAuditWindowMs: config.deniedAuditWindowMs,
-      connectionLimits: config.connectionLimits,
-      logger: log,
       // Boxes that kept a ticket resume TLS after a restart: no signature or chain check per box in
       // the reconnect storm (README "Heartbeat transport", kill -9).
       ...(config.sessionTicketSecret ? { sessionTickets: { secret: config.sessionTicketSecret } } : {}),
@@ -179,10 +122,8 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
         router.service(LicensingService, { ...createLicensingService(deps), ...heartbeatHandlers.licensing });
         router.service(ApplianceService, { ...createApplianceService(deps), ...heartbeatHandlers.appliance });
         router.service(ReconcileService, createReconcileService(deps));
-        router.service(OutboxService, createOutboxAdminService({ list: (page) => listQuarantinedEvents(db, page) }));
       },
     });
-    cleanups.push(() => server.close());
 
     // A rotated appliance CA must be trusted before its first certificates reach us.
     const refresh = setInterval(() => {
@@ -197,31 +138,8 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
         .catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not refresh the appliance trust bundle; keeping the current one"));
     }, config.trustRefreshMs ?? DEFAULT_TRUST_REFRESH_MS);
     refresh.unref();
-    cleanups.push(async () => clearInterval(refresh));
+    defer(() => clearInterval(refresh));
 
-    if (config.auditUrl) {
-      const audit = createClient(AuditService, { baseUrl: config.auditUrl, tls: ownTls });
-      const relay = createOutboxRelay({
-        db,
-        logger: log,
-        deliver: async (events) => {
-          await audit.append({ events });
-        },
-        isPermanentRefusal: isPermanentAuditRefusal,
-      });
-      relay.start();
-      cleanups.push(() => relay.stop());
-    }
-
-    log.info({ url: server.url, replica: config.replicaId, signingKeysUrl: config.signingKeysUrl, auditUrl: config.auditUrl ?? null }, "licensing ready");
-    let closing: Promise<void> | undefined;
-    return {
-      url: server.url,
-      port: server.port,
-      close: () => (closing ??= closeAll()),
-    };
-  } catch (err) {
-    await closeAll();
-    throw err;
-  }
+    return ready(server, { replica: config.replicaId, signingKeysUrl: config.signingKeysUrl, auditUrl: config.auditUrl ?? null });
+  });
 }

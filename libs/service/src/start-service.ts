@@ -1,0 +1,205 @@
+/**
+ * `startService(options, assemble)`: what every app's `start<App>(config)` shares — the logger,
+ * the clock, the database, the outbox relay to audit, the server with the denied-audit hook and
+ * connection limits, the ready line, and one ordered shutdown. The app assembles its own parts in
+ * between and calls `listen` and `ready`.
+ */
+import type { ServiceName } from "@lcp/domain";
+import {
+  createOrm,
+  createOutboxRelay,
+  isConnectionError,
+  listQuarantinedEvents,
+  newAuditEvent,
+  registerOutboxMetrics,
+  writeAuditNow,
+  type CreateOrmOptions,
+  type Database,
+  type OutboxRelay,
+} from "@lcp/persistence";
+import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
+import { OutboxService } from "@lcp/proto/ops/v1/outbox_service_pb";
+import {
+  adminTokenVerifierFrom,
+  createClient,
+  createLogger,
+  createMetrics,
+  createOutboxAdminService,
+  createServer,
+  deniedAuditFields,
+  isPermanentAuditRefusal,
+  type AdminTokensConfig,
+  type AdminTokenVerifierLike,
+  type ConnectionLimits,
+  type DeniedEvent,
+  type RpcMetrics,
+  type RpcServer,
+  type ServerOptions,
+  type ServerTls,
+} from "@lcp/rpc";
+import type { Logger } from "pino";
+import { createCleanupStack, type CleanupStep } from "./cleanup-stack.js";
+
+/** The settings of an app's config that the shared lifecycle reads (every app config has them). */
+export interface ServiceSettings {
+  readonly host?: string | undefined;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  /** The listener's certificate and the platform CA; also this app's client identity. */
+  readonly tls: ServerTls;
+  readonly trustDomain: string;
+  /** The parsed OIDC / dev issuer settings, or a ready verifier; none → admins are refused. */
+  readonly adminTokens?: AdminTokensConfig | AdminTokenVerifierLike | undefined;
+  readonly deniedAuditWindowMs?: number | undefined;
+  readonly connectionLimits?: ConnectionLimits | undefined;
+  readonly shutdownGraceMs?: number | undefined;
+  /** Audit's base URL; with an outbox, the relay delivers there. Unset → events wait in the outbox. */
+  readonly auditUrl?: string | undefined;
+  /** Test seams: a logger (else one at `logLevel`), a clock (else the wall clock). */
+  readonly logger?: Logger | undefined;
+  readonly logLevel?: string | undefined;
+  readonly now?: (() => Date) | undefined;
+}
+
+/** Options of {@link startService}. */
+export interface ServiceOptions {
+  readonly name: ServiceName;
+  readonly config: ServiceSettings;
+  /** Where the app's tables live; migrated on open. */
+  readonly database: Omit<CreateOrmOptions, "app" | "logger">;
+  /**
+   * Whether the app has an audit outbox (every app but audit itself): refused calls are then
+   * audited through it, the relay delivers it to `auditUrl`, and OutboxService and the outbox
+   * metrics are served.
+   */
+  readonly outbox: boolean;
+}
+
+/** The server options an app chooses; the shared ones (name, port, TLS, limits, hook …) are filled in. */
+export type ListenOptions = Partial<Omit<ServerOptions, "name" | "port" | "host" | "tls" | "trustDomain" | "logger" | "metrics" | "register">> &
+  Pick<ServerOptions, "register">;
+
+/** A running service, as `start<App>(config)` returns it. */
+export interface RunningService {
+  /** `https://localhost:<port>`. */
+  readonly url: string;
+  readonly port: number;
+  /** Runs the shutdown steps, newest first (after-listen steps, the server, the app's parts, the relay, the database). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** What an app assembles its parts with. */
+export interface Service {
+  readonly log: Logger;
+  readonly now: () => Date;
+  readonly db: Database;
+  /** Shared with the server; apps add their own counters before `listen`. */
+  readonly metrics: RpcMetrics;
+  /** This app's certificate and key and the platform CA, for calling other services as itself. */
+  readonly identity: ServerTls;
+  /** The outbox relay to audit (started by `listen`), if this app has an outbox and an `auditUrl`. */
+  readonly relay: OutboxRelay | undefined;
+  /** Aborted when shutdown begins. */
+  readonly stopping: AbortSignal;
+  /**
+   * Adds a shutdown step. Steps run newest first: one added before `listen` runs after the server
+   * has drained its calls; one added after runs before the server closes.
+   */
+  defer(step: CleanupStep): void;
+  /** Starts the server with the shared options and this app's, then the relay. */
+  listen(options: ListenOptions): Promise<RpcServer>;
+  /** Logs `<name> ready` with the url and `fields`, and hands back the running service. */
+  ready(server: RpcServer, fields?: Record<string, unknown>): RunningService;
+}
+
+/**
+ * Opens the database and runs `assemble`; if anything fails on the way, whatever was started is
+ * stopped again (newest first) before the error is thrown.
+ */
+export async function startService<T>(options: ServiceOptions, assemble: (service: Service) => Promise<T>): Promise<T> {
+  const { name, config } = options;
+  const log = config.logger ?? createLogger(name, config.logLevel);
+  const now = config.now ?? (() => new Date());
+  const db = await createOrm({ ...options.database, app: name, logger: log });
+  const cleanup = createCleanupStack(log);
+  cleanup.defer(() => db.close());
+  const identity: ServerTls = { caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem };
+  const metrics = createMetrics({ app: name });
+
+  try {
+    if (options.outbox) registerOutboxMetrics(metrics, db);
+    const relay = options.outbox && config.auditUrl ? auditRelay(db, config.auditUrl, identity, log) : undefined;
+    // Stopped after everything but the database: the app's last writes (flushed refusals) are in
+    // the outbox by then, and a batch in flight is let finish.
+    if (relay) cleanup.defer(() => relay.stop());
+    const service: Service = {
+      log,
+      now,
+      db,
+      metrics,
+      identity,
+      relay,
+      stopping: cleanup.signal,
+      defer: cleanup.defer,
+      async listen(own) {
+        const server = await createServer({
+          transientError: isConnectionError,
+          ...(options.outbox ? { onDenied: (event: DeniedEvent) => auditDenied(db, relay, event, now()) } : {}),
+          deniedAuditWindowMs: config.deniedAuditWindowMs,
+          connectionLimits: config.connectionLimits,
+          ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
+          ...(config.adminTokens ? { adminTokens: verifierOf(config.adminTokens) } : {}),
+          ...own,
+          name,
+          host: config.host,
+          port: config.port,
+          tls: config.tls,
+          trustDomain: config.trustDomain,
+          logger: log,
+          metrics,
+          register(router) {
+            own.register(router);
+            if (options.outbox) router.service(OutboxService, createOutboxAdminService({ list: (page) => listQuarantinedEvents(db, page) }));
+          },
+        });
+        cleanup.defer(() => server.close());
+        relay?.start();
+        return server;
+      },
+      ready(server, fields = {}) {
+        log.info({ url: server.url, ...fields }, `${name} ready`);
+        return { url: server.url, port: server.port, close: cleanup.close };
+      },
+    };
+    return await assemble(service);
+  } catch (err) {
+    await cleanup.close();
+    throw err;
+  }
+}
+
+/** A refused call, audited as `authz.denied` through the outbox (delivered by the relay, never lost with the process). */
+async function auditDenied(db: Database, relay: OutboxRelay | undefined, event: DeniedEvent, at: Date): Promise<void> {
+  await writeAuditNow(db, newAuditEvent({ ...deniedAuditFields(event), now: at }));
+  relay?.notify();
+}
+
+/**
+ * Delivers this app's outbox to audit's Append as this app (its certificate, mTLS). Append is
+ * idempotent by event id, so redelivery after a crash or a timeout is harmless.
+ */
+function auditRelay(db: Database, auditUrl: string, identity: ServerTls, logger: Logger): OutboxRelay {
+  const audit = createClient(AuditService, { baseUrl: auditUrl, tls: identity });
+  return createOutboxRelay({
+    db,
+    logger,
+    deliver: async (events) => {
+      await audit.append({ events });
+    },
+    isPermanentRefusal: isPermanentAuditRefusal,
+  });
+}
+
+function verifierOf(tokens: AdminTokensConfig | AdminTokenVerifierLike): AdminTokenVerifierLike {
+  return "verify" in tokens ? tokens : adminTokenVerifierFrom(tokens);
+}
