@@ -39,11 +39,18 @@ describe("graceful shutdown", () => {
     const outcomes: string[] = [];
     for (let round = 0; round < 20; round++) {
       const release = deferred();
-      const t = await startTestServer({ name: "signing-keys", shutdownGraceMs: 5_000, register: signingStub(newCalls(), { sign: () => release.promise }) });
+      const entered = deferred();
+      const sign = () => {
+        entered.resolve();
+        return release.promise;
+      };
+      const t = await startTestServer({ name: "signing-keys", shutdownGraceMs: 5_000, register: signingStub(newCalls(), { sign }) });
       const client = await t.serviceClient(SigningKeyService, "licensing");
       const outcome = (call: Promise<{ token: string }>) => call.then((r) => r.token, (e: unknown) => `failed: ${ConnectError.from(e).message}`);
       const inFlight = outcome(client.sign({ typ: "in-flight" }));
-      await new Promise((r) => setTimeout(r, 30));
+      // In flight means in the handler: a fixed wait let a slow handshake put the first call
+      // after close() on a busy machine.
+      await entered.promise;
       const closed = t.close();
       const late = outcome(client.sign({ typ: "late" }));
       await new Promise((r) => setTimeout(r, round % 5));
