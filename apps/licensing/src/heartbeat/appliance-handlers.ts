@@ -14,9 +14,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SendHeartbeatResponseSchema, type ApplianceService, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { principalKey, shuttingDownError, type AppliancePrincipal } from "@lcp/rpc";
+import { lockReasonToProto, principalKey, shuttingDownError, stateToProto, type AppliancePrincipal } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
-import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { createPushQueue } from "./push-queue.js";
 import { ackMessage, HeartbeatStream, requireAppliance, unaryHeartbeat, validateHello, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
 

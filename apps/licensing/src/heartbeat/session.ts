@@ -31,13 +31,13 @@ import {
 } from "@lcp/domain";
 import type { HeartbeatResponseSchema, Hello } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DirectiveSchema, DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
-import { assertOwnDeployment, DomainError, type AppliancePrincipal, type Principal } from "@lcp/rpc";
+import { assertOwnDeployment, DomainError, lockReasonToProto, stateToProto, type AppliancePrincipal, type Principal } from "@lcp/rpc";
 import { decodeJwt } from "jose";
 import { v7 as uuidv7 } from "uuid";
 import { actorOf, type CallContext } from "../core/audit.js";
 import { applyDeploymentChange, loadForDecision, type Loaded } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
-import { directiveToProto, lockReasonToProto, stateToProto } from "../mapping.js";
+import { directiveToProto } from "../mapping.js";
 import { invalid, requireFingerprintHash, requireId } from "../licensing-service/validate.js";
 import { DeploymentEntity, type LicenseRow } from "../storage/entities.js";
 import { factsOf, storedStateOf } from "../storage/repository.js";

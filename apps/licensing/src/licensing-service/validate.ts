@@ -28,11 +28,10 @@ import type {
   SetSubscriptionStatusRequest,
   UpdateSettingsRequest,
 } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import { DomainError } from "@lcp/rpc";
+import { DomainError, stateFromProto } from "@lcp/rpc";
 import {
   kindFromProto,
   licenseStatusFromProto,
-  stateFromProto,
   subscriptionFromProto,
   type KindName,
   type LicenseStatusName,

@@ -16,10 +16,9 @@ import {
   type TransitionCount,
 } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
-import { DomainError } from "@lcp/rpc";
+import { DomainError, lockReasonToProto, stateToProto } from "@lcp/rpc";
 import { callContextOf, type CallContext } from "../core/audit.js";
 import type { CoreDeps } from "../core/deployment-change.js";
-import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { SettingsEntity } from "../storage/entities.js";
 import { loadSettings, SETTINGS_ID } from "../storage/repository.js";
 import { codeOfState } from "./derivation-sql.js";
