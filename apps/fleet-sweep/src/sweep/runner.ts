@@ -10,7 +10,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { DeploymentState, LockReason } from "@lcp/domain";
 import { newAuditEvent } from "@lcp/persistence";
 import {
   ReconcileRequestSchema,

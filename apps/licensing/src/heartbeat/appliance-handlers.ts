@@ -17,7 +17,10 @@ import { SendHeartbeatResponseSchema, type ApplianceService, type HeartbeatReque
 import { lockReasonToProto, principalKey, shuttingDownError, stateToProto, type AppliancePrincipal } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
 import { createPushQueue } from "./push-queue.js";
-import { ackMessage, HeartbeatStream, requireAppliance, unaryHeartbeat, validateHello, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
+import { ackMessage, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./context.js";
+import { validateHello } from "./hello.js";
+import { HeartbeatStream, requireAppliance } from "./session.js";
+import { unaryHeartbeat } from "./unary.js";
 
 function appliancePrincipal(ctx: HandlerContext): AppliancePrincipal {
   return requireAppliance(ctx.values.get(principalKey));

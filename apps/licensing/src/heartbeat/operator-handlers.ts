@@ -29,7 +29,7 @@ import { LicenseEntity } from "../storage/entities.js";
 import { factsOf, loadSettings } from "../storage/repository.js";
 import { renewLease, storeDirective } from "./directive-store.js";
 import { HeartbeatPresenceEntity } from "./presence-entity.js";
-import type { HeartbeatContext } from "./session.js";
+import type { HeartbeatContext } from "./context.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -16,130 +16,26 @@
  * when the hub's periodic batched check finds them behind (`isStale`), so a lost NOTIFY costs at
  * most that period.
  */
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import {
-  deriveState,
-  heartbeat,
-  heartbeatRefusalLocksBox,
-  leaseStateFor,
-  needsNewLease,
-  sameDerivedState,
-  type DeploymentFacts,
-  type DerivedState,
-  type DomainCode,
-} from "@lcp/domain";
-import type { HeartbeatResponseSchema, Hello } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { DirectiveSchema, DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
-import { assertOwnDeployment, DomainError, lockReasonToProto, stateToProto, type AppliancePrincipal, type Principal } from "@lcp/rpc";
-import { decodeJwt } from "jose";
+import { heartbeatRefusalLocksBox, type DerivedState, type DomainCode } from "@lcp/domain";
+import type { Hello } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
+import { DomainError, type AppliancePrincipal, type Principal } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
 import { actorOf, type CallContext } from "../core/audit.js";
-import { applyDeploymentChange, loadForDecision, type Loaded } from "../core/deployment-change.js";
-import type { LicensingDeps } from "../deps.js";
-import { directiveToProto } from "../mapping.js";
-import { invalid, requireFingerprintHash, requireId } from "../licensing-service/validate.js";
-import { DeploymentEntity, type LicenseRow } from "../storage/entities.js";
-import { factsOf, storedStateOf } from "../storage/repository.js";
-import { MAX_AGENT_VERSION_LENGTH, MAX_CSR_BYTES } from "../appliance-service/validate.js";
-import { ackDirectives, renewLease, storeRenewedCertificate, type CertificateRenewalOutcome } from "./directive-store.js";
-import type { HelloReads } from "./hello-reads.js";
-import { MAX_REPORTED_KEY_IDS, refreshKeysDirective, sameKeySet, signedByKeyIn } from "./key-set.js";
-import type { LastSeenWriter } from "./last-seen-writer.js";
+import { loadForDecision } from "../core/deployment-change.js";
+import { invalid } from "../licensing-service/validate.js";
+import { DeploymentEntity } from "../storage/entities.js";
+import { factsOf } from "../storage/repository.js";
+import { MAX_CSR_BYTES } from "../appliance-service/validate.js";
+import type { HeartbeatContext, HeartbeatOutlet } from "./context.js";
+import { ackDirectives, renewLease, storeRenewedCertificate } from "./directive-store.js";
+import { ephemeralLock, keySync, open, pendingFor, validateHello } from "./hello.js";
 import { RateLimiter } from "./push-queue.js";
-import type { HeldStream, PendingDirective, StreamHub } from "./stream-hub.js";
+import type { HeldStream, PendingDirective } from "./stream-hub.js";
+import { changeThroughCore, judge, leaseDue, sinceOf, viewOf, type View } from "./view.js";
 
-/** What every session shares. */
-export interface HeartbeatContext {
-  deps: LicensingDeps;
-  hub: StreamHub;
-  writer: LastSeenWriter;
-  /** The hello's reads, batched per event-loop turn (a reconnect storm's hellos share statements). */
-  reads: HelloReads;
-  limits: HeartbeatLimits;
-  /** Counts for /metrics (beats received, directives pushed); no-ops until metrics are registered. */
-  counters: HeartbeatCounters;
-}
-
-/** What the stream counts for /metrics. */
-export interface HeartbeatCounters {
-  beat(): void;
-  directivePushed(type: string): void;
-  /** A certificate renewal ended: recorded, refused (revoked or moved meanwhile) or failed. */
-  certificateRenewal(outcome: CertificateRenewalOutcome | "failed"): void;
-}
-
-/** Per-stream limits. */
-export interface HeartbeatLimits {
-  /** Sustained messages per second a stream may send (default 10). */
-  messagesPerSecond: number;
-  /** Burst of messages above that (default 20). */
-  burst: number;
-  /** Certificate renewals one stream may ask for (default 2). */
-  certificateRenewals: number;
-  /** Directive ids one ack may carry (default 100). */
-  maxAckIds: number;
-}
-
-/** The defaults of {@link HeartbeatLimits}. */
-export const DEFAULT_HEARTBEAT_LIMITS: HeartbeatLimits = { messagesPerSecond: 10, burst: 20, certificateRenewals: 2, maxAckIds: 100 };
-
-/** A message on the response stream. */
-export type HeartbeatOut = MessageInitShape<typeof HeartbeatResponseSchema>;
-
-/**
- * Where a session's answers go: the transport (Connect's response generator, or the raw gRPC
- * stream). Acks have their own entry because they are the hot path: the raw transport encodes
- * them without building a message.
- */
-export interface HeartbeatOutlet {
-  /** A directive (or any other response message). */
-  push(message: HeartbeatOut): void;
-  /** The ack of one beat: its nonce, the server time and the derived state. */
-  ack(nonce: bigint, nowMs: number, derived: DerivedState): void;
-  /** Ends the stream with `error` after what was queued. */
-  fail(error: unknown): void;
-  /** Ends the stream (OK) after what was queued. */
-  close(): void;
-}
-
-/**
- * What a session keeps of its deployment between beats (small: one per held stream). The
- * activation time the pending directives are read from is `facts.activatedAt`.
- */
-interface View {
-  facts: DeploymentFacts;
-  /** One of a few shared objects ({@link sharedState}). */
-  stored: DerivedState;
-  leaseSeq: number;
-  leaseIssuedAt: number | null;
-  /** The deployment row's version the facts were read at (compare-and-set counter). */
-  version: number;
-}
-
-function viewOf(loaded: Pick<Loaded, "deployment" | "license" | "facts">): View {
-  return {
-    facts: loaded.facts,
-    stored: sharedState(storedStateOf(loaded.deployment)),
-    leaseSeq: loaded.license?.leaseSeq ?? 0,
-    leaseIssuedAt: loaded.license?.leaseIssuedAt?.getTime() ?? null,
-    version: loaded.deployment.version,
-  };
-}
-
-// The stored states of all held streams are a handful of distinct values: one object each.
-const sharedStates = new Map<string, DerivedState>();
-function sharedState(state: DerivedState): DerivedState {
-  const key = `${state.state}/${state.lockReason ?? ""}`;
-  let shared = sharedStates.get(key);
-  if (!shared) sharedStates.set(key, (shared = Object.freeze({ state: state.state, lockReason: state.lockReason })));
-  return shared;
-}
-
-/** The date pending directives are read from: the current box's activation (`loadPendingDirectives`). */
-function sinceOf(view: View): Date | null {
-  return view.facts.activatedAt === null ? null : new Date(view.facts.activatedAt);
-}
+// The raw gRPC transport takes the session's seam from here.
+export type { HeartbeatContext, HeartbeatOut, HeartbeatOutlet } from "./context.js";
 
 /**
  * The caller of a heartbeat, as an appliance. The policy admits only appliances to the heartbeat
@@ -148,167 +44,6 @@ function sinceOf(view: View): Date | null {
 export function requireAppliance(principal: Principal): AppliancePrincipal {
   if (principal.kind !== "appliance") throw new DomainError("PERMISSION_DENIED", "only appliances may send heartbeats");
   return principal;
-}
-
-/** A validated hello. */
-export interface HelloInput {
-  licenseId: string;
-  fingerprintHash: string;
-  lastLeaseSeq: number;
-  agentVersion: string;
-  /** The key ids of the box's JWKS (empty from boxes that do not report them). */
-  keyIds: readonly string[];
-}
-
-/** Validates a hello's fields (shapes only). */
-export function validateHello(hello: Pick<Hello, "licenseId" | "fingerprint" | "lastLeaseSeq" | "agentVersion" | "keyIds">, prefix = ""): HelloInput {
-  const licenseId = requireId(hello.licenseId, `${prefix}license_id`);
-  const fingerprintHash = requireFingerprintHash(hello.fingerprint, `${prefix}fingerprint`);
-  const agentVersion = hello.agentVersion.trim();
-  if (agentVersion.length > MAX_AGENT_VERSION_LENGTH) {
-    throw invalid(`${prefix}agent_version`, `agent_version must be at most ${MAX_AGENT_VERSION_LENGTH} characters`);
-  }
-  if (hello.lastLeaseSeq < 0n) throw invalid(`${prefix}last_lease_seq`, "last_lease_seq must not be negative");
-  const lastLeaseSeq = hello.lastLeaseSeq > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(hello.lastLeaseSeq);
-  if (hello.keyIds.length > MAX_REPORTED_KEY_IDS || hello.keyIds.some((k) => k.length > 256)) {
-    throw invalid(`${prefix}key_ids`, `key_ids must be at most ${MAX_REPORTED_KEY_IDS} ids of at most 256 characters`);
-  }
-  return { licenseId, fingerprintHash, lastLeaseSeq, agentVersion, keyIds: hello.keyIds };
-}
-
-/** A LOCK told to a box that is not to run, written nowhere (it may be the wrong box: the rows belong to the right one). */
-export function ephemeralLock(reason: string, now: Date): Directive {
-  return create(DirectiveSchema, { id: uuidv7(), type: DirectiveType.LOCK, reason, issueTime: timestampFromMs(now.getTime()) });
-}
-
-/** The lease seq a directive carries, if it carries one of ours (read without verifying: it came from our own table). */
-function leaseSeqOf(directive: Directive): number | null {
-  if (directive.leaseToken === "") return null;
-  try {
-    const seq = decodeJwt(directive.leaseToken)["seq"];
-    return typeof seq === "number" ? seq : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The result of opening: the facts and what to redeliver. */
-interface Opened {
-  loaded: Loaded;
-  pending: Directive[];
-}
-
-/**
- * `loadForDecision` for a hello, with fewer reads (10,000 boxes reconnect at once after a
- * restart): the hello's licence is usually the current one, so it is not read twice, and the
- * settings are the hub's cached copy, which is what every beat judges with anyway.
- */
-async function loadForOpen(ctx: HeartbeatContext, license: LicenseRow): Promise<Loaded> {
-  const { reads } = ctx;
-  const deployment = await reads.deployment(license.deploymentId);
-  if (!deployment) throw new DomainError("NOT_FOUND", `deployment ${license.deploymentId} does not exist`, { deploymentId: license.deploymentId });
-  const current = deployment.licenseId === license.id ? license : deployment.licenseId ? await reads.license(deployment.licenseId) : null;
-  return { deployment, license: current, facts: factsOf(deployment), settings: ctx.hub.settings(), now: ctx.deps.now() };
-}
-
-/**
- * Checks a hello (or a unary beat's identity fields) against the facts: licence of the
- * certificate's deployment, then the heartbeat verdict. Returns the refusal instead of throwing
- * when it means the box must lock, so the caller can push LOCK first.
- */
-async function open(
-  ctx: HeartbeatContext,
-  principal: AppliancePrincipal,
-  input: HelloInput,
-): Promise<{ ok: true; loaded: Loaded } | { ok: false; code: DomainCode; message: string }> {
-  const license = await ctx.reads.license(input.licenseId);
-  if (!license) throw new DomainError("NOT_FOUND", `licence ${input.licenseId} does not exist`, { licenseId: input.licenseId });
-  // The certificate names the deployment; a box may only speak for its own.
-  assertOwnDeployment(principal, license.deploymentId);
-  const loaded = await loadForOpen(ctx, license);
-  // A licence superseded by a renewal keeps the binding, so the box carries on under the current
-  // licence; a revoked one (current or not) is the operator's word.
-  if (license.revokedAt) return { ok: false, code: "LICENSE_REVOKED", message: "the licence has been revoked" };
-  const verdict = heartbeat(loaded.facts, input.fingerprintHash, loaded.now.getTime());
-  if (!verdict.ok) {
-    if (heartbeatRefusalLocksBox(verdict.code)) return { ok: false, code: verdict.code, message: verdict.message };
-    throw new DomainError(verdict.code, verdict.message);
-  }
-  return { ok: true, loaded };
-}
-
-/**
- * What a box is told at hello (or a unary beat) besides its pending directives: the current key
- * set when its own differs — how a box that was offline when a key was revoked drops it — and
- * whether a pending directive carries a lease it can still verify (one signed by a key since
- * revoked does not count: the box is then given a fresh lease).
- */
-function keySync(ctx: HeartbeatContext, input: HelloInput, pending: readonly Directive[]): { refresh: Directive[]; carriesLease: boolean } {
-  // The gateway's last fetch, without I/O (the fleet sync keeps it within JWKS_MAX_AGE): a hello
-  // storm never waits on signing-keys, and a hello before the first fetch is simply not compared.
-  const jwks = ctx.deps.signing.lastJwks();
-  const refresh = jwks && !sameKeySet(jwks.kids, input.keyIds) ? [refreshKeysDirective(jwks, ctx.deps.now())] : [];
-  const carriesLease = pending.some((d) => d.leaseToken !== "" && (!jwks || signedByKeyIn(d.leaseToken, jwks.kids)));
-  return { refresh, carriesLease };
-}
-
-/** Loads the directives to redeliver; RENEW_LEASE rows whose lease the box already holds are acked instead. */
-async function pendingFor(ctx: HeartbeatContext, deploymentId: string, since: Date | null, boxSeq: number): Promise<Directive[]> {
-  const { deps } = ctx;
-  const rows = await ctx.reads.pending(deploymentId, since);
-  const directives = rows.map(directiveToProto);
-  const stale = directives.filter((d) => d.type === DirectiveType.RENEW_LEASE && (leaseSeqOf(d) ?? Infinity) <= boxSeq).map((d) => d.id);
-  if (stale.length > 0) await ackDirectives(deps.db.em(), deploymentId, stale, deps.now());
-  return directives.filter((d) => !stale.includes(d.id));
-}
-
-/**
- * The beat verdict on a view: "seen" (nothing changes), "change" (the derived state would change:
- * take the synchronous path) or a locking refusal.
- */
-function judge(view: View, fingerprintHash: string, nowMs: number, ctx: HeartbeatContext):
-  | { kind: "seen"; derived: DerivedState }
-  | { kind: "change" }
-  | { kind: "refused"; code: DomainCode; message: string; locks: boolean } {
-  const verdict = heartbeat(view.facts, fingerprintHash, nowMs);
-  if (!verdict.ok) return { kind: "refused", code: verdict.code, message: verdict.message, locks: heartbeatRefusalLocksBox(verdict.code) };
-  const derived = deriveState(verdict.facts, nowMs, ctx.hub.settings());
-  if (!sameDerivedState(derived, view.stored)) return { kind: "change" };
-  return { kind: "seen", derived };
-}
-
-function leaseDue(view: View, derived: DerivedState, nowMs: number, ctx: HeartbeatContext): boolean {
-  const state = leaseStateFor(view.stored);
-  return needsNewLease({
-    lastLease: view.leaseIssuedAt === null || state === null ? null : { issuedAt: view.leaseIssuedAt, seq: view.leaseSeq, state },
-    derivedLeaseState: leaseStateFor(derived),
-    now: nowMs,
-    settings: ctx.hub.settings(),
-  });
-}
-
-/** Runs a heartbeat through the change path (a beat that changes the derived state). */
-async function changeThroughCore(ctx: HeartbeatContext, call: CallContext, deploymentId: string, fingerprintHash: string) {
-  return applyDeploymentChange(ctx.deps, {
-    deploymentId,
-    call,
-    action: "heartbeat",
-    decide(loaded) {
-      const verdict = heartbeat(loaded.facts, fingerprintHash, loaded.now.getTime());
-      if (!verdict.ok) return verdict;
-      return { facts: verdict.facts, audit: [], skipIfUnchanged: true };
-    },
-  });
-}
-
-/** The ack of a beat as a response message (the Connect path; the raw path encodes it directly). */
-export function ackMessage(nonce: bigint, nowMs: number, derived: DerivedState): HeartbeatOut {
-  return {
-    kind: {
-      case: "ack",
-      value: { nonce, serverTime: timestampFromMs(nowMs), state: stateToProto(derived.state), lockReason: lockReasonToProto(derived.lockReason) },
-    },
-  };
 }
 
 /** What `observeCached` returns when the beat changes the derived state (the synchronous change path). */
@@ -612,49 +347,4 @@ export class HeartbeatStream implements HeldStream {
   get isClosed(): boolean {
     return this.closed;
   }
-}
-
-/** The unary SendHeartbeat: the same rules as the stream, one beat per call, pending directives in the answer. */
-export async function unaryHeartbeat(
-  ctx: HeartbeatContext,
-  principal: AppliancePrincipal,
-  call: CallContext,
-  input: HelloInput,
-  ackedIds: readonly string[],
-): Promise<{ now: Date; derived: DerivedState; directives: Directive[] }> {
-  const { deps } = ctx;
-  if (ackedIds.length > ctx.limits.maxAckIds) throw invalid("acked_directive_ids", `at most ${ctx.limits.maxAckIds} ids per call`);
-  const opened = await open(ctx, principal, input);
-  const now = deps.now();
-  if (!opened.ok) {
-    // The box must stop; the answer is the LOCK itself (a unary call cannot push, then fail).
-    return { now, derived: { state: "LOCKED", lockReason: opened.code === "LICENSE_EXPIRED" ? "EXPIRED" : opened.code === "LICENSE_REVOKED" ? "REVOKED" : null }, directives: [ephemeralLock(opened.message, now)] };
-  }
-  const { loaded } = opened;
-  const deploymentId = loaded.deployment.id;
-  const valid = ackedIds.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
-  if (valid.length > 0) await ackDirectives(deps.db.em(), deploymentId, valid, now);
-  let view = viewOf(loaded);
-  const verdict = judge(view, input.fingerprintHash, now.getTime(), ctx);
-  let derived: DerivedState;
-  if (verdict.kind === "refused") throw new DomainError(verdict.code, verdict.message);
-  if (verdict.kind === "change") {
-    const result = await changeThroughCore(ctx, call, deploymentId, input.fingerprintHash);
-    view = viewOf({ deployment: result.deployment, license: result.license, facts: factsOf(result.deployment) });
-    derived = result.derived;
-  } else {
-    derived = verdict.derived;
-    ctx.writer.seen(deploymentId, now.getTime());
-  }
-  if (input.agentVersion && input.agentVersion !== loaded.deployment.agentVersion) {
-    await deps.db.em().nativeUpdate(DeploymentEntity, { id: deploymentId }, { agentVersion: input.agentVersion });
-  }
-  let pending = await pendingFor(ctx, deploymentId, sinceOf(view), input.lastLeaseSeq);
-  const { refresh, carriesLease } = keySync(ctx, input, pending);
-  pending = [...refresh, ...pending];
-  if (leaseDue(view, derived, now.getTime(), ctx) || (!carriesLease && input.lastLeaseSeq < view.leaseSeq)) {
-    const renewed = await renewLease(deps, deploymentId, "lease renewal");
-    if (renewed) pending = [...pending, renewed.directive];
-  }
-  return { now, derived, directives: pending };
 }
