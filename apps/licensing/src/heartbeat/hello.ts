@@ -13,7 +13,7 @@ import { decodeJwt } from "jose";
 import { v7 as uuidv7 } from "uuid";
 import type { Loaded } from "../core/deployment-change.js";
 import { directiveToProto } from "../mapping.js";
-import { invalid, requireFingerprintHash, requireId } from "../licensing-service/validate.js";
+import { invalid, requireFingerprintHash, requireId } from "../validation.js";
 import type { LicenseRow } from "../storage/entities.js";
 import { factsOf } from "../storage/repository.js";
 import { MAX_AGENT_VERSION_LENGTH } from "../appliance-service/validate.js";

@@ -23,7 +23,7 @@ import { createHash } from "node:crypto";
 import type { AuditSpec, CallContext } from "../core/audit.js";
 import { loadForDecision } from "../core/deployment-change.js";
 import { findDeploymentPage } from "../licensing-service/queries.js";
-import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId, requirePlainText } from "../licensing-service/validate.js";
+import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId, requirePlainText } from "../validation.js";
 import { directiveTypeFromProto, stateFromProto, stateToProto, type DirectiveTypeName } from "@lcp/rpc";
 import { LicenseEntity } from "../storage/entities.js";
 import { factsOf, loadSettings } from "../storage/repository.js";

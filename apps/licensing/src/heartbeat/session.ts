@@ -23,7 +23,7 @@ import { DomainError, type AppliancePrincipal, type Principal } from "@lcp/rpc";
 import { v7 as uuidv7 } from "uuid";
 import { actorOf, type CallContext } from "../core/audit.js";
 import { loadForDecision } from "../core/deployment-change.js";
-import { invalid } from "../licensing-service/validate.js";
+import { invalid } from "../validation.js";
 import { DeploymentEntity } from "../storage/entities.js";
 import { factsOf } from "../storage/repository.js";
 import { MAX_CSR_BYTES } from "../appliance-service/validate.js";

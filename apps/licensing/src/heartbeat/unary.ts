@@ -6,7 +6,7 @@ import type { DerivedState } from "@lcp/domain";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError, type AppliancePrincipal } from "@lcp/rpc";
 import type { CallContext } from "../core/audit.js";
-import { invalid } from "../licensing-service/validate.js";
+import { invalid } from "../validation.js";
 import { DeploymentEntity } from "../storage/entities.js";
 import { factsOf } from "../storage/repository.js";
 import type { HeartbeatContext } from "./context.js";
