@@ -21,6 +21,7 @@ import {
 } from "@lcp/proto/licensing/v1/types_pb";
 import { directiveTypeToProto, lockReasonToProto, stateToProto, type Principal } from "@lcp/rpc";
 import type { DeploymentRow, DirectiveRow, LicenseRow, SettingsRow } from "./storage/entities.js";
+import { settingsOf } from "./storage/repository.js";
 
 // The heartbeat's gRPC transport still imports the shared codec through this module.
 export { lockReasonToProto, stateToProto } from "@lcp/rpc";
@@ -135,18 +136,6 @@ export function parseEntitlements(json: string): string[] {
   } catch {
     return [];
   }
-}
-
-/** The domain settings held by the settings row. */
-export function settingsOf(row: SettingsRow): Settings {
-  return {
-    heartbeatIntervalMs: Number(row.heartbeatIntervalMs),
-    heartbeatTimeoutMs: Number(row.heartbeatTimeoutMs),
-    graceWindowMs: Number(row.graceWindowMs),
-    leaseRenewAfterMs: Number(row.leaseRenewAfterMs),
-    maxClockSkewMs: Number(row.maxClockSkewMs),
-    sweepIntervalMs: Number(row.sweepIntervalMs),
-  };
 }
 
 /** The settings row as the API shows it. */

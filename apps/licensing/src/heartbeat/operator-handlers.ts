@@ -28,7 +28,7 @@ import { directiveTypeFromProto, stateFromProto, stateToProto, type DirectiveTyp
 import { LicenseEntity } from "../storage/entities.js";
 import { factsOf, loadSettings } from "../storage/repository.js";
 import { renewLease, storeDirective } from "./directive-store.js";
-import { HeartbeatPresenceEntity } from "./presence-entity.js";
+import { HeartbeatPresenceEntity } from "../storage/presence-entity.js";
 import type { HeartbeatContext } from "./context.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
