@@ -7,8 +7,7 @@ import type { Settings, Transition } from "@lcp/domain";
 import { EVENT_RUN_PREFIX } from "@lcp/persistence";
 import type { EntityManager } from "@mikro-orm/knex";
 import { derivedCodeSql, stateOfCode, storedCodeSql } from "./derivation-sql.js";
-import { rangeBound, type MovedRow, type PageOutcome } from "./page-outcome.js";
-import type { ReconcilePageInput, TalliedTransitions } from "./reconcile-page.js";
+import { rangeBound, type MovedRow, type PageOutcome, type ReconcilePageInput, type TalliedTransitions } from "./page-types.js";
 import { uuidv7Run, type TransitionTemplate } from "./transition-templates.js";
 
 /** The columns of a changed row the PostgreSQL statement carries from its read to its write. */

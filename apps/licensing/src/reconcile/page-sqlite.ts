@@ -6,8 +6,7 @@ import type { Settings } from "@lcp/domain";
 import { encodeEventRun, runUuid } from "@lcp/persistence";
 import type { EntityManager } from "@mikro-orm/knex";
 import { derivedCodeSql, settledActiveSql, stateOfCode, storedCodeSql } from "./derivation-sql.js";
-import { rangeBound, type MovedRow, type PageOutcome } from "./page-outcome.js";
-import type { ReconcileHooks, ReconcilePageInput, TalliedTransitions } from "./reconcile-page.js";
+import { rangeBound, type MovedRow, type PageOutcome, type ReconcileHooks, type ReconcilePageInput, type TalliedTransitions } from "./page-types.js";
 import { createTransitionTemplates, uuidv7Run } from "./transition-templates.js";
 
 /**

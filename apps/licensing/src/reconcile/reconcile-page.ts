@@ -30,17 +30,16 @@
  * and re-derives with the domain itself on the row it compares-and-sets against. A dry run runs
  * the same derivation and reports every changed row without writing.
  */
-import { deriveState, directivesFor, transitionOf, type DerivedState, type Settings, type Transition } from "@lcp/domain";
+import { deriveState, directivesFor, transitionOf, type DerivedState, type Transition } from "@lcp/domain";
 import { isSerializationFailure } from "@lcp/persistence";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
-import type { CallContext } from "../core/audit.js";
 import { applyDeploymentChange, publishSafely, type CoreDeps } from "../core/deployment-change.js";
 import { directiveToProto } from "../mapping.js";
 import type { DirectiveRow } from "../storage/entities.js";
 import { loadSettings, storedStateOf } from "../storage/repository.js";
 import { stateOfCode } from "./derivation-sql.js";
-import type { MovedRow, PageOutcome } from "./page-outcome.js";
+import type { AppliedTransition, MovedRow, PageOutcome, ReconcileHooks, ReconcilePageInput, ReconcilePageResult } from "./page-types.js";
 import { runPagePostgres } from "./page-postgres.js";
 import { runPageSqlite } from "./page-sqlite.js";
 import { createTransitionTemplates, transitionAudit } from "./transition-templates.js";
@@ -51,62 +50,6 @@ import { createTransitionTemplates, transitionAudit } from "./transition-templat
  * second while making the per-page round trips (RPC, progress report) a small share of a sweep.
  */
 export const RECONCILE_PAGE = { default: 1_000, max: 50_000 } as const;
-
-/** One page to reconcile. */
-export interface ReconcilePageInput {
-  /** Derive at this time (already checked against max_clock_skew). */
-  at: Date;
-  /** Keyset cursor: only ids greater than this; from the start when empty. */
-  afterDeploymentId: string;
-  /** The range's upper bound, inclusive (a SplitFleet boundary); to the end when empty or unset. */
-  upToDeploymentId?: string | undefined;
-  pageSize: number;
-  dryRun: boolean;
-  /** The sweep run, recorded in each transition's audit event. */
-  sweepId: string;
-  call: CallContext;
-  /**
-   * Only counts are wanted (a real sweep's report): the transitions the database applied by itself
-   * with no directive to push are counted per kind in SQL ({@link ReconcilePageResult.tallied})
-   * instead of each coming back as a row. Ignored by a dry run, which lists what it plans.
-   */
-  countsOnly?: boolean;
-  /** The settings to derive with, when the caller already read them (else read here). */
-  settings?: Settings | undefined;
-}
-
-/** One transition applied (or, in a dry run, planned). */
-export interface AppliedTransition {
-  deploymentId: string;
-  transition: Transition;
-}
-
-/** How many transitions of one kind a page applied. */
-export interface TalliedTransitions {
-  transition: Transition;
-  count: number;
-}
-
-/** What a page did. */
-export interface ReconcilePageResult {
-  examined: number;
-  /** In deployment id order. */
-  transitions: AppliedTransition[];
-  /** Applied transitions not in `transitions` (only with `countsOnly`): how many of each kind. */
-  tallied: TalliedTransitions[];
-  conflicts: number;
-  /** Empty when this was the last page. */
-  nextAfterDeploymentId: string;
-}
-
-/**
- * Test-only seam: runs between the page's read and its first write, where one exists — SQLite's
- * transaction reads, then writes; PostgreSQL's single statement has no such gap (a race there is
- * staged with a row lock instead).
- */
-export interface ReconcileHooks {
-  afterRead?(): Promise<void> | void;
-}
 
 /** How often a page whose write lost a database race (deadlock, busy snapshot) is re-run. */
 const MAX_ATTEMPTS = 5;
