@@ -4,17 +4,14 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { DeploymentState as DomainState, DerivedState, LockReason as DomainLockReason, Settings } from "@lcp/domain";
+import type { DerivedState, Settings } from "@lcp/domain";
 import { ApplianceSettingsSchema, type ApplianceSettings } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import {
   DeploymentKind,
   DeploymentSchema,
-  DeploymentState,
   DirectiveSchema,
-  DirectiveType,
   LicenseSchema,
   LicenseStatus,
-  LockReason,
   SettingsSchema,
   SubscriptionStatus,
   type Deployment,
@@ -22,8 +19,9 @@ import {
   type License,
   type Settings as ProtoSettings,
 } from "@lcp/proto/licensing/v1/types_pb";
-import type { Principal } from "@lcp/rpc";
+import { directiveTypeToProto, lockReasonToProto, stateToProto, type Principal } from "@lcp/rpc";
 import type { DeploymentRow, DirectiveRow, LicenseRow, SettingsRow } from "./storage/entities.js";
+import { settingsOf } from "./storage/repository.js";
 
 /** How a deployment kind is stored. */
 export type KindName = "ON_PREM" | "CLOUD";
@@ -31,21 +29,6 @@ export type KindName = "ON_PREM" | "CLOUD";
 export type SubscriptionName = "VALID" | "INVALID";
 /** A licence's status, derived from its timestamps (never stored). */
 export type LicenseStatusName = "ISSUED" | "ACTIVATED" | "REVOKED" | "EXPIRED" | "SUPERSEDED";
-/** How a directive type is stored (the proto enum name without its prefix). */
-export type DirectiveTypeName = keyof typeof DirectiveType & string;
-
-const STATES: Record<DomainState, DeploymentState> = {
-  PENDING: DeploymentState.PENDING,
-  ACTIVE: DeploymentState.ACTIVE,
-  GRACE: DeploymentState.GRACE,
-  SUSPENDED: DeploymentState.SUSPENDED,
-  LOCKED: DeploymentState.LOCKED,
-};
-const LOCK_REASONS: Record<DomainLockReason, LockReason> = {
-  REVOKED: LockReason.REVOKED,
-  EXPIRED: LockReason.EXPIRED,
-  OFFLINE: LockReason.OFFLINE,
-};
 const KINDS: Record<KindName, DeploymentKind> = { ON_PREM: DeploymentKind.ON_PREM, CLOUD: DeploymentKind.CLOUD };
 const SUBSCRIPTIONS: Record<SubscriptionName, SubscriptionStatus> = {
   VALID: SubscriptionStatus.VALID,
@@ -62,23 +45,10 @@ const LICENSE_STATUSES: Record<LicenseStatusName, LicenseStatus> = {
 function reverse<K extends string, V extends number>(table: Record<K, V>): Map<number, K> {
   return new Map(Object.entries(table).map(([k, v]) => [v as number, k as K]));
 }
-const STATE_NAMES = reverse(STATES);
 const KIND_NAMES = reverse(KINDS);
 const SUBSCRIPTION_NAMES = reverse(SUBSCRIPTIONS);
 const LICENSE_STATUS_NAMES = reverse(LICENSE_STATUSES);
 
-/** The proto enum of a domain state. */
-export function stateToProto(state: DomainState): DeploymentState {
-  return STATES[state];
-}
-/** The domain state of a proto enum value; undefined for UNSPECIFIED and unknown numbers. */
-export function stateFromProto(value: number): DomainState | undefined {
-  return STATE_NAMES.get(value);
-}
-/** The proto enum of a lock reason (UNSPECIFIED when not locked). */
-export function lockReasonToProto(reason: DomainLockReason | null): LockReason {
-  return reason === null ? LockReason.UNSPECIFIED : LOCK_REASONS[reason];
-}
 /** The stored kind of a proto enum value; undefined for UNSPECIFIED and unknown numbers. */
 export function kindFromProto(value: number): KindName | undefined {
   return KIND_NAMES.get(value);
@@ -165,18 +135,6 @@ export function parseEntitlements(json: string): string[] {
   }
 }
 
-/** The domain settings held by the settings row. */
-export function settingsOf(row: SettingsRow): Settings {
-  return {
-    heartbeatIntervalMs: Number(row.heartbeatIntervalMs),
-    heartbeatTimeoutMs: Number(row.heartbeatTimeoutMs),
-    graceWindowMs: Number(row.graceWindowMs),
-    leaseRenewAfterMs: Number(row.leaseRenewAfterMs),
-    maxClockSkewMs: Number(row.maxClockSkewMs),
-    sweepIntervalMs: Number(row.sweepIntervalMs),
-  };
-}
-
 /** The settings row as the API shows it. */
 export function settingsToProto(row: SettingsRow): ProtoSettings {
   const s = settingsOf(row);
@@ -221,7 +179,7 @@ export function directiveToProto(row: DirectiveRow): Directive {
   }
   return create(DirectiveSchema, {
     id: row.id,
-    type: DirectiveType[row.type as DirectiveTypeName] ?? DirectiveType.UNSPECIFIED,
+    type: directiveTypeToProto(row.type),
     reason: payload.reason ?? "",
     issueTime: timestampFromDate(row.createdAt),
     leaseToken: payload.leaseToken ?? "",

@@ -16,7 +16,8 @@ import { testDatabases } from "@lcp/testing/db";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import type { CallContext } from "../src/core/audit.js";
-import { reconcilePage, type ReconcilePageResult } from "../src/reconcile/reconcile-page.js";
+import type { ReconcilePageResult } from "../src/reconcile/page-types.js";
+import { reconcilePage } from "../src/reconcile/reconcile-page.js";
 import { pageDeps, seedActive } from "./reconcile-support.js";
 import { licensingDatabase } from "./storage-db.js";
 

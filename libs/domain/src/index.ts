@@ -8,6 +8,7 @@ export * from "./settings.js";
 export * from "./state.js";
 export * from "./fingerprint.js";
 export * from "./events.js";
+export * from "./beat.js";
 export * from "./transitions.js";
 export * from "./lease.js";
 export * from "./appliance-state.js";

@@ -1,9 +1,36 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { DomainCode } from "@lcp/domain";
+import type { CsrRefusalCode } from "@lcp/pki";
 import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
+import type { TokenRefusalCode } from "@lcp/tokens";
 import type { Logger } from "pino";
 
 /** The ErrorInfo `domain` of every error this control plane raises on purpose. */
 export const ERROR_DOMAIN = "lcp";
+
+/**
+ * Every code an error raised on purpose may carry: the domain's verdict codes, the token and CSR
+ * refusals, and the service-level ones below. A handler cannot throw a code missing from
+ * {@link DOMAIN_CODES}: the table is keyed by this union, so a new code without its Connect code
+ * does not compile.
+ */
+export type ErrorCode =
+  | DomainCode
+  | TokenRefusalCode
+  | CsrRefusalCode
+  | "PAGE_TOKEN_INVALID"
+  | "ALREADY_ACTIVATED"
+  | "LICENSE_SUPERSEDED"
+  | "NO_ACTIVE_KEY"
+  | "KEY_STATE"
+  | "FAILED_PRECONDITION"
+  | "WRONG_DEPLOYMENT"
+  | "PERMISSION_DENIED"
+  | "SWEEP_IN_PROGRESS"
+  | "STREAM_REPLACED"
+  | "ALREADY_EXISTS"
+  | "RESOURCE_EXHAUSTED"
+  | "UNAVAILABLE";
 
 /**
  * A refusal that the domain decided on: a string code from a verdict (`LICENSE_REVOKED`) and a
@@ -14,7 +41,7 @@ export class DomainError extends Error {
   override name = "DomainError";
   constructor(
     /** The domain code (`NOT_FOUND`, `LICENSE_REVOKED` …), sent as ErrorInfo `reason`. */
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     /** Extra machine-readable facts, sent as ErrorInfo `metadata` (never secrets). */
     readonly metadata: Readonly<Record<string, string>> = {},
@@ -25,10 +52,10 @@ export class DomainError extends Error {
 
 /**
  * Domain code → Connect code: the one table for the whole system (docs/design.md, docs/CONVENTIONS.md
- * "Style"). Add a code here, in its group, when a verdict gains one; an unknown code is a
- * bug and answers Internal, so a forgotten entry is noticed rather than guessed.
+ * "Style"). Keyed by {@link ErrorCode}, so a code without its entry does not compile; a code
+ * that still arrives unknown (an untyped string at run time) answers Internal.
  */
-export const DOMAIN_CODES: Readonly<Record<string, Code>> = {
+export const DOMAIN_CODES: Readonly<Record<ErrorCode, Code>> = {
   // The caller named something that does not exist.
   NOT_FOUND: Code.NotFound,
 
@@ -91,14 +118,14 @@ export const DOMAIN_CODES: Readonly<Record<string, Code>> = {
 
 /** The Connect code a domain code maps to; Internal for codes missing from `DOMAIN_CODES`. */
 export function connectCodeFor(domainCode: string): Code {
-  return Object.hasOwn(DOMAIN_CODES, domainCode) ? DOMAIN_CODES[domainCode]! : Code.Internal;
+  return Object.hasOwn(DOMAIN_CODES, domainCode) ? DOMAIN_CODES[domainCode as ErrorCode] : Code.Internal;
 }
 
 /**
  * A domain verdict's refusal as an error to throw: `throw fromVerdict(verdict, "licence revoked")`.
  */
 export function fromVerdict(
-  verdict: { readonly code: string },
+  verdict: { readonly code: ErrorCode },
   message: string,
   metadata?: Record<string, string>,
 ): DomainError {

@@ -43,3 +43,4 @@ export {
   type RepeatCoalescingOptions,
 } from "./denial-audit.js";
 export * from "./outbox-admin.js";
+export * from "./codec/states.js";

@@ -5,7 +5,7 @@
  */
 import { ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { DomainError } from "@lcp/rpc";
+import { DomainError, type ErrorCode } from "@lcp/rpc";
 
 /** How often each stub handler ran. */
 export interface Calls {
@@ -37,7 +37,10 @@ export function signingStub(calls: Calls, behaviour: Behaviour = {}) {
         calls.sign++;
         await behaviour.sign?.(calls.sign);
         if (req.typ === "domain-error") throw new DomainError("NO_ACTIVE_KEY", "no active signing key", { hint: "rotate" });
-        if (req.typ === "unmapped-domain-error") throw new DomainError("NOT_IN_THE_TABLE", "whatever");
+        if (req.typ === "unmapped-domain-error") {
+          // Only an untyped string at run time can miss the table (the type forbids it): it must still answer Internal.
+          throw new DomainError("NOT_IN_THE_TABLE" as ErrorCode, "whatever");
+        }
         if (req.typ === "crash") throw new Error("SELECT secret FROM keys failed at /srv/db.ts:12");
         return { token: `signed:${req.typ}`, kid: "k1" };
       },

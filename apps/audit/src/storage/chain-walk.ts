@@ -1,5 +1,5 @@
 import { GENESIS_HASH, verifyPage, type ChainCursor } from "../chain/hash.js";
-import type { StoredEvent, VerifyResult } from "./audit-store.js";
+import type { StoredEvent, VerifyResult } from "./types.js";
 
 /** What a verification pass reads from a driver. */
 export interface ChainReader {

@@ -3,7 +3,7 @@ import { isUniqueViolation } from "@lcp/persistence";
 import pg from "pg";
 import { createChainLinker } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
-import type { AppendResult, AuditStore } from "./audit-store.js";
+import type { AppendResult, AuditStore } from "./types.js";
 import { COLUMNS, fromRow, listQuery, pushRowValues, VERIFY_PAGE, type RawRow } from "./rows.js";
 import { walkChain } from "./chain-walk.js";
 

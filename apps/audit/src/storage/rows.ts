@@ -1,6 +1,6 @@
 import type { ChainLink } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
-import type { EventFilter, StoredEvent } from "./audit-store.js";
+import type { EventFilter, StoredEvent } from "./types.js";
 
 /** The columns of `audit_event`, in the order every statement here lists them. */
 export const COLUMNS = [

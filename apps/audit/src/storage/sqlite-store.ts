@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { SQLITE_CONNECTION_PRAGMAS } from "@lcp/persistence";
 import { createChainLinker } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
-import type { AppendResult, AuditStore } from "./audit-store.js";
+import type { AppendResult, AuditStore } from "./types.js";
 import { COLUMNS, fromRow, INSERT_CHUNK, listQuery, pushRowValues, VERIFY_PAGE, type RawRow } from "./rows.js";
 import { walkChain } from "./chain-walk.js";
 

@@ -3,15 +3,10 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { DeploymentState as DomainState, LockReason as DomainLockReason } from "@lcp/domain";
 import { SweepRunSchema, SweepStatus, SweepTrigger, type SweepRun } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
-import { DeploymentState, LockReason, TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
+import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
+import { lockReasonToProto as lockReasonOf, stateToProto as stateOf } from "@lcp/rpc";
 import type { SweepRunView } from "../storage/sweep-store.js";
-
-// The domain's state and lock-reason names are the proto enums' member names (the compiler
-// checks it here), so the enum objects themselves are the mapping.
-const stateOf = (s: DomainState): DeploymentState => DeploymentState[s];
-const lockReasonOf = (r: DomainLockReason | null): LockReason => (r ? LockReason[r] : LockReason.UNSPECIFIED);
 
 /** A stored run as the `fleet.v1.SweepRun` message. */
 export function sweepRunToProto(run: SweepRunView): SweepRun {

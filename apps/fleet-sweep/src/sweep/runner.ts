@@ -10,7 +10,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { DeploymentState, LockReason } from "@lcp/domain";
 import { newAuditEvent } from "@lcp/persistence";
 import {
   ReconcileRequestSchema,
@@ -20,8 +19,7 @@ import {
   type SplitFleetRequest,
   type SplitFleetResponse,
 } from "@lcp/proto/licensing/v1/reconcile_service_pb";
-import { DeploymentState as ProtoState, LockReason as ProtoLockReason } from "@lcp/proto/licensing/v1/types_pb";
-import type { Logger } from "@lcp/rpc";
+import { lockReasonFromProto, stateFromProto, type Logger } from "@lcp/rpc";
 import {
   MAX_PLANNED,
   type FinalReport,
@@ -96,19 +94,6 @@ export interface SweepRunner {
   busy(): boolean;
   close(): Promise<void>;
 }
-
-const STATE_NAMES: Record<number, DeploymentState> = {
-  [ProtoState.PENDING]: "PENDING",
-  [ProtoState.ACTIVE]: "ACTIVE",
-  [ProtoState.GRACE]: "GRACE",
-  [ProtoState.SUSPENDED]: "SUSPENDED",
-  [ProtoState.LOCKED]: "LOCKED",
-};
-const LOCK_REASON_NAMES: Record<number, LockReason> = {
-  [ProtoLockReason.REVOKED]: "REVOKED",
-  [ProtoLockReason.EXPIRED]: "EXPIRED",
-  [ProtoLockReason.OFFLINE]: "OFFLINE",
-};
 
 /** Creates the runner (see the module comment). */
 export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
@@ -233,9 +218,9 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
         progress.examined += page.examined;
         progress.conflicts += page.conflicts;
         for (const c of page.counts) {
-          const from = STATE_NAMES[c.fromState] ?? "PENDING";
-          const to = STATE_NAMES[c.toState] ?? "PENDING";
-          const lockReason = LOCK_REASON_NAMES[c.lockReason] ?? null;
+          const from = stateFromProto(c.fromState) ?? "PENDING";
+          const to = stateFromProto(c.toState) ?? "PENDING";
+          const lockReason = lockReasonFromProto(c.lockReason) ?? null;
           // Keyed in the proto's enum order, so the report lists its kinds alike however the ranges' pages interleaved.
           const key = (c.fromState * 16 + c.toState) * 16 + c.lockReason;
           const entry = tally.get(key) ?? { from, to, lockReason, count: 0 };
@@ -248,9 +233,9 @@ export function createSweepRunner(options: SweepRunnerOptions): SweepRunner {
             if (range.planned.length >= MAX_PLANNED) break;
             range.planned.push({
               deploymentId: t.deploymentId,
-              from: STATE_NAMES[t.fromState] ?? "PENDING",
-              to: STATE_NAMES[t.toState] ?? "PENDING",
-              lockReason: LOCK_REASON_NAMES[t.lockReason] ?? null,
+              from: stateFromProto(t.fromState) ?? "PENDING",
+              to: stateFromProto(t.toState) ?? "PENDING",
+              lockReason: lockReasonFromProto(t.lockReason) ?? null,
             });
           }
           // In deployment id order: the ranges are in key order.

@@ -27,12 +27,12 @@ import {
   type ActivateRequest,
   type ActivateResponse,
 } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { DomainError } from "@lcp/rpc";
+import { DomainError, stateToProto, type ErrorCode } from "@lcp/rpc";
 import { verifyLicenseToken, type LicenseTokenClaims, type TokenRefusalCode } from "@lcp/tokens";
 import type { CallContext } from "../core/audit.js";
 import { applyDeploymentChange } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
-import { applianceSettingsToProto, stateToProto } from "../mapping.js";
+import { applianceSettingsToProto } from "../mapping.js";
 import { CertificateEntity } from "../storage/entities.js";
 import { loadLicense, loadSettings, revokeCertificates, wasMovedOffByRebind } from "../storage/repository.js";
 import type { IssuedApplianceCertificate } from "../signing-keys.js";
@@ -43,7 +43,7 @@ import { validateActivate, type ActivateInput } from "./validate.js";
  * except the two about the licence term: an expired token had a good signature (jose checks it
  * before the claims), so it truly is an ended (or not yet started) licence — FailedPrecondition.
  */
-function tokenCode(code: TokenRefusalCode): string {
+function tokenCode(code: TokenRefusalCode): ErrorCode {
   if (code === "TOKEN_EXPIRED") return "LICENSE_EXPIRED";
   if (code === "TOKEN_NOT_YET_VALID") return "LICENSE_NOT_YET_VALID";
   return code;

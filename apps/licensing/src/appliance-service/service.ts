@@ -7,10 +7,13 @@ import type { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service
 import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
 import { activateLicense } from "./activate.js";
-import { fingerprintHash } from "../licensing-service/validate.js";
+import { fingerprintHash } from "../validation.js";
 
-/** Builds the ApplianceService handlers. */
-export function createApplianceService(deps: LicensingDeps): Partial<ServiceImpl<typeof ApplianceService>> {
+/**
+ * Builds the ApplianceService handlers: every RPC but the heartbeat module's two, so the two
+ * merged are the whole service and an RPC added to the contract without a handler does not compile.
+ */
+export function createApplianceService(deps: LicensingDeps): Omit<ServiceImpl<typeof ApplianceService>, "heartbeat" | "sendHeartbeat"> {
   return {
     async activate(req, ctx) {
       const call = callContextOf(ctx);

@@ -5,7 +5,7 @@
  */
 import type { ActivateRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DomainError } from "@lcp/rpc";
-import { invalid, requireFingerprintHash, requireId, requirePlainText } from "../licensing-service/validate.js";
+import { invalid, requireFingerprintHash, requireId, requirePlainText } from "../validation.js";
 
 /** The largest licence token accepted (ours are well under 2 KiB). */
 export const MAX_TOKEN_BYTES = 16 * 1024;

@@ -14,11 +14,13 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SendHeartbeatResponseSchema, type ApplianceService, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { principalKey, shuttingDownError, type AppliancePrincipal } from "@lcp/rpc";
+import { lockReasonToProto, principalKey, shuttingDownError, stateToProto, type AppliancePrincipal } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
-import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { createPushQueue } from "./push-queue.js";
-import { ackMessage, HeartbeatStream, requireAppliance, unaryHeartbeat, validateHello, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
+import { ackMessage, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./context.js";
+import { validateHello } from "./hello.js";
+import { HeartbeatStream, requireAppliance } from "./session.js";
+import { unaryHeartbeat } from "./unary.js";
 
 function appliancePrincipal(ctx: HandlerContext): AppliancePrincipal {
   return requireAppliance(ctx.values.get(principalKey));

@@ -12,7 +12,8 @@ import { v7 as uuidv7 } from "uuid";
 import { recordEvent, type AuditSpec, type CallContext } from "../core/audit.js";
 import { loadForDecision, publishSafely, type CoreDeps } from "../core/deployment-change.js";
 import { signLease } from "../core/signer.js";
-import { directiveToProto, type DirectivePayload, type DirectiveTypeName } from "../mapping.js";
+import type { DirectiveTypeName } from "@lcp/rpc";
+import { directiveToProto, type DirectivePayload } from "../mapping.js";
 import { CertificateEntity, DirectiveEntity, LicenseEntity, type DirectiveRow } from "../storage/entities.js";
 import { compareAndSetDeployment } from "../storage/repository.js";
 

@@ -20,12 +20,12 @@ import { createFleetSync, type FleetSync } from "./fleet-sync.js";
 import { createHelloReads } from "./hello-reads.js";
 import { createLastSeenWriter, type LastSeenWriter } from "./last-seen-writer.js";
 import { listHeartbeats, sendDirective } from "./operator-handlers.js";
-import { HeartbeatPresenceEntity } from "./presence-entity.js";
-import { DEFAULT_HEARTBEAT_LIMITS, type HeartbeatContext, type HeartbeatCounters, type HeartbeatLimits } from "./session.js";
+import { HeartbeatPresenceEntity } from "../storage/presence-entity.js";
+import { DEFAULT_HEARTBEAT_LIMITS, type HeartbeatContext, type HeartbeatCounters, type HeartbeatLimits } from "./context.js";
 import { createStreamHub, type StreamHub } from "./stream-hub.js";
 
-export { HeartbeatPresenceEntity } from "./presence-entity.js";
-export type { HeartbeatLimits } from "./session.js";
+export { HeartbeatPresenceEntity } from "../storage/presence-entity.js";
+export type { HeartbeatLimits } from "./context.js";
 export { HEARTBEAT_PATH } from "./raw-heartbeat.js";
 
 /** Options of {@link createHeartbeatModule}. */

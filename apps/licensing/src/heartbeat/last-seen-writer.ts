@@ -22,7 +22,7 @@
  */
 import { createSqliteStatementThread, type Database, type ThreadStatement } from "@lcp/persistence";
 import type { Logger } from "@lcp/rpc";
-import { PRESENCE_TABLE } from "./presence-entity.js";
+import { PRESENCE_TABLE } from "../storage/presence-entity.js";
 
 /** Options of {@link createLastSeenWriter}. */
 export interface LastSeenWriterOptions {

@@ -23,13 +23,13 @@ import { createHash } from "node:crypto";
 import type { AuditSpec, CallContext } from "../core/audit.js";
 import { loadForDecision } from "../core/deployment-change.js";
 import { findDeploymentPage } from "../licensing-service/queries.js";
-import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId, requirePlainText } from "../licensing-service/validate.js";
-import { stateFromProto, stateToProto, type DirectiveTypeName } from "../mapping.js";
+import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId, requirePlainText } from "../validation.js";
+import { directiveTypeFromProto, stateFromProto, stateToProto, type DirectiveTypeName } from "@lcp/rpc";
 import { LicenseEntity } from "../storage/entities.js";
 import { factsOf, loadSettings } from "../storage/repository.js";
 import { renewLease, storeDirective } from "./directive-store.js";
-import { HeartbeatPresenceEntity } from "./presence-entity.js";
-import type { HeartbeatContext } from "./session.js";
+import { HeartbeatPresenceEntity } from "../storage/presence-entity.js";
+import type { HeartbeatContext } from "./context.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -133,12 +133,8 @@ export async function listHeartbeats(hb: HeartbeatContext, req: ListHeartbeatsRe
   });
 }
 
-const OPERATOR_DIRECTIVES: ReadonlyMap<DirectiveType, DirectiveTypeName> = new Map([
-  [DirectiveType.REFRESH_KEYS, "REFRESH_KEYS"],
-  [DirectiveType.SET_INTERVAL, "SET_INTERVAL"],
-  [DirectiveType.RENEW_LEASE, "RENEW_LEASE"],
-  [DirectiveType.RENEW_CERTIFICATE, "RENEW_CERTIFICATE"],
-]);
+// The directives an operator may send by hand; the state-change ones follow from revoke and subscription changes.
+const OPERATOR_DIRECTIVES: ReadonlySet<DirectiveTypeName> = new Set(["REFRESH_KEYS", "SET_INTERVAL", "RENEW_LEASE", "RENEW_CERTIFICATE"]);
 
 /** A validated SendDirective request. */
 export interface SendDirectiveInput {
@@ -151,8 +147,8 @@ export interface SendDirectiveInput {
 /** Validates SendDirective's fields. */
 export function validateSendDirective(req: SendDirectiveRequest): SendDirectiveInput {
   const deploymentId = requireId(req.deploymentId, "deployment_id");
-  const type = OPERATOR_DIRECTIVES.get(req.type);
-  if (!type) {
+  const type = directiveTypeFromProto(req.type);
+  if (!type || !OPERATOR_DIRECTIVES.has(type)) {
     throw invalid(
       "type",
       req.type === DirectiveType.UNSPECIFIED

@@ -11,10 +11,10 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DerivedState } from "@lcp/domain";
 import { HeartbeatRequestSchema, type Beat, type HeartbeatRequest } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { createRawBidiMethod, RawBidiCall, type AppliancePrincipal, type RawCall, type RawStreamHandler } from "@lcp/rpc";
-import { lockReasonToProto, stateToProto } from "../mapping.js";
+import { createRawBidiMethod, lockReasonToProto, RawBidiCall, stateToProto, type AppliancePrincipal, type RawCall, type RawStreamHandler } from "@lcp/rpc";
 import { ackFrame, beatNonce, responseFrame } from "./wire-messages.js";
-import { HeartbeatStream, requireAppliance, type HeartbeatContext, type HeartbeatOut, type HeartbeatOutlet } from "./session.js";
+import type { HeartbeatContext, HeartbeatOut, HeartbeatOutlet } from "./context.js";
+import { HeartbeatStream, requireAppliance } from "./session.js";
 
 /** The one path served raw (gRPC binary requests only; libs/rpc sends the rest to Connect). */
 export const HEARTBEAT_PATH = "/licensing.v1.ApplianceService/Heartbeat";

@@ -28,7 +28,7 @@ import type { Logger } from "@lcp/rpc";
 import { randomUUID } from "node:crypto";
 import type { DirectivePublisher } from "../core/directive-publisher.js";
 import { loadSettings } from "../storage/repository.js";
-import { HeartbeatPresenceEntity } from "./presence-entity.js";
+import { HeartbeatPresenceEntity } from "../storage/presence-entity.js";
 
 /** What the hub needs of a held stream. */
 export interface HeldStream {

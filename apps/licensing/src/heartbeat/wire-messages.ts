@@ -9,7 +9,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { HeartbeatResponseSchema } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { frame, FRAME_HEADER_BYTES, writeFrameHeader } from "@lcp/rpc/grpc-frame";
-import type { HeartbeatOut } from "./session.js";
+import type { HeartbeatOut } from "./context.js";
 
 /** Any response message (directives: rare, so the general encoder is fine) in its frame. */
 export function responseFrame(message: HeartbeatOut): Buffer {

@@ -27,7 +27,8 @@ import type { LicensingDeps } from "../deps.js";
 import { deploymentToProto, licenseStatusOf, licenseToProto, type LicenseStatusName, type LicenseView } from "../mapping.js";
 import { DeploymentEntity, LicenseEntity, type DeploymentRow, type LicenseRow } from "../storage/entities.js";
 import { factsOf, loadLicense, loadSettings } from "../storage/repository.js";
-import { encodePageToken, requireId, validateListDeployments, validateListLicenses } from "./validate.js";
+import { encodePageToken, validateListDeployments, validateListLicenses } from "./validate.js";
+import { requireId } from "../validation.js";
 
 /** One licence. */
 export async function getLicense(deps: LicensingDeps, req: GetLicenseRequest, view: LicenseView): Promise<GetLicenseResponse> {

@@ -17,7 +17,7 @@ import { applyDeploymentChange } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
 import { licenseToProto, type LicenseView } from "../mapping.js";
 import { REBIND_REVOKE_REASON, revokeCertificates } from "../storage/repository.js";
-import { assertStillCurrent, requireCurrentLicense } from "./revoke.js";
+import { assertStillCurrent, requireCurrentLicense } from "./current-license.js";
 import { validateRebind } from "./validate.js";
 
 /** Rebinds a licence; see the module comment. */

@@ -12,41 +12,13 @@ import {
   type RevokeLicenseRequest,
   type RevokeLicenseResponse,
 } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import { DomainError } from "@lcp/rpc";
 import type { CallContext } from "../core/audit.js";
-import { applyDeploymentChange, type Loaded } from "../core/deployment-change.js";
+import { applyDeploymentChange } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
 import { deploymentToProto, licenseToProto, type LicenseView } from "../mapping.js";
-import type { LicenseRow } from "../storage/entities.js";
-import { loadLicense, revokeCertificates } from "../storage/repository.js";
+import { revokeCertificates } from "../storage/repository.js";
+import { assertStillCurrent, requireCurrentLicense } from "./current-license.js";
 import { validateRevoke } from "./validate.js";
-
-/**
- * Loads the licence a command names and checks it is its deployment's current one. A superseded
- * licence is refused (LICENSE_SUPERSEDED): the binding moved to the newer licence, which is the one
- * to revoke or rebind.
- */
-export async function requireCurrentLicense(deps: LicensingDeps, licenseId: string): Promise<LicenseRow> {
-  const license = await loadLicense(deps.db.em(), licenseId);
-  if (!license) throw new DomainError("NOT_FOUND", `licence ${licenseId} does not exist`, { licenseId });
-  if (license.supersededBy && !license.revokedAt) {
-    throw new DomainError(
-      "LICENSE_SUPERSEDED",
-      `licence ${licenseId} was superseded by licence ${license.supersededBy}; act on that one`,
-      { licenseId, supersededBy: license.supersededBy },
-    );
-  }
-  return license;
-}
-
-/** Re-checked inside each decision: a concurrent IssueLicense may have superseded the licence meanwhile. */
-export function assertStillCurrent(loaded: Loaded, licenseId: string): void {
-  if (loaded.deployment.licenseId !== licenseId) {
-    throw new DomainError("LICENSE_SUPERSEDED", `licence ${licenseId} was superseded by a newer licence of its deployment`, {
-      licenseId,
-    });
-  }
-}
 
 /** Revokes a licence; see the module comment. */
 export async function revokeLicense(deps: LicensingDeps, call: CallContext, req: RevokeLicenseRequest, view: LicenseView): Promise<RevokeLicenseResponse> {

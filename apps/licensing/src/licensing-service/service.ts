@@ -20,8 +20,12 @@ import { setSubscriptionStatus } from "./subscription.js";
 
 const viewOf = (ctx: HandlerContext) => licenseViewOf(ctx.values.get(principalKey));
 
-/** Builds the LicensingService handlers. */
-export function createLicensingService(deps: LicensingDeps): Partial<ServiceImpl<typeof LicensingService>> {
+/**
+ * Builds the LicensingService handlers: every RPC but the heartbeat module's two (ListHeartbeats,
+ * SendDirective), so the two merged are the whole service and an RPC added to the contract without
+ * a handler does not compile.
+ */
+export function createLicensingService(deps: LicensingDeps): Omit<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective"> {
   return {
     // Read-only roles get licences without token and fingerprint hash (mapping.ts licenseViewOf).
     listLicenses: (req, ctx) => listLicenses(deps, req, viewOf(ctx)),

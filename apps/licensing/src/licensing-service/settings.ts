@@ -21,7 +21,8 @@ import {
 import { DomainError } from "@lcp/rpc";
 import { recordEvent, type CallContext } from "../core/audit.js";
 import type { LicensingDeps } from "../deps.js";
-import { settingsOf, settingsToProto } from "../mapping.js";
+import { settingsToProto } from "../mapping.js";
+import { settingsOf } from "../storage/repository.js";
 import { SettingsEntity, type SettingsRow } from "../storage/entities.js";
 import { defaultSettingsRow, loadSettingsRow, SETTINGS_ID } from "../storage/repository.js";
 import { validateUpdateSettings } from "./validate.js";

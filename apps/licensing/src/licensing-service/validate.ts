@@ -10,9 +10,7 @@ import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   clampPageSize,
   DAY_MS,
-  plainTextProblem,
   SETTING_FIELD_NAMES,
-  validateFingerprint,
   validateReason,
   type DeploymentState,
   type PlainTextOptions,
@@ -28,19 +26,17 @@ import type {
   SetSubscriptionStatusRequest,
   UpdateSettingsRequest,
 } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import { DomainError } from "@lcp/rpc";
+import { DomainError, stateFromProto } from "@lcp/rpc";
 import {
   kindFromProto,
   licenseStatusFromProto,
-  stateFromProto,
   subscriptionFromProto,
   type KindName,
   type LicenseStatusName,
   type SubscriptionName,
 } from "../mapping.js";
+import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireFingerprintHash, requireId, requirePlainText, UUID } from "../validation.js";
 
-/** Default and largest page of the list RPCs (the proto's contract: 1 to 500, 0 → 50). */
-export const LIST_PAGE = { default: 50, max: 500 } as const;
 /** The licence term when the request names none (the proto's contract). */
 export const DEFAULT_TERM_MS = 365 * DAY_MS;
 /** The longest licence term accepted: long-lived appliances, but not "for ever". */
@@ -49,32 +45,6 @@ export const MAX_TERM_MS = 10 * 365 * DAY_MS;
 export const MAX_NAME_LENGTH = 200;
 export const MAX_ENTITLEMENTS = 100;
 export const MAX_ENTITLEMENT_LENGTH = 128;
-export const MAX_REASON_LENGTH = 1024;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** An InvalidArgument refusal naming the field. */
-export function invalid(field: string, message: string): DomainError {
-  return new DomainError("INVALID_ARGUMENT", message, { field });
-}
-
-/** Checks an id field: required and a UUID (ids are UUIDv7, made by licensing). Returns it lowercased. */
-export function requireId(value: string, field: string): string {
-  if (value === "") throw invalid(field, `${field} is required`);
-  if (!UUID.test(value)) throw invalid(field, `${field} must be a UUID (got ${JSON.stringify(value.slice(0, 64))})`);
-  return value.toLowerCase();
-}
-
-/**
- * Refuses a text field holding anything but ordinary printable text (the shared rule of
- * `@lcp/domain`'s text.ts), as InvalidArgument naming the field. The whole value is checked,
- * before any trimming, so nothing unprintable is quietly dropped or kept.
- */
-export function requirePlainText(value: string, field: string, options?: PlainTextOptions): string {
-  const problem = plainTextProblem(field, value, options);
-  if (problem) throw invalid(field, problem);
-  return value;
-}
 
 function requireText(value: string, field: string, max = MAX_NAME_LENGTH): string {
   const trimmed = requirePlainText(value, field).trim();
@@ -179,18 +149,6 @@ function requireReason(reason: string): string {
 /** Validates RevokeLicense: a licence id and a reason for the audit trail. */
 export function validateRevoke(req: RevokeLicenseRequest): { licenseId: string; reason: string } {
   return { licenseId: requireId(req.licenseId, "license_id"), reason: requireReason(req.reason) };
-}
-
-/** SHA-256 (hex) of a fingerprint as sent: the raw value is never stored. */
-export function fingerprintHash(fingerprint: string): string {
-  return createHash("sha256").update(fingerprint, "utf8").digest("hex");
-}
-
-/** Validates and hashes a fingerprint (1 to 512 bytes); `field` names it in the refusal. */
-export function requireFingerprintHash(fingerprint: string, field: string): string {
-  const verdict = validateFingerprint(fingerprint);
-  if (!verdict.ok) throw new DomainError(verdict.code, verdict.message.replace(/^fingerprint/, field), { field });
-  return fingerprintHash(verdict.fingerprint);
 }
 
 /** Validates RebindLicense: an empty new fingerprint unbinds (the next box to activate binds). */

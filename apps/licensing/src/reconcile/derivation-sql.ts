@@ -8,9 +8,16 @@
  * States travel as small integer codes (an integer CASE compares far cheaper per row than
  * concatenated text): one per derived state, lock reason included.
  */
-import type { DerivedState, Settings } from "@lcp/domain";
+import type { DeploymentState, DerivedState, LockReason, Settings } from "@lcp/domain";
 
-/** The code of each derived state, lock reason included (0 is "not a state": junk in the stored columns). */
+/** A derived state as one key: the state, or `LOCKED:<reason>`. */
+export type DerivedStateKey = Exclude<DeploymentState, "LOCKED"> | `LOCKED:${LockReason}`;
+
+/**
+ * The code of each derived state, lock reason included (0 is "not a state": junk in the stored
+ * columns). Keyed by every derived state, so one the domain gains without a code does not compile;
+ * every SQL expression below takes its numbers from here.
+ */
 export const STATE_CODES = {
   PENDING: 1,
   ACTIVE: 2,
@@ -19,7 +26,7 @@ export const STATE_CODES = {
   "LOCKED:OFFLINE": 5,
   "LOCKED:EXPIRED": 6,
   "LOCKED:REVOKED": 7,
-} as const;
+} as const satisfies Record<DerivedStateKey, number>;
 
 /** A state code as stored/derived in SQL. */
 export type StateCode = (typeof STATE_CODES)[keyof typeof STATE_CODES];
@@ -41,7 +48,7 @@ export function stateOfCode(code: number): DerivedState | undefined {
 
 /** The code of a derived state. */
 export function codeOfState(s: DerivedState): StateCode {
-  return STATE_CODES[(s.lockReason ? `${s.state}:${s.lockReason}` : s.state) as keyof typeof STATE_CODES];
+  return STATE_CODES[(s.lockReason ? `${s.state}:${s.lockReason}` : s.state) as DerivedStateKey];
 }
 
 /** A SQL expression over the deployment columns (qualified by `alias`), with its bound parameters in order. */
@@ -56,10 +63,13 @@ export interface SqlExpr {
  */
 export function storedCodeSql(alias: string): string {
   const c = (name: string) => `${alias}.${name}`;
+  const unlocked = Object.entries(STATE_CODES).filter(([key]) => !key.includes(":"));
+  const locked = Object.entries(STATE_CODES).flatMap(([key, code]) => (key.startsWith("LOCKED:") ? [[key.slice("LOCKED:".length), code] as const] : []));
+  const whens = (pairs: ReadonlyArray<readonly [string, number]>) => pairs.map(([name, code]) => `when '${name}' then ${code}`).join(" ");
   return (
     `case when ${c("lock_reason")} is null then ` +
-    `(case ${c("state")} when 'PENDING' then 1 when 'ACTIVE' then 2 when 'GRACE' then 3 when 'SUSPENDED' then 4 else 0 end) ` +
-    `when ${c("state")} = 'LOCKED' then (case ${c("lock_reason")} when 'OFFLINE' then 5 when 'EXPIRED' then 6 when 'REVOKED' then 7 else 0 end) ` +
+    `(case ${c("state")} ${whens(unlocked)} else 0 end) ` +
+    `when ${c("state")} = 'LOCKED' then (case ${c("lock_reason")} ${whens(locked)} else 0 end) ` +
     `else 0 end`
   );
 }
@@ -77,18 +87,19 @@ export function derivedCodeSql(alias: string, at: Date, settings: Settings, pg: 
   const ts = pg ? "cast(? as timestamptz)" : "?";
   const now = at.getTime();
   const seen = `coalesce(${c("last_seen_at")}, ${c("activated_at")})`;
+  const k = STATE_CODES;
   return {
     sql:
-      `case when ${c("license_revoked_at")} is not null then 7 ` +
-      `when ${c("license_expires_at")} is null then 1 ` +
+      `case when ${c("license_revoked_at")} is not null then ${k["LOCKED:REVOKED"]} ` +
+      `when ${c("license_expires_at")} is null then ${k.PENDING} ` +
       // now >= expires_at
-      `when ${c("license_expires_at")} <= ${ts} then 6 ` +
-      `when ${c("activated_at")} is null or ${c("fingerprint_hash")} is null then 1 ` +
+      `when ${c("license_expires_at")} <= ${ts} then ${k["LOCKED:EXPIRED"]} ` +
+      `when ${c("activated_at")} is null or ${c("fingerprint_hash")} is null then ${k.PENDING} ` +
       // now - seen > grace_window  ⇔  seen < now - grace_window
-      `when ${seen} < ${ts} then 5 ` +
-      `when ${c("subscription_status")} = 'INVALID' then 4 ` +
-      `when ${seen} < ${ts} then 3 ` +
-      `else 2 end`,
+      `when ${seen} < ${ts} then ${k["LOCKED:OFFLINE"]} ` +
+      `when ${c("subscription_status")} = 'INVALID' then ${k.SUSPENDED} ` +
+      `when ${seen} < ${ts} then ${k.GRACE} ` +
+      `else ${k.ACTIVE} end`,
     params: [t(now), t(now - settings.graceWindowMs), t(now - settings.heartbeatTimeoutMs)],
   };
 }

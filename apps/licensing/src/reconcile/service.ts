@@ -16,15 +16,15 @@ import {
   type TransitionCount,
 } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { TransitionSchema } from "@lcp/proto/licensing/v1/types_pb";
-import { DomainError } from "@lcp/rpc";
+import { DomainError, lockReasonToProto, stateToProto } from "@lcp/rpc";
 import { callContextOf, type CallContext } from "../core/audit.js";
 import type { CoreDeps } from "../core/deployment-change.js";
-import { lockReasonToProto, stateToProto } from "../mapping.js";
 import { SettingsEntity } from "../storage/entities.js";
 import { loadSettings, SETTINGS_ID } from "../storage/repository.js";
 import { codeOfState } from "./derivation-sql.js";
 import { splitFleet } from "./split-fleet.js";
-import { RECONCILE_PAGE, reconcilePage, type AppliedTransition, type ReconcileHooks, type ReconcilePageInput, type TalliedTransitions } from "./reconcile-page.js";
+import type { AppliedTransition, ReconcileHooks, ReconcilePageInput, TalliedTransitions } from "./page-types.js";
+import { RECONCILE_PAGE, reconcilePage } from "./reconcile-page.js";
 
 /** The longest sweep id accepted (fleet-sweep's are UUIDs); it only labels audit events. */
 export const MAX_SWEEP_ID_LENGTH = 128;

@@ -6,7 +6,6 @@
  */
 import { DEFAULT_SETTINGS, type DeploymentFacts, type DerivedState, type Settings } from "@lcp/domain";
 import type { EntityManager } from "@mikro-orm/knex";
-import { settingsOf } from "../mapping.js";
 import {
   CertificateEntity,
   DeploymentEntity,
@@ -16,6 +15,18 @@ import {
   type LicenseRow,
   type SettingsRow,
 } from "./entities.js";
+
+/** The domain settings held by the settings row. */
+export function settingsOf(row: SettingsRow): Settings {
+  return {
+    heartbeatIntervalMs: Number(row.heartbeatIntervalMs),
+    heartbeatTimeoutMs: Number(row.heartbeatTimeoutMs),
+    graceWindowMs: Number(row.graceWindowMs),
+    leaseRenewAfterMs: Number(row.leaseRenewAfterMs),
+    maxClockSkewMs: Number(row.maxClockSkewMs),
+    sweepIntervalMs: Number(row.sweepIntervalMs),
+  };
+}
 
 /** The settings row's id: there is exactly one. */
 export const SETTINGS_ID = 1;

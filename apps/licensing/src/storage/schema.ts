@@ -12,7 +12,7 @@ import {
   LicenseEntity,
   SettingsEntity,
 } from "./entities.js";
-import { HeartbeatPresenceEntity } from "../heartbeat/presence-entity.js";
+import { HeartbeatPresenceEntity } from "./presence-entity.js";
 import { migrations as postgresql } from "./migrations/postgresql/index.js";
 import { migrations as sqlite } from "./migrations/sqlite/index.js";
 
