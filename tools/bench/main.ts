@@ -23,6 +23,18 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   "last-seen": async () => (await import("./last-seen.js")).benchLastSeen,
 };
 
+// Benchmarks that measure the one driver DATABASE_URL chooses keep a table per driver, so a run
+// on one does not drop the other's figures from docs/benchmarks.md.
+const ONE_DRIVER = new Set(["sweep"]);
+
+function areaOf(name: string): string {
+  if (!ONE_DRIVER.has(name)) return name;
+  return `${name} (${process.env.DATABASE_URL ? "postgresql" : "sqlite"})`;
+}
+
+/** Every table's name, in the benchmarks' order. */
+const AREA_ORDER = Object.keys(BENCHES).flatMap((n) => (ONE_DRIVER.has(n) ? [`${n} (postgresql)`, `${n} (sqlite)`] : [n]));
+
 const DEFAULT_MARKDOWN = fileURLToPath(new URL("../../docs/benchmarks.md", import.meta.url));
 
 async function main(): Promise<void> {
@@ -44,7 +56,7 @@ async function main(): Promise<void> {
     console.error(`== ${name}`);
     try {
       const bench = await BENCHES[name]!();
-      areas.push({ area: name, machine, date: today(), results: await bench() });
+      areas.push({ area: areaOf(name), machine, date: today(), results: await bench() });
     } catch (err) {
       failed.push(name);
       console.error(`benchmark ${name} failed:`, err);
@@ -55,7 +67,7 @@ async function main(): Promise<void> {
   if (markdownFile) {
     // A failed benchmark leaves its earlier table in place rather than an empty one.
     const existing = existsSync(markdownFile) ? readFileSync(markdownFile, "utf8") : undefined;
-    writeFileSync(markdownFile, mergeBenchmarks(existing, areas, Object.keys(BENCHES)));
+    writeFileSync(markdownFile, mergeBenchmarks(existing, areas, AREA_ORDER));
     console.error(`wrote ${markdownFile} (${areas.map((a) => a.area).join(", ") || "no area"} refreshed)`);
   }
   if (failed.length > 0) {
