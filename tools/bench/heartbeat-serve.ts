@@ -107,7 +107,10 @@ export async function serve(kind: "licensing" | "signing-keys" | "echo"): Promis
           const fingerprint = `bench-box-${randomBytes(4).toString("hex")}`;
           const { keyPem, csrPem } = await generateKeyAndCsr({ commonName: deployment!.id, spiffeId: applianceSpiffeId(req.pki.trustDomain, deployment!.id) });
           const act = await anon.activate({ licenseId: license!.id, licenseToken: license!.token, fingerprint, csrPem, agentVersion: "bench/1" });
-          const hello = create(HeartbeatRequestSchema, { kind: { case: "hello", value: { licenseId: license!.id, fingerprint, lastLeaseSeq: 1n, agentVersion: "bench/1" } } });
+          // Like the SDK, a box reports the key ids of the JWKS it holds, so its hello is not
+          // answered with a REFRESH_KEYS it does not need.
+          const keyIds = (JSON.parse(act.jwksJson) as { keys: Array<{ kid?: string }> }).keys.flatMap((k) => (k.kid ? [k.kid] : []));
+          const hello = create(HeartbeatRequestSchema, { kind: { case: "hello", value: { licenseId: license!.id, fingerprint, lastLeaseSeq: 1n, agentVersion: "bench/1", keyIds } } });
           boxes.push({ certPem: act.certificatePem, keyPem, hello: frame(toBinary(HeartbeatRequestSchema, hello)).toString("base64") });
         }
       }),
