@@ -1,4 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { clampPageSize, plainTextProblem } from "@lcp/domain";
 import { isConnectionError, isSerializationFailure } from "@lcp/persistence";
@@ -48,6 +49,9 @@ export async function appendWithRetry(store: AuditStore, producer: string, event
 export function createAuditService(options: AuditServiceOptions): ServiceImpl<typeof AuditService> {
   const { store } = options;
   return {
+    countEvents() {
+      throw new ConnectError("CountEvents is not implemented yet", Code.Unimplemented);
+    },
     async append(req, ctx) {
       const principal = ctx.values.get(principalKey);
       // The policy admits only service identities; this guards a misconfigured table, because

@@ -33,6 +33,7 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   "licensing.v1.LicensingService/ProvisionDeployment": { permission: "license.issue" },
   "licensing.v1.LicensingService/ListDeployments": { permission: "license.read" },
   "licensing.v1.LicensingService/GetDeployment": { permission: "license.read" },
+  "licensing.v1.LicensingService/GetFleetSummary": { permission: "license.read" },
   "licensing.v1.LicensingService/RevokeLicense": { permission: "license.revoke" },
   // Rebinding moves a licence to other hardware: as dangerous as revoking it.
   "licensing.v1.LicensingService/RebindLicense": { permission: "license.revoke" },
@@ -75,6 +76,7 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // audit.v1.AuditService — every service appends; reading the trail is audit.read.
   "audit.v1.AuditService/Append": { services: ALL_SERVICES },
   "audit.v1.AuditService/ListEvents": { permission: "audit.read" },
+  "audit.v1.AuditService/CountEvents": { permission: "audit.read" },
   "audit.v1.AuditService/VerifyChain": { permission: "audit.read" },
 
   // fleet.v1.FleetSweepService — the health sweep.

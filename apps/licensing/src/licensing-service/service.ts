@@ -4,6 +4,7 @@
  * Mutations record every refusal with outcome DENIED. ListHeartbeats and SendDirective are the
  * heartbeat module's (heartbeat/operator-handlers.ts), merged with these in app.ts.
  */
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { principalKey } from "@lcp/rpc";
@@ -33,6 +34,9 @@ export function createLicensingService(deps: LicensingDeps): Omit<ServiceImpl<ty
     listDeployments: (req) => listDeployments(deps, req),
     getDeployment: (req) => getDeployment(deps, req),
     getSettings: () => getSettings(deps),
+    getFleetSummary: () => {
+      throw new ConnectError("GetFleetSummary is not implemented yet", Code.Unimplemented);
+    },
 
     async provisionDeployment(req, ctx) {
       const call = callContextOf(ctx);

@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file audit/v1/audit_service.proto.
  */
 export const file_audit_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxhdWRpdC92MS9hdWRpdF9zZXJ2aWNlLnByb3RvEghhdWRpdC52MSJFCgVBY3RvchIhCgRraW5kGAEgASgOMhMuYXVkaXQudjEuQWN0b3JLaW5kEgoKAmlkGAIgASgJEg0KBXJvbGVzGAMgAygJIiQKCFJlc291cmNlEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkiiAMKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSCwoDc2VxGAIgASgDEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIeCgVhY3RvchgEIAEoCzIPLmF1ZGl0LnYxLkFjdG9yEg4KBmFjdGlvbhgFIAEoCRIkCghyZXNvdXJjZRgGIAEoCzISLmF1ZGl0LnYxLlJlc291cmNlEiIKB291dGNvbWUYByABKA4yES5hdWRpdC52MS5PdXRjb21lEhIKCnJlcXVlc3RfaWQYCCABKAkSKAoHZGV0YWlscxgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIcHJvZHVjZXIYCiABKAkSEQoJcHJldl9oYXNoGAsgASgMEgwKBGhhc2gYDCABKAwSLwoLcmVjb3JkZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGRldGFpbHNfanNvbhgOIAEoCSI1Cg1BcHBlbmRSZXF1ZXN0EiQKBmV2ZW50cxgBIAMoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiSAoOQXBwZW5kUmVzcG9uc2USEAoIYXBwZW5kZWQYASABKAUSEgoKZHVwbGljYXRlcxgCIAEoBRIQCghoZWFkX3NlcRgDIAEoAyKKAgoRTGlzdEV2ZW50c1JlcXVlc3QSDgoGYWN0aW9uGAEgASgJEhUKDXJlc291cmNlX3R5cGUYAiABKAkSEwoLcmVzb3VyY2VfaWQYAyABKAkSEAoIYWN0b3JfaWQYBCABKAkSIgoHb3V0Y29tZRgFIAEoDjIRLmF1ZGl0LnYxLk91dGNvbWUSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgIIAEoBRISCgpwYWdlX3Rva2VuGAkgASgJIlMKEkxpc3RFdmVudHNSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2ChJWZXJpZnlDaGFpblJlcXVlc3QSEAoIZnJvbV9zZXEYASABKAMSDgoGdG9fc2VxGAIgASgDIm4KE1ZlcmlmeUNoYWluUmVzcG9uc2USCgoCb2sYASABKAgSDwoHY2hlY2tlZBgCIAEoAxIYChBmaXJzdF9icm9rZW5fc2VxGAMgASgDEg4KBnJlYXNvbhgEIAEoCRIQCghoZWFkX3NlcRgFIAEoAyqgAQoJQWN0b3JLaW5kEhoKFkFDVE9SX0tJTkRfVU5TUEVDSUZJRUQQABIUChBBQ1RPUl9LSU5EX0FETUlOEAESFgoSQUNUT1JfS0lORF9TRVJWSUNFEAISGAoUQUNUT1JfS0lORF9BUFBMSUFOQ0UQAxIVChFBQ1RPUl9LSU5EX1NZU1RFTRAEEhgKFEFDVE9SX0tJTkRfQU5PTllNT1VTEAUqYAoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEwoPT1VUQ09NRV9TVUNDRVNTEAESEgoOT1VUQ09NRV9ERU5JRUQQAhITCg9PVVRDT01FX0ZBSUxVUkUQAzLvAQoMQXVkaXRTZXJ2aWNlEkAKBkFwcGVuZBIXLmF1ZGl0LnYxLkFwcGVuZFJlcXVlc3QaGC5hdWRpdC52MS5BcHBlbmRSZXNwb25zZSIDkAICEkwKCkxpc3RFdmVudHMSGy5hdWRpdC52MS5MaXN0RXZlbnRzUmVxdWVzdBocLmF1ZGl0LnYxLkxpc3RFdmVudHNSZXNwb25zZSIDkAIBEk8KC1ZlcmlmeUNoYWluEhwuYXVkaXQudjEuVmVyaWZ5Q2hhaW5SZXF1ZXN0Gh0uYXVkaXQudjEuVmVyaWZ5Q2hhaW5SZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxhdWRpdC92MS9hdWRpdF9zZXJ2aWNlLnByb3RvEghhdWRpdC52MSJFCgVBY3RvchIhCgRraW5kGAEgASgOMhMuYXVkaXQudjEuQWN0b3JLaW5kEgoKAmlkGAIgASgJEg0KBXJvbGVzGAMgAygJIiQKCFJlc291cmNlEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkiiAMKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSCwoDc2VxGAIgASgDEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIeCgVhY3RvchgEIAEoCzIPLmF1ZGl0LnYxLkFjdG9yEg4KBmFjdGlvbhgFIAEoCRIkCghyZXNvdXJjZRgGIAEoCzISLmF1ZGl0LnYxLlJlc291cmNlEiIKB291dGNvbWUYByABKA4yES5hdWRpdC52MS5PdXRjb21lEhIKCnJlcXVlc3RfaWQYCCABKAkSKAoHZGV0YWlscxgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIcHJvZHVjZXIYCiABKAkSEQoJcHJldl9oYXNoGAsgASgMEgwKBGhhc2gYDCABKAwSLwoLcmVjb3JkZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGRldGFpbHNfanNvbhgOIAEoCSI1Cg1BcHBlbmRSZXF1ZXN0EiQKBmV2ZW50cxgBIAMoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiSAoOQXBwZW5kUmVzcG9uc2USEAoIYXBwZW5kZWQYASABKAUSEgoKZHVwbGljYXRlcxgCIAEoBRIQCghoZWFkX3NlcRgDIAEoAyKKAgoRTGlzdEV2ZW50c1JlcXVlc3QSDgoGYWN0aW9uGAEgASgJEhUKDXJlc291cmNlX3R5cGUYAiABKAkSEwoLcmVzb3VyY2VfaWQYAyABKAkSEAoIYWN0b3JfaWQYBCABKAkSIgoHb3V0Y29tZRgFIAEoDjIRLmF1ZGl0LnYxLk91dGNvbWUSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgIIAEoBRISCgpwYWdlX3Rva2VuGAkgASgJIlMKEkxpc3RFdmVudHNSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLLAQoSQ291bnRFdmVudHNSZXF1ZXN0Eg8KB2FjdGlvbnMYASADKAkSFQoNcmVzb3VyY2VfdHlwZRgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoMYnVja2V0X3dpZHRoGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjsKE0NvdW50RXZlbnRzUmVzcG9uc2USJAoGY291bnRzGAEgAygLMhQuYXVkaXQudjEuRXZlbnRDb3VudCJiCgpFdmVudENvdW50EjUKEWJ1Y2tldF9zdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhY3Rpb24YAiABKAkSDQoFY291bnQYAyABKAMiNgoSVmVyaWZ5Q2hhaW5SZXF1ZXN0EhAKCGZyb21fc2VxGAEgASgDEg4KBnRvX3NlcRgCIAEoAyJuChNWZXJpZnlDaGFpblJlc3BvbnNlEgoKAm9rGAEgASgIEg8KB2NoZWNrZWQYAiABKAMSGAoQZmlyc3RfYnJva2VuX3NlcRgDIAEoAxIOCgZyZWFzb24YBCABKAkSEAoIaGVhZF9zZXEYBSABKAMqoAEKCUFjdG9yS2luZBIaChZBQ1RPUl9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQQUNUT1JfS0lORF9BRE1JThABEhYKEkFDVE9SX0tJTkRfU0VSVklDRRACEhgKFEFDVE9SX0tJTkRfQVBQTElBTkNFEAMSFQoRQUNUT1JfS0lORF9TWVNURU0QBBIYChRBQ1RPUl9LSU5EX0FOT05ZTU9VUxAFKmAKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhMKD09VVENPTUVfU1VDQ0VTUxABEhIKDk9VVENPTUVfREVOSUVEEAISEwoPT1VUQ09NRV9GQUlMVVJFEAMywAIKDEF1ZGl0U2VydmljZRJACgZBcHBlbmQSFy5hdWRpdC52MS5BcHBlbmRSZXF1ZXN0GhguYXVkaXQudjEuQXBwZW5kUmVzcG9uc2UiA5ACAhJMCgpMaXN0RXZlbnRzEhsuYXVkaXQudjEuTGlzdEV2ZW50c1JlcXVlc3QaHC5hdWRpdC52MS5MaXN0RXZlbnRzUmVzcG9uc2UiA5ACARJPCgtDb3VudEV2ZW50cxIcLmF1ZGl0LnYxLkNvdW50RXZlbnRzUmVxdWVzdBodLmF1ZGl0LnYxLkNvdW50RXZlbnRzUmVzcG9uc2UiA5ACARJPCgtWZXJpZnlDaGFpbhIcLmF1ZGl0LnYxLlZlcmlmeUNoYWluUmVxdWVzdBodLmF1ZGl0LnYxLlZlcmlmeUNoYWluUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message audit.v1.Actor
@@ -311,6 +311,102 @@ export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PUR
   messageDesc(file_audit_v1_audit_service, 6);
 
 /**
+ * @generated from message audit.v1.CountEventsRequest
+ */
+export type CountEventsRequest = Message<"audit.v1.CountEventsRequest"> & {
+  /**
+   * Only these exact actions (at most 32); all when empty.
+   *
+   * @generated from field: repeated string actions = 1;
+   */
+  actions: string[];
+
+  /**
+   * Only events on resources of this type (e.g. "deployment"); all when empty.
+   *
+   * @generated from field: string resource_type = 2;
+   */
+  resourceType: string;
+
+  /**
+   * Events that occurred at or after this time; required.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Events that occurred before this time; required, after start_time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Width of each bucket, from 1 minute to 1 day; buckets are aligned to start_time, and there
+   * may be at most 1,000 of them in the range.
+   *
+   * @generated from field: google.protobuf.Duration bucket_width = 5;
+   */
+  bucketWidth?: Duration | undefined;
+};
+
+/**
+ * Describes the message audit.v1.CountEventsRequest.
+ * Use `create(CountEventsRequestSchema)` to create a new message.
+ */
+export const CountEventsRequestSchema: GenMessage<CountEventsRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 7);
+
+/**
+ * @generated from message audit.v1.CountEventsResponse
+ */
+export type CountEventsResponse = Message<"audit.v1.CountEventsResponse"> & {
+  /**
+   * Non-empty (bucket, action) pairs, oldest bucket first; absent pairs are zero.
+   *
+   * @generated from field: repeated audit.v1.EventCount counts = 1;
+   */
+  counts: EventCount[];
+};
+
+/**
+ * Describes the message audit.v1.CountEventsResponse.
+ * Use `create(CountEventsResponseSchema)` to create a new message.
+ */
+export const CountEventsResponseSchema: GenMessage<CountEventsResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 8);
+
+/**
+ * How many events of one action occurred in one bucket.
+ *
+ * @generated from message audit.v1.EventCount
+ */
+export type EventCount = Message<"audit.v1.EventCount"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp bucket_start_time = 1;
+   */
+  bucketStartTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string action = 2;
+   */
+  action: string;
+
+  /**
+   * @generated from field: int64 count = 3;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message audit.v1.EventCount.
+ * Use `create(EventCountSchema)` to create a new message.
+ */
+export const EventCountSchema: GenMessage<EventCount> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 9);
+
+/**
  * @generated from message audit.v1.VerifyChainRequest
  */
 export type VerifyChainRequest = Message<"audit.v1.VerifyChainRequest"> & {
@@ -334,7 +430,7 @@ export type VerifyChainRequest = Message<"audit.v1.VerifyChainRequest"> & {
  * Use `create(VerifyChainRequestSchema)` to create a new message.
  */
 export const VerifyChainRequestSchema: GenMessage<VerifyChainRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_audit_service, 7);
+  messageDesc(file_audit_v1_audit_service, 10);
 
 /**
  * @generated from message audit.v1.VerifyChainResponse
@@ -377,7 +473,7 @@ export type VerifyChainResponse = Message<"audit.v1.VerifyChainResponse"> & {
  * Use `create(VerifyChainResponseSchema)` to create a new message.
  */
 export const VerifyChainResponseSchema: GenMessage<VerifyChainResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_audit_service, 8);
+  messageDesc(file_audit_v1_audit_service, 11);
 
 /**
  * Who did it.
@@ -496,7 +592,17 @@ export const AuditService: GenService<{
   /**
    * Recomputes the hash chain over a range of seq and names the first broken link.
    * Permission audit.read.
+   * Events per time bucket and action, counted in SQL (the console's "state changes per hour").
+   * Permission audit.read.
    *
+   * @generated from rpc audit.v1.AuditService.CountEvents
+   */
+  countEvents: {
+    methodKind: "unary";
+    input: typeof CountEventsRequestSchema;
+    output: typeof CountEventsResponseSchema;
+  },
+  /**
    * @generated from rpc audit.v1.AuditService.VerifyChain
    */
   verifyChain: {

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Deployment, DeploymentKind, DeploymentState, Directive, DirectiveType, HeartbeatStatus, License, LicenseStatus, Settings, SubscriptionStatus } from "./types_pb.js";
+import type { Deployment, DeploymentKind, DeploymentState, Directive, DirectiveType, HeartbeatStatus, License, LicenseStatus, LockReason, Settings, SubscriptionStatus } from "./types_pb.js";
 import { file_licensing_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file licensing/v1/licensing_service.proto.
  */
 export const file_licensing_v1_licensing_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRsaWNlbnNpbmcvdjEvbGljZW5zaW5nX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSKUAQoTTGlzdExpY2Vuc2VzUmVxdWVzdBItCghzdGF0dXNlcxgBIAMoDjIbLmxpY2Vuc2luZy52MS5MaWNlbnNlU3RhdHVzEhUKDWRlcGxveW1lbnRfaWQYAiABKAkSEAoIY3VzdG9tZXIYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiWAoUTGlzdExpY2Vuc2VzUmVzcG9uc2USJwoIbGljZW5zZXMYASADKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoRR2V0TGljZW5zZVJlcXVlc3QSEgoKbGljZW5zZV9pZBgBIAEoCSI8ChJHZXRMaWNlbnNlUmVzcG9uc2USJgoHbGljZW5zZRgBIAEoCzIVLmxpY2Vuc2luZy52MS5MaWNlbnNlIpwBChNJc3N1ZUxpY2Vuc2VSZXF1ZXN0EhUKDWRlcGxveW1lbnRfaWQYASABKAkSFAoMZW50aXRsZW1lbnRzGAIgAygJEicKBHRlcm0YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj4KFElzc3VlTGljZW5zZVJlc3BvbnNlEiYKB2xpY2Vuc2UYASABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZSLfAQoaUHJvdmlzaW9uRGVwbG95bWVudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghjdXN0b21lchgCIAEoCRIqCgRraW5kGAMgASgOMhwubGljZW5zaW5nLnYxLkRlcGxveW1lbnRLaW5kEhQKDGVudGl0bGVtZW50cxgEIAMoCRInCgR0ZXJtGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEh8KEmF1dG9faXNzdWVfbGljZW5zZRgGIAEoCEgAiAEBQhUKE19hdXRvX2lzc3VlX2xpY2Vuc2UicwobUHJvdmlzaW9uRGVwbG95bWVudFJlc3BvbnNlEiwKCmRlcGxveW1lbnQYASABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudBImCgdsaWNlbnNlGAIgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2UigAEKFkxpc3REZXBsb3ltZW50c1JlcXVlc3QSLQoGc3RhdGVzGAEgAygOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRIQCghjdXN0b21lchgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJhChdMaXN0RGVwbG95bWVudHNSZXNwb25zZRItCgtkZXBsb3ltZW50cxgBIAMoCzIYLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItChRHZXREZXBsb3ltZW50UmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJIkUKFUdldERlcGxveW1lbnRSZXNwb25zZRIsCgpkZXBsb3ltZW50GAEgASgLMhgubGljZW5zaW5nLnYxLkRlcGxveW1lbnQiOgoUUmV2b2tlTGljZW5zZVJlcXVlc3QSEgoKbGljZW5zZV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkibQoVUmV2b2tlTGljZW5zZVJlc3BvbnNlEiYKB2xpY2Vuc2UYASABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZRIsCgpkZXBsb3ltZW50GAIgASgLMhgubGljZW5zaW5nLnYxLkRlcGxveW1lbnQiUwoUUmViaW5kTGljZW5zZVJlcXVlc3QSEgoKbGljZW5zZV9pZBgBIAEoCRIXCg9uZXdfZmluZ2VycHJpbnQYAiABKAkSDgoGcmVhc29uGAMgASgJIj8KFVJlYmluZExpY2Vuc2VSZXNwb25zZRImCgdsaWNlbnNlGAEgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2UidwocU2V0U3Vic2NyaXB0aW9uU3RhdHVzUmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEjAKBnN0YXR1cxgCIAEoDjIgLmxpY2Vuc2luZy52MS5TdWJzY3JpcHRpb25TdGF0dXMSDgoGcmVhc29uGAMgASgJIk0KHVNldFN1YnNjcmlwdGlvblN0YXR1c1Jlc3BvbnNlEiwKCmRlcGxveW1lbnQYASABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudCKEAQoVTGlzdEhlYXJ0YmVhdHNSZXF1ZXN0EhUKDWRlcGxveW1lbnRfaWQYASABKAkSLQoGc3RhdGVzGAIgAygOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJkChZMaXN0SGVhcnRiZWF0c1Jlc3BvbnNlEjEKCmhlYXJ0YmVhdHMYASADKAsyHS5saWNlbnNpbmcudjEuSGVhcnRiZWF0U3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKfAQoUU2VuZERpcmVjdGl2ZVJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIpCgR0eXBlGAIgASgOMhsubGljZW5zaW5nLnYxLkRpcmVjdGl2ZVR5cGUSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBnJlYXNvbhgEIAEoCSJWChVTZW5kRGlyZWN0aXZlUmVzcG9uc2USKgoJZGlyZWN0aXZlGAEgASgLMhcubGljZW5zaW5nLnYxLkRpcmVjdGl2ZRIRCglkZWxpdmVyZWQYAiABKAgiFAoSR2V0U2V0dGluZ3NSZXF1ZXN0Ij8KE0dldFNldHRpbmdzUmVzcG9uc2USKAoIc2V0dGluZ3MYASABKAsyFi5saWNlbnNpbmcudjEuU2V0dGluZ3MijAEKFVVwZGF0ZVNldHRpbmdzUmVxdWVzdBIoCghzZXR0aW5ncxgBIAEoCzIWLmxpY2Vuc2luZy52MS5TZXR0aW5ncxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSGAoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoAyJCChZVcGRhdGVTZXR0aW5nc1Jlc3BvbnNlEigKCHNldHRpbmdzGAEgASgLMhYubGljZW5zaW5nLnYxLlNldHRpbmdzMuMJChBMaWNlbnNpbmdTZXJ2aWNlEloKDExpc3RMaWNlbnNlcxIhLmxpY2Vuc2luZy52MS5MaXN0TGljZW5zZXNSZXF1ZXN0GiIubGljZW5zaW5nLnYxLkxpc3RMaWNlbnNlc1Jlc3BvbnNlIgOQAgESVAoKR2V0TGljZW5zZRIfLmxpY2Vuc2luZy52MS5HZXRMaWNlbnNlUmVxdWVzdBogLmxpY2Vuc2luZy52MS5HZXRMaWNlbnNlUmVzcG9uc2UiA5ACARJVCgxJc3N1ZUxpY2Vuc2USIS5saWNlbnNpbmcudjEuSXNzdWVMaWNlbnNlUmVxdWVzdBoiLmxpY2Vuc2luZy52MS5Jc3N1ZUxpY2Vuc2VSZXNwb25zZRJqChNQcm92aXNpb25EZXBsb3ltZW50EigubGljZW5zaW5nLnYxLlByb3Zpc2lvbkRlcGxveW1lbnRSZXF1ZXN0GikubGljZW5zaW5nLnYxLlByb3Zpc2lvbkRlcGxveW1lbnRSZXNwb25zZRJjCg9MaXN0RGVwbG95bWVudHMSJC5saWNlbnNpbmcudjEuTGlzdERlcGxveW1lbnRzUmVxdWVzdBolLmxpY2Vuc2luZy52MS5MaXN0RGVwbG95bWVudHNSZXNwb25zZSIDkAIBEl0KDUdldERlcGxveW1lbnQSIi5saWNlbnNpbmcudjEuR2V0RGVwbG95bWVudFJlcXVlc3QaIy5saWNlbnNpbmcudjEuR2V0RGVwbG95bWVudFJlc3BvbnNlIgOQAgESWAoNUmV2b2tlTGljZW5zZRIiLmxpY2Vuc2luZy52MS5SZXZva2VMaWNlbnNlUmVxdWVzdBojLmxpY2Vuc2luZy52MS5SZXZva2VMaWNlbnNlUmVzcG9uc2USWAoNUmViaW5kTGljZW5zZRIiLmxpY2Vuc2luZy52MS5SZWJpbmRMaWNlbnNlUmVxdWVzdBojLmxpY2Vuc2luZy52MS5SZWJpbmRMaWNlbnNlUmVzcG9uc2UScAoVU2V0U3Vic2NyaXB0aW9uU3RhdHVzEioubGljZW5zaW5nLnYxLlNldFN1YnNjcmlwdGlvblN0YXR1c1JlcXVlc3QaKy5saWNlbnNpbmcudjEuU2V0U3Vic2NyaXB0aW9uU3RhdHVzUmVzcG9uc2USYAoOTGlzdEhlYXJ0YmVhdHMSIy5saWNlbnNpbmcudjEuTGlzdEhlYXJ0YmVhdHNSZXF1ZXN0GiQubGljZW5zaW5nLnYxLkxpc3RIZWFydGJlYXRzUmVzcG9uc2UiA5ACARJYCg1TZW5kRGlyZWN0aXZlEiIubGljZW5zaW5nLnYxLlNlbmREaXJlY3RpdmVSZXF1ZXN0GiMubGljZW5zaW5nLnYxLlNlbmREaXJlY3RpdmVSZXNwb25zZRJXCgtHZXRTZXR0aW5ncxIgLmxpY2Vuc2luZy52MS5HZXRTZXR0aW5nc1JlcXVlc3QaIS5saWNlbnNpbmcudjEuR2V0U2V0dGluZ3NSZXNwb25zZSIDkAIBElsKDlVwZGF0ZVNldHRpbmdzEiMubGljZW5zaW5nLnYxLlVwZGF0ZVNldHRpbmdzUmVxdWVzdBokLmxpY2Vuc2luZy52MS5VcGRhdGVTZXR0aW5nc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_licensing_v1_types]);
+  fileDesc("CiRsaWNlbnNpbmcvdjEvbGljZW5zaW5nX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSLOAQoTTGlzdExpY2Vuc2VzUmVxdWVzdBItCghzdGF0dXNlcxgBIAMoDjIbLmxpY2Vuc2luZy52MS5MaWNlbnNlU3RhdHVzEhUKDWRlcGxveW1lbnRfaWQYAiABKAkSEAoIY3VzdG9tZXIYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSOAoRZGVwbG95bWVudF9zdGF0ZXMYBiADKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlIocBChRMaXN0TGljZW5zZXNSZXNwb25zZRInCghsaWNlbnNlcxgBIAMoCzIVLmxpY2Vuc2luZy52MS5MaWNlbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRItCgtkZXBsb3ltZW50cxgDIAMoCzIYLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50IicKEUdldExpY2Vuc2VSZXF1ZXN0EhIKCmxpY2Vuc2VfaWQYASABKAkiPAoSR2V0TGljZW5zZVJlc3BvbnNlEiYKB2xpY2Vuc2UYASABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZSKcAQoTSXNzdWVMaWNlbnNlUmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEhQKDGVudGl0bGVtZW50cxgCIAMoCRInCgR0ZXJtGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI+ChRJc3N1ZUxpY2Vuc2VSZXNwb25zZRImCgdsaWNlbnNlGAEgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2Ui3wEKGlByb3Zpc2lvbkRlcGxveW1lbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIY3VzdG9tZXIYAiABKAkSKgoEa2luZBgDIAEoDjIcLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50S2luZBIUCgxlbnRpdGxlbWVudHMYBCADKAkSJwoEdGVybRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChJhdXRvX2lzc3VlX2xpY2Vuc2UYBiABKAhIAIgBAUIVChNfYXV0b19pc3N1ZV9saWNlbnNlInMKG1Byb3Zpc2lvbkRlcGxveW1lbnRSZXNwb25zZRIsCgpkZXBsb3ltZW50GAEgASgLMhgubGljZW5zaW5nLnYxLkRlcGxveW1lbnQSJgoHbGljZW5zZRgCIAEoCzIVLmxpY2Vuc2luZy52MS5MaWNlbnNlIoABChZMaXN0RGVwbG95bWVudHNSZXF1ZXN0Ei0KBnN0YXRlcxgBIAMoDjIdLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50U3RhdGUSEAoIY3VzdG9tZXIYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYQoXTGlzdERlcGxveW1lbnRzUmVzcG9uc2USLQoLZGVwbG95bWVudHMYASADKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoUR2V0RGVwbG95bWVudFJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCSLYAQoVR2V0RGVwbG95bWVudFJlc3BvbnNlEiwKCmRlcGxveW1lbnQYASABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudBImCgdsaWNlbnNlGAIgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2USMAoJaGVhcnRiZWF0GAMgASgLMh0ubGljZW5zaW5nLnYxLkhlYXJ0YmVhdFN0YXR1cxI3CgtjZXJ0aWZpY2F0ZRgEIAEoCzIiLmxpY2Vuc2luZy52MS5BcHBsaWFuY2VDZXJ0aWZpY2F0ZSLQAQoUQXBwbGlhbmNlQ2VydGlmaWNhdGUSDgoGc2VyaWFsGAEgASgJEi4KCm5vdF9iZWZvcmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCW5vdF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZmluZ2VycHJpbnRfaGFzaBgEIAEoCRIvCgtyZXZva2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgoUUmV2b2tlTGljZW5zZVJlcXVlc3QSEgoKbGljZW5zZV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkibQoVUmV2b2tlTGljZW5zZVJlc3BvbnNlEiYKB2xpY2Vuc2UYASABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZRIsCgpkZXBsb3ltZW50GAIgASgLMhgubGljZW5zaW5nLnYxLkRlcGxveW1lbnQiUwoUUmViaW5kTGljZW5zZVJlcXVlc3QSEgoKbGljZW5zZV9pZBgBIAEoCRIXCg9uZXdfZmluZ2VycHJpbnQYAiABKAkSDgoGcmVhc29uGAMgASgJIj8KFVJlYmluZExpY2Vuc2VSZXNwb25zZRImCgdsaWNlbnNlGAEgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2UidwocU2V0U3Vic2NyaXB0aW9uU3RhdHVzUmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEjAKBnN0YXR1cxgCIAEoDjIgLmxpY2Vuc2luZy52MS5TdWJzY3JpcHRpb25TdGF0dXMSDgoGcmVhc29uGAMgASgJIk0KHVNldFN1YnNjcmlwdGlvblN0YXR1c1Jlc3BvbnNlEiwKCmRlcGxveW1lbnQYASABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudCKEAQoVTGlzdEhlYXJ0YmVhdHNSZXF1ZXN0EhUKDWRlcGxveW1lbnRfaWQYASABKAkSLQoGc3RhdGVzGAIgAygOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJkChZMaXN0SGVhcnRiZWF0c1Jlc3BvbnNlEjEKCmhlYXJ0YmVhdHMYASADKAsyHS5saWNlbnNpbmcudjEuSGVhcnRiZWF0U3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKfAQoUU2VuZERpcmVjdGl2ZVJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIpCgR0eXBlGAIgASgOMhsubGljZW5zaW5nLnYxLkRpcmVjdGl2ZVR5cGUSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBnJlYXNvbhgEIAEoCSJWChVTZW5kRGlyZWN0aXZlUmVzcG9uc2USKgoJZGlyZWN0aXZlGAEgASgLMhcubGljZW5zaW5nLnYxLkRpcmVjdGl2ZRIRCglkZWxpdmVyZWQYAiABKAgiGAoWR2V0RmxlZXRTdW1tYXJ5UmVxdWVzdCKHAQoXR2V0RmxlZXRTdW1tYXJ5UmVzcG9uc2USLQoGY291bnRzGAEgAygLMh0ubGljZW5zaW5nLnYxLkZsZWV0U3RhdGVDb3VudBINCgV0b3RhbBgCIAEoAxIuCgpjb3VudF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ9Cg9GbGVldFN0YXRlQ291bnQSLAoFc3RhdGUYASABKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlEi0KC2xvY2tfcmVhc29uGAIgASgOMhgubGljZW5zaW5nLnYxLkxvY2tSZWFzb24SDQoFY291bnQYAyABKAMiFAoSR2V0U2V0dGluZ3NSZXF1ZXN0Ij8KE0dldFNldHRpbmdzUmVzcG9uc2USKAoIc2V0dGluZ3MYASABKAsyFi5saWNlbnNpbmcudjEuU2V0dGluZ3MijAEKFVVwZGF0ZVNldHRpbmdzUmVxdWVzdBIoCghzZXR0aW5ncxgBIAEoCzIWLmxpY2Vuc2luZy52MS5TZXR0aW5ncxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSGAoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoAyJCChZVcGRhdGVTZXR0aW5nc1Jlc3BvbnNlEigKCHNldHRpbmdzGAEgASgLMhYubGljZW5zaW5nLnYxLlNldHRpbmdzMsgKChBMaWNlbnNpbmdTZXJ2aWNlEloKDExpc3RMaWNlbnNlcxIhLmxpY2Vuc2luZy52MS5MaXN0TGljZW5zZXNSZXF1ZXN0GiIubGljZW5zaW5nLnYxLkxpc3RMaWNlbnNlc1Jlc3BvbnNlIgOQAgESVAoKR2V0TGljZW5zZRIfLmxpY2Vuc2luZy52MS5HZXRMaWNlbnNlUmVxdWVzdBogLmxpY2Vuc2luZy52MS5HZXRMaWNlbnNlUmVzcG9uc2UiA5ACARJVCgxJc3N1ZUxpY2Vuc2USIS5saWNlbnNpbmcudjEuSXNzdWVMaWNlbnNlUmVxdWVzdBoiLmxpY2Vuc2luZy52MS5Jc3N1ZUxpY2Vuc2VSZXNwb25zZRJqChNQcm92aXNpb25EZXBsb3ltZW50EigubGljZW5zaW5nLnYxLlByb3Zpc2lvbkRlcGxveW1lbnRSZXF1ZXN0GikubGljZW5zaW5nLnYxLlByb3Zpc2lvbkRlcGxveW1lbnRSZXNwb25zZRJjCg9MaXN0RGVwbG95bWVudHMSJC5saWNlbnNpbmcudjEuTGlzdERlcGxveW1lbnRzUmVxdWVzdBolLmxpY2Vuc2luZy52MS5MaXN0RGVwbG95bWVudHNSZXNwb25zZSIDkAIBEl0KDUdldERlcGxveW1lbnQSIi5saWNlbnNpbmcudjEuR2V0RGVwbG95bWVudFJlcXVlc3QaIy5saWNlbnNpbmcudjEuR2V0RGVwbG95bWVudFJlc3BvbnNlIgOQAgESWAoNUmV2b2tlTGljZW5zZRIiLmxpY2Vuc2luZy52MS5SZXZva2VMaWNlbnNlUmVxdWVzdBojLmxpY2Vuc2luZy52MS5SZXZva2VMaWNlbnNlUmVzcG9uc2USWAoNUmViaW5kTGljZW5zZRIiLmxpY2Vuc2luZy52MS5SZWJpbmRMaWNlbnNlUmVxdWVzdBojLmxpY2Vuc2luZy52MS5SZWJpbmRMaWNlbnNlUmVzcG9uc2UScAoVU2V0U3Vic2NyaXB0aW9uU3RhdHVzEioubGljZW5zaW5nLnYxLlNldFN1YnNjcmlwdGlvblN0YXR1c1JlcXVlc3QaKy5saWNlbnNpbmcudjEuU2V0U3Vic2NyaXB0aW9uU3RhdHVzUmVzcG9uc2USYAoOTGlzdEhlYXJ0YmVhdHMSIy5saWNlbnNpbmcudjEuTGlzdEhlYXJ0YmVhdHNSZXF1ZXN0GiQubGljZW5zaW5nLnYxLkxpc3RIZWFydGJlYXRzUmVzcG9uc2UiA5ACARJYCg1TZW5kRGlyZWN0aXZlEiIubGljZW5zaW5nLnYxLlNlbmREaXJlY3RpdmVSZXF1ZXN0GiMubGljZW5zaW5nLnYxLlNlbmREaXJlY3RpdmVSZXNwb25zZRJXCgtHZXRTZXR0aW5ncxIgLmxpY2Vuc2luZy52MS5HZXRTZXR0aW5nc1JlcXVlc3QaIS5saWNlbnNpbmcudjEuR2V0U2V0dGluZ3NSZXNwb25zZSIDkAIBElsKDlVwZGF0ZVNldHRpbmdzEiMubGljZW5zaW5nLnYxLlVwZGF0ZVNldHRpbmdzUmVxdWVzdBokLmxpY2Vuc2luZy52MS5VcGRhdGVTZXR0aW5nc1Jlc3BvbnNlEmMKD0dldEZsZWV0U3VtbWFyeRIkLmxpY2Vuc2luZy52MS5HZXRGbGVldFN1bW1hcnlSZXF1ZXN0GiUubGljZW5zaW5nLnYxLkdldEZsZWV0U3VtbWFyeVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_licensing_v1_types]);
 
 /**
  * @generated from message licensing.v1.ListLicensesRequest
@@ -48,6 +48,13 @@ export type ListLicensesRequest = Message<"licensing.v1.ListLicensesRequest"> & 
    * @generated from field: string page_token = 5;
    */
   pageToken: string;
+
+  /**
+   * Only licences whose deployment is now in one of these derived states; all when empty.
+   *
+   * @generated from field: repeated licensing.v1.DeploymentState deployment_states = 6;
+   */
+  deploymentStates: DeploymentState[];
 };
 
 /**
@@ -70,6 +77,14 @@ export type ListLicensesResponse = Message<"licensing.v1.ListLicensesResponse"> 
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
+
+  /**
+   * The deployment of each licence on this page (once each), with its derived state, so a list
+   * shows customer, state and last seen without a call per row.
+   *
+   * @generated from field: repeated licensing.v1.Deployment deployments = 3;
+   */
+  deployments: Deployment[];
 };
 
 /**
@@ -319,6 +334,27 @@ export type GetDeploymentResponse = Message<"licensing.v1.GetDeploymentResponse"
    * @generated from field: licensing.v1.Deployment deployment = 1;
    */
   deployment?: Deployment | undefined;
+
+  /**
+   * Its current licence, if one was issued (token and fingerprint_hash as for GetLicense).
+   *
+   * @generated from field: licensing.v1.License license = 2;
+   */
+  license?: License | undefined;
+
+  /**
+   * Its heartbeat: stream, lag, lease sequence, agent; unset before the first activation.
+   *
+   * @generated from field: licensing.v1.HeartbeatStatus heartbeat = 3;
+   */
+  heartbeat?: HeartbeatStatus | undefined;
+
+  /**
+   * The newest client certificate issued to its box; unset before activation.
+   *
+   * @generated from field: licensing.v1.ApplianceCertificate certificate = 4;
+   */
+  certificate?: ApplianceCertificate | undefined;
 };
 
 /**
@@ -327,6 +363,49 @@ export type GetDeploymentResponse = Message<"licensing.v1.GetDeploymentResponse"
  */
 export const GetDeploymentResponseSchema: GenMessage<GetDeploymentResponse> = /*@__PURE__*/
   messageDesc(file_licensing_v1_licensing_service, 11);
+
+/**
+ * A client certificate licensing issued to a box (at activation or renewal).
+ *
+ * @generated from message licensing.v1.ApplianceCertificate
+ */
+export type ApplianceCertificate = Message<"licensing.v1.ApplianceCertificate"> & {
+  /**
+   * @generated from field: string serial = 1;
+   */
+  serial: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp not_before = 2;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp not_after = 3;
+   */
+  notAfter?: Timestamp | undefined;
+
+  /**
+   * SHA-256 hex of the fingerprint it was issued for.
+   *
+   * @generated from field: string fingerprint_hash = 4;
+   */
+  fingerprintHash: string;
+
+  /**
+   * Set once rebind or revoke stopped it being accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 5;
+   */
+  revokeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message licensing.v1.ApplianceCertificate.
+ * Use `create(ApplianceCertificateSchema)` to create a new message.
+ */
+export const ApplianceCertificateSchema: GenMessage<ApplianceCertificate> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 12);
 
 /**
  * @generated from message licensing.v1.RevokeLicenseRequest
@@ -350,7 +429,7 @@ export type RevokeLicenseRequest = Message<"licensing.v1.RevokeLicenseRequest"> 
  * Use `create(RevokeLicenseRequestSchema)` to create a new message.
  */
 export const RevokeLicenseRequestSchema: GenMessage<RevokeLicenseRequest> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 12);
+  messageDesc(file_licensing_v1_licensing_service, 13);
 
 /**
  * @generated from message licensing.v1.RevokeLicenseResponse
@@ -372,7 +451,7 @@ export type RevokeLicenseResponse = Message<"licensing.v1.RevokeLicenseResponse"
  * Use `create(RevokeLicenseResponseSchema)` to create a new message.
  */
 export const RevokeLicenseResponseSchema: GenMessage<RevokeLicenseResponse> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 13);
+  messageDesc(file_licensing_v1_licensing_service, 14);
 
 /**
  * @generated from message licensing.v1.RebindLicenseRequest
@@ -403,7 +482,7 @@ export type RebindLicenseRequest = Message<"licensing.v1.RebindLicenseRequest"> 
  * Use `create(RebindLicenseRequestSchema)` to create a new message.
  */
 export const RebindLicenseRequestSchema: GenMessage<RebindLicenseRequest> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 14);
+  messageDesc(file_licensing_v1_licensing_service, 15);
 
 /**
  * @generated from message licensing.v1.RebindLicenseResponse
@@ -420,7 +499,7 @@ export type RebindLicenseResponse = Message<"licensing.v1.RebindLicenseResponse"
  * Use `create(RebindLicenseResponseSchema)` to create a new message.
  */
 export const RebindLicenseResponseSchema: GenMessage<RebindLicenseResponse> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 15);
+  messageDesc(file_licensing_v1_licensing_service, 16);
 
 /**
  * @generated from message licensing.v1.SetSubscriptionStatusRequest
@@ -447,7 +526,7 @@ export type SetSubscriptionStatusRequest = Message<"licensing.v1.SetSubscription
  * Use `create(SetSubscriptionStatusRequestSchema)` to create a new message.
  */
 export const SetSubscriptionStatusRequestSchema: GenMessage<SetSubscriptionStatusRequest> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 16);
+  messageDesc(file_licensing_v1_licensing_service, 17);
 
 /**
  * @generated from message licensing.v1.SetSubscriptionStatusResponse
@@ -464,7 +543,7 @@ export type SetSubscriptionStatusResponse = Message<"licensing.v1.SetSubscriptio
  * Use `create(SetSubscriptionStatusResponseSchema)` to create a new message.
  */
 export const SetSubscriptionStatusResponseSchema: GenMessage<SetSubscriptionStatusResponse> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 17);
+  messageDesc(file_licensing_v1_licensing_service, 18);
 
 /**
  * @generated from message licensing.v1.ListHeartbeatsRequest
@@ -502,7 +581,7 @@ export type ListHeartbeatsRequest = Message<"licensing.v1.ListHeartbeatsRequest"
  * Use `create(ListHeartbeatsRequestSchema)` to create a new message.
  */
 export const ListHeartbeatsRequestSchema: GenMessage<ListHeartbeatsRequest> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 18);
+  messageDesc(file_licensing_v1_licensing_service, 19);
 
 /**
  * @generated from message licensing.v1.ListHeartbeatsResponse
@@ -524,7 +603,7 @@ export type ListHeartbeatsResponse = Message<"licensing.v1.ListHeartbeatsRespons
  * Use `create(ListHeartbeatsResponseSchema)` to create a new message.
  */
 export const ListHeartbeatsResponseSchema: GenMessage<ListHeartbeatsResponse> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 19);
+  messageDesc(file_licensing_v1_licensing_service, 20);
 
 /**
  * @generated from message licensing.v1.SendDirectiveRequest
@@ -561,7 +640,7 @@ export type SendDirectiveRequest = Message<"licensing.v1.SendDirectiveRequest"> 
  * Use `create(SendDirectiveRequestSchema)` to create a new message.
  */
 export const SendDirectiveRequestSchema: GenMessage<SendDirectiveRequest> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 20);
+  messageDesc(file_licensing_v1_licensing_service, 21);
 
 /**
  * @generated from message licensing.v1.SendDirectiveResponse
@@ -586,7 +665,82 @@ export type SendDirectiveResponse = Message<"licensing.v1.SendDirectiveResponse"
  * Use `create(SendDirectiveResponseSchema)` to create a new message.
  */
 export const SendDirectiveResponseSchema: GenMessage<SendDirectiveResponse> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 21);
+  messageDesc(file_licensing_v1_licensing_service, 22);
+
+/**
+ * @generated from message licensing.v1.GetFleetSummaryRequest
+ */
+export type GetFleetSummaryRequest = Message<"licensing.v1.GetFleetSummaryRequest"> & {
+};
+
+/**
+ * Describes the message licensing.v1.GetFleetSummaryRequest.
+ * Use `create(GetFleetSummaryRequestSchema)` to create a new message.
+ */
+export const GetFleetSummaryRequestSchema: GenMessage<GetFleetSummaryRequest> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 23);
+
+/**
+ * @generated from message licensing.v1.GetFleetSummaryResponse
+ */
+export type GetFleetSummaryResponse = Message<"licensing.v1.GetFleetSummaryResponse"> & {
+  /**
+   * One entry per (state, lock reason) that has deployments; absent ones are zero.
+   *
+   * @generated from field: repeated licensing.v1.FleetStateCount counts = 1;
+   */
+  counts: FleetStateCount[];
+
+  /**
+   * Every deployment.
+   *
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+
+  /**
+   * When the counts were taken.
+   *
+   * @generated from field: google.protobuf.Timestamp count_time = 3;
+   */
+  countTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message licensing.v1.GetFleetSummaryResponse.
+ * Use `create(GetFleetSummaryResponseSchema)` to create a new message.
+ */
+export const GetFleetSummaryResponseSchema: GenMessage<GetFleetSummaryResponse> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 24);
+
+/**
+ * How many deployments are in one derived state (and, for LOCKED, one lock reason).
+ *
+ * @generated from message licensing.v1.FleetStateCount
+ */
+export type FleetStateCount = Message<"licensing.v1.FleetStateCount"> & {
+  /**
+   * @generated from field: licensing.v1.DeploymentState state = 1;
+   */
+  state: DeploymentState;
+
+  /**
+   * @generated from field: licensing.v1.LockReason lock_reason = 2;
+   */
+  lockReason: LockReason;
+
+  /**
+   * @generated from field: int64 count = 3;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message licensing.v1.FleetStateCount.
+ * Use `create(FleetStateCountSchema)` to create a new message.
+ */
+export const FleetStateCountSchema: GenMessage<FleetStateCount> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 25);
 
 /**
  * @generated from message licensing.v1.GetSettingsRequest
@@ -599,7 +753,7 @@ export type GetSettingsRequest = Message<"licensing.v1.GetSettingsRequest"> & {
  * Use `create(GetSettingsRequestSchema)` to create a new message.
  */
 export const GetSettingsRequestSchema: GenMessage<GetSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 22);
+  messageDesc(file_licensing_v1_licensing_service, 26);
 
 /**
  * @generated from message licensing.v1.GetSettingsResponse
@@ -616,7 +770,7 @@ export type GetSettingsResponse = Message<"licensing.v1.GetSettingsResponse"> & 
  * Use `create(GetSettingsResponseSchema)` to create a new message.
  */
 export const GetSettingsResponseSchema: GenMessage<GetSettingsResponse> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 23);
+  messageDesc(file_licensing_v1_licensing_service, 27);
 
 /**
  * @generated from message licensing.v1.UpdateSettingsRequest
@@ -647,7 +801,7 @@ export type UpdateSettingsRequest = Message<"licensing.v1.UpdateSettingsRequest"
  * Use `create(UpdateSettingsRequestSchema)` to create a new message.
  */
 export const UpdateSettingsRequestSchema: GenMessage<UpdateSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 24);
+  messageDesc(file_licensing_v1_licensing_service, 28);
 
 /**
  * @generated from message licensing.v1.UpdateSettingsResponse
@@ -664,7 +818,7 @@ export type UpdateSettingsResponse = Message<"licensing.v1.UpdateSettingsRespons
  * Use `create(UpdateSettingsResponseSchema)` to create a new message.
  */
 export const UpdateSettingsResponseSchema: GenMessage<UpdateSettingsResponse> = /*@__PURE__*/
-  messageDesc(file_licensing_v1_licensing_service, 25);
+  messageDesc(file_licensing_v1_licensing_service, 29);
 
 /**
  * LicensingService is the operators' API for licences and deployments. Screens live under
@@ -811,6 +965,17 @@ export const LicensingService: GenService<{
     methodKind: "unary";
     input: typeof UpdateSettingsRequestSchema;
     output: typeof UpdateSettingsResponseSchema;
+  },
+  /**
+   * The fleet by derived state right now, counted in SQL over every deployment (never by paging).
+   * Screen: licensing/heartbeats. Permission license.read.
+   *
+   * @generated from rpc licensing.v1.LicensingService.GetFleetSummary
+   */
+  getFleetSummary: {
+    methodKind: "unary";
+    input: typeof GetFleetSummaryRequestSchema;
+    output: typeof GetFleetSummaryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_licensing_v1_licensing_service, 0);
