@@ -109,22 +109,25 @@ export function createTestBrowser(caPem: string): TestBrowser {
     },
 
     async signIn(consoleUrl, user, returnPath = "/licensing") {
-      const start = await browser.request(`${consoleUrl}/auth/login?return=${encodeURIComponent(returnPath)}`);
-      const page = await browser.follow(start);
-      const action = /<form[^>]*action="([^"]+)"/.exec(page.body)?.[1];
-      if (page.status !== 200 || !action) throw new Error(`expected the provider's login form, got ${page.status} at ${page.url}: ${page.body.slice(0, 200)}`);
-      const posted = await browser.request(new URL(action, page.url).href, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ login: user }).toString(),
-      });
-      // Follow until the answer comes from the console and is no longer one of its /auth redirects.
-      let current = posted;
+      let current = await browser.request(`${consoleUrl}/auth/login?return=${encodeURIComponent(returnPath)}`);
       let callback: Answer | undefined;
-      for (let hop = 0; hop < 10 && current.location && [302, 303].includes(current.status); hop++) {
-        current = await browser.request(current.location);
+      for (let hop = 0; hop < 15; hop++) {
         if (current.url.startsWith(`${consoleUrl}/auth/callback`)) callback = current;
-        if (current.url.startsWith(consoleUrl) && !current.url.startsWith(`${consoleUrl}/auth/`)) break;
+        if (current.location && [302, 303].includes(current.status)) {
+          current = await browser.request(current.location);
+          continue;
+        }
+        const action = /<form[^>]*action="([^"]+)"/.exec(current.body)?.[1];
+        // The provider's login form (absent when the provider still holds a session: single sign-on).
+        if (current.status === 200 && action && !current.url.startsWith(consoleUrl)) {
+          current = await browser.request(new URL(action, current.url).href, {
+            method: "POST",
+            headers: { "content-type": "application/x-www-form-urlencoded" },
+            body: new URLSearchParams({ login: user }).toString(),
+          });
+          continue;
+        }
+        break;
       }
       if (!callback) throw new Error(`the sign-in never reached the console's callback; last answer ${current.status} at ${current.url}: ${current.body.slice(0, 200)}`);
       return { callback, final: current };

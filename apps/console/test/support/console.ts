@@ -28,6 +28,8 @@ export interface ConsoleUnderTest {
   readonly webRoot: string;
   /** Moves the console's clock forward. */
   advance(ms: number): void;
+  /** The console's clock (ms). */
+  now(): number;
   /** Every log line the console wrote so far. */
   logs(): string;
   close(): Promise<void>;
@@ -91,6 +93,7 @@ export async function startConsoleUnderTest(options: ConsoleUnderTestOptions = {
     browser: createTestBrowser(pki.ca.certPem),
     webRoot,
     advance: (ms) => void (offset += ms),
+    now: () => Date.now() + offset,
     logs: () => lines.join(""),
     async close() {
       await app.close();
@@ -107,5 +110,38 @@ export function connectHeaders(csrfToken: string | undefined, extra: Record<stri
     "connect-protocol-version": "1",
     ...(csrfToken === undefined ? {} : { "x-csrf-token": csrfToken }),
     ...extra,
+  };
+}
+
+/** A real audit service trusting the test provider's access tokens, for forwarding tests. */
+export interface AuditUnderTest {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the audit app (SQLite in a temporary folder) accepting admin tokens from `idp`. */
+export async function startAuditTrusting(idp: TestIdp, pki: TestPki): Promise<AuditUnderTest> {
+  const [{ startAudit }, { testDatabases }] = await Promise.all([import("@lcp/audit/app"), import("@lcp/testing/db")]);
+  const db = testDatabases()[0]!.options("audit");
+  const cert = await pki.service("audit");
+  const app = await startAudit({
+    app: "audit",
+    host: "127.0.0.1",
+    port: 0,
+    trustDomain: pki.trustDomain,
+    tls: { certPem: cert.certPem, keyPem: cert.keyPem, caPem: pki.ca.certPem, source: "files" },
+    adminTokens: { issuer: idp.issuer, audience: idp.audience, jwks: idp.jwks, rolesClaim: "roles", dev: false },
+    dataDir: db.dataDir,
+    logLevel: "silent",
+    maxClockSkewMs: 5 * 60_000,
+    logger: pino({ level: "silent" }),
+    shutdownGraceMs: 2_000,
+  });
+  return {
+    url: app.url,
+    async close() {
+      await app.close();
+      await db.cleanup();
+    },
   };
 }
