@@ -39,6 +39,8 @@ export interface TestIdp {
   issueRefreshTokens: boolean;
   /** While true, every token request is refused with `invalid_grant` (a revoked grant, as the console sees it). */
   refuseTokenRequests: boolean;
+  /** How long the token endpoint takes to answer (ms); default 0. */
+  tokenDelayMs: number;
   /** Successful token requests so far, by grant type. */
   readonly grants: Record<string, number>;
   /** Every access and refresh token issued (to prove none leaks). */
@@ -104,6 +106,7 @@ export async function startTestIdp(pki: TestPki): Promise<TestIdp> {
     accessTokenTtlSeconds: 600,
     issueRefreshTokens: true,
     refuseTokenRequests: false,
+    tokenDelayMs: 0,
     grants: {},
     issuedTokens: [],
     async registerConsole(consoleUrl) {
@@ -158,12 +161,13 @@ export async function startTestIdp(pki: TestPki): Promise<TestIdp> {
           await grant.save();
           return grant;
         },
-        ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, RefreshToken: 86_400, Interaction: 600, Session: 86_400, Grant: 86_400 },
+        ttl: { AccessToken: () => idp.accessTokenTtlSeconds, AuthorizationCode: 60, IdToken: 600, RefreshToken: 86_400, Interaction: 600, Session: 86_400, Grant: 86_400 },
         renderError: async (ctx: Ctx, out: Record<string, string>) => {
           ctx.body = `error: ${out.error ?? "unknown"}`;
         },
       });
       provider.use(async (ctx, next) => {
+        if (idp.tokenDelayMs > 0 && ctx.path === "/token") await new Promise((resolve) => setTimeout(resolve, idp.tokenDelayMs));
         if (idp.refuseTokenRequests && ctx.method === "POST" && ctx.path === "/token") {
           ctx.status = 400;
           ctx.body = { error: "invalid_grant", error_description: "grant revoked" };
