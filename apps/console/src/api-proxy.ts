@@ -11,7 +11,7 @@ import type { Logger } from "pino";
 import type { UpstreamUrls } from "./config.js";
 import { passesCsrf, refuseCsrf, refuseUnauthenticated, sessionOf } from "./guards.js";
 import { readBody, sendConnectError, type BodyError } from "./http.js";
-import { describe, type Sessions } from "./sessions.js";
+import { errorFields, type Sessions } from "./sessions.js";
 import type { UpstreamPool } from "./upstream.js";
 
 /** The largest request body forwarded. */
@@ -132,7 +132,7 @@ export async function forwardApiCall(ctx: ApiContext, req: IncomingMessage, res:
     if (abort.signal.aborted) {
       sendConnectError(res, 504, "deadline_exceeded", `the ${upstream} service did not answer within ${timeoutMs} ms (request id ${requestId})`);
     } else {
-      ctx.log.warn({ upstream, procedure, requestId, err: describe(err) }, "service unreachable");
+      ctx.log.warn({ upstream, procedure, requestId, err: errorFields(err) }, "service unreachable");
       sendConnectError(res, 503, "unavailable", `the ${upstream} service is unavailable, retry later (request id ${requestId})`);
     }
     return;

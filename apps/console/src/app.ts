@@ -22,10 +22,10 @@ import { callback, login, logout, sessionInfo, signedOut, type AuthContext } fro
 import type { ConsoleConfig } from "./config.js";
 import { safeReturnPath, sessionOf } from "./guards.js";
 import { redirect, securityHeaders, sendText } from "./http.js";
-import { createOidcRelyingParty } from "./oidc.js";
+import { createOidcRelyingParty, type OidcRelyingParty } from "./oidc.js";
 import { createPendingLogins } from "./pending-logins.js";
-import { createMemorySessionStore, createSessions, describe, type SessionStore } from "./sessions.js";
-import { createUpstreamPool } from "./upstream.js";
+import { createMemorySessionStore, createSessions, errorFields, type SessionStore } from "./sessions.js";
+import { createUpstreamPool, type UpstreamPool } from "./upstream.js";
 import { createWebRoot, NOT_BUILT_MESSAGE } from "./web-root.js";
 
 /** A running console server. */
@@ -86,7 +86,7 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
         return;
       }
       handle(req, res).catch((err: unknown) => {
-        log.error({ err: describe(err), path: pathOf(req.url).slice(0, 200) }, "request failed");
+        log.error({ err: errorFields(err), path: pathOf(req.url).slice(0, 200) }, "request failed");
         if (!res.headersSent) sendText(res, 500, "internal error");
         else res.destroy();
       });
@@ -105,13 +105,21 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
     const lines = Object.entries(headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join("");
     socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n${lines}\r\n`);
   });
-  // Tokens and connections to peers are per connection: count them so shutdown can end them.
+  // Open connections, so shutdown can cut the ones still busy after the grace period.
   const sockets = new Set<Socket>();
   server.on("secureConnection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
 
+  // Shutdown runs newest first: the session sweep, then the server (its calls drain through the
+  // pool), then the connections to the services and the issuer.
+  let pool: UpstreamPool | undefined;
+  let relyingParty: OidcRelyingParty | undefined;
+  cleanup.defer(() => {
+    pool?.close();
+    relyingParty?.close();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => {
@@ -135,29 +143,29 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
   try {
     const port = (server.address() as AddressInfo).port;
     const publicOrigin = config.publicUrl ?? `https://localhost:${port}`;
-    const relyingParty = createOidcRelyingParty({ config: config.oidc, redirectUri: `${publicOrigin}/auth/callback`, now });
-    cleanup.defer(() => relyingParty.close());
+    const rp = createOidcRelyingParty({ config: config.oidc, redirectUri: `${publicOrigin}/auth/callback`, now });
+    relyingParty = rp;
+    const upstreamPool = createUpstreamPool({ caPem: config.tls.caPem });
+    pool = upstreamPool;
     const store = options.sessionStore ?? createMemorySessionStore({ maxSessions: config.maxSessions });
     const sessions = createSessions({
       store,
       idleTimeoutMs: config.sessionIdleTimeoutMs,
       maxAgeMs: config.sessionMaxAgeMs,
       now,
-      refresh: (token) => relyingParty.refresh(token),
+      refresh: (token) => rp.refresh(token),
       log,
     });
     cleanup.defer(() => sessions.close());
-    const pool = createUpstreamPool({ caPem: config.tls.caPem });
-    cleanup.defer(() => pool.close());
 
-    const auth: AuthContext = { log, sessions, pendingLogins: createPendingLogins({ now }), relyingParty, publicOrigin };
+    const auth: AuthContext = { log, sessions, pendingLogins: createPendingLogins({ now }), relyingParty: rp, publicOrigin };
     const api: ApiContext = {
       log,
       sessions,
       publicOrigin,
       routes: apiRoutes(),
       upstreams: config.upstreams,
-      pool,
+      pool: upstreamPool,
       upstreamTimeoutMs: config.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     };
 

@@ -10,7 +10,7 @@ import { passesCsrf, refuseCsrf, refuseUnauthenticated, safeReturnPath, sessionO
 import { addCookie, clearedCookie, cookie, LOGIN_COOKIE, readBody, readCookie, redirect, sendConnectError, sendJson, sendPage, SESSION_COOKIE } from "./http.js";
 import type { OidcRelyingParty } from "./oidc.js";
 import { PENDING_LOGIN_TTL_MS, type PendingLogins } from "./pending-logins.js";
-import { describe, type Sessions } from "./sessions.js";
+import { errorFields, type Sessions } from "./sessions.js";
 
 /** What the auth routes work with. */
 export interface AuthContext {
@@ -48,7 +48,7 @@ export async function login(ctx: AuthContext, req: IncomingMessage, res: ServerR
   try {
     begun = await ctx.relyingParty.begin();
   } catch (err) {
-    ctx.log.warn({ err: describe(err) }, "sign-in unavailable: the identity provider could not be used");
+    ctx.log.warn({ err: errorFields(err) }, "sign-in unavailable: the identity provider could not be used");
     sendPage(res, 503, {
       title: "Sign-in is unavailable",
       message: "The identity provider could not be reached. Try again in a moment.",
@@ -75,6 +75,11 @@ export async function callback(ctx: AuthContext, req: IncomingMessage, res: Serv
     return;
   }
   if (!pending) {
+    // A repeated callback (a double click, the back button) from a browser that is signed in.
+    if (await sessionOf(req, res, ctx.sessions)) {
+      redirect(res, "/licensing");
+      return;
+    }
     sendPage(res, 400, {
       title: "Sign-in expired",
       message: "This sign-in was not started here, was already used, or took longer than 10 minutes.",
@@ -86,7 +91,7 @@ export async function callback(ctx: AuthContext, req: IncomingMessage, res: Serv
   try {
     signedIn = await ctx.relyingParty.finish(rawQuery, pending);
   } catch (err) {
-    ctx.log.warn({ err: describe(err) }, "sign-in failed at the code exchange");
+    ctx.log.warn({ err: errorFields(err) }, "sign-in failed at the code exchange");
     sendPage(res, 400, { title: "Sign-in failed", message: "The sign-in could not be completed.", link: signInAgain(pending.returnTo) });
     return;
   }

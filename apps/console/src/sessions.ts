@@ -126,7 +126,7 @@ export function createSessions(options: SessionsOptions): Sessions {
   const sweep = setInterval(() => {
     store.deleteExpired(now()).then(
       (count) => count > 0 && log.debug({ count }, "expired sessions swept"),
-      (err: unknown) => log.error({ err: describe(err) }, "session sweep failed"),
+      (err: unknown) => log.error({ err: errorFields(err) }, "session sweep failed"),
     );
   }, SWEEP_INTERVAL_MS);
   sweep.unref();
@@ -146,7 +146,7 @@ export function createSessions(options: SessionsOptions): Sessions {
       await store.put(updated);
       return updated;
     } catch (err) {
-      log.info({ subject: session.subject, err: describe(err) }, "session ended: token refresh refused");
+      log.info({ subject: session.subject, err: errorFields(err) }, "session ended: token refresh refused");
       await store.delete(session.id);
       return undefined;
     }
@@ -209,7 +209,7 @@ export function createSessions(options: SessionsOptions): Sessions {
  * An error as it may be logged: name, code and message only. Errors from the token endpoint can
  * carry the response or request they came from; nothing of that belongs in a log line.
  */
-export function describe(err: unknown): { name: string; code?: string; message: string } {
+export function errorFields(err: unknown): { name: string; code?: string; message: string } {
   if (!(err instanceof Error)) return { name: "Error", message: String(err).slice(0, 300) };
   const code = (err as { code?: unknown }).code;
   return { name: err.name, ...(typeof code === "string" ? { code } : {}), message: err.message.slice(0, 300) };

@@ -37,6 +37,10 @@ describe("signing in with the OIDC issuer (authorization code + PKCE)", () => {
     expect(callback.setCookies.some((c) => /^__Host-lcp_login=; .*Max-Age=0/.test(c))).toBe(true);
     expect(final.status).toBe(200);
     expect(final.body).toBe(INDEX_HTML);
+    // The same callback again (back button): the code is spent, the browser is signed in already.
+    const replayed = await t.browser.request(callback.url);
+    expect(replayed.status).toBe(302);
+    expect(replayed.location).toBe(`${t.app.url}/licensing`);
 
     const info = await t.browser.request(`${t.app.url}/auth/session`);
     expect(info.status).toBe(200);
@@ -105,5 +109,26 @@ describe("signing in with the OIDC issuer (authorization code + PKCE)", () => {
     expect(answer.status).toBe(400);
     expect(answer.body).toContain("Sign-in failed");
     expect(browser.cookie(t.app.url, "__Host-lcp_session")).toBeUndefined();
+  });
+});
+
+describe("signing in while the issuer cannot be reached", () => {
+  let t: ConsoleUnderTest;
+  beforeAll(async () => {
+    t = await startConsoleUnderTest({
+      config: { oidc: { issuer: "https://localhost:9", clientId: "lcp-console", clientSecret: { value: "x" }, scopes: "openid profile", rolesClaim: "roles" } },
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("answers a page saying so, with a link to try again that keeps the return path", async () => {
+    const answer = await t.browser.request(`${t.app.url}/auth/login?return=%2Flicensing%2Fsigning`);
+    expect(answer.status).toBe(503);
+    expect(answer.body).toContain("Sign-in is unavailable");
+    expect(answer.body).toContain('href="/auth/login?return=%2Flicensing%2Fsigning"');
+    // The screens still send the browser to sign in; nothing else breaks.
+    expect((await t.browser.request(`${t.app.url}/licensing`)).status).toBe(302);
   });
 });
