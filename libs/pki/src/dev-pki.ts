@@ -5,8 +5,12 @@ import { createCertificateAuthority, loadCertificateAuthority, type CertificateA
 import { DEFAULT_SERVER_HOSTS, issueServerAndServiceCertificate } from "./issue.js";
 import { DEFAULT_TRUST_DOMAIN } from "./spiffe.js";
 
-/** The apps the development PKI issues certificates for by default. */
-export const DEV_PKI_SERVICES: readonly string[] = ["licensing", "signing-keys", "audit", "fleet-sweep"];
+/**
+ * The apps the development PKI issues certificates for by default: the four services, and the
+ * console's listener (its certificate's SPIFFE id names no control-plane service, so it is never
+ * a service identity anywhere).
+ */
+export const DEV_PKI_SERVICES: readonly string[] = ["licensing", "signing-keys", "audit", "fleet-sweep", "console"];
 
 /** Options for {@link ensureDevPki}. */
 export interface DevPkiOptions {

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DevPkiError, ensureDevPki } from "../src/index.js";
+import { DEV_PKI_SERVICES, DevPkiError, ensureDevPki } from "../src/index.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -63,6 +63,22 @@ describe("ensureDevPki", () => {
     expect(new X509Certificate(second.services.audit!.certPem).checkIssued(new X509Certificate(first.caCertPem))).toBe(true);
     const added = await ensureDevPki({ dir, services: [...services, "appliance-sim"] });
     expect(Object.keys(added.services)).toContain("appliance-sim");
+  });
+
+  it("adds the console's certificate to a PKI made before the console existed, changing nothing else", async () => {
+    const before = await ensureDevPki({ dir, services });
+    const files = await snapshot();
+    const after = await ensureDevPki({ dir });
+    expect(DEV_PKI_SERVICES).toContain("console");
+    expect(after.created).toBe(true);
+    expect(after.caCertPem).toBe(before.caCertPem);
+    for (const service of services) expect(after.services[service]).toEqual(before.services[service]);
+    const consoleCert = new X509Certificate(after.services.console!.certPem);
+    expect(consoleCert.checkIssued(new X509Certificate(before.caCertPem))).toBe(true);
+    expect(consoleCert.subjectAltName).toContain("DNS:localhost");
+    expect(await mode(join(dir, "console.key"))).toBe(0o600);
+    const now = await snapshot();
+    for (const [name, text] of Object.entries(files)) if (name !== ".lock") expect(now[name]).toBe(text);
   });
 
   it("works from ca.crt alone when every app certificate exists, and fails clearly when one must be issued", async () => {

@@ -1,0 +1,260 @@
+/**
+ * `startConsole(config)`: the web console's own server (docs/design.md §13), a backend-for-frontend
+ * on one HTTPS origin. It signs admins in with the organisation's OIDC issuer, keeps their tokens
+ * server-side behind an HttpOnly session cookie, serves the single-page app, and forwards the
+ * app's Connect calls to the services with the admin's bearer token. Used by main.ts and tests.
+ *
+ * Routes:
+ * - `GET /` → 302 `/licensing`; `GET /licensing[/…]` → the app's index.html with a live session,
+ *   else 302 `/auth/login?return=<path and query>`; `GET /assets/…` → the built files.
+ * - `GET /auth/login`, `GET /auth/callback`, `GET /auth/session`, `POST /auth/logout`,
+ *   `GET /auth/signed-out` (auth-routes.ts).
+ * - `POST /api/<pkg.Service>/<Method>` (api-proxy.ts).
+ */
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { createLogger } from "@lcp/rpc";
+import { createCleanupStack } from "@lcp/service";
+import { forwardApiCall, DEFAULT_UPSTREAM_TIMEOUT_MS, type ApiContext } from "./api-proxy.js";
+import { apiRoutes } from "./api-routes.js";
+import { callback, login, logout, sessionInfo, signedOut, type AuthContext } from "./auth-routes.js";
+import type { ConsoleConfig } from "./config.js";
+import { safeReturnPath, sessionOf } from "./guards.js";
+import { redirect, securityHeaders, sendText } from "./http.js";
+import { createOidcRelyingParty, type OidcRelyingParty } from "./oidc.js";
+import { createPendingLogins } from "./pending-logins.js";
+import { createMemorySessionStore, createSessions, errorFields, type SessionStore } from "./sessions.js";
+import { createUpstreamPool, type UpstreamPool } from "./upstream.js";
+import { createWebRoot, NOT_BUILT_MESSAGE } from "./web-root.js";
+
+/** A running console server. */
+export interface ConsoleApp {
+  /** `https://localhost:<port>` (what the listener answers on; browsers use `publicUrl`). */
+  readonly url: string;
+  readonly port: number;
+  /** `PUBLIC_URL`, or `https://localhost:<port>` when unset. */
+  readonly publicUrl: string;
+  /** Stops accepting, ends open connections after their answers, closes the pools. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options beyond the configuration: a shared session store for replicas (default in memory). */
+export interface ConsoleOptions {
+  readonly sessionStore?: SessionStore;
+}
+
+/** Default whole-request deadline; a slowly dripped body or header ends with 408. */
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const HEADERS_TIMEOUT_MS = 10_000;
+const MAX_HEADER_BYTES = 16 * 1024;
+const SHUTDOWN_GRACE_MS = 5_000;
+
+/** Starts the console server on `config.port` (0: a free one). */
+export async function startConsole(config: ConsoleConfig, options: ConsoleOptions = {}): Promise<ConsoleApp> {
+  const log = config.logger ?? createLogger("console", config.logLevel);
+  const now = config.now ?? Date.now;
+  const cleanup = createCleanupStack(log);
+  const requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const headers = securityHeaders(new URL(config.oidc.issuer).origin);
+  const webRoot = createWebRoot(config.webRoot);
+
+  // Everything that depends on the public origin is made once the port is known (PORT=0).
+  let handle: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
+
+  const server = createServer(
+    {
+      cert: config.tls.certPem,
+      key: config.tls.keyPem,
+      minVersion: "TLSv1.2",
+      maxHeaderSize: MAX_HEADER_BYTES,
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs),
+      // Node checks the two timeouts above at this interval.
+      connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs),
+      keepAliveTimeout: 5_000,
+      handshakeTimeout: 10_000,
+    },
+    (req, res) => {
+      const started = performance.now();
+      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value as string);
+      res.once("close", () => {
+        log.info({ method: req.method, path: pathOf(req.url).slice(0, 200), status: res.statusCode, ms: Math.round(performance.now() - started) }, "request");
+      });
+      if (!handle) {
+        sendText(res, 503, "starting");
+        return;
+      }
+      handle(req, res).catch((err: unknown) => {
+        log.error({ err: errorFields(err), path: pathOf(req.url).slice(0, 200) }, "request failed");
+        if (!res.headersSent) sendText(res, 500, "internal error");
+        else res.destroy();
+      });
+    },
+  );
+  server.maxHeadersCount = 100;
+  // A connection quiet for this long (no request, no answer) is closed.
+  server.setTimeout(120_000);
+  // Malformed requests, oversized headers and timed-out requests: answered briefly, with our headers.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable || err.code === "ECONNRESET") {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    const lines = Object.entries(headers).map(([name, value]) => `${name}: ${String(value)}\r\n`).join("");
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n${lines}\r\n`);
+  });
+  // Open connections, so shutdown can cut the ones still busy after the grace period.
+  const sockets = new Set<Socket>();
+  server.on("secureConnection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
+  // Shutdown runs newest first: the session sweep, then the server (its calls drain through the
+  // pool), then the connections to the services and the issuer.
+  let pool: UpstreamPool | undefined;
+  let relyingParty: OidcRelyingParty | undefined;
+  cleanup.defer(() => {
+    pool?.close();
+    relyingParty?.close();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  cleanup.defer(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Calls still running get a grace period, then their connections are cut.
+        const force = setTimeout(() => {
+          for (const socket of sockets) socket.destroy();
+        }, SHUTDOWN_GRACE_MS);
+        force.unref();
+      }),
+  );
+
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const publicOrigin = config.publicUrl ?? `https://localhost:${port}`;
+    const rp = createOidcRelyingParty({ config: config.oidc, redirectUri: `${publicOrigin}/auth/callback`, now });
+    relyingParty = rp;
+    const upstreamPool = createUpstreamPool({ caPem: config.tls.caPem });
+    pool = upstreamPool;
+    const store = options.sessionStore ?? createMemorySessionStore({ maxSessions: config.maxSessions });
+    const sessions = createSessions({
+      store,
+      idleTimeoutMs: config.sessionIdleTimeoutMs,
+      maxAgeMs: config.sessionMaxAgeMs,
+      now,
+      refresh: (token) => rp.refresh(token),
+      log,
+    });
+    cleanup.defer(() => sessions.close());
+
+    const auth: AuthContext = { log, sessions, pendingLogins: createPendingLogins({ now }), relyingParty: rp, publicOrigin };
+    const api: ApiContext = {
+      log,
+      sessions,
+      publicOrigin,
+      routes: apiRoutes(),
+      upstreams: config.upstreams,
+      pool: upstreamPool,
+      upstreamTimeoutMs: config.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+    };
+
+    handle = async (req, res) => {
+      const raw = req.url ?? "/";
+      if (!raw.startsWith("/")) {
+        sendText(res, 400, "bad request");
+        return;
+      }
+      const q = raw.indexOf("?");
+      const pathname = q < 0 ? raw : raw.slice(0, q);
+      const rawQuery = q < 0 ? "" : raw.slice(q + 1);
+      const method = req.method ?? "GET";
+      const read = method === "GET" || method === "HEAD";
+
+      if (pathname === "/licensing" || pathname.startsWith("/licensing/")) {
+        if (!read) return notAllowed(res, "GET, HEAD");
+        if (!(await webRoot.built())) {
+          sendText(res, 503, NOT_BUILT_MESSAGE);
+          return;
+        }
+        const session = await sessionOf(req, res, sessions);
+        if (!session) {
+          redirect(res, `/auth/login?return=${encodeURIComponent(safeReturnPath(raw))}`);
+          return;
+        }
+        // Opening a screen is activity.
+        await sessions.touch(session);
+        await webRoot.sendIndex(res, method === "HEAD");
+        return;
+      }
+      if (pathname.startsWith("/assets/")) {
+        if (!read) return notAllowed(res, "GET, HEAD");
+        await webRoot.sendAsset(res, pathname.slice("/assets/".length), method === "HEAD");
+        return;
+      }
+      if (pathname.startsWith("/api/")) {
+        if (method !== "POST") return notAllowed(res, "POST");
+        await forwardApiCall(api, req, res, pathname);
+        return;
+      }
+      switch (pathname) {
+        case "/":
+          if (!read) return notAllowed(res, "GET, HEAD");
+          redirect(res, "/licensing");
+          return;
+        case "/auth/login":
+          if (!read) return notAllowed(res, "GET");
+          await login(auth, req, res, new URLSearchParams(rawQuery));
+          return;
+        case "/auth/callback":
+          if (!read) return notAllowed(res, "GET");
+          await callback(auth, req, res, rawQuery);
+          return;
+        case "/auth/session":
+          if (!read) return notAllowed(res, "GET");
+          await sessionInfo(auth, req, res);
+          return;
+        case "/auth/logout":
+          if (method !== "POST") return notAllowed(res, "POST");
+          await logout(auth, req, res);
+          return;
+        case "/auth/signed-out":
+          if (!read) return notAllowed(res, "GET");
+          signedOut(res);
+          return;
+        default:
+          sendText(res, 404, "not found");
+      }
+    };
+
+    const url = `https://localhost:${port}`;
+    log.info({ url, publicUrl: publicOrigin, issuer: config.oidc.issuer, webRoot: config.webRoot, tls: config.tls.source }, "console ready");
+    return { url, port, publicUrl: publicOrigin, close: cleanup.close };
+  } catch (err) {
+    await cleanup.close();
+    throw err;
+  }
+}
+
+function notAllowed(res: ServerResponse, allow: string): void {
+  res.setHeader("allow", allow);
+  res.setHeader("connection", "close");
+  sendText(res, 405, "method not allowed");
+}
+
+/** The path of a request target, without its query (which may hold codes and states). */
+function pathOf(url: string | undefined): string {
+  if (!url) return "/";
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
+}

@@ -1,0 +1,93 @@
+/**
+ * Forwarding one Connect unary call to the service that owns it, over HTTP/2 and TLS trusting the
+ * platform CA, with one pooled connection per service (reopened when it closes or is told to go
+ * away). Bytes pass through as they are: the console neither decodes nor re-encodes messages.
+ */
+import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
+
+/** One call to forward. */
+export interface UpstreamCall {
+  /** `https://host:port` of the service. */
+  readonly origin: string;
+  /** `/pkg.Service/Method`. */
+  readonly path: string;
+  /** Request headers to send (the caller has chosen and bounded them). */
+  readonly headers: OutgoingHttpHeaders;
+  readonly body: Buffer;
+  /** Aborts the call (the browser went away, or the deadline passed). */
+  readonly signal: AbortSignal;
+}
+
+/** The service's answer: status, headers, and its body as a stream. */
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: NodeJS.ReadableStream;
+}
+
+/** The pooled HTTP/2 connections to the services. */
+export interface UpstreamPool {
+  /** Sends the call; rejects when the service cannot be reached or the call is aborted before an answer. */
+  request(call: UpstreamCall): Promise<UpstreamResponse>;
+  /** Closes every connection. */
+  close(): void;
+}
+
+/** A connection with no call for this long is closed (and reopened on the next call). */
+const IDLE_MS = 60_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Creates the pool; `caPem` is the CA the services' certificates must chain to. */
+export function createUpstreamPool(options: { readonly caPem: string }): UpstreamPool {
+  const sessions = new Map<string, ClientHttp2Session>();
+
+  const sessionFor = (origin: string): ClientHttp2Session => {
+    const existing = sessions.get(origin);
+    if (existing && !existing.closed && !existing.destroyed) return existing;
+    const session = connect(origin, { ca: options.caPem, settings: { enablePush: false } });
+    sessions.set(origin, session);
+    const forget = () => {
+      if (sessions.get(origin) === session) sessions.delete(origin);
+    };
+    session.on("close", forget);
+    session.on("goaway", forget);
+    // Errors reach the pending streams; the session itself is just forgotten.
+    session.on("error", forget);
+    session.setTimeout(IDLE_MS, () => session.close());
+    const connectTimer = setTimeout(() => {
+      if (!session.connecting) return;
+      session.destroy(new Error(`no connection to ${origin} within ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    connectTimer.unref();
+    session.once("connect", () => clearTimeout(connectTimer));
+    session.once("close", () => clearTimeout(connectTimer));
+    return session;
+  };
+
+  return {
+    request: (call) =>
+      new Promise<UpstreamResponse>((resolve, reject) => {
+        if (call.signal.aborted) return reject(new Error("aborted"));
+        let stream;
+        try {
+          stream = sessionFor(call.origin).request({ ...call.headers, [constants.HTTP2_HEADER_METHOD]: "POST", [constants.HTTP2_HEADER_PATH]: call.path });
+        } catch (err) {
+          return reject(err);
+        }
+        const onAbort = () => stream.close(constants.NGHTTP2_CANCEL);
+        call.signal.addEventListener("abort", onAbort, { once: true });
+        stream.once("close", () => call.signal.removeEventListener("abort", onAbort));
+        stream.once("response", (headers) => {
+          resolve({ status: Number(headers[constants.HTTP2_HEADER_STATUS] ?? 502), headers, body: stream });
+        });
+        stream.once("error", reject);
+        // A stream closed before any response (reset, refused, aborted) never resolves otherwise.
+        stream.once("close", () => reject(new Error(`the call to ${call.origin} ended without an answer (code ${stream.rstCode})`)));
+        stream.end(call.body);
+      }),
+    close() {
+      for (const session of sessions.values()) session.destroy();
+      sessions.clear();
+    },
+  };
+}
