@@ -5,8 +5,12 @@ import { createCertificateAuthority, loadCertificateAuthority, type CertificateA
 import { DEFAULT_SERVER_HOSTS, issueServerAndServiceCertificate } from "./issue.js";
 import { DEFAULT_TRUST_DOMAIN } from "./spiffe.js";
 
-/** The apps the development PKI issues certificates for by default. */
-export const DEV_PKI_SERVICES: readonly string[] = ["licensing", "signing-keys", "audit", "fleet-sweep"];
+/**
+ * What the development PKI issues certificates for by default: the four apps and `npm start`'s dev
+ * identity provider (its HTTPS listener; its SPIFFE id names no service the apps know, so it is
+ * anonymous to them as a client).
+ */
+export const DEV_PKI_SERVICES: readonly string[] = ["licensing", "signing-keys", "audit", "fleet-sweep", "dev-idp"];
 
 /** Options for {@link ensureDevPki}. */
 export interface DevPkiOptions {
