@@ -26,14 +26,23 @@ export function escapeHtml(value: unknown): string {
 }
 
 /**
- * The headers every HTML page of the provider carries: no script may run, styles only by hash,
- * forms may post to the provider and be redirected on to the registered clients (`formTargets`,
- * origins), no framing, no caching, no referrer.
+ * The hash of an empty script: a `script-src` that allows nothing, but to which oidc-provider
+ * appends the hash of the one inline script it writes itself (the auto-submitting sign-out form
+ * it answers when nobody is signed in), which would otherwise never submit.
  */
-export function securityHeaders(formTargets: readonly string[]): Record<string, string> {
+const EMPTY_SCRIPT_SOURCE = `'sha256-${createHash("sha256").update("").digest("base64")}'`;
+
+/**
+ * The headers every HTML page of the provider carries: no script may run (`pushedScripts`: except
+ * what oidc-provider hashes into the policy itself), styles only by hash, forms may post to the
+ * provider and be redirected on to the registered clients (`formTargets`, origins), no framing, no
+ * caching, no referrer.
+ */
+export function securityHeaders(formTargets: readonly string[], options: { pushedScripts?: boolean } = {}): Record<string, string> {
   return {
     "content-security-policy": [
       "default-src 'none'",
+      ...(options.pushedScripts ? [`script-src ${EMPTY_SCRIPT_SOURCE}`] : []),
       `style-src ${STYLE_SOURCE}`,
       `form-action 'self' ${formTargets.join(" ")}`.trim(),
       "frame-ancestors 'none'",

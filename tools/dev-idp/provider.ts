@@ -130,6 +130,8 @@ function serve(server: Server, { state, redirectUris, postLogoutUris, accessTtl,
   // the whole redirect chain, so it names every client origin.
   const formTargets = [...new Set([...redirectUris, ...postLogoutUris, CLI_REDIRECT_URI].map((u) => new URL(u).origin))];
   const headers = securityHeaders(formTargets);
+  const providerHeaders = securityHeaders(formTargets, { pushedScripts: true });
+  const providerCsp = providerHeaders["content-security-policy"]!;
 
   const provider = new Provider(issuer, {
     adapter: store.Adapter,
@@ -247,8 +249,12 @@ function serve(server: Server, { state, redirectUris, postLogoutUris, accessTtl,
       }
       return;
     }
+    // Set before the provider answers, so it can add the hash of a script it writes itself.
+    ctx.set("content-security-policy", providerCsp);
     await next();
-    if (ctx.response.is("html")) for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
+    if (ctx.response.is("html")) {
+      for (const [name, value] of Object.entries(providerHeaders)) if (name !== "content-security-policy") ctx.set(name, value);
+    }
   });
 
   const interaction = async (ctx: KoaContextWithOIDC, uid: string, login: boolean): Promise<void> => {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createTrustingFetch, type TrustingFetch } from "@lcp/tokens";
 import * as oidc from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -110,6 +111,40 @@ describe("the dev identity provider's login page", () => {
     const crossed = await go(loginUrl);
     expect(crossed.status).toBe(400);
     expect(await crossed.text()).toContain("expired or was already used");
+  });
+
+  it("asks a signed-in user to confirm signing out on a page without script; signs out at once otherwise, its one script allowed by hash", async () => {
+    const { go, loginUrl } = await openLogin();
+    const support = t.idp.users.find((u) => u.role === "support")!;
+    let res = await go(new URL(`${loginUrl.pathname}/login`, loginUrl), {
+      method: "POST",
+      contentType: "application/x-www-form-urlencoded",
+      body: new URLSearchParams({ username: support.username, password: support.password }).toString(),
+    });
+    for (let hops = 0; res.status === 303 && !res.headers.get("location")!.startsWith(CLI_REDIRECT_URI); hops++) {
+      expect(hops).toBeLessThan(8);
+      res = await go(new URL(res.headers.get("location")!, t.idp.issuer));
+    }
+    expect(res.headers.get("location")).toMatch(/[?&]code=/);
+
+    const confirm = await go(new URL("/session/end", t.idp.issuer));
+    expect(confirm.status).toBe(200);
+    const page = await confirm.text();
+    expect(page).not.toMatch(/<script/i);
+    expect(page).toContain('<form id="op.logoutForm" method="post"');
+    expect(page).toContain('<button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button>');
+    expect(confirm.headers.get("content-security-policy")).toContain("default-src 'none'");
+
+    // Nobody signed in: oidc-provider answers with a form that submits itself; its script, and only
+    // it, is allowed by its hash, so the sign-out does not stall.
+    const anonymous = await fetch(new URL("/session/end", t.idp.issuer));
+    const html = await anonymous.text();
+    const script = /<script>([\s\S]*?)<\/script>/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const csp = anonymous.headers.get("content-security-policy")!;
+    expect(csp).toContain(`'sha256-${createHash("sha256").update(script!).digest("base64")}'`);
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain("unsafe-inline");
   });
 
   it("serves its error pages under the same CSP, without script", async () => {

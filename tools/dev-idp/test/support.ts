@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { startDevIdentityProvider, type DevIdentityProvider, type StartDevIdentityProviderOptions } from "../provider.js";
 
-/** The console's redirect URIs every test provider registers. */
+/** The console's redirect URI every test provider registers. */
 export const CONSOLE_REDIRECT_URI = "https://localhost:7440/auth/callback";
+/** The console's post-sign-out URI every test provider registers. */
 export const CONSOLE_SIGNED_OUT_URI = "https://localhost:7440/auth/signed-out";
 
 /** A provider under test, the PKI its certificate chains to, and where its state lives. */
