@@ -1,6 +1,7 @@
 /**
  * Independent clients against the real processes: `buf curl --reflect` (no proto files, only
- * server reflection) for admin calls with a token from `npm run token`, and `@grpc/grpc-js` with
+ * server reflection) for admin calls with a token from `npm run token` (a sign-in at the dev
+ * identity provider, which the apps trust through OIDC_* as `npm start` sets them), and `@grpc/grpc-js` with
  * `@grpc/proto-loader` (a gRPC stack that shares no code with connect-node) calling licensing over
  * TLS as an admin, activating as an appliance, and then calling over mTLS with the certificate it
  * was issued, as well as a service identity calling signing-keys over mTLS.
@@ -17,7 +18,8 @@ import { BUF, run, runTs } from "../support/processes.js";
 let cluster: Cluster;
 
 beforeAll(async () => {
-  cluster = await startCluster();
+  // As `npm start` does: the dev identity provider first, then the apps trusting it.
+  cluster = await startCluster({ devIdentityProvider: true });
 }, 120_000);
 
 afterAll(async () => {
@@ -36,7 +38,7 @@ async function bufCurl(url: string, options: { token?: string; data?: unknown; e
 
 /** `npm run -s token -- --role <role>` against the cluster's DATA_DIR. */
 async function npmToken(role: string): Promise<string> {
-  const res = await runTs("tools/token/main.ts", ["--role", role], { env: { ...process.env, DATA_DIR: cluster.dataDir } });
+  const res = await runTs("tools/token/main.ts", ["--role", role], { env: { ...process.env, DATA_DIR: cluster.dataDir, OIDC_ISSUER: cluster.env.OIDC_ISSUER } });
   expect(res.stderr).toBe("");
   expect(res.code).toBe(0);
   return res.stdout.trim();
@@ -126,7 +128,7 @@ describe("@grpc/grpc-js", () => {
     const ca = Buffer.from(cluster.caPem);
     const tls = grpc.credentials.createSsl(ca);
     const admin = grpcClient(loaded.licensing.v1.LicensingService, cluster.urls.licensing, tls);
-    const token = await cluster.adminToken("support", "grpc-js-operator");
+    const token = await cluster.adminToken("support");
 
     const made = await unary<{ deployment: { id: string; state: string }; license: { id: string; token: string } }>(
       admin,

@@ -28,11 +28,13 @@ let session: Held | undefined;
 const outputs: string[] = [];
 
 beforeAll(async () => {
-  cluster = await startCluster();
+  // `npm run token` in the first block signs in to the dev identity provider, as under npm start.
+  cluster = await startCluster({ devIdentityProvider: true });
   const script = ["set -euo pipefail", ...blocks.flatMap((block, i) => [`echo "@@ block ${i}"`, block]), 'echo "@@ end"'].join("\n");
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATA_DIR: cluster.dataDir,
+    OIDC_ISSUER: cluster.env.OIDC_ISSUER,
     LICENSING_URL: cluster.urls.licensing,
     AUDIT_URL: cluster.urls.audit,
     FLEET_SWEEP_URL: cluster.urls["fleet-sweep"],
@@ -107,32 +109,33 @@ describe("README walkthrough", () => {
     expect(outputs[7]!.trim()).toBe("LICENSE_STATUS_REVOKED DEPLOYMENT_STATE_LOCKED LOCK_REASON_REVOKED");
   });
 
+  // Who asked is the dev user the token was signed in as: `--role support` signs in as `support`.
   it("8: an on-demand sweep SUCCEEDS over the fleet, a re-run makes no transition, both listed with who asked", () => {
     const lines = outputs[8]!.trim().split("\n");
     expect(lines).toHaveLength(3);
-    const m = /^[0-9a-f-]{36} SWEEP_STATUS_SUCCEEDED examined (\d+) requested by dev-admin$/.exec(lines[0]!);
+    const m = /^[0-9a-f-]{36} SWEEP_STATUS_SUCCEEDED examined (\d+) requested by support$/.exec(lines[0]!);
     expect(m, lines[0]).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThanOrEqual(1);
     expect(lines[1]).toBe("SWEEP_STATUS_SUCCEEDED transitions 0");
-    expect(lines[2]).toBe("dev-admin");
+    expect(lines[2]).toBe("support");
   });
 
   it("9: the audit trail has every step, oldest first, and its chain verifies", () => {
     const lines = outputs[9]!.trim().split("\n");
     const steps = lines.slice(0, -1).map((l) => l.split(" ").slice(1).join(" "));
-    const ours = steps.filter((s) => s.endsWith(" dev-admin"));
+    const ours = steps.filter((s) => s.endsWith(" support"));
     expect(ours).toEqual([
-      "deployment.provision OUTCOME_SUCCESS dev-admin",
-      "license.issue OUTCOME_SUCCESS dev-admin",
-      "subscription.update OUTCOME_SUCCESS dev-admin",
-      "deployment.suspend OUTCOME_SUCCESS dev-admin",
-      "subscription.update OUTCOME_SUCCESS dev-admin",
-      "deployment.reactivate OUTCOME_SUCCESS dev-admin",
-      "license.rebind OUTCOME_SUCCESS dev-admin",
-      "license.revoke OUTCOME_SUCCESS dev-admin",
-      "deployment.lock OUTCOME_SUCCESS dev-admin",
-      "fleet.sweep OUTCOME_SUCCESS dev-admin",
-      "fleet.sweep OUTCOME_SUCCESS dev-admin",
+      "deployment.provision OUTCOME_SUCCESS support",
+      "license.issue OUTCOME_SUCCESS support",
+      "subscription.update OUTCOME_SUCCESS support",
+      "deployment.suspend OUTCOME_SUCCESS support",
+      "subscription.update OUTCOME_SUCCESS support",
+      "deployment.reactivate OUTCOME_SUCCESS support",
+      "license.rebind OUTCOME_SUCCESS support",
+      "license.revoke OUTCOME_SUCCESS support",
+      "deployment.lock OUTCOME_SUCCESS support",
+      "fleet.sweep OUTCOME_SUCCESS support",
+      "fleet.sweep OUTCOME_SUCCESS support",
     ]);
     expect(steps.filter((s) => s.startsWith("license.activate OUTCOME_SUCCESS"))).toHaveLength(2);
     const seqs = lines.slice(0, -1).map((l) => Number(l.split(" ")[0]));

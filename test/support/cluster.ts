@@ -55,6 +55,12 @@ export interface ClusterOptions {
   readonly appEnv?: Partial<Record<AppName, Readonly<Record<string, string>>>>;
   /** How long each app may take to report SERVING (default 45 s; 2 cores compile four apps at once). */
   readonly startTimeoutMs?: number;
+  /**
+   * Start the development identity provider first (tools/dev-idp/main.ts, state in
+   * `<dataDir>/dev-idp`) and have the apps trust it through OIDC_* as `npm start` does, instead of
+   * the dev admin issuer; `env` then carries OIDC_ISSUER, so `npm run token` run with it signs in there.
+   */
+  readonly devIdentityProvider?: boolean;
 }
 
 /** A running cluster. Always `await stop()` in `afterAll`/`finally`. */
@@ -70,7 +76,10 @@ export interface Cluster {
   readonly databaseUrl: string | undefined;
   /** The environment every app gets (PORT aside): for tools run against this cluster. */
   readonly env: Readonly<Record<string, string>>;
-  /** A bearer token from the cluster's dev admin issuer. */
+  /**
+   * A bearer token from the cluster's dev admin issuer; with `devIdentityProvider`, from
+   * `npm run token` signing in as the role's dev user (`subject` is then the role's username).
+   */
   adminToken(role: Role, subject?: string): Promise<string>;
   /** A typed client for `service`, authenticated as an admin with `role`, aimed at the app serving it. */
   adminClient<T extends DescService>(service: T, role: Role): Client<T>;
@@ -200,6 +209,22 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     ...options.env,
   };
 
+  let idp: { child: ChildProcess; issuer: string } | undefined;
+  if (options.devIdentityProvider) {
+    try {
+      idp = await startDevIdentityProvider(dataDir, logDir, baseEnv, startTimeoutMs);
+    } catch (err) {
+      if (dropDatabase) await dropDatabase().catch(() => undefined);
+      throw err;
+    }
+    Object.assign(env, {
+      OIDC_ISSUER: idp.issuer,
+      OIDC_AUDIENCE: DEV_IDP_AUDIENCE,
+      OIDC_JWKS_URL: `${idp.issuer}/jwks`,
+      OIDC_CA_FILE: caPath,
+    });
+  }
+
   const children = new Map<AppName, ChildProcess>();
   const logStreams = new Map<AppName, WriteStream>();
   const logPath = (app: AppName) => join(logDir, `${app}.log`);
@@ -267,6 +292,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       for (const group of [["fleet-sweep"], ["licensing"], ["signing-keys"], ["audit"]] as AppName[][]) {
         await Promise.all(group.map(stopApp));
       }
+      if (idp && idp.child.exitCode === null && idp.child.signalCode === null) {
+        const child = idp.child;
+        await new Promise<void>((done) => {
+          const force = setTimeout(() => child.kill("SIGKILL"), 10_000);
+          child.once("exit", () => {
+            clearTimeout(force);
+            done();
+          });
+          child.kill("SIGTERM");
+        });
+      }
       await Promise.all([...logStreams.values()].map((s) => new Promise((done) => s.end(done))));
       if (dropDatabase) await dropDatabase().catch(() => undefined);
       if (ownDir && !process.env.LCP_E2E_KEEP) rmSync(dataDir, { recursive: true, force: true });
@@ -281,6 +317,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     databaseUrl,
     env: Object.fromEntries(Object.entries(env).filter(([k]) => k !== "PORT")),
     async adminToken(role, subject = `e2e-${role}`) {
+      if (idp) return npmRunToken(role, cluster.env);
       return (await issuer).mint({ subject, roles: [role], ttlSeconds: 3_600 });
     },
     adminClient(service, role) {
@@ -312,6 +349,67 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     throw err;
   }
   return cluster;
+}
+
+/** The dev identity provider's `aud`, as tools/dev-idp/constants.ts names it (tests import no tool code). */
+const DEV_IDP_AUDIENCE = "urn:lcp:admin";
+
+/**
+ * Runs tools/dev-idp/main.ts on a free port, its output in `<logDir>/dev-idp.log`, and resolves
+ * with its issuer once it prints it (it is listening then).
+ */
+async function startDevIdentityProvider(dataDir: string, logDir: string, baseEnv: Record<string, string>, timeoutMs: number): Promise<{ child: ChildProcess; issuer: string }> {
+  const [port] = await freePorts(1);
+  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", join(REPO_ROOT, "tools/dev-idp/main.ts")], {
+    cwd: REPO_ROOT,
+    env: { ...baseEnv, NODE_ENV: "development", DATA_DIR: dataDir, HOST: "127.0.0.1", PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  liveChildren.add(child);
+  child.once("exit", () => liveChildren.delete(child));
+  const log = createWriteStream(join(logDir, "dev-idp.log"), { flags: "a" });
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  child.once("close", () => log.end());
+  let output = "";
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      fail(new Error(`the dev identity provider did not start within ${timeoutMs} ms:\n${output.slice(-3_000)}`));
+    }, timeoutMs);
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      const issuer = /^dev identity provider (https:\/\/localhost:\d+)$/m.exec(output)?.[1];
+      if (issuer) {
+        clearTimeout(timer);
+        child.stdout!.off("data", onData);
+        child.stderr!.off("data", onData);
+        done({ child, issuer });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      fail(new Error(`the dev identity provider exited (${signal ?? code}) before it was ready:\n${output.slice(-3_000)}`));
+    });
+  });
+}
+
+/** `npm run -s token -- --role <role>` with the cluster's environment (its DATA_DIR and OIDC_ISSUER). */
+function npmRunToken(role: Role, env: Readonly<Record<string, string>>): Promise<string> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", join(REPO_ROOT, "tools/token/main.ts"), "--role", role], {
+      cwd: REPO_ROOT,
+      env: { ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("close", (code) => (code === 0 ? done(stdout.trim()) : fail(new Error(`npm run token --role ${role} failed (${code}): ${stderr}`))));
+  });
 }
 
 /** Creates a fresh database on the server of `serverUrl` and returns its URL and a dropper. */

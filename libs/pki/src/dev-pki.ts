@@ -6,11 +6,11 @@ import { DEFAULT_SERVER_HOSTS, issueServerAndServiceCertificate } from "./issue.
 import { DEFAULT_TRUST_DOMAIN } from "./spiffe.js";
 
 /**
- * The apps the development PKI issues certificates for by default: the four services, and the
- * console's listener (its certificate's SPIFFE id names no control-plane service, so it is never
- * a service identity anywhere).
+ * What the development PKI issues certificates for by default: the four services, the console's
+ * listener and `npm start`'s dev identity provider (the last two have SPIFFE ids that name no
+ * control-plane service, so they are never a service identity anywhere: anonymous as clients).
  */
-export const DEV_PKI_SERVICES: readonly string[] = ["licensing", "signing-keys", "audit", "fleet-sweep", "console"];
+export const DEV_PKI_SERVICES: readonly string[] = ["licensing", "signing-keys", "audit", "fleet-sweep", "console", "dev-idp"];
 
 /** Options for {@link ensureDevPki}. */
 export interface DevPkiOptions {

@@ -3,7 +3,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { ServiceName } from "@lcp/domain";
 import { DEFAULT_TRUST_DOMAIN, ensureDevPki, isValidTrustDomain } from "@lcp/pki";
-import { createAdminTokenVerifier, ensureDevAdminIssuer, parseDuration, readOrCreateFile, type AdminTokenVerifier } from "@lcp/tokens";
+import { createAdminTokenVerifier, ensureDevAdminIssuer, parseCertificateBundle, parseDuration, readOrCreateFile, type AdminTokenVerifier } from "@lcp/tokens";
 import type { JSONWebKeySet } from "jose";
 import { DEFAULT_DENIED_AUDIT_WINDOW_MS } from "./denial-audit.js";
 import { TICKET_SECRET_BYTES, type ServerTls } from "./server.js";
@@ -29,6 +29,8 @@ export interface AdminTokensConfig {
   readonly jwks?: JSONWebKeySet;
   /** The OIDC issuer's `jwks_uri`. */
   readonly jwksUrl?: URL;
+  /** `OIDC_CA_FILE`: PEM certificates trusted in addition to the system roots when fetching `jwksUrl`. */
+  readonly jwksCaPem?: string;
   /** Claim holding the roles (dotted path allowed). */
   readonly rolesClaim: string;
   /** True when this is the generated development issuer, not an organisation's. */
@@ -83,6 +85,9 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
  *   development PKI in `<DATA_DIR>/pki/` is created on first start and used;
  * - `OIDC_ISSUER`, `OIDC_AUDIENCE`, `OIDC_JWKS_URL`, `OIDC_ROLES_CLAIM` (default `roles`):
  *   the first three together or none; with none, the dev admin issuer in `<DATA_DIR>/pki/`;
+ * - `OIDC_CA_FILE` (only with `OIDC_ISSUER`): a PEM bundle trusted in addition to the system roots
+ *   when fetching the issuer's JWKS (an issuer behind a private CA, or `npm start`'s dev identity
+ *   provider behind the dev PKI); a file that cannot be read or holds no parsable certificate is refused;
  * - `DENIED_AUDIT_WINDOW`: a duration (`0s` … `1h`, default `60s`); repeats of one refused call
  *   within it are audited as one count, `0s` audits every refusal on its own.
  * - `IDLE_TIMEOUT` (default `2m`, `1s` … `1h`): a connection with no open call is closed after it;
@@ -140,6 +145,9 @@ export async function readCommonConfig(
       throw new ConfigError("OIDC_JWKS_URL", "must be https (http only for localhost)");
     }
   }
+  const oidcCaFile = get("OIDC_CA_FILE");
+  if (oidcCaFile !== undefined && !oidc) throw new ConfigError("OIDC_CA_FILE", "only applies with OIDC_ISSUER, OIDC_AUDIENCE and OIDC_JWKS_URL");
+  if (oidcCaFile !== undefined && jwksUrl?.protocol !== "https:") throw new ConfigError("OIDC_CA_FILE", "only applies to an https OIDC_JWKS_URL");
   if (production && !tlsFiles) throw new ConfigError("TLS_CERT_FILE", "is required when NODE_ENV=production");
   if (production && !oidc) throw new ConfigError("OIDC_ISSUER", "is required when NODE_ENV=production");
   const rolesClaim = get("OIDC_ROLES_CLAIM") ?? "roles";
@@ -160,7 +168,8 @@ export async function readCommonConfig(
 
   let adminTokens: AdminTokensConfig;
   if (oidc) {
-    adminTokens = { issuer: oidc[0], audience: oidc[1], jwksUrl, rolesClaim, dev: false };
+    const jwksCaPem = oidcCaFile === undefined ? undefined : await readCertificates("OIDC_CA_FILE", oidcCaFile);
+    adminTokens = { issuer: oidc[0], audience: oidc[1], jwksUrl, ...(jwksCaPem === undefined ? {} : { jwksCaPem }), rolesClaim, dev: false };
   } else {
     const dev = await ensureDevAdminIssuer(pkiDir);
     adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim, dev: true };
@@ -231,6 +240,7 @@ export function adminTokenVerifierFrom(config: AdminTokensConfig): AdminTokenVer
     issuer: config.issuer,
     audience: config.audience,
     jwks,
+    ...(config.jwksCaPem === undefined ? {} : { jwksCaPem: config.jwksCaPem }),
     rolesClaim: config.rolesClaim,
   });
 }
@@ -263,6 +273,17 @@ async function readPem(variable: string, path: string): Promise<string> {
     throw new ConfigError(variable, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
   }
   if (!text.includes("-----BEGIN ")) throw new ConfigError(variable, `${path} is not a PEM file`);
+  return text;
+}
+
+/** A PEM bundle of certificates, each of which must parse; a ConfigError naming `variable` otherwise. */
+async function readCertificates(variable: string, path: string): Promise<string> {
+  const text = await readPem(variable, path);
+  try {
+    parseCertificateBundle(text);
+  } catch (err) {
+    throw new ConfigError(variable, `${path} ${(err as Error).message}`);
+  }
   return text;
 }
 

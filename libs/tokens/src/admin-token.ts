@@ -5,6 +5,7 @@
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   decodeProtectedHeader,
   jwtVerify,
   type JSONWebKeySet,
@@ -13,6 +14,7 @@ import {
   type JWTVerifyGetKey,
 } from "jose";
 import { refuse, refusalFromJoseError, type TokenRefusal } from "./token-refusal.js";
+import { createTrustingFetch } from "./trusting-fetch.js";
 
 /** Asymmetric algorithms an admin verifier may accept; HMAC and `none` are deliberately absent. */
 export const ADMIN_TOKEN_ALGORITHMS = ["EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"] as const;
@@ -28,6 +30,11 @@ export interface AdminTokenVerifierOptions {
   audience: string;
   /** The issuer's public keys: an inline JWKS, or its `jwks_uri` fetched (and cached) by jose. */
   jwks: JSONWebKeySet | URL;
+  /**
+   * PEM certificates trusted, in addition to the system roots, when fetching a remote `jwks` (an
+   * issuer behind a private or development CA: `OIDC_CA_FILE`). Ignored for an inline JWKS.
+   */
+  jwksCaPem?: string;
   /**
    * Claim holding the roles; a dotted path reaches into objects (`"realm_access.roles"`). A claim
    * whose own name contains dots (Auth0-style `"https://example.com/roles"`) is matched first.
@@ -85,7 +92,9 @@ export function createAdminTokenVerifier(options: AdminTokenVerifierOptions): Ad
   const clockTolerance = options.clockToleranceSec ?? 30;
   const remote = options.jwks instanceof URL;
   const keys: JWTVerifyGetKey =
-    options.jwks instanceof URL ? createRemoteJWKSet(options.jwks) : createLocalJWKSet(options.jwks);
+    options.jwks instanceof URL
+      ? createRemoteJWKSet(options.jwks, options.jwksCaPem === undefined ? {} : { [customFetch]: createTrustingFetch({ caPem: options.jwksCaPem }) })
+      : createLocalJWKSet(options.jwks);
 
   return {
     async verify(token, now) {

@@ -36,6 +36,13 @@ export {
 export { KeyWrapError, loadOrCreateDevKek, parseKek, unwrapSecret, wrapSecret } from "./key-wrap.js";
 export { readOrCreateFile } from "./write-file-once.js";
 export {
+  createTrustingFetch,
+  parseCertificateBundle,
+  type TrustingFetch,
+  type TrustingFetchInit,
+  type TrustingFetchOptions,
+} from "./trusting-fetch.js";
+export {
   ADMIN_TOKEN_ALGORITHMS,
   createAdminTokenVerifier,
   type AdminTokenAccepted,
