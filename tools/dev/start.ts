@@ -23,7 +23,8 @@ import { DEV_PKI_SERVICES, ensureDevPki } from "@lcp/pki";
 import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, Health } from "@lcp/proto/grpc/health/v1/health_pb";
 import { createClient } from "@lcp/rpc";
 import { createTrustingFetch, loadOrCreateDevKek } from "@lcp/tokens";
-import { DEV_IDP_AUDIENCE, DEV_IDP_PORT, DEV_IDP_STATE_DIR } from "../dev-idp/constants.js";
+import { CONSOLE_CLIENT_ID, DEV_IDP_AUDIENCE, DEV_IDP_PORT, DEV_IDP_STATE_DIR } from "../dev-idp/constants.js";
+import { ensureConsoleAssets } from "./console-assets.js";
 import { DEV_IDP_FILES, readDevUsers, type DevUser } from "../dev-idp/state.js";
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
@@ -62,12 +63,22 @@ const IDP: DevProcess = {
   readyPath: "/.well-known/openid-configuration",
 };
 
+/** The console: signs admins in at the dev identity provider and routes the screens' calls to the apps. */
+const CONSOLE: DevProcess = {
+  name: "console",
+  port: 7440,
+  entry: "apps/console/src/main.ts",
+  serves: "the operator console (sign in as a dev user below)",
+  readyPath: "/healthz",
+  env: (idp) => ({ OIDC_CLIENT_ID: CONSOLE_CLIENT_ID, OIDC_CLIENT_SECRET_FILE: idp.consoleSecretFile, PUBLIC_URL: url(7440), FLEET_SWEEP_URL: url(7446) }),
+};
+
 /**
- * The apps on their fixed ports (docs/design.md §12), started together. Another one (a web console
- * on 7440, say) is one more entry: its `entry`, `readyPath: "/"` if it serves no gRPC health, and
- * `env: (idp) => ({ OIDC_CLIENT_ID: "lcp-console", OIDC_CLIENT_SECRET_FILE: idp.consoleSecretFile })`.
+ * The apps on their fixed ports (docs/design.md §12), started together: a process that serves no
+ * gRPC health names a `readyPath` instead.
  */
 const APPS: readonly DevProcess[] = [
+  CONSOLE,
   { name: "signing-keys", port: 7444, entry: "apps/signing-keys/src/main.ts", serves: "signing.v1.SigningKeyService" },
   { name: "audit", port: 7445, entry: "apps/audit/src/main.ts", serves: "audit.v1.AuditService" },
   { name: "licensing", port: 7443, entry: "apps/licensing/src/main.ts", serves: "licensing.v1.LicensingService, ApplianceService, ReconcileService" },
@@ -76,7 +87,7 @@ const APPS: readonly DevProcess[] = [
 
 const ALL = [IDP, ...APPS];
 /** Consumers first, so none logs errors about a dependency that left; the identity provider last. */
-const STOP_ORDER = ["fleet-sweep", "licensing", "signing-keys", "audit", IDP.name];
+const STOP_ORDER = ["console", "fleet-sweep", "licensing", "signing-keys", "audit", IDP.name];
 const portOf = (name: string) => ALL.find((p) => p.name === name)!.port;
 
 const children = new Map<string, ChildProcess>();
@@ -145,6 +156,8 @@ async function main(): Promise<void> {
   await loadOrCreateDevKek(dataDir);
   console.log(`${pki.created ? "created" : "reusing"} dev PKI in ${join(dataDir, "pki")}`);
 
+  ensureConsoleAssets(repoRoot, (line) => console.log(line));
+
   process.once("SIGINT", () => void stopAll(0));
   process.once("SIGTERM", () => void stopAll(0));
 
@@ -154,7 +167,7 @@ async function main(): Promise<void> {
   await waitReady(IDP, pki.caCertPem);
   const users = await readDevUsers(stateDir);
 
-  // The four apps at once: licensing waits for signing-keys' trust bundle by itself and the audit
+  // The apps at once: licensing waits for signing-keys' trust bundle by itself and the audit
   // relays retry until audit answers, so their order does not matter and startup is faster.
   const shared = {
     SIGNING_KEYS_URL: url(portOf("signing-keys")),
@@ -184,7 +197,9 @@ function banner(users: readonly DevUser[]): string {
   const roleWidth = Math.max(...users.map((u) => u.role.length)) + 2;
   return `
 control plane ready (data in ${dataDir})
-${ALL.map((p) => `  ${p.name.padEnd(width)}${url(p.port)}   ${p.serves}`).join("\n")}
+${ALL.filter((p) => p !== CONSOLE).map((p) => `  ${p.name.padEnd(width)}${url(p.port)}   ${p.serves}`).join("\n")}
+
+console ${url(CONSOLE.port)}/licensing
 
 dev users (sign in at ${url(IDP.port)}; kept in ${shown(join(dataDir, DEV_IDP_STATE_DIR, DEV_IDP_FILES.users))}):
 ${users.map((u) => `  ${u.role.padEnd(roleWidth)}user ${u.username}  password ${u.password}`).join("\n")}

@@ -232,6 +232,12 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
           if (!read) return notAllowed(res, "GET");
           signedOut(res);
           return;
+        case "/healthz":
+          // Liveness for `npm start`, tests and probes: the process answers. It says nothing of
+          // the services or the issuer, which the screens report themselves.
+          if (!read) return notAllowed(res, "GET, HEAD");
+          sendText(res, 200, "ok");
+          return;
         default:
           sendText(res, 404, "not found");
       }
