@@ -62,7 +62,7 @@ export function parseSession(json: unknown): Session | null {
 export async function fetchSession(fetchImpl: typeof fetch = fetch): Promise<SessionResult> {
   let res: Response;
   try {
-    res = await fetchImpl("/auth/session", { headers: { accept: "application/json" }, credentials: "same-origin", cache: "no-store" });
+    res = await fetchImpl("/auth/session", { headers: { accept: "application/json" }, credentials: "same-origin" });
   } catch {
     return { kind: "error", message: "The console server could not be reached. Check your connection and reload the page." };
   }
