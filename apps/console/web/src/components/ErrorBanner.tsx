@@ -3,6 +3,9 @@ import type { ReactNode } from "react";
 import { describeError } from "../lib/errors.js";
 import { Button } from "./Button.js";
 
+const plain = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim();
+const sameSentence = (a: string, b: string) => plain(a) === plain(b);
+
 /** Props of {@link ErrorBanner}. */
 export interface ErrorBannerProps {
   readonly error: unknown;
@@ -20,7 +23,7 @@ export function ErrorBanner({ error, title, onRetry, children }: ErrorBannerProp
     <div className="banner banner-error" role="alert">
       <p className="banner-title">{title ?? d.title}</p>
       <p>{d.message}</p>
-      {d.explanation && d.explanation !== d.message ? <p>{d.explanation}</p> : null}
+      {d.explanation && !sameSentence(d.explanation, d.message) ? <p>{d.explanation}</p> : null}
       {d.reason ? (
         <p className="banner-meta">
           Reason: <code>{d.reason}</code>

@@ -157,3 +157,13 @@ export function shortId(id: string): string {
 export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** Entitlements as typed: one per line or comma-separated, trimmed, without repeats. */
+export function parseEntitlements(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split(/[\n,]/)) {
+    const e = raw.trim();
+    if (e !== "" && !out.includes(e)) out.push(e);
+  }
+  return out;
+}
