@@ -118,7 +118,7 @@ export function DataTable<Row>(props: DataTableProps<Row>) {
                   <span aria-hidden="true" className="chevron">
                     {open ? "▾" : "▸"}
                   </span>
-                  Details
+                  <span className="visually-hidden">Details</span>
                 </Button>
               </td>
             ) : null}

@@ -62,11 +62,14 @@ export interface TextFieldProps extends FieldProps {
   readonly disabled?: boolean;
   readonly mono?: boolean;
   readonly spellCheck?: boolean;
+  /** Suggestions (a datalist); the input still accepts any text. */
+  readonly suggestions?: readonly string[];
 }
 
 /** A one-line text input. */
-export function TextField({ value, onChange, type = "text", name, placeholder, maxLength, autoComplete = "off", readOnly, disabled, mono, spellCheck, ...field }: TextFieldProps) {
-  return (
+export function TextField({ value, onChange, type = "text", name, placeholder, maxLength, autoComplete = "off", readOnly, disabled, mono, spellCheck, suggestions, ...field }: TextFieldProps) {
+  const listId = useId();
+  const input = (
     <Field {...field}>
       {(control) => (
         <input
@@ -82,10 +85,22 @@ export function TextField({ value, onChange, type = "text", name, placeholder, m
           disabled={disabled}
           required={field.required}
           spellCheck={spellCheck}
+          list={suggestions ? listId : undefined}
           onChange={(e) => onChange(e.target.value)}
         />
       )}
     </Field>
+  );
+  if (!suggestions) return input;
+  return (
+    <>
+      {input}
+      <datalist id={listId}>
+        {suggestions.map((s) => (
+          <option key={s} value={s} />
+        ))}
+      </datalist>
+    </>
   );
 }
 

@@ -20,6 +20,13 @@ export function dateOf(ts: Timestamp | undefined): Date | null {
 const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const absoluteSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
+const compactSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
+
+/** A short date with the time to the second, for dense tables ("05/03/2026, 14:02:07"). */
+export function formatCompactDateTime(date: Date): string {
+  return compactSeconds.format(date);
+}
+
 /** A date and time in the operator's locale ("5 Mar 2026, 14:02"). */
 export function formatDateTime(date: Date, withSeconds = false): string {
   return (withSeconds ? absoluteSeconds : absolute).format(date);

@@ -57,9 +57,14 @@ const COLUMNS: ReadonlyArray<Column<Row>> = [
     header: "Deployment",
     sortValue: (r) => r.deployment?.name ?? "",
     render: (r) => (
-      <Link to={deploymentPath(r.license.deploymentId)} className="strong-link">
-        {r.deployment?.name || shortId(r.license.deploymentId)}
-      </Link>
+      <>
+        <Link to={deploymentPath(r.license.deploymentId)} className="strong-link">
+          {r.deployment?.name || shortId(r.license.deploymentId)}
+        </Link>
+        <span className="cell-sub mono" title={`Licence ${r.license.id}`}>
+          licence {shortId(r.license.id)}
+        </span>
+      </>
     ),
   },
   { key: "customer", header: "Customer", sortValue: (r) => r.deployment?.customer ?? "", render: (r) => r.deployment?.customer ?? <span className="muted">—</span> },
@@ -77,16 +82,6 @@ const COLUMNS: ReadonlyArray<Column<Row>> = [
     sortValue: (r) => dateOf(r.deployment?.lastSeenTime)?.getTime() ?? 0,
     className: "nowrap",
     render: (r) => <RelativeTime value={r.deployment?.lastSeenTime} fallback="never" />,
-  },
-  {
-    key: "id",
-    header: "Licence ID",
-    className: "col-id",
-    render: (r) => (
-      <span className="mono" title={r.license.id}>
-        {shortId(r.license.id)}
-      </span>
-    ),
   },
 ];
 
