@@ -3,30 +3,13 @@
  * navigation and the main region. Navigation items the role cannot use stay listed, marked
  * disabled, and say which permission (and roles) they need.
  */
-import type { Permission } from "@lcp/domain";
 import { useEffect, useId, useRef, useState, type ReactNode } from "react";
+import { NAV_ITEMS, type NavItem } from "../lib/nav.js";
 import { Link, useLocation } from "../lib/navigation.js";
 import { pathFor, type Route } from "../lib/router.js";
 import { loginUrl, safeRedirect } from "../lib/session.js";
 import { useSession } from "../lib/session-context.js";
 import { Button } from "./Button.js";
-
-interface NavItem {
-  readonly label: string;
-  readonly route: Exclude<Route, { name: "not-found" | "deployment" }>;
-  readonly permission: Permission;
-}
-
-/** The side navigation, in the order of the product page. */
-export const NAV_ITEMS: readonly NavItem[] = [
-  { label: "Licenses", route: { name: "licenses" }, permission: "license.read" },
-  { label: "New license", route: { name: "license-new" }, permission: "license.issue" },
-  { label: "Heartbeats", route: { name: "heartbeats" }, permission: "heartbeat.read" },
-  { label: "Signing keys", route: { name: "signing" }, permission: "signing.manage" },
-  { label: "Settings", route: { name: "settings" }, permission: "license.read" },
-  { label: "Sweeps", route: { name: "sweeps" }, permission: "fleet.sweep" },
-  { label: "Audit", route: { name: "audit" }, permission: "audit.read" },
-];
 
 function NavEntry({ item, current }: { item: NavItem; current: boolean }) {
   const { lacks } = useSession();

@@ -59,7 +59,7 @@ function ResourceCell({ e }: { e: AuditEvent }) {
         <>
           {" "}
           {type === "deployment" && isUuid(id) ? (
-            <Link to={deploymentPath(id)} className="mono" title={id} aria-label={`deployment ${id}`}>
+            <Link to={deploymentPath(id)} className="mono" title={id}>
               {shortId(id)}
             </Link>
           ) : (

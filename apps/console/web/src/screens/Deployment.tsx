@@ -12,6 +12,7 @@ import { DirectiveType, LicenseStatus, SubscriptionStatus, type Deployment, type
 import { MAX_REASON_LENGTH } from "@lcp/domain";
 import { useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type ReactNode } from "react";
+import { ActionLink } from "../components/ActionLink.js";
 import { Button } from "../components/Button.js";
 import { ConfirmDialog } from "../components/ConfirmDialog.js";
 import { CopyButton } from "../components/CopyButton.js";
@@ -96,18 +97,14 @@ function LicenseSection({ license, deployment }: { license: License | undefined;
   const { can, lacks } = useSession();
   const issueReason = lacks("license.issue");
   const revoked = license?.status === LicenseStatus.REVOKED;
-  const newLicense = issueReason ? (
-    <Button size="small" disabledReason={issueReason}>
+  const newLicense = (
+    <ActionLink
+      to={`${pathFor({ name: "license-new" })}?deployment=${encodeURIComponent(deployment.id)}`}
+      size="small"
+      disabledReason={issueReason ?? (revoked ? "a revoked deployment is issued nothing: replacement hardware gets a new deployment" : null)}
+    >
       Issue a new licence
-    </Button>
-  ) : revoked ? (
-    <Button size="small" disabledReason="a revoked deployment is issued nothing: replacement hardware gets a new deployment">
-      Issue a new licence
-    </Button>
-  ) : (
-    <Link to={`${pathFor({ name: "license-new" })}?deployment=${encodeURIComponent(deployment.id)}`} className="btn btn-small">
-      Issue a new licence
-    </Link>
+    </ActionLink>
   );
   if (!license) {
     return (
@@ -262,7 +259,7 @@ function Timeline({ deploymentId, licenseId }: { deploymentId: string; licenseId
   return (
     <Section title="Audit timeline">
       <DataTable
-        caption="Audit timeline"
+        caption="Events of this deployment and its licence"
         captionHidden
         columns={TIMELINE_COLUMNS}
         rows={rows}

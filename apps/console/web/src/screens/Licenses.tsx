@@ -9,6 +9,7 @@ import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentState, LicenseStatus, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { keepPreviousData } from "@tanstack/react-query";
 import { useEffect, useMemo, useState, type FormEvent } from "react";
+import { ActionLink } from "../components/ActionLink.js";
 import { Button } from "../components/Button.js";
 import { DataTable, type Column } from "../components/DataTable.js";
 import { EmptyState } from "../components/EmptyState.js";
@@ -222,13 +223,9 @@ export function LicensesScreen() {
       title="Licenses"
       permission="license.read"
       actions={
-        issueReason ? (
-          <Button disabledReason={issueReason}>New license</Button>
-        ) : (
-          <Link to={pathFor({ name: "license-new" })} className="btn btn-primary">
-            New license
-          </Link>
-        )
+        <ActionLink to={pathFor({ name: "license-new" })} variant="primary" disabledReason={issueReason}>
+          New license
+        </ActionLink>
       }
     >
       <div className="toolbar">
