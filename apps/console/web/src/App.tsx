@@ -1,0 +1,119 @@
+/**
+ * The app: asks who is signed in (or sends them to sign in), then provides the Connect
+ * transport and the query cache to the screens, and routes.
+ */
+import { TransportProvider } from "@connectrpc/connect-query";
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { useEffect, useMemo, useState } from "react";
+import { Shell } from "./components/Shell.js";
+import { Spinner } from "./components/Spinner.js";
+import { isRetryable } from "./lib/errors.js";
+import { navigate, useLocation } from "./lib/navigation.js";
+import { BASE_PATH, matchRoute, type Route } from "./lib/router.js";
+import { fetchSession, loginUrl, type Session, type SessionResult } from "./lib/session.js";
+import { SessionProvider } from "./lib/session-context.js";
+import { createConsoleTransport } from "./lib/transport.js";
+import { AuditScreen } from "./screens/Audit.js";
+import { DeploymentScreen } from "./screens/Deployment.js";
+import { HeartbeatsScreen } from "./screens/Heartbeats.js";
+import { LicenseNewScreen } from "./screens/LicenseNew.js";
+import { LicensesScreen } from "./screens/Licenses.js";
+import { NotFoundScreen } from "./screens/NotFound.js";
+import { SettingsScreen } from "./screens/Settings.js";
+import { SigningScreen } from "./screens/Signing.js";
+import { SweepsScreen } from "./screens/Sweeps.js";
+
+/** Sends the browser to sign in, coming back to the page it is on. */
+function signIn(): void {
+  window.location.assign(loginUrl(window.location));
+}
+
+function Screen({ route }: { route: Route }) {
+  switch (route.name) {
+    case "licenses":
+      return <LicensesScreen />;
+    case "license-new":
+      return <LicenseNewScreen />;
+    case "deployment":
+      return <DeploymentScreen key={route.id} id={route.id} />;
+    case "signing":
+      return <SigningScreen />;
+    case "heartbeats":
+      return <HeartbeatsScreen />;
+    case "settings":
+      return <SettingsScreen />;
+    case "sweeps":
+      return <SweepsScreen />;
+    case "audit":
+      return <AuditScreen />;
+    case "not-found":
+      return <NotFoundScreen path={route.path} />;
+  }
+}
+
+function SignedIn({ session }: { session: Session }) {
+  const { pathname } = useLocation();
+  const route = matchRoute(pathname);
+  const transport = useMemo(
+    () => createConsoleTransport({ csrfToken: () => session.csrfToken, onUnauthenticated: signIn }),
+    [session.csrfToken],
+  );
+  const queryClient = useMemo(
+    () =>
+      new QueryClient({
+        defaultOptions: {
+          queries: {
+            // Refusals (permission, not found, bad input) never change by asking again.
+            retry: (count, err) => count < 2 && isRetryable(err),
+            staleTime: 10_000,
+            refetchOnWindowFocus: false,
+          },
+          mutations: { retry: false },
+        },
+      }),
+    [],
+  );
+  return (
+    <SessionProvider session={session}>
+      <TransportProvider transport={transport}>
+        <QueryClientProvider client={queryClient}>
+          <Shell route={route}>
+            <Screen route={route} />
+          </Shell>
+        </QueryClientProvider>
+      </TransportProvider>
+    </SessionProvider>
+  );
+}
+
+/** The console app; see the module comment. */
+export function App() {
+  const [result, setResult] = useState<SessionResult | null>(null);
+  useEffect(() => {
+    // The server only serves /licensing paths; anything else opened in dev lands on Licenses.
+    if (!window.location.pathname.startsWith(BASE_PATH)) navigate(BASE_PATH, { replace: true });
+    let live = true;
+    void fetchSession().then((r) => {
+      if (!live) return;
+      if (r.kind === "signed-out") signIn();
+      else setResult(r);
+    });
+    return () => {
+      live = false;
+    };
+  }, []);
+
+  if (result?.kind === "ok") return <SignedIn session={result.session} />;
+  return (
+    <main id="main" className="boot">
+      {result?.kind === "error" ? (
+        <div className="banner banner-error" role="alert">
+          <h1 className="banner-title">The console could not start</h1>
+          <p>{result.message}</p>
+        </div>
+      ) : (
+        <Spinner label="Checking your session" />
+      )}
+    </main>
+  );
+}
