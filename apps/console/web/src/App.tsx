@@ -3,7 +3,7 @@
  * transport and the query cache to the screens, and routes.
  */
 import { TransportProvider } from "@connectrpc/connect-query";
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { MutationCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useEffect, useMemo, useState } from "react";
 import { Shell } from "./components/Shell.js";
 import { Spinner } from "./components/Spinner.js";
@@ -58,21 +58,23 @@ function SignedIn({ session }: { session: Session }) {
     () => createConsoleTransport({ csrfToken: () => session.csrfToken, onUnauthenticated: signIn }),
     [session.csrfToken],
   );
-  const queryClient = useMemo(
-    () =>
-      new QueryClient({
-        defaultOptions: {
-          queries: {
-            // Refusals (permission, not found, bad input) never change by asking again.
-            retry: (count, err) => count < 2 && isRetryable(err),
-            staleTime: 10_000,
-            refetchOnWindowFocus: false,
-          },
-          mutations: { retry: false },
+  const queryClient = useMemo(() => {
+    const client: QueryClient = new QueryClient({
+      // A write can move what any screen shows (a provision adds a row to Licenses, a revoke
+      // changes Heartbeats and the audit trail), so every cached read is stale after one.
+      mutationCache: new MutationCache({ onSuccess: () => client.invalidateQueries() }),
+      defaultOptions: {
+        queries: {
+          // Refusals (permission, not found, bad input) never change by asking again.
+          retry: (count, err) => count < 2 && isRetryable(err),
+          staleTime: 10_000,
+          refetchOnWindowFocus: false,
         },
-      }),
-    [],
-  );
+        mutations: { retry: false },
+      },
+    });
+    return client;
+  }, []);
   return (
     <SessionProvider session={session}>
       <TransportProvider transport={transport}>

