@@ -28,7 +28,7 @@ import type { HeartbeatStatusReader } from "../heartbeat/status.js";
 import { certificateToProto, deploymentToProto, licenseStatusOf, licenseToProto, type LicenseStatusName, type LicenseView } from "../mapping.js";
 import { ALL_STATES, derivedCodeSql } from "../reconcile/derivation-sql.js";
 import { CertificateEntity, DeploymentEntity, LicenseEntity, type DeploymentRow, type LicenseRow } from "../storage/entities.js";
-import { factsOf, loadLicense, loadSettings } from "../storage/repository.js";
+import { factsOf, findRows, loadLicense, loadSettings } from "../storage/repository.js";
 import { encodePageToken, validateListDeployments, validateListLicenses } from "./validate.js";
 import { requireId } from "../validation.js";
 
@@ -87,14 +87,14 @@ export async function listLicenses(deps: LicensingDeps, req: ListLicensesRequest
   if (query.statuses.length > 0) where.push({ $or: query.statuses.map((s) => licenseStatusCondition(s, now)) });
   if (query.deploymentStates.length > 0) where.push(licenseDeploymentStateCondition(query.deploymentStates, now, settings, deps.db.driver === "postgresql"));
   if (query.afterId) where.push({ id: { $gt: query.afterId } });
-  const rows = await em.find(LicenseEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<LicenseRow>, {
+  const rows = await findRows<LicenseRow>(em, LicenseEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<LicenseRow>, {
     orderBy: { id: "asc" },
     limit: query.pageSize + 1,
-    disableIdentityMap: true,
   });
   const page = rows.slice(0, query.pageSize);
   const deploymentIds = [...new Set(page.map((r) => r.deploymentId))];
-  const deploymentRows = deploymentIds.length > 0 ? await em.find(DeploymentEntity, { id: { $in: deploymentIds } }, { disableIdentityMap: true }) : [];
+  const deploymentRows =
+    deploymentIds.length > 0 ? await findRows<DeploymentRow>(em, DeploymentEntity, { id: { $in: deploymentIds } }, { orderBy: { id: "asc" }, limit: deploymentIds.length }) : [];
   const derivedOf = new Map(deploymentRows.map((row) => [row.id, { row, state: deriveState(factsOf(row), now.getTime(), settings) }]));
   // Belt and braces: the SQL filters and licenseStatusOf / deriveState are one rule written twice
   // (and a deployment read a moment after its licence may have moved on meanwhile).
@@ -206,10 +206,9 @@ export async function findDeploymentPage(
   const where = [...query.where];
   if (query.states.length > 0) where.push({ $or: query.states.map((s) => deploymentStateCondition(s, now, settings)) });
   if (query.afterId) where.push({ id: { $gt: query.afterId } });
-  const rows = await em.find(DeploymentEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<DeploymentRow>, {
+  const rows = await findRows<DeploymentRow>(em, DeploymentEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<DeploymentRow>, {
     orderBy: { id: "asc" },
     limit: query.pageSize + 1,
-    disableIdentityMap: true,
   });
   return { page: rows.slice(0, query.pageSize), more: rows.length > query.pageSize };
 }
