@@ -74,9 +74,10 @@ export interface ConsoleBenchFleet {
 export type ConsolePageLoad = (fleet: ConsoleBenchFleet) => Promise<BenchResult[]>;
 
 /**
- * The console's page load measured in Chromium: where that measurement lives. The console app
- * does not exist yet, so there is nothing to load and it reports no rows; once it does, this
- * starts the console against `fleet`, loads its first screen and returns the figures.
+ * The console's page load measured in Chromium: the place for that measurement. It is handed the
+ * running services over the seeded fleet (their URLs, CA and admin tokens) after the API figures
+ * are taken, and returns its figures as rows of the same table (goal: first page under 1 s,
+ * docs/design.md §11). It measures nothing yet, so it adds no rows.
  */
 export const measureConsolePageLoad: ConsolePageLoad = async () => [];
 
