@@ -56,6 +56,8 @@ export async function seedFleet(db: TestDatabaseOptions, count: number, at: Date
 /** A connection of the baseline's own. */
 export interface HeldConnection {
   run(sql: string, params: unknown[]): Promise<void>;
+  /** A query's rows (placeholders are the driver's own: `?` on SQLite, `$n` on PostgreSQL). */
+  all<T = Record<string, unknown>>(sql: string, params: unknown[]): Promise<T[]>;
   /** SQLite: checkpoints and empties the WAL, so the next statement pays only for what it writes. PostgreSQL: nothing. */
   resetWal(): void;
   close(): Promise<void>;
@@ -73,20 +75,28 @@ export async function heldConnection(db: TestDatabaseOptions): Promise<HeldConne
     await client.connect();
     return {
       run: async (sql, params) => void (await client.query(sql, params)),
+      all: async <T>(sql: string, params: unknown[]) => (await client.query(sql, params)).rows as T[],
       resetWal: () => undefined,
       close: () => client.end(),
     };
   }
   interface Connection {
     pragma(sql: string): unknown;
-    prepare(sql: string): { run(...params: unknown[]): unknown };
+    prepare(sql: string): { run(...params: unknown[]): unknown; all(...params: unknown[]): unknown[] };
     close(): void;
   }
   const Sqlite = createRequire(import.meta.url)("better-sqlite3") as new (file: string) => Connection;
   const conn = new Sqlite(join(db.dataDir, `${db.app}.sqlite`));
   for (const pragma of SQLITE_CONNECTION_PRAGMAS) conn.pragma(pragma);
+  const prepared = new Map<string, { all(...params: unknown[]): unknown[] }>();
   return {
     run: async (sql, params) => void conn.prepare(sql).run(...params),
+    // Prepared once per text, as a server's statement cache would: the baseline is the query, not its parse.
+    all: async <T>(sql: string, params: unknown[]) => {
+      let stmt = prepared.get(sql);
+      if (!stmt) prepared.set(sql, (stmt = conn.prepare(sql)));
+      return stmt.all(...params) as T[];
+    },
     resetWal: () => void conn.pragma("wal_checkpoint(TRUNCATE)"),
     close: async () => conn.close(),
   };

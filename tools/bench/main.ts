@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- <name> ...] [--markdown[=<file>]]`: runs the project's benchmarks and prints
  * one table of figures, each beside a baseline measured in the same run, with the ratio and the
- * machine's core count. Names: signing, audit, licensing, heartbeat, sweep, last-seen (all when
- * none given). `--markdown` also writes the figures to `docs/benchmarks.md` (or `<file>`), one
+ * machine's core count. Names: signing, audit, licensing, heartbeat, sweep, last-seen, console
+ * (all when none given). `--markdown` also writes the figures to `docs/benchmarks.md` (or `<file>`), one
  * table per benchmark, keeping the tables of benchmarks not run.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -21,11 +21,12 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   heartbeat: async () => (await import("./heartbeat.js")).benchHeartbeat,
   sweep: async () => (await import("./sweep.js")).benchSweep,
   "last-seen": async () => (await import("./last-seen.js")).benchLastSeen,
+  console: async () => (await import("./console.js")).benchConsole,
 };
 
 // Benchmarks that measure the one driver DATABASE_URL chooses keep a table per driver, so a run
 // on one does not drop the other's figures from docs/benchmarks.md.
-const ONE_DRIVER = new Set(["sweep"]);
+const ONE_DRIVER = new Set(["sweep", "console"]);
 
 function areaOf(name: string): string {
   if (!ONE_DRIVER.has(name)) return name;

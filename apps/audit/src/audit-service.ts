@@ -1,10 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { clampPageSize, plainTextProblem } from "@lcp/domain";
 import { isConnectionError, isSerializationFailure } from "@lcp/persistence";
 import { AuditService, Outcome } from "@lcp/proto/audit/v1/audit_service_pb";
 import { DomainError, principalKey } from "@lcp/rpc";
+import { countEventsResponse, requestTime, validateCountEvents } from "./count-events.js";
 import { toProtoEvent } from "./event-mapping.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { AppendResult, AuditStore, EventFilter } from "./storage/audit-store.js";
@@ -49,8 +48,9 @@ export async function appendWithRetry(store: AuditStore, producer: string, event
 export function createAuditService(options: AuditServiceOptions): ServiceImpl<typeof AuditService> {
   const { store } = options;
   return {
-    countEvents() {
-      throw new ConnectError("CountEvents is not implemented yet", Code.Unimplemented);
+    async countEvents(req) {
+      const query = validateCountEvents(req);
+      return countEventsResponse(query, await store.count(query));
     },
     async append(req, ctx) {
       const principal = ctx.values.get(principalKey);
@@ -90,8 +90,8 @@ export function createAuditService(options: AuditServiceOptions): ServiceImpl<ty
         const problem = plainTextProblem(field, value);
         if (problem) throw new DomainError("INVALID_ARGUMENT", problem, { field });
       }
-      const startTime = timeFilter(req.startTime, "start_time");
-      const endTime = timeFilter(req.endTime, "end_time");
+      const startTime = requestTime(req.startTime, "start_time");
+      const endTime = requestTime(req.endTime, "end_time");
       if (startTime && endTime && startTime.getTime() > endTime.getTime()) {
         throw new DomainError("INVALID_ARGUMENT", "start_time is after end_time", { field: "start_time" });
       }
@@ -130,13 +130,4 @@ export function createAuditService(options: AuditServiceOptions): ServiceImpl<ty
         : { ok: false, checked: BigInt(result.checked), headSeq: BigInt(result.headSeq), firstBrokenSeq: BigInt(result.seq), reason: result.reason };
     },
   };
-}
-
-function timeFilter(ts: Timestamp | undefined, field: string): Date | undefined {
-  if (!ts) return undefined;
-  const d = timestampDate(ts);
-  if (Number.isNaN(d.getTime()) || ts.nanos < 0 || ts.nanos > 999_999_999) {
-    throw new DomainError("INVALID_ARGUMENT", `${field} is not a valid timestamp`, { field });
-  }
-  return d;
 }

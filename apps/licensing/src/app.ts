@@ -119,7 +119,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       // The fleet's gRPC Heartbeat streams skip the Connect stack (README "Heartbeat transport").
       rawStreams: heartbeatHandlers.rawStreams,
       register(router) {
-        router.service(LicensingService, { ...createLicensingService(deps), ...heartbeatHandlers.licensing });
+        router.service(LicensingService, { ...createLicensingService(deps, { heartbeats: heartbeat.statuses }), ...heartbeatHandlers.licensing });
         router.service(ApplianceService, { ...createApplianceService(deps), ...heartbeatHandlers.appliance });
         router.service(ReconcileService, createReconcileService(deps));
       },

@@ -6,6 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { DerivedState, Settings } from "@lcp/domain";
 import { ApplianceSettingsSchema, type ApplianceSettings } from "@lcp/proto/licensing/v1/appliance_service_pb";
+import { ApplianceCertificateSchema, type ApplianceCertificate } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import {
   DeploymentKind,
   DeploymentSchema,
@@ -20,7 +21,7 @@ import {
   type Settings as ProtoSettings,
 } from "@lcp/proto/licensing/v1/types_pb";
 import { directiveTypeToProto, lockReasonToProto, stateToProto, type Principal } from "@lcp/rpc";
-import type { DeploymentRow, DirectiveRow, LicenseRow, SettingsRow } from "./storage/entities.js";
+import type { CertificateRow, DeploymentRow, DirectiveRow, LicenseRow, SettingsRow } from "./storage/entities.js";
 import { settingsOf } from "./storage/repository.js";
 
 /** How a deployment kind is stored. */
@@ -104,6 +105,28 @@ export type LicenseView = "full" | "redacted";
 /** The licence view of a caller: decided on its permissions (roles mapped by `@lcp/domain`), never on role names. */
 export function licenseViewOf(principal: Principal): LicenseView {
   return principal.kind === "admin" && principal.permissions.has("license.issue") ? "full" : "redacted";
+}
+
+/**
+ * Whether a caller sees a deployment's heartbeat (GetDeployment's `heartbeat`): decided, like
+ * ListHeartbeats, on `heartbeat.read`, so `license.read` alone does not widen what a role sees.
+ */
+export function heartbeatVisibleTo(principal: Principal): boolean {
+  return principal.kind === "admin" && principal.permissions.has("heartbeat.read");
+}
+
+/**
+ * A certificate row as the API shows it to a caller with `view`: its fingerprint hash names the
+ * box exactly as the licence's does, so it is redacted the same way.
+ */
+export function certificateToProto(row: CertificateRow, view: LicenseView): ApplianceCertificate {
+  return create(ApplianceCertificateSchema, {
+    serial: row.serialNumber,
+    notBefore: ts(row.issuedAt),
+    notAfter: ts(row.notAfter),
+    fingerprintHash: view === "full" ? row.fingerprintHash : "",
+    revokeTime: ts(row.revokedAt),
+  });
 }
 
 /** A licence row as the API shows it to a caller with `view`, status derived at `now`. */

@@ -3,7 +3,7 @@ import type { AuditStore } from "./types.js";
 import { createPostgresAuditStore } from "./postgres-store.js";
 import { createSqliteAuditStore } from "./sqlite-store.js";
 
-export type { AppendResult, AuditStore, EventFilter, StoredEvent, VerifyResult } from "./types.js";
+export type { AppendResult, AuditStore, BucketCount, CountQuery, EventFilter, StoredEvent, VerifyResult } from "./types.js";
 
 /** Builds the store over an opened (migrated) audit database, on the same file or schema. */
 export function createAuditStore(db: Database): AuditStore {

@@ -4,7 +4,7 @@ import pg from "pg";
 import { createChainLinker } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
 import type { AppendResult, AuditStore } from "./types.js";
-import { COLUMNS, fromRow, listQuery, pushRowValues, VERIFY_PAGE, type RawRow } from "./rows.js";
+import { bucketCountOf, COLUMNS, countStatement, fromRow, listQuery, pushRowValues, VERIFY_PAGE, type RawCountRow, type RawRow } from "./rows.js";
 import { walkChain } from "./chain-walk.js";
 
 const POOL_MAX = 10;
@@ -201,6 +201,11 @@ export function createPostgresAuditStore(connectionString: string, schema: strin
     async list(filter, beforeSeq, limit) {
       const { sql, params } = listQuery(filter, beforeSeq, limit, (i) => `$${i}`, (d) => d);
       return (await rows<RawRow>(pool, sql, params)).map(fromRow);
+    },
+
+    async count(query) {
+      const { sql, params } = countStatement(query, "postgresql");
+      return (await rows<RawCountRow>(pool, sql, params)).map(bucketCountOf);
     },
 
     verify: (fromSeq, toSeq) =>

@@ -1,6 +1,6 @@
 import type { ChainLink } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
-import type { EventFilter, StoredEvent } from "./types.js";
+import type { BucketCount, CountQuery, EventFilter, StoredEvent } from "./types.js";
 
 /** The columns of `audit_event`, in the order every statement here lists them. */
 export const COLUMNS = [
@@ -121,4 +121,49 @@ function parseRoles(v: unknown): string[] {
     // A hand-edited row: verification reports the hash mismatch; listing must not crash.
     return [];
   }
+}
+
+/**
+ * The CountEvents statement on `driver` (its own placeholders): events in [start, end) of the
+ * query's actions and resource type, counted per (bucket, action), the bucket numbered from 0 at
+ * `start`. The range is a range on `occurred_at`, so it reads that column's index.
+ */
+export function countStatement(query: CountQuery, driver: "sqlite" | "postgresql"): { sql: string; params: unknown[] } {
+  const pg = driver === "postgresql";
+  const params: unknown[] = [];
+  const next = (value: unknown) => {
+    params.push(value);
+    return pg ? `$${params.length}` : "?";
+  };
+  // SQLite keeps occurred_at as epoch milliseconds: integer division numbers the bucket (the
+  // casts because the driver binds a JS number as REAL, which would divide exactly). PostgreSQL:
+  // whole milliseconds since start (events are stored to the millisecond), divided by the width.
+  const start = pg ? next(query.start) : next(query.start.getTime());
+  const bucket = pg
+    ? `div(cast(round(extract(epoch from (occurred_at - ${start}::timestamptz)) * 1000) as bigint), ${next(query.bucketMs)}::bigint)`
+    : `(occurred_at - cast(${start} as integer)) / cast(${next(query.bucketMs)} as integer)`;
+  const time = (d: Date) => (pg ? d : d.getTime());
+  const where = [`occurred_at >= ${next(time(query.start))}`, `occurred_at < ${next(time(query.end))}`];
+  // On SQLite the filters are written `+column`, which keeps them off the indexes: without
+  // statistics its planner would otherwise take the action or resource index (equality beats a
+  // range) and read every event of that action or type ever stored, not the range's.
+  const col = (name: string) => (pg ? name : `+${name}`);
+  if (query.actions.length > 0) {
+    // PostgreSQL: one array parameter, so one statement text (one prepared statement) whatever the count.
+    where.push(pg ? `action = any(${next([...query.actions])}::text[])` : `${col("action")} in (${query.actions.map((a) => next(a)).join(",")})`);
+  }
+  if (query.resourceType) where.push(`${col("resource_type")} = ${next(query.resourceType)}`);
+  return { sql: `select ${bucket} as b, action, count(*) as n from audit_event where ${where.join(" and ")} group by 1, 2`, params };
+}
+
+/** A count row as a driver returns it (bigints as strings from pg). */
+export interface RawCountRow {
+  b: number | string | bigint;
+  action: string;
+  n: number | string | bigint;
+}
+
+/** A driver's count row as a bucket count. */
+export function bucketCountOf(r: RawCountRow): BucketCount {
+  return { bucket: Number(r.b), action: String(r.action), count: Number(r.n) };
 }

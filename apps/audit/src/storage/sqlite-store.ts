@@ -3,7 +3,7 @@ import { SQLITE_CONNECTION_PRAGMAS } from "@lcp/persistence";
 import { createChainLinker } from "../chain/hash.js";
 import type { NormalizedEvent } from "../validate.js";
 import type { AppendResult, AuditStore } from "./types.js";
-import { COLUMNS, fromRow, INSERT_CHUNK, listQuery, pushRowValues, VERIFY_PAGE, type RawRow } from "./rows.js";
+import { bucketCountOf, COLUMNS, countStatement, fromRow, INSERT_CHUNK, listQuery, pushRowValues, VERIFY_PAGE, type RawCountRow, type RawRow } from "./rows.js";
 import { walkChain } from "./chain-walk.js";
 
 // better-sqlite3 ships no types (and @types/better-sqlite3 is not installed); this is all we use.
@@ -84,6 +84,10 @@ export function createSqliteAuditStore(file: string): AuditStore {
     async list(filter, beforeSeq, limit) {
       const { sql, params } = listQuery(filter, beforeSeq, limit, () => "?", time);
       return (stmt(sql).all(...params) as RawRow[]).map(fromRow);
+    },
+    async count(query) {
+      const { sql, params } = countStatement(query, "sqlite");
+      return (stmt(sql).all(...params) as RawCountRow[]).map(bucketCountOf);
     },
     verify: (fromSeq, toSeq) =>
       walkChain(

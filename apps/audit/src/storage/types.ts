@@ -33,6 +33,25 @@ export interface EventFilter {
   readonly endTime?: Date | undefined;
 }
 
+/** A validated CountEvents query. */
+export interface CountQuery {
+  /** Only these actions; all when empty. */
+  readonly actions: readonly string[];
+  readonly resourceType?: string | undefined;
+  /** Inclusive; buckets are aligned to it. */
+  readonly start: Date;
+  /** Exclusive. */
+  readonly end: Date;
+  readonly bucketMs: number;
+}
+
+/** Events of one action in one bucket (numbered from 0 at `start`). */
+export interface BucketCount {
+  readonly bucket: number;
+  readonly action: string;
+  readonly count: number;
+}
+
 /** The answer of a chain verification. */
 export type VerifyResult =
   | { readonly ok: true; readonly checked: number; readonly headSeq: number }
@@ -60,6 +79,8 @@ export interface AuditStore {
   append(producer: string, events: readonly NormalizedEvent[], recordedAt: Date): Promise<AppendResult>;
   /** Newest first: events matching `filter` with `seq < beforeSeq` (all when undefined), at most `limit`. */
   list(filter: EventFilter, beforeSeq: number | undefined, limit: number): Promise<StoredEvent[]>;
+  /** Events matching `query` per bucket and action, counted by the database (non-empty pairs only). */
+  count(query: CountQuery): Promise<BucketCount[]>;
   /** Recomputes the chain over [fromSeq, toSeq] (defaults: 1 and the head), page by page. */
   verify(fromSeq: number | undefined, toSeq: number | undefined): Promise<VerifyResult>;
   /** The seq and hash of the chain head (seq 0 and the genesis hash when empty). */

@@ -22,10 +22,12 @@ import { createLastSeenWriter, type LastSeenWriter } from "./last-seen-writer.js
 import { listHeartbeats, sendDirective } from "./operator-handlers.js";
 import { HeartbeatPresenceEntity } from "../storage/presence-entity.js";
 import { DEFAULT_HEARTBEAT_LIMITS, type HeartbeatContext, type HeartbeatCounters, type HeartbeatLimits } from "./context.js";
+import { createHeartbeatStatusReader, type HeartbeatStatusReader } from "./status.js";
 import { createStreamHub, type StreamHub } from "./stream-hub.js";
 
 export { HeartbeatPresenceEntity } from "../storage/presence-entity.js";
 export type { HeartbeatLimits } from "./context.js";
+export type { HeartbeatStatusReader } from "./status.js";
 export { HEARTBEAT_PATH } from "./raw-heartbeat.js";
 
 /** Options of {@link createHeartbeatModule}. */
@@ -45,6 +47,8 @@ export interface HeartbeatModuleOptions {
 export interface HeartbeatModule {
   hub: StreamHub;
   writer: LastSeenWriter;
+  /** Heartbeat statuses as this replica sees them (GetDeployment's `heartbeat`). */
+  statuses: HeartbeatStatusReader;
   /** The handlers, once the core's deps (with `hub` as their publisher) exist. */
   handlers(deps: LicensingDeps): {
     appliance: Pick<ServiceImpl<typeof ApplianceService>, "heartbeat" | "sendHeartbeat">;
@@ -85,6 +89,7 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
   return {
     hub,
     writer,
+    statuses: createHeartbeatStatusReader(hub),
     handlers(deps) {
       const ctx: HeartbeatContext = { deps, hub, writer, reads: createHelloReads(db), limits, counters };
       return {

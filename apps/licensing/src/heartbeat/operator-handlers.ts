@@ -7,7 +7,7 @@
  * replica (`delivered`), audited directive.send with the directive in the same transaction.
  */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { clampPageSize, deriveState, HEARTBEAT_INTERVAL_RANGE_MS, type DeploymentState } from "@lcp/domain";
 import {
   ListHeartbeatsResponseSchema,
@@ -17,19 +17,18 @@ import {
   type SendDirectiveRequest,
   type SendDirectiveResponse,
 } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import { DirectiveType, HeartbeatStatusSchema } from "@lcp/proto/licensing/v1/types_pb";
+import { DirectiveType } from "@lcp/proto/licensing/v1/types_pb";
 import { DomainError } from "@lcp/rpc";
 import { createHash } from "node:crypto";
 import type { AuditSpec, CallContext } from "../core/audit.js";
 import { loadForDecision } from "../core/deployment-change.js";
 import { findDeploymentPage } from "../licensing-service/queries.js";
 import { invalid, LIST_PAGE, MAX_REASON_LENGTH, requireId, requirePlainText } from "../validation.js";
-import { directiveTypeFromProto, stateFromProto, stateToProto, type DirectiveTypeName } from "@lcp/rpc";
-import { LicenseEntity } from "../storage/entities.js";
+import { directiveTypeFromProto, stateFromProto, type DirectiveTypeName } from "@lcp/rpc";
 import { factsOf, loadSettings } from "../storage/repository.js";
 import { renewLease, storeDirective } from "./directive-store.js";
-import { HeartbeatPresenceEntity } from "../storage/presence-entity.js";
 import type { HeartbeatContext } from "./context.js";
+import { heartbeatStatusesOf } from "./status.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -81,51 +80,9 @@ export async function listHeartbeats(hb: HeartbeatContext, req: ListHeartbeatsRe
   const now = deps.now();
   const settings = await loadSettings(em, now);
   const { page, more } = await findDeploymentPage(em, { ...query, where: query.deploymentId ? [{ id: query.deploymentId }] : [] }, now, settings);
-  const ids = page.map((r) => r.id);
-  const licenseIds = page.map((r) => r.licenseId).filter((id): id is string => id !== null);
-  // Three set-based reads for the whole page, never one per row.
-  const [presence, licenses, pending] = await Promise.all([
-    ids.length ? em.find(HeartbeatPresenceEntity, { deploymentId: { $in: ids } }, { disableIdentityMap: true, orderBy: { connectedAt: "desc" } }) : [],
-    licenseIds.length ? em.find(LicenseEntity, { id: { $in: licenseIds } }, { disableIdentityMap: true, fields: ["id", "leaseSeq"] }) : [],
-    ids.length
-      ? em
-          .getConnection()
-          .execute<{ deployment_id: string; n: number | string }[]>(
-            `select deployment_id, count(*) as n from directive where acked_at is null and deployment_id in (${ids.map(() => "?").join(", ")}) group by deployment_id`,
-            ids,
-          )
-      : [],
-  ]);
-  const replicaOf = new Map<string, string>();
-  for (const p of presence) if (!replicaOf.has(p.deploymentId)) replicaOf.set(p.deploymentId, p.replica);
-  const seqOf = new Map(licenses.map((l) => [l.id, l.leaseSeq]));
-  const pendingOf = new Map(pending.map((p) => [p.deployment_id, Number(p.n)]));
-
-  const heartbeats = [];
-  for (const row of page) {
-    const derived = deriveState(factsOf(row), now.getTime(), settings);
-    if (query.states.length > 0 && !query.states.includes(derived.state)) continue;
-    const lastSeen = row.lastSeenAt ?? null;
-    const lagMs = lastSeen ? Math.max(0, now.getTime() - lastSeen.getTime()) : null;
-    // A presence row outlives a replica that died; a box silent past the timeout is not connected.
-    const fresh = lagMs !== null && lagMs <= settings.heartbeatTimeoutMs;
-    const local = hub.held(row.id) > 0;
-    const replica = local ? hub.replicaId : fresh ? (replicaOf.get(row.id) ?? "") : "";
-    heartbeats.push(
-      create(HeartbeatStatusSchema, {
-        deploymentId: row.id,
-        licenseId: row.licenseId ?? "",
-        state: stateToProto(derived.state),
-        lastSeenTime: lastSeen ? timestampFromMs(lastSeen.getTime()) : undefined,
-        lag: lagMs === null ? undefined : durationFromMs(lagMs),
-        connected: replica !== "",
-        replica,
-        agentVersion: row.agentVersion ?? "",
-        leaseSeq: BigInt(row.licenseId ? (seqOf.get(row.licenseId) ?? 0) : 0),
-        pendingDirectives: pendingOf.get(row.id) ?? 0,
-      }),
-    );
-  }
+  // The state filter ran in SQL; the rows are re-derived here so what is shown and the filter agree.
+  const shown = query.states.length > 0 ? page.filter((row) => query.states.includes(deriveState(factsOf(row), now.getTime(), settings).state)) : page;
+  const heartbeats = await heartbeatStatusesOf(hub, em, shown, now, settings);
   const filter = { heartbeats: true, deploymentId: query.deploymentId, states: query.states };
   return create(ListHeartbeatsResponseSchema, {
     heartbeats,

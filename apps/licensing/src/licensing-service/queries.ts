@@ -22,11 +22,13 @@ import {
   type ListLicensesResponse,
 } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DomainError } from "@lcp/rpc";
-import type { FilterQuery } from "@mikro-orm/core";
+import { raw, type FilterQuery } from "@mikro-orm/core";
 import type { LicensingDeps } from "../deps.js";
-import { deploymentToProto, licenseStatusOf, licenseToProto, type LicenseStatusName, type LicenseView } from "../mapping.js";
-import { DeploymentEntity, LicenseEntity, type DeploymentRow, type LicenseRow } from "../storage/entities.js";
-import { factsOf, loadLicense, loadSettings } from "../storage/repository.js";
+import type { HeartbeatStatusReader } from "../heartbeat/status.js";
+import { certificateToProto, deploymentToProto, licenseStatusOf, licenseToProto, type LicenseStatusName, type LicenseView } from "../mapping.js";
+import { ALL_STATES, derivedCodeSql } from "../reconcile/derivation-sql.js";
+import { CertificateEntity, DeploymentEntity, LicenseEntity, type DeploymentRow, type LicenseRow } from "../storage/entities.js";
+import { factsOf, findRows, loadLicense, loadSettings } from "../storage/repository.js";
 import { encodePageToken, validateListDeployments, validateListLicenses } from "./validate.js";
 import { requireId } from "../validation.js";
 
@@ -55,40 +57,96 @@ function licenseStatusCondition(status: LicenseStatusName, now: Date): FilterQue
   }
 }
 
-/** A page of licences, filtered by status, deployment and customer. */
+/**
+ * A derived deployment state filter on licences, in SQL: each licence's deployment (one primary
+ * key probe per licence read, correlated on `deployment_id`) derived by the sweep's own
+ * derivation (`derivedCodeSql`), its code one of `states`' codes. A correlated probe, not a
+ * join the planner may turn into a scan of every deployment: a keyset page reads licences in id
+ * order and stops at its limit.
+ */
+export function licenseDeploymentStateCondition(states: readonly DeploymentState[], now: Date, settings: Settings, pg: boolean): FilterQuery<LicenseRow> {
+  const codes = ALL_STATES.filter((s) => states.includes(s.state.state)).map((s) => s.code);
+  const derived = derivedCodeSql("ld", now, settings, pg);
+  return {
+    [raw((alias: string) => `(select ${derived.sql} from deployment ld where ld.id = ${alias}.deployment_id)`, derived.params)]: { $in: codes },
+  } as FilterQuery<LicenseRow>;
+}
+
+/**
+ * A page of licences, filtered by status, deployment, customer and their deployment's derived
+ * state, with each licence's deployment (once) and its state derived now.
+ */
 export async function listLicenses(deps: LicensingDeps, req: ListLicensesRequest, view: LicenseView): Promise<ListLicensesResponse> {
   const query = validateListLicenses(req);
+  const em = deps.db.em();
   const now = deps.now();
+  const settings = await loadSettings(em, now);
   const where: FilterQuery<LicenseRow>[] = [];
   if (query.deploymentId) where.push({ deploymentId: query.deploymentId });
   if (query.customer) where.push({ customer: query.customer });
   if (query.statuses.length > 0) where.push({ $or: query.statuses.map((s) => licenseStatusCondition(s, now)) });
+  if (query.deploymentStates.length > 0) where.push(licenseDeploymentStateCondition(query.deploymentStates, now, settings, deps.db.driver === "postgresql"));
   if (query.afterId) where.push({ id: { $gt: query.afterId } });
-  const rows = await deps.db.em().find(LicenseEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<LicenseRow>, {
+  const rows = await findRows<LicenseRow>(em, LicenseEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<LicenseRow>, {
     orderBy: { id: "asc" },
     limit: query.pageSize + 1,
-    disableIdentityMap: true,
   });
   const page = rows.slice(0, query.pageSize);
-  // Belt and braces: the SQL filter and licenseStatusOf are one rule written twice.
-  const shown = query.statuses.length > 0 ? page.filter((r) => query.statuses.includes(licenseStatusOf(r, now))) : page;
+  const deploymentIds = [...new Set(page.map((r) => r.deploymentId))];
+  const deploymentRows =
+    deploymentIds.length > 0 ? await findRows<DeploymentRow>(em, DeploymentEntity, { id: { $in: deploymentIds } }, { orderBy: { id: "asc" }, limit: deploymentIds.length }) : [];
+  const derivedOf = new Map(deploymentRows.map((row) => [row.id, { row, state: deriveState(factsOf(row), now.getTime(), settings) }]));
+  // Belt and braces: the SQL filters and licenseStatusOf / deriveState are one rule written twice
+  // (and a deployment read a moment after its licence may have moved on meanwhile).
+  const shown = page.filter((r) => {
+    if (query.statuses.length > 0 && !query.statuses.includes(licenseStatusOf(r, now))) return false;
+    const state = derivedOf.get(r.deploymentId)?.state.state;
+    return query.deploymentStates.length === 0 || (state !== undefined && query.deploymentStates.includes(state));
+  });
+  const deployments = [...new Set(shown.map((r) => r.deploymentId))].flatMap((id) => {
+    const d = derivedOf.get(id);
+    return d ? [deploymentToProto(d.row, d.state)] : [];
+  });
   const more = rows.length > query.pageSize;
   return create(ListLicensesResponseSchema, {
     licenses: shown.map((r) => licenseToProto(r, now, view)),
-    nextPageToken: more ? encodePageToken(page[page.length - 1]!.id, { statuses: query.statuses, deploymentId: query.deploymentId, customer: query.customer }) : "",
+    deployments,
+    nextPageToken: more ? encodePageToken(page[page.length - 1]!.id, query.tokenFilter) : "",
   });
 }
 
-/** One deployment with its state derived now. */
-export async function getDeployment(deps: LicensingDeps, req: GetDeploymentRequest): Promise<GetDeploymentResponse> {
+/** What GetDeployment shows a caller beyond the deployment row. */
+export interface DeploymentDetailView {
+  /** How much of the licence and the certificate (licenseViewOf). */
+  license: LicenseView;
+  /** The heartbeat reader, or null when the caller may not see heartbeats (heartbeatVisibleTo). */
+  heartbeats: HeartbeatStatusReader | null;
+}
+
+/**
+ * One deployment with its state derived now, its current licence, its heartbeat (from the first
+ * activation on) and the newest certificate issued to its box.
+ */
+export async function getDeployment(deps: LicensingDeps, req: GetDeploymentRequest, view: DeploymentDetailView): Promise<GetDeploymentResponse> {
   const deploymentId = requireId(req.deploymentId, "deployment_id");
   const em = deps.db.em();
   const now = deps.now();
   const row = await em.findOne(DeploymentEntity, { id: deploymentId }, { disableIdentityMap: true });
   if (!row) throw new DomainError("NOT_FOUND", `deployment ${deploymentId} does not exist`, { deploymentId });
-  const settings = await loadSettings(em, now);
+  const [settings, license, certificate] = await Promise.all([
+    loadSettings(em, now),
+    row.licenseId ? loadLicense(em, row.licenseId) : null,
+    em.findOne(CertificateEntity, { deploymentId }, { disableIdentityMap: true, orderBy: { issuedAt: "desc", serialNumber: "desc" } }),
+  ]);
+  // A certificate is recorded at every activation, so there is one from the first activation on,
+  // also once a rebind cleared the activation.
+  const everActivated = row.activatedAt !== null || certificate !== null;
+  const [heartbeat] = view.heartbeats && everActivated ? await view.heartbeats.statusesOf(em, [row], now, settings) : [];
   return create(GetDeploymentResponseSchema, {
     deployment: deploymentToProto(row, deriveState(factsOf(row), now.getTime(), settings)),
+    license: license ? licenseToProto(license, now, view.license) : undefined,
+    heartbeat,
+    certificate: certificate ? certificateToProto(certificate, view.license) : undefined,
   });
 }
 
@@ -148,10 +206,9 @@ export async function findDeploymentPage(
   const where = [...query.where];
   if (query.states.length > 0) where.push({ $or: query.states.map((s) => deploymentStateCondition(s, now, settings)) });
   if (query.afterId) where.push({ id: { $gt: query.afterId } });
-  const rows = await em.find(DeploymentEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<DeploymentRow>, {
+  const rows = await findRows<DeploymentRow>(em, DeploymentEntity, (where.length > 0 ? { $and: where } : {}) as FilterQuery<DeploymentRow>, {
     orderBy: { id: "asc" },
     limit: query.pageSize + 1,
-    disableIdentityMap: true,
   });
   return { page: rows.slice(0, query.pageSize), more: rows.length > query.pageSize };
 }

@@ -4,13 +4,14 @@
  * Mutations record every refusal with outcome DENIED. ListHeartbeats and SendDirective are the
  * heartbeat module's (heartbeat/operator-handlers.ts), merged with these in app.ts.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { principalKey } from "@lcp/rpc";
 import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
-import { licenseViewOf } from "../mapping.js";
+import type { HeartbeatStatusReader } from "../heartbeat/status.js";
+import { heartbeatVisibleTo, licenseViewOf } from "../mapping.js";
+import { getFleetSummary } from "./fleet-summary.js";
 import { issueLicenseFor } from "./issue.js";
 import { provisionDeployment } from "./provision.js";
 import { getDeployment, getLicense, listDeployments, listLicenses } from "./queries.js";
@@ -21,22 +22,36 @@ import { setSubscriptionStatus } from "./subscription.js";
 
 const viewOf = (ctx: HandlerContext) => licenseViewOf(ctx.values.get(principalKey));
 
+/** What the LicensingService handlers read from other modules. */
+export interface LicensingServiceOptions {
+  /** Heartbeat statuses (GetDeployment's `heartbeat`); without one, GetDeployment shows none. */
+  heartbeats?: HeartbeatStatusReader | undefined;
+}
+
 /**
  * Builds the LicensingService handlers: every RPC but the heartbeat module's two (ListHeartbeats,
  * SendDirective), so the two merged are the whole service and an RPC added to the contract without
  * a handler does not compile.
  */
-export function createLicensingService(deps: LicensingDeps): Omit<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective"> {
+export function createLicensingService(
+  deps: LicensingDeps,
+  options: LicensingServiceOptions = {},
+): Omit<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective"> {
   return {
     // Read-only roles get licences without token and fingerprint hash (mapping.ts licenseViewOf).
     listLicenses: (req, ctx) => listLicenses(deps, req, viewOf(ctx)),
     getLicense: (req, ctx) => getLicense(deps, req, viewOf(ctx)),
     listDeployments: (req) => listDeployments(deps, req),
-    getDeployment: (req) => getDeployment(deps, req),
-    getSettings: () => getSettings(deps),
-    getFleetSummary: () => {
-      throw new ConnectError("GetFleetSummary is not implemented yet", Code.Unimplemented);
+    // The licence and certificate redacted like GetLicense; the heartbeat only for heartbeat.read.
+    getDeployment: (req, ctx) => {
+      const principal = ctx.values.get(principalKey);
+      return getDeployment(deps, req, {
+        license: licenseViewOf(principal),
+        heartbeats: heartbeatVisibleTo(principal) ? (options.heartbeats ?? null) : null,
+      });
     },
+    getSettings: () => getSettings(deps),
+    getFleetSummary: () => getFleetSummary(deps),
 
     async provisionDeployment(req, ctx) {
       const call = callContextOf(ctx);

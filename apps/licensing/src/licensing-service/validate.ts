@@ -217,9 +217,13 @@ export interface ListLicensesQuery extends PageQuery {
   statuses: LicenseStatusName[];
   deploymentId: string | null;
   customer: string | null;
+  /** Only licences whose deployment now derives one of these states; all when empty. */
+  deploymentStates: DeploymentState[];
+  /** What the page tokens are bound to (encodePageToken's `filter`). */
+  tokenFilter: object;
 }
 
-/** Validates ListLicenses: known statuses, optional deployment and customer, page_size 0..500. */
+/** Validates ListLicenses: known statuses and deployment states, optional deployment and customer, page_size 0..500. */
 export function validateListLicenses(req: ListLicensesRequest): ListLicensesQuery {
   const statuses: LicenseStatusName[] = [];
   for (const s of req.statuses) {
@@ -228,10 +232,24 @@ export function validateListLicenses(req: ListLicensesRequest): ListLicensesQuer
     if (!statuses.includes(name)) statuses.push(name);
   }
   statuses.sort();
+  const deploymentStates = validateStates(req.deploymentStates, "deployment_states");
   const deploymentId = req.deploymentId === "" ? null : requireId(req.deploymentId, "deployment_id");
   const customer = optionalText(req.customer, "customer", MAX_NAME_LENGTH) || null;
-  const filter = { statuses, deploymentId, customer };
-  return { ...filter, ...validatePage(req.pageSize, req.pageToken, filter) };
+  // The state filter joins the token's filter key only when set, so tokens of a filter without
+  // it read the same as before the filter existed.
+  const tokenFilter = { statuses, deploymentId, customer, ...(deploymentStates.length > 0 ? { deploymentStates } : {}) };
+  return { statuses, deploymentId, customer, deploymentStates, tokenFilter, ...validatePage(req.pageSize, req.pageToken, tokenFilter) };
+}
+
+/** Known deployment states, once each, sorted (so a token's filter key does not depend on their order). */
+function validateStates(values: readonly number[], field: string): DeploymentState[] {
+  const states: DeploymentState[] = [];
+  for (const s of values) {
+    const name = stateFromProto(s);
+    if (!name) throw invalid(field, `${field} holds an unknown deployment state (${s})`);
+    if (!states.includes(name)) states.push(name);
+  }
+  return states.sort();
 }
 
 /** A validated ListDeployments request. */
@@ -242,13 +260,7 @@ export interface ListDeploymentsQuery extends PageQuery {
 
 /** Validates ListDeployments: known states, optional customer, page_size 0..500. */
 export function validateListDeployments(req: ListDeploymentsRequest): ListDeploymentsQuery {
-  const states: DeploymentState[] = [];
-  for (const s of req.states) {
-    const name = stateFromProto(s);
-    if (!name) throw invalid("states", `states holds an unknown deployment state (${s})`);
-    if (!states.includes(name)) states.push(name);
-  }
-  states.sort();
+  const states = validateStates(req.states, "states");
   const customer = optionalText(req.customer, "customer", MAX_NAME_LENGTH) || null;
   const filter = { states, customer };
   return { ...filter, ...validatePage(req.pageSize, req.pageToken, filter) };

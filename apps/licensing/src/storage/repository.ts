@@ -5,6 +5,7 @@
  * writers that decided on the same facts can never both commit.
  */
 import { DEFAULT_SETTINGS, type DeploymentFacts, type DerivedState, type Settings } from "@lcp/domain";
+import type { EntityName, FilterQuery, QueryOrderMap } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/knex";
 import {
   CertificateEntity,
@@ -91,6 +92,21 @@ export async function loadDeployment(em: EntityManager, deploymentId: string): P
     ? await em.findOne(LicenseEntity, { id: deployment.licenseId }, { disableIdentityMap: true })
     : null;
   return { deployment, license };
+}
+
+/**
+ * Rows of `entity` matching `where`, in `orderBy` order, at most `limit`: the list reads' path.
+ * The driver maps them to property names and types (dates as Date), but they are never built
+ * into entities: hydrating a page of 50 cost several times the query itself, and a list only
+ * reads them.
+ */
+export async function findRows<T extends object>(
+  em: EntityManager,
+  entity: EntityName<T>,
+  where: FilterQuery<T>,
+  options: { orderBy: QueryOrderMap<T>; limit: number },
+): Promise<T[]> {
+  return em.createQueryBuilder(entity).select("*").where(where).orderBy(options.orderBy).limit(options.limit).execute<T[]>("all", true);
 }
 
 /** Loads a licence by id (any status); null when unknown. */

@@ -590,8 +590,6 @@ export const AuditService: GenService<{
     output: typeof ListEventsResponseSchema;
   },
   /**
-   * Recomputes the hash chain over a range of seq and names the first broken link.
-   * Permission audit.read.
    * Events per time bucket and action, counted in SQL (the console's "state changes per hour").
    * Permission audit.read.
    *
@@ -603,6 +601,9 @@ export const AuditService: GenService<{
     output: typeof CountEventsResponseSchema;
   },
   /**
+   * Recomputes the hash chain over a range of seq and names the first broken link.
+   * Permission audit.read.
+   *
    * @generated from rpc audit.v1.AuditService.VerifyChain
    */
   verifyChain: {

@@ -343,14 +343,16 @@ export type GetDeploymentResponse = Message<"licensing.v1.GetDeploymentResponse"
   license?: License | undefined;
 
   /**
-   * Its heartbeat: stream, lag, lease sequence, agent; unset before the first activation.
+   * Its heartbeat: stream, lag, lease sequence, agent; unset before the first activation, and for
+   * callers without heartbeat.read (as ListHeartbeats).
    *
    * @generated from field: licensing.v1.HeartbeatStatus heartbeat = 3;
    */
   heartbeat?: HeartbeatStatus | undefined;
 
   /**
-   * The newest client certificate issued to its box; unset before activation.
+   * The newest client certificate issued to its box; unset before activation. Its
+   * fingerprint_hash is redacted like the licence's.
    *
    * @generated from field: licensing.v1.ApplianceCertificate certificate = 4;
    */
