@@ -10,6 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +21,7 @@ import { REPO_ROOT } from "../support/cluster.js";
 import { BUF, hold, portIsFree, run, type Held } from "../support/processes.js";
 
 const PORTS = { "dev-idp": 7441, licensing: 7443, "signing-keys": 7444, audit: 7445, "fleet-sweep": 7446 } as const;
+const CONSOLE_PORT = 7440;
 const READY = /Ctrl-C stops them all\./;
 
 let dataDir: string;
@@ -72,7 +74,7 @@ function devUsers(): Array<{ username: string; password: string; role: string }>
 
 async function allPortsFree(): Promise<string[]> {
   const busy: string[] = [];
-  for (const [app, port] of Object.entries(PORTS)) if (!(await portIsFree(port))) busy.push(`${port} (${app})`);
+  for (const [app, port] of [...Object.entries(PORTS), ["console", CONSOLE_PORT] as const]) if (!(await portIsFree(port))) busy.push(`${port} (${app})`);
   return busy;
 }
 
@@ -116,6 +118,25 @@ describe("npm start", () => {
     // The apps trust the identity provider, not the old in-process dev issuer.
     expect(readdirSync(join(dataDir, "pki"))).not.toContain("admin-issuer.jwk");
   }, 110_000);
+
+  it("prints the console's address, whose screens send a browser without a session to sign in at the dev identity provider", async () => {
+    expect(current!.output()).toMatch(/^console https:\/\/localhost:7440\/licensing$/m);
+    const caPem = readFileSync(join(dataDir, "pki/ca.crt"), "utf8");
+    const get = (url: string) =>
+      new Promise<{ status: number; location: string | undefined }>((done, fail) => {
+        const req = httpsRequest(url, { ca: caPem }, (res) => {
+          res.resume();
+          done({ status: res.statusCode ?? 0, location: res.headers.location });
+        });
+        req.once("error", fail);
+        req.end();
+      });
+    const screen = await get(`https://localhost:${CONSOLE_PORT}/licensing/audit`);
+    expect(screen).toEqual({ status: 302, location: "/auth/login?return=%2Flicensing%2Faudit" });
+    const login = await get(`https://localhost:${CONSOLE_PORT}${screen.location}`);
+    expect(login.status).toBe(302);
+    expect(login.location).toMatch(/^https:\/\/localhost:7441\/auth\?.*code_challenge_method=S256/);
+  });
 
   it("answers the printed buf curl line for GetJwks through reflection, with no proto files", async () => {
     const res = await run(BUF, ["curl", "--cacert", join(dataDir, "pki/ca.crt"), "--reflect", "--protocol", "grpc", "https://localhost:7444/signing.v1.SigningKeyService/GetJwks"]);
