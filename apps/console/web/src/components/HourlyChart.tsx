@@ -62,7 +62,8 @@ export function HourlyChart({ buckets, actions, caption }: HourlyChartProps) {
   const returned = buckets.reduce((n, b) => n + b.returned, 0);
   const totals = actionTotals(buckets, actions);
   const shownActions = totals.map((t) => t.action);
-  // Every third hour on the axis keeps the labels apart at 1024 px.
+  // Every second or third hour on the axis keeps the labels apart at 1024 px; counted back
+  // from "now", so the last label never collides with the one before it.
   const labelEvery = col < 30 ? 3 : col < 44 ? 2 : 1;
 
   return (
@@ -104,7 +105,7 @@ export function HourlyChart({ buckets, actions, caption }: HourlyChartProps) {
                     {b.total}
                   </text>
                 ) : null}
-                {i % labelEvery === 0 || i === buckets.length - 1 ? (
+                {(buckets.length - 1 - i) % labelEvery === 0 ? (
                   <text x={LEFT + i * col + col / 2} y={HEIGHT - 8} textAnchor="middle" className="chart-tick">
                     {b.partial ? "now" : hourLabel(b.startMs)}
                   </text>
