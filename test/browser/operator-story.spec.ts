@@ -45,7 +45,8 @@ async function confirmAction(page: Page, button: string, dialogName: RegExp, fie
   await main(page).getByRole("button", { name: button, exact: true }).click();
   const dialog = page.getByRole("dialog", { name: dialogName });
   await expect(dialog).toBeVisible();
-  for (const [label, value] of Object.entries(fields)) await dialog.getByLabel(label, { exact: true }).fill(value);
+  // A label may carry a marker after its text ("Reason (required)").
+  for (const [label, value] of Object.entries(fields)) await dialog.getByLabel(new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`)).fill(value);
   await dialog.getByRole("button", { name: confirm }).click();
   await expect(dialog).toBeHidden();
 }
@@ -78,9 +79,10 @@ test("a simulated box activates with the copied licence and appears live on Hear
   boxes.push(box);
   await box.waitFor(/activated deployment/);
   // No reload: the screen polls, so the box shows up by itself.
-  const row = page.getByRole("row").filter({ has: page.getByRole("link", { name: /icu-ward-3/ }) });
-  await expect(row).toContainText(/active/i, { timeout: 20_000 });
-  await expect(row).toContainText(/held|connected/i, { timeout: 20_000 });
+  const row = page.getByRole("table", { name: "Heartbeats" }).getByRole("row").filter({ has: page.getByRole("link", { name: new RegExp(ward.deploymentId) }) });
+  await expect(row).toContainText("Active", { timeout: 20_000 });
+  await expect(row).toContainText("Connected", { timeout: 20_000 });
+  await expect(page.getByRole("img", { name: /^Deployments by state/ })).toBeVisible();
   await expectAccessible(page, "Heartbeats");
   await screenshot(page, testInfo, "heartbeats");
 });
@@ -141,4 +143,134 @@ test("support rebinds another deployment's licence to new hardware, and the old 
   await confirmAction(page, "Rebind licence", /Rebind the licence of theatre-2/, { "New fingerprint": "theatre-2-new-board-0", Reason: "mainboard replaced" });
   await expect(stateSection(page)).toContainText(/pending/i);
   await old.waitFor(/state LOCKED/, 20_000);
+});
+
+test("support runs a sweep and a dry run and reads their reports", async ({ page }, testInfo) => {
+  await signIn(page, "support", "/licensing/sweeps");
+  await expect(page.getByRole("heading", { level: 1, name: "Sweeps" })).toBeVisible();
+  await main(page).getByRole("button", { name: "Run sweep", exact: true }).click();
+  await page.getByRole("dialog", { name: "Run a sweep now?" }).getByRole("button", { name: "Start sweep" }).click();
+  await expect(page.getByRole("heading", { name: "Sweep report" })).toBeVisible();
+  await expect(main(page)).toContainText(/Succeeded/i, { timeout: 30_000 });
+  await main(page).getByRole("button", { name: "Dry run", exact: true }).click();
+  await page.getByRole("dialog", { name: "Start a dry run?" }).getByRole("button", { name: "Start dry run" }).click();
+  await expect(page.getByRole("heading", { name: "Dry run report" })).toBeVisible();
+  const runs = page.getByRole("table", { name: "Sweep runs, newest first" });
+  await expect(runs.getByRole("row")).toHaveCount(3);
+  await expectAccessible(page, "Sweeps");
+  await screenshot(page, testInfo, "sweeps");
+});
+
+test("super_admin rotates the signing keys and sees the published key set", async ({ page }, testInfo) => {
+  await signIn(page, "super_admin", "/licensing/signing");
+  await expect(page.getByRole("heading", { level: 1, name: "Signing keys" })).toBeVisible();
+  const keys = page.getByRole("table", { name: "Signing keys" });
+  await expect(keys.getByRole("row").nth(1)).toBeVisible();
+  const before = await keys.getByRole("row").count();
+  await main(page).getByRole("button", { name: "Rotate keys", exact: true }).click();
+  const dialog = page.getByRole("dialog", { name: "Rotate the signing keys?" });
+  await dialog.getByLabel(/^Reason/).fill("scheduled rotation");
+  await dialog.getByRole("button", { name: "Rotate now" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Signing key rotated" })).toBeVisible();
+  await expect(keys.getByRole("row")).toHaveCount(before + 1);
+  await expect(page.getByRole("region", { name: "Published key set (JWKS)" })).toContainText('"keys"');
+  await expectAccessible(page, "Signing keys");
+  await screenshot(page, testInfo, "signing");
+});
+
+test("super_admin tunes the settings; a value the service refuses is shown on its field", async ({ page }, testInfo) => {
+  await signIn(page, "super_admin", "/licensing/settings");
+  await expect(page.getByRole("heading", { level: 1, name: "Settings" })).toBeVisible();
+  const interval = page.getByLabel("Heartbeat interval", { exact: true });
+  await expect(interval).not.toHaveValue("");
+  // Longer than the heartbeat timeout: the service refuses it, naming the field.
+  await interval.fill("100000");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect(interval).toHaveAttribute("aria-invalid", "true");
+  await expectAccessible(page, "Settings (a refused value)");
+  await page.getByRole("button", { name: "Discard changes" }).click();
+  await expect(interval).not.toHaveAttribute("aria-invalid", "true");
+  await screenshot(page, testInfo, "settings");
+});
+
+test("the audit screen shows each step of the story and verifies the chain", async ({ page }, testInfo) => {
+  await signIn(page, "auditor", "/licensing/audit");
+  await expect(page.getByRole("heading", { level: 1, name: "Audit" })).toBeVisible();
+  const events = page.getByRole("table", { name: "Audit events" });
+  for (const action of ["deployment.provision", "license.issue", "license.activate", "deployment.suspend", "deployment.reactivate", "license.revoke", "license.rebind", "fleet.sweep", "authz.denied"]) {
+    await expect(events.getByRole("row").filter({ hasText: action }).first(), action).toBeVisible();
+  }
+  await page.getByRole("button", { name: "Verify chain" }).click();
+  await expect(main(page)).toContainText("Chain intact");
+  await expectAccessible(page, "Audit");
+  await screenshot(page, testInfo, "audit");
+});
+
+/** What each role's side navigation offers; the rest is shown disabled with the permission it needs. */
+const NAV_BY_ROLE: Record<Role, string[]> = {
+  onboarding: ["Licenses", "New license", "Settings"],
+  support: ["Licenses", "New license", "Heartbeats", "Settings", "Sweeps", "Audit"],
+  super_admin: ["Licenses", "New license", "Heartbeats", "Signing keys", "Settings", "Sweeps", "Audit"],
+  auditor: ["Licenses", "Heartbeats", "Settings", "Audit"],
+};
+const NAV = ["Licenses", "New license", "Heartbeats", "Signing keys", "Settings", "Sweeps", "Audit"];
+
+for (const role of Object.keys(NAV_BY_ROLE) as Role[]) {
+  test(`${role} sees only its own screens and actions`, async ({ page }) => {
+    await signIn(page, role, `/licensing/deployments/${made.ward!.deploymentId}`);
+    const nav = page.getByRole("navigation", { name: "Main" });
+    for (const item of NAV) {
+      const link = nav.getByRole("link", { name: item, exact: true });
+      if (NAV_BY_ROLE[role].includes(item)) await expect(link, item).not.toHaveAttribute("aria-disabled", "true");
+      else await expect(link, item).toHaveAttribute("aria-disabled", "true");
+    }
+    const mayRevoke = role === "support" || role === "super_admin";
+    for (const action of ["Rebind licence", "Send directive", "Revoke licence"]) {
+      const button = main(page).getByRole("button", { name: action, exact: true });
+      if (mayRevoke) await expect(button, action).not.toHaveAttribute("aria-disabled", "true");
+      else await expect(button, action).toHaveAttribute("aria-disabled", "true");
+    }
+  });
+}
+
+test("an ended session goes back to sign-in and returns to the same page", async ({ page, context }) => {
+  await signIn(page, "support", "/licensing/audit?action=license.revoke");
+  await expect(page.getByRole("table", { name: "Audit events" }).getByRole("row").filter({ hasText: "license.revoke" }).first()).toBeVisible();
+  // The session ends (its cookie gone, as when it expires): the next call sends the operator to sign in.
+  await context.clearCookies();
+  await page.getByRole("button", { name: "Verify chain" }).click();
+  await page.getByLabel("Username").fill(state.users.support!.username);
+  await page.getByLabel("Password").fill(state.users.support!.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${state.consoleUrl}/licensing/audit?action=license.revoke`);
+  await expect(page.getByRole("heading", { level: 1, name: "Audit" })).toBeVisible();
+});
+
+test("every screen, filled, passes axe in the dark theme too and is photographed", async ({ browser }, testInfo) => {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, colorScheme: "dark", viewport: { width: 1024, height: 768 } });
+  try {
+    const page = await context.newPage();
+    await signIn(page, "super_admin");
+    const screens: Array<[string, string, string]> = [
+      ["licenses", "/licensing", "Licenses"],
+      ["license-new-form", "/licensing/license-new", "New license"],
+      ["deployment-locked", `/licensing/deployments/${made.ward!.deploymentId}`, "icu-ward-3"],
+      ["heartbeats-dark", "/licensing/heartbeats", "Heartbeats"],
+      ["signing-dark", "/licensing/signing", "Signing keys"],
+      ["settings-dark", "/licensing/settings", "Settings"],
+      ["sweeps-dark", "/licensing/sweeps", "Sweeps"],
+      ["audit-dark", "/licensing/audit", "Audit"],
+    ];
+    for (const [name, path, heading] of screens) {
+      await page.goto(`${state.consoleUrl}${path}`);
+      await expect(page.getByRole("heading", { level: 1, name: heading })).toBeVisible();
+      await page.waitForLoadState("networkidle");
+      // Nothing wider than a 1024 px laptop screen.
+      expect(await page.evaluate<number>("document.documentElement.scrollWidth"), name).toBeLessThanOrEqual(1024);
+      await expectAccessible(page, `${name} (dark, 1024 px)`);
+      await screenshot(page, testInfo, `${name}-1024`);
+    }
+  } finally {
+    await context.close();
+  }
 });
