@@ -3,8 +3,16 @@
  * audit services (each a process of its own, over TLS with an admin bearer token), each beside
  * the bare SQL query for the same page — same rows, same ORDER BY and LIMIT on the same index —
  * timed in the same run on a connection of the bench's own. Goal: each within 2× its bare query
- * (docs/design.md §11).
+ * (docs/design.md §11). Then the console itself in Chromium: the first page of Licenses after a
+ * navigation (goal: under 1 s at 1,000,000 deployments) and its first-load JavaScript (goal: at
+ * most 250 KB gzipped).
  *
+ * - Admins sign in as they do in production: the development OIDC provider (tools/dev-idp) runs in
+ *   this process on a free port over TLS (the test PKI's certificate for localhost), and
+ *   signing-keys, licensing and audit trust its issuer, audience and JWKS (fetched over TLS
+ *   trusting the test CA, as `OIDC_CA_FILE` makes them). The API figures' tokens are its support
+ *   dev user's (super_admin's for the settings), signed in through its login form; the browser
+ *   signs in on its login page.
  * - The fleet: 100,000 deployments with their licences on SQLite, 1,000,000 on PostgreSQL
  *   (DATABASE_URL set), `CONSOLE_BENCH_DEPLOYMENTS` to change it; in every derived state
  *   (77 % ACTIVE, 10 % GRACE by time alone, 5 % PENDING, 2 % each SUSPENDED and LOCKED for each
@@ -22,10 +30,19 @@
  * - Interleaved rounds (`CONSOLE_BENCH_ROUNDS`, default 21) after warm-up rounds not counted
  *   (`CONSOLE_BENCH_WARMUP_ROUNDS`, default 3): each round asks the bare query and the RPC once
  *   each, in alternating order; the table shows medians.
- * - The console page load in a browser is measured by a {@link ConsolePageLoad} given the running,
- *   seeded services: `measureConsolePageLoad` below, called after the API figures.
+ * - The console page load, by a {@link ConsolePageLoad} given the running, seeded services:
+ *   {@link measureConsolePageLoad} (console-page-load.ts) builds the web app if it is stale,
+ *   starts the console server in this process, signs in as support in Chromium, and times
+ *   `CONSOLE_BENCH_PAGE_LOADS` loads (default 7, median) of `/licensing` until the first licence
+ *   row shows, cold (a new browser context: empty cache) and warm (cached assets), beside the
+ *   ListLicenses RPC for the same page from node; and weighs the first-load JavaScript gzipped
+ *   (first-load-js.ts) beside its raw size. `CHROMIUM_PATH` overrides `/usr/bin/chromium`.
  * Runnable alone: `node --conditions=source --import tsx tools/bench/console.ts`.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
@@ -34,11 +51,12 @@ import { startLicensing } from "@lcp/licensing/app";
 import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentState } from "@lcp/proto/licensing/v1/types_pb";
-import { createAdminClient } from "@lcp/rpc";
+import { createAdminClient, type AdminTokensConfig } from "@lcp/rpc";
 import { startTestSigningKeys } from "@lcp/signing-keys/testing";
 import { rawQuery, testDatabases, type TestDatabaseOptions } from "@lcp/testing/db";
 import { createTestPki } from "@lcp/testing/pki";
-import { ensureDevAdminIssuer } from "@lcp/tokens";
+import type { DevIdentityProvider } from "../dev-idp/provider.js";
+import type { SignedIn } from "../dev-idp/sign-in.js";
 import { ask, forkBenchChild, stop } from "./children.js";
 import { heldConnection, type HeldConnection } from "./fleet-db.js";
 import { median, printResults, type BenchResult } from "./result.js";
@@ -70,10 +88,29 @@ export interface ConsoleBenchFleet {
   events: number;
   licensingUrl: string;
   auditUrl: string;
-  /** The CA the services' certificates chain to. */
+  signingKeysUrl: string;
+  /** The CA the services', the identity provider's and the console's certificates chain to. */
   caPem: string;
-  /** A fresh admin bearer token with these roles (the dev issuer's, which both services trust). */
+  /**
+   * An admin bearer token of the dev user of this one role, signed in at the identity provider
+   * (the services trust nothing else), valid for at least five more minutes.
+   */
   adminToken(roles: readonly string[]): Promise<string>;
+  /** The dev OIDC provider the services trust: where a console signs its admins in. */
+  identityProvider: {
+    issuer: string;
+    /** The console's confidential client, registered for {@link ConsoleBenchFleet.console}'s redirect URIs. */
+    consoleClient: { clientId: string; clientSecret: string };
+    /** The dev user of each role, by role: what a browser types on the provider's login page. */
+    users: Readonly<Record<string, { username: string; password: string }>>;
+  };
+  /**
+   * Where a console is to listen: the port the identity provider's redirect URIs name
+   * (`<url>/auth/callback`, `<url>/auth/signed-out`), and a certificate for localhost.
+   */
+  console: { port: number; url: string; tls: { certPem: string; keyPem: string } };
+  /** Registers a close to run with the bench's own (newest first), however the run ends. */
+  defer(close: () => Promise<unknown>): void;
   /** The customer holding a tenth of the fleet. */
   bigCustomer: string;
 }
@@ -82,12 +119,13 @@ export interface ConsoleBenchFleet {
 export type ConsolePageLoad = (fleet: ConsoleBenchFleet) => Promise<BenchResult[]>;
 
 /**
- * The console's page load measured in Chromium: the place for that measurement. It is handed the
- * running services over the seeded fleet (their URLs, CA and admin tokens) after the API figures
- * are taken, and returns its figures as rows of the same table (goal: first page under 1 s,
- * docs/design.md §11). It measures nothing yet, so it adds no rows.
+ * The console's page load measured in Chromium (console-page-load.ts, loaded only when it runs):
+ * handed the running services over the seeded fleet after the API figures are taken, it starts a
+ * console against them, signs in through the identity provider's login page, and returns the
+ * first page of Licenses, cold and warm, and the first-load JavaScript as rows of the same table
+ * (goals: under 1 s at 1,000,000 deployments, at most 250 KB gzipped; docs/design.md §11).
  */
-export const measureConsolePageLoad: ConsolePageLoad = async () => [];
+export const measureConsolePageLoad: ConsolePageLoad = async (fleet) => (await import("./console-page-load.js")).measureConsolePageLoadInChromium(fleet);
 
 /** Options of {@link benchConsole}. */
 export interface ConsoleBenchOptions {
@@ -130,8 +168,6 @@ export async function benchConsole(options: ConsoleBenchOptions = {}): Promise<B
   const tdb = testDatabases().find((t) => t.name === (pg ? "postgresql" : "sqlite"))!;
   const pki = await createTestPki();
   const dbs = { sk: tdb.options("signing-keys"), lic: tdb.options("licensing"), audit: tdb.options("audit") };
-  const dev = await ensureDevAdminIssuer(dbs.lic.dataDir);
-  const adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim: "roles", dev: true };
   const tls = async (name: string) => {
     const c = await pki.service(name);
     return { certPem: c.certPem, keyPem: c.keyPem, caPem: pki.ca.certPem, source: "files" as const };
@@ -139,6 +175,34 @@ export async function benchConsole(options: ConsoleBenchOptions = {}): Promise<B
   const common = (db: TestDatabaseOptions) => ({ host: "127.0.0.1", port: 0, dataDir: db.dataDir, databaseUrl: db.databaseUrl, databaseSchema: db.schema });
   const closers: Array<() => Promise<unknown>> = [];
   try {
+    // The identity provider first: the services are told its issuer and keys at start, and its
+    // console client's redirect URIs name the port a console will listen on.
+    const consolePort = await freePort();
+    const consoleUrl = `https://localhost:${consolePort}`;
+    const idpState = await mkdtemp(join(tmpdir(), "lcp-bench-idp-"));
+    closers.push(() => rm(idpState, { recursive: true, force: true }));
+    const { startDevIdentityProvider } = await import("../dev-idp/provider.js");
+    const idpCert = await pki.service("dev-idp");
+    const idp = await startDevIdentityProvider({
+      port: 0,
+      tls: { certPem: idpCert.certPem, keyPem: idpCert.keyPem },
+      stateDir: idpState,
+      consoleRedirectUris: [`${consoleUrl}/auth/callback`],
+      consolePostLogoutRedirectUris: [`${consoleUrl}/auth/signed-out`],
+      accessTokenTtlSeconds: 3_600,
+    });
+    closers.push(() => idp.close());
+    // As a service reads OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL and OIDC_CA_FILE.
+    const adminTokens: AdminTokensConfig = {
+      issuer: idp.issuer,
+      audience: idp.audience,
+      jwksUrl: new URL(idp.jwksUrl),
+      jwksCaPem: pki.ca.certPem,
+      rolesClaim: idp.rolesClaim,
+      dev: false,
+    };
+    const tokenOf = await devUserTokens(idp, pki.ca.certPem);
+
     const signingKeys = await startTestSigningKeys({ pki, db: dbs.sk, adminTokens, tokenIssuer: ISSUER });
     closers.push(() => signingKeys.close());
     const licensing = await startChild("licensing", {
@@ -168,7 +232,7 @@ export async function benchConsole(options: ConsoleBenchOptions = {}): Promise<B
     const superAdmin = createAdminClient(LicensingService, {
       baseUrl: licensing.url,
       caPem: pki.ca.certPem,
-      token: () => dev.mint({ subject: "bench-console", roles: ["super_admin"], ttlSeconds: 600 }),
+      token: () => tokenOf("super_admin"),
       retries: 0,
     });
     await superAdmin.updateSettings({ settings: { heartbeatTimeout: { seconds: BigInt(HEARTBEAT_TIMEOUT_MS / 1000), nanos: 0 } }, updateMask: { paths: ["heartbeat_timeout"] } });
@@ -180,9 +244,9 @@ export async function benchConsole(options: ConsoleBenchOptions = {}): Promise<B
       `  seeded ${deployments.toLocaleString("en-US")} deployments with licences and ${events.toLocaleString("en-US")} audit events (${pg ? "PostgreSQL" : "SQLite"}) in ${Math.round(performance.now() - seeding)} ms`,
     );
 
-    // One token for the whole run: the clients' signing is not what is measured (the services'
-    // verification of it is, on every call, as in production).
-    const token = await dev.mint({ subject: "bench-console", roles: ["support"], ttlSeconds: 3_600 });
+    // The support user's token, signed in once and again only near its expiry: the sign-in is not
+    // what is measured (the services' verification of the token is, on every call, as in production).
+    const token = () => tokenOf("support");
     const client = <S extends typeof LicensingService | typeof AuditService>(service: S, url: string): Client<S> =>
       createAdminClient(service, { baseUrl: url, caPem: pki.ca.certPem, token, retries: 0, timeoutMs: 10 * MINUTE });
     const lic = client(LicensingService, licensing.url);
@@ -244,6 +308,7 @@ export async function benchConsole(options: ConsoleBenchOptions = {}): Promise<B
 
     // The console page load in a browser, over the same running services and fleet.
     const pageLoad = options.pageLoad ?? measureConsolePageLoad;
+    const consoleCert = await pki.service("console");
     results.push(
       ...(await pageLoad({
         pg,
@@ -251,8 +316,19 @@ export async function benchConsole(options: ConsoleBenchOptions = {}): Promise<B
         events,
         licensingUrl: licensing.url,
         auditUrl: audit.url,
+        signingKeysUrl: signingKeys.url,
         caPem: pki.ca.certPem,
-        adminToken: (roles) => dev.mint({ subject: "bench-console", roles: [...roles], ttlSeconds: 3_600 }),
+        adminToken: async (roles) => {
+          if (roles.length !== 1) throw new Error(`a dev user holds one role; asked for [${roles.join(", ")}]`);
+          return tokenOf(roles[0]!);
+        },
+        identityProvider: {
+          issuer: idp.issuer,
+          consoleClient: { clientId: idp.consoleClient.clientId, clientSecret: idp.consoleClient.clientSecret },
+          users: Object.fromEntries(idp.users.map((u) => [u.role, { username: u.username, password: u.password }])),
+        },
+        console: { port: consolePort, url: consoleUrl, tls: { certPem: consoleCert.certPem, keyPem: consoleCert.keyPem } },
+        defer: (close) => void closers.push(close),
         bigCustomer: BIG_CUSTOMER,
       })),
     );
@@ -261,6 +337,49 @@ export async function benchConsole(options: ConsoleBenchOptions = {}): Promise<B
     for (const close of closers.reverse()) await close().catch(() => undefined);
     for (const db of Object.values(dbs)) await db.cleanup().catch(() => undefined);
   }
+}
+
+/** How long before its expiry a dev user's token is replaced by a new sign-in. */
+const TOKEN_MARGIN_MS = 5 * MINUTE;
+
+/**
+ * Access tokens of the provider's dev users, by role: each signed in through the provider's login
+ * form (`signInAs`) when first asked for, and again once it has less than {@link TOKEN_MARGIN_MS}
+ * left. A token still good is returned as it is, without a promise, so a client asking for it on
+ * every call adds nothing to what is timed.
+ */
+async function devUserTokens(idp: DevIdentityProvider, caPem: string): Promise<(role: string) => string | Promise<string>> {
+  const { signInAs } = await import("../dev-idp/sign-in.js");
+  const held = new Map<string, SignedIn>();
+  const signing = new Map<string, Promise<string>>();
+  return (role) => {
+    const current = held.get(role);
+    if (current && current.expiresAt.getTime() - Date.now() > TOKEN_MARGIN_MS) return current.accessToken;
+    const pending = signing.get(role);
+    if (pending) return pending;
+    const user = idp.users.find((u) => u.role === role);
+    if (!user) throw new Error(`the identity provider has no dev user for role ${JSON.stringify(role)}`);
+    const signIn = signInAs({ issuer: idp.issuer, caPem, username: user.username, password: user.password })
+      .then((signedIn) => {
+        held.set(role, signedIn);
+        return signedIn.accessToken;
+      })
+      .finally(() => signing.delete(role));
+    signing.set(role, signIn);
+    return signIn;
+  };
+}
+
+/** A TCP port free on 127.0.0.1 now: for a server whose URL must be known before it starts. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** The bare statements, in the driver's own placeholders; the times they compare against are taken as they run. */
@@ -548,6 +667,9 @@ async function startChild<A extends ChildRequest["app"]>(app: A, config: Extract
 /** Child: starts the app it is told to, answers its URL, and closes it on SIGTERM. */
 async function serveApp(): Promise<void> {
   const req = await new Promise<ChildRequest>((resolve) => process.once("message", (m) => resolve(m as ChildRequest)));
+  // IPC carries JSON: the JWKS URL arrives as its text.
+  const tokens = req.config.adminTokens as { jwksUrl?: URL | string };
+  if (typeof tokens.jwksUrl === "string") tokens.jwksUrl = new URL(tokens.jwksUrl);
   const app = req.app === "licensing" ? await startLicensing(req.config) : await startAudit(req.config);
   process.once("SIGTERM", () => void app.close().finally(() => process.exit(0)));
   process.send?.({ url: app.url });
