@@ -171,8 +171,10 @@ test("super_admin rotates the signing keys and sees the published key set", asyn
   const dialog = page.getByRole("dialog", { name: "Rotate the signing keys?" });
   await dialog.getByLabel(/^Reason/).fill("scheduled rotation");
   await dialog.getByRole("button", { name: "Rotate now" }).click();
-  await expect(page.getByRole("status").filter({ hasText: "Signing key rotated" })).toBeVisible();
+  await expect(main(page).getByText("Signing keys rotated")).toBeVisible();
   await expect(keys.getByRole("row")).toHaveCount(before + 1);
+  // The key that signed until now still verifies what it signed, retired.
+  await expect(main(page).getByText("Retired (still verifies):")).toBeVisible();
   await expect(page.getByRole("region", { name: "Published key set (JWKS)" })).toContainText('"keys"');
   await expectAccessible(page, "Signing keys");
   await screenshot(page, testInfo, "signing");
@@ -217,7 +219,8 @@ const NAV = ["Licenses", "New license", "Heartbeats", "Signing keys", "Settings"
 
 for (const role of Object.keys(NAV_BY_ROLE) as Role[]) {
   test(`${role} sees only its own screens and actions`, async ({ page }) => {
-    await signIn(page, role, `/licensing/deployments/${made.ward!.deploymentId}`);
+    // theatre-2: rebound and waiting for its new box, so every action is open to whoever may take it.
+    await signIn(page, role, `/licensing/deployments/${made.theatre!.deploymentId}`);
     const nav = page.getByRole("navigation", { name: "Main" });
     for (const item of NAV) {
       const link = nav.getByRole("link", { name: item, exact: true });
