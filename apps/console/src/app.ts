@@ -199,7 +199,7 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
       }
       if (pathname.startsWith("/assets/")) {
         if (!read) return notAllowed(res, "GET, HEAD");
-        await webRoot.sendAsset(res, pathname.slice("/assets/".length), method === "HEAD");
+        await webRoot.sendAsset(res, pathname.slice("/assets/".length), method === "HEAD", req.headers["accept-encoding"]);
         return;
       }
       if (pathname.startsWith("/api/")) {

@@ -1,4 +1,8 @@
+import { writeFile } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
+import { join } from "node:path";
 import { connect } from "node:tls";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ASSET_JS, connectHeaders, startConsoleUnderTest, type ConsoleUnderTest } from "./support/console.js";
 
@@ -64,6 +68,37 @@ describe("security headers and the built web app", () => {
     expect(head.status).toBe(200);
     expect(head.headers["content-length"]).toBe(String(Buffer.byteLength(ASSET_JS)));
     expect(head.body).toBe("");
+  });
+
+  it("sends text assets brotli- or gzip-compressed as the browser accepts, identical once decoded, and plain to a client that accepts neither", async () => {
+    const big = `${"export const line = 'the operator console';\n".repeat(2_000)}`;
+    await writeFile(join(t.webRoot, "assets", "big.js"), big);
+    const fetchAs = (acceptEncoding: string | undefined) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+        const req = httpsRequest(`${t.app.url}/assets/big.js`, { ca: t.pki.ca.certPem, agent: false, headers: acceptEncoding ? { "accept-encoding": acceptEncoding } : {} }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    const br = await fetchAs("gzip, deflate, br");
+    expect(br.headers["content-encoding"]).toBe("br");
+    expect(br.headers.vary).toBe("accept-encoding");
+    expect(Number(br.headers["content-length"])).toBe(br.body.length);
+    expect(br.body.length).toBeLessThan(big.length / 10);
+    expect(brotliDecompressSync(br.body).toString()).toBe(big);
+    const gz = await fetchAs("gzip;q=1, br;q=0");
+    expect(gz.headers["content-encoding"]).toBe("gzip");
+    expect(gunzipSync(gz.body).toString()).toBe(big);
+    const plain = await fetchAs(undefined);
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(plain.body.toString()).toBe(big);
+    // A small file is not worth it.
+    expect((await fetchAs("br")).status).toBe(200);
+    const small = await t.browser.request(`${t.app.url}/assets/x.js`, { headers: { "accept-encoding": "br" } });
+    expect(small.headers["content-encoding"]).toBeUndefined();
   });
 
   it("refuses paths that climb out of assets/, dotfiles, directories and anything beside assets/", async () => {
