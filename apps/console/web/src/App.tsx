@@ -4,7 +4,7 @@
  */
 import { TransportProvider } from "@connectrpc/connect-query";
 import { MutationCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { useEffect, useMemo, useState } from "react";
+import { lazy, Suspense, useEffect, useMemo, useState, type ComponentType } from "react";
 import { Shell } from "./components/Shell.js";
 import { Spinner } from "./components/Spinner.js";
 import { isRetryable } from "./lib/errors.js";
@@ -13,15 +13,24 @@ import { BASE_PATH, matchRoute, type Route } from "./lib/router.js";
 import { fetchSession, loginUrl, type Session, type SessionResult } from "./lib/session.js";
 import { SessionProvider } from "./lib/session-context.js";
 import { createConsoleTransport } from "./lib/transport.js";
-import { AuditScreen } from "./screens/Audit.js";
-import { DeploymentScreen } from "./screens/Deployment.js";
-import { HeartbeatsScreen } from "./screens/Heartbeats.js";
-import { LicenseNewScreen } from "./screens/LicenseNew.js";
 import { LicensesScreen } from "./screens/Licenses.js";
 import { NotFoundScreen } from "./screens/NotFound.js";
-import { SettingsScreen } from "./screens/Settings.js";
-import { SigningScreen } from "./screens/Signing.js";
-import { SweepsScreen } from "./screens/Sweeps.js";
+
+/**
+ * A screen loaded when it is first opened: the first load carries only the shell and Licenses
+ * (where `/licensing` lands), so the console starts sooner; the others are small chunks fetched
+ * on the first visit.
+ */
+function screen<P extends object>(load: () => Promise<ComponentType<P>>): ComponentType<P> {
+  return lazy(async () => ({ default: await load() }));
+}
+const AuditScreen = screen(async () => (await import("./screens/Audit.js")).AuditScreen);
+const DeploymentScreen = screen(async () => (await import("./screens/Deployment.js")).DeploymentScreen);
+const HeartbeatsScreen = screen(async () => (await import("./screens/Heartbeats.js")).HeartbeatsScreen);
+const LicenseNewScreen = screen(async () => (await import("./screens/LicenseNew.js")).LicenseNewScreen);
+const SettingsScreen = screen(async () => (await import("./screens/Settings.js")).SettingsScreen);
+const SigningScreen = screen(async () => (await import("./screens/Signing.js")).SigningScreen);
+const SweepsScreen = screen(async () => (await import("./screens/Sweeps.js")).SweepsScreen);
 
 /** Sends the browser to sign in, coming back to the page it is on. */
 function signIn(): void {
@@ -80,7 +89,9 @@ function SignedIn({ session }: { session: Session }) {
       <TransportProvider transport={transport}>
         <QueryClientProvider client={queryClient}>
           <Shell route={route}>
-            <Screen route={route} />
+            <Suspense fallback={<Spinner label="Opening the screen" />}>
+              <Screen route={route} />
+            </Suspense>
           </Shell>
         </QueryClientProvider>
       </TransportProvider>
