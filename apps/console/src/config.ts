@@ -26,7 +26,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDevPki } from "@lcp/pki";
-import { ConfigError, parseDurationVariable, parsePort } from "@lcp/rpc";
+import { allOrNone, ConfigError, parseDurationVariable, parsePort, readPem } from "@lcp/rpc";
 import type { Logger } from "pino";
 
 /** The console's default port (docs/design.md §13). */
@@ -266,24 +266,3 @@ function parseIssuer(value: string): string {
   return value;
 }
 
-function allOrNone(get: (name: string) => string | undefined, names: readonly [string, string, string]) {
-  const values = names.map(get);
-  if (values.every((v) => v === undefined)) return undefined;
-  const missing = names.find((_, i) => values[i] === undefined);
-  if (missing) {
-    const given = names.filter((_, i) => values[i] !== undefined).join(", ");
-    throw new ConfigError(missing, `is required when ${given} is set`);
-  }
-  return values as [string, string, string];
-}
-
-async function readPem(variable: string, path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    throw new ConfigError(variable, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-  if (!text.includes("-----BEGIN ")) throw new ConfigError(variable, `${path} is not a PEM file`);
-  return text;
-}

@@ -6,6 +6,7 @@
  */
 import { findForbiddenCharacter } from "@lcp/domain";
 import { decodeJwt, type JWTPayload } from "jose";
+import { readClaim } from "@lcp/tokens";
 import * as client from "openid-client";
 import { readClientSecret, type OidcClientConfig } from "./config.js";
 import { createIssuerFetch } from "./issuer-fetch.js";
@@ -157,17 +158,6 @@ function jwtClaims(token: string): JWTPayload | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Reads a claim by exact name first, then as a dotted path (as the services read roles). */
-function readClaim(payload: JWTPayload, path: string): unknown {
-  if (Object.hasOwn(payload, path)) return payload[path];
-  let value: unknown = payload;
-  for (const part of path.split(".")) {
-    if (value === null || typeof value !== "object" || Array.isArray(value) || !Object.hasOwn(value, part)) return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
 }
 
 /** The role names in a token's claims: plain strings only, bounded; undefined when the claim is absent. */

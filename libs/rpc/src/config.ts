@@ -254,7 +254,8 @@ export function parsePort(value: string | undefined, fallback: number, variable 
   return Number(value);
 }
 
-function allOrNone(get: (name: string) => string | undefined, names: readonly [string, string, string]) {
+/** The three variables' values when all are set, undefined when none is; a ConfigError naming the first missing one otherwise. */
+export function allOrNone(get: (name: string) => string | undefined, names: readonly [string, string, string]): [string, string, string] | undefined {
   const values = names.map(get);
   if (values.every((v) => v === undefined)) return undefined;
   const missing = names.find((_, i) => values[i] === undefined);
@@ -265,7 +266,8 @@ function allOrNone(get: (name: string) => string | undefined, names: readonly [s
   return values as [string, string, string];
 }
 
-async function readPem(variable: string, path: string): Promise<string> {
+/** Reads a PEM file named by `variable`; a ConfigError naming it when it cannot be read or holds no PEM. */
+export async function readPem(variable: string, path: string): Promise<string> {
   let text: string;
   try {
     text = await readFile(path, "utf8");

@@ -146,8 +146,8 @@ export function createAdminTokenVerifier(options: AdminTokenVerifierOptions): Ad
   };
 }
 
-/** Reads a claim by exact name first, then as a dotted path through nested objects. */
-function readClaim(payload: JWTPayload, path: string): unknown {
+/** Reads a claim by exact name first, then as a dotted path through nested objects (how `rolesClaim` is read). */
+export function readClaim(payload: JWTPayload, path: string): unknown {
   if (Object.hasOwn(payload, path)) return payload[path];
   let value: unknown = payload;
   for (const part of path.split(".")) {

@@ -45,6 +45,7 @@ export {
 export {
   ADMIN_TOKEN_ALGORITHMS,
   createAdminTokenVerifier,
+  readClaim,
   type AdminTokenAccepted,
   type AdminTokenAlgorithm,
   type AdminTokenVerdict,
