@@ -61,7 +61,21 @@ export interface CommonConfig {
    * (`createServer`'s `connectionLimits`); unset in a config built by hand → the defaults.
    */
   readonly connectionLimits?: ConnectionLimits | undefined;
+  /**
+   * `ADMIN_PORT`: the plain-HTTP admin listener on `host` (`/healthz`, `/readyz`, `/metrics`);
+   * unset → none is opened.
+   */
+  readonly adminPort?: number | undefined;
+  /** `READINESS_INTERVAL`: how often readiness probes the database; unset in a config built by hand → the default. */
+  readonly readinessIntervalMs?: number | undefined;
 }
+
+/** The default `READINESS_INTERVAL`: a lost database shows as NOT_SERVING within about this long. */
+export const DEFAULT_READINESS_INTERVAL_MS = 2_000;
+/** The shortest `READINESS_INTERVAL`: shorter only loads the database with probes. */
+export const MIN_READINESS_INTERVAL_MS = 500;
+/** The longest `READINESS_INTERVAL`: longer keeps traffic flowing to a replica that lost its database. */
+export const MAX_READINESS_INTERVAL_MS = 60_000;
 
 /** The longest `DENIED_AUDIT_WINDOW`: a longer one would hold a flood's count back for too long. */
 export const MAX_DENIED_AUDIT_WINDOW_MS = 3_600_000;
@@ -95,6 +109,12 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
  *   connection; `KEEPALIVE_INTERVAL` (default `60s`) and `KEEPALIVE_TIMEOUT` (default `20s`,
  *   each `1s` … `1h`): a connection holding a stream that was quiet that long is pinged, and
  *   dropped when the ping goes unanswered that long (libs/rpc connections.ts).
+ * - `READINESS_INTERVAL` (default `2s`, `500ms` … `1m`): how often the app probes its database
+ *   (`select 1`); while it fails, `grpc.health.v1` reports NOT_SERVING for `""` and every service
+ *   (readiness; liveness is the process answering at all).
+ * - `ADMIN_PORT` (unset → none; 1 … 65535, not `PORT`): a plain-HTTP listener on `HOST` for kubelet
+ *   and Prometheus: `GET /healthz` (liveness), `GET /readyz` (200 when SERVING, else 503 and the
+ *   reason), `GET /metrics` (the same registry as the TLS listener's `/metrics`).
  * With `NODE_ENV=production` the development fallbacks are refused: a generated CA or token
  * issuer must never silently guard a real deployment.
  */
@@ -129,6 +149,17 @@ export async function readCommonConfig(
 
   const deniedAuditWindowMs = parseDeniedAuditWindow(get("DENIED_AUDIT_WINDOW"));
   const connectionLimits = parseConnectionLimits(get);
+  const readinessIntervalMs = parseDurationVariable("READINESS_INTERVAL", get("READINESS_INTERVAL"), {
+    default: DEFAULT_READINESS_INTERVAL_MS,
+    min: MIN_READINESS_INTERVAL_MS,
+    max: MAX_READINESS_INTERVAL_MS,
+    range: "from 500ms to 1m",
+  });
+  const adminPortText = get("ADMIN_PORT");
+  const adminPort = adminPortText === undefined ? undefined : parsePort(adminPortText, 0, "ADMIN_PORT");
+  // Port 0 would open a listener nobody can be told about; the same port as PORT cannot be bound twice.
+  if (adminPort === 0) throw new ConfigError("ADMIN_PORT", "must be a port number from 1 to 65535 (unset it to open no admin listener)");
+  if (adminPort !== undefined && adminPort === port) throw new ConfigError("ADMIN_PORT", `must differ from PORT (${port})`);
 
   // Validate everything that needs no I/O before touching the disk.
   const tlsFiles = allOrNone(get, ["TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"]);
@@ -175,7 +206,7 @@ export async function readCommonConfig(
     adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim, dev: true };
   }
 
-  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, adminTokens, logLevel, deniedAuditWindowMs, connectionLimits };
+  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, adminTokens, logLevel, deniedAuditWindowMs, connectionLimits, adminPort, readinessIntervalMs };
 }
 
 const SECOND_MS = 1_000;

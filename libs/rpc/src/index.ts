@@ -21,6 +21,7 @@ export {
 } from "./authn.js";
 export * from "./interceptors.js";
 export * from "./health.js";
+export * from "./admin-server.js";
 export * from "./metrics.js";
 export * from "./reflection.js";
 export * from "./server.js";

@@ -6,4 +6,5 @@
  */
 export * from "./cleanup-stack.js";
 export * from "./run-service.js";
+export * from "./readiness.js";
 export * from "./start-service.js";

@@ -21,17 +21,21 @@ import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
 import { OutboxService } from "@lcp/proto/ops/v1/outbox_service_pb";
 import {
   adminTokenVerifierFrom,
+  createAdminServer,
   createClient,
   createLogger,
   createMetrics,
   createOutboxAdminService,
   createServer,
   deniedAuditFields,
+  DEFAULT_READINESS_INTERVAL_MS,
   isPermanentAuditRefusal,
+  ServingStatus,
   type AdminTokensConfig,
   type AdminTokenVerifierLike,
   type ConnectionLimits,
   type DeniedEvent,
+  type Readiness,
   type RpcMetrics,
   type RpcServer,
   type ServerOptions,
@@ -39,6 +43,7 @@ import {
 } from "@lcp/rpc";
 import type { Logger } from "pino";
 import { createCleanupStack, type CleanupStep } from "./cleanup-stack.js";
+import { createReadinessMonitor, databaseProbe, READY_GAUGE, type ReadinessMonitor } from "./readiness.js";
 
 /** The settings of an app's config that the shared lifecycle reads (every app config has them). */
 export interface ServiceSettings {
@@ -53,6 +58,10 @@ export interface ServiceSettings {
   readonly deniedAuditWindowMs?: number | undefined;
   readonly connectionLimits?: ConnectionLimits | undefined;
   readonly shutdownGraceMs?: number | undefined;
+  /** `ADMIN_PORT`: the plain-HTTP admin listener (`/healthz`, `/readyz`, `/metrics`); unset → none, 0 → a free port (tests). */
+  readonly adminPort?: number | undefined;
+  /** `READINESS_INTERVAL`: how often the database is probed for health; default 2 s. */
+  readonly readinessIntervalMs?: number | undefined;
   /** Audit's base URL; with an outbox, the relay delivers there. Unset → events wait in the outbox. */
   readonly auditUrl?: string | undefined;
   /** Test seams: a logger (else one at `logLevel`), a clock (else the wall clock). */
@@ -84,6 +93,8 @@ export interface RunningService {
   /** `https://localhost:<port>`. */
   readonly url: string;
   readonly port: number;
+  /** The admin listener's port, when `adminPort` was set. */
+  readonly adminPort?: number | undefined;
   /** Runs the shutdown steps, newest first (after-listen steps, the server, the app's parts, the relay, the database). Idempotent. */
   close(): Promise<void>;
 }
@@ -106,27 +117,50 @@ export interface Service {
    * has drained its calls; one added after runs before the server closes.
    */
   defer(step: CleanupStep): void;
-  /** Starts the server with the shared options and this app's, then the relay. */
+  /**
+   * Starts the server with the shared options and this app's, then the relay and the readiness
+   * monitor (health NOT_SERVING while the database does not answer).
+   */
   listen(options: ListenOptions): Promise<RpcServer>;
   /** Logs `<name> ready` with the url and `fields`, and hands back the running service. */
   ready(server: RpcServer, fields?: Record<string, unknown>): RunningService;
 }
 
 /**
- * Opens the database and runs `assemble`; if anything fails on the way, whatever was started is
- * stopped again (newest first) before the error is thrown.
+ * Opens the admin listener (if `adminPort` is set) and the database and runs `assemble`; if
+ * anything fails on the way, whatever was started is stopped again (newest first) before the
+ * error is thrown. Readiness (`/readyz`, `service_ready`, health) is "starting" until `listen`,
+ * then follows the database probe; liveness (`/healthz`) answers from the first moment on.
  */
 export async function startService<T>(options: ServiceOptions, assemble: (service: Service) => Promise<T>): Promise<T> {
   const { name, config } = options;
   const log = config.logger ?? createLogger(name, config.logLevel);
   const now = config.now ?? (() => new Date());
-  const db = await createOrm({ ...options.database, app: name, logger: log });
   const cleanup = createCleanupStack(log);
-  cleanup.defer(() => db.close());
   const identity: ServerTls = { caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem };
   const metrics = createMetrics({ app: name });
+  const readyGauge = metrics.gauge(READY_GAUGE, "1 while this replica reports SERVING (started, its database answers), else 0.");
+  readyGauge.set(0);
+  let server: RpcServer | undefined;
+  let monitor: ReadinessMonitor | undefined;
+  const readiness = (): Readiness => {
+    if (cleanup.signal.aborted) return { ready: false, reason: "shutting down" };
+    if (!server) return { ready: false, reason: "starting" };
+    if (server.health.getStatus("") === ServingStatus.SERVING) return { ready: true };
+    return { ready: false, reason: monitor?.reason ?? "not serving" };
+  };
+  let adminPort: number | undefined;
 
   try {
+    if (config.adminPort !== undefined) {
+      // Opened first and closed last: kubelet's liveness probe answers while the app migrates,
+      // waits for a dependency or drains its calls.
+      const admin = await createAdminServer({ host: config.host ?? "127.0.0.1", port: config.adminPort, metrics, readiness, logger: log });
+      adminPort = admin.port;
+      cleanup.defer(() => admin.close());
+    }
+    const db = await createOrm({ ...options.database, app: name, logger: log });
+    cleanup.defer(() => db.close());
     if (options.outbox) registerOutboxMetrics(metrics, db);
     const relay = options.outbox && config.auditUrl ? auditRelay(db, config.auditUrl, identity, log) : undefined;
     // Stopped after everything but the database: the app's last writes (flushed refusals) are in
@@ -142,7 +176,7 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
       stopping: cleanup.signal,
       defer: cleanup.defer,
       async listen(own) {
-        const server = await createServer({
+        const started = await createServer({
           transientError: isConnectionError,
           ...(options.outbox ? { onDenied: (event: DeniedEvent) => auditDenied(db, relay, event, now()) } : {}),
           deniedAuditWindowMs: config.deniedAuditWindowMs,
@@ -162,13 +196,28 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
             if (options.outbox) router.service(OutboxService, createOutboxAdminService({ list: (page) => listQuarantinedEvents(db, page) }));
           },
         });
-        cleanup.defer(() => server.close());
+        cleanup.defer(() => started.close());
         relay?.start();
-        return server;
+        server = started;
+        const probe = createReadinessMonitor({
+          probe: databaseProbe(db),
+          dependency: "database",
+          intervalMs: config.readinessIntervalMs ?? DEFAULT_READINESS_INTERVAL_MS,
+          log,
+          gauge: readyGauge,
+          onChange: (ok) => started.health.setAll(ok ? "SERVING" : "NOT_SERVING"),
+        });
+        monitor = probe;
+        // Stopped before the server closes, so a late probe cannot flip shutdown's NOT_SERVING back.
+        cleanup.defer(() => {
+          probe.stop();
+          readyGauge.set(0);
+        });
+        return started;
       },
       ready(server, fields = {}) {
         log.info({ url: server.url, ...fields }, `${name} ready`);
-        return { url: server.url, port: server.port, close: cleanup.close };
+        return { url: server.url, port: server.port, adminPort, close: cleanup.close };
       },
     };
     return await assemble(service);
