@@ -73,6 +73,10 @@ export interface FleetSweepConfig {
   readonly deniedAuditWindowMs?: number | undefined;
   /** Streams per connection, idle timeout, keepalive (`IDLE_TIMEOUT` …, readCommonConfig); default when unset. */
   readonly connectionLimits?: ConnectionLimits | undefined;
+  /** The plain-HTTP admin listener (`ADMIN_PORT`, readCommonConfig); unset → none. */
+  readonly adminPort?: number | undefined;
+  /** How often the database is probed for health (`READINESS_INTERVAL`, readCommonConfig); default when unset. */
+  readonly readinessIntervalMs?: number | undefined;
 }
 
 /**
@@ -115,6 +119,8 @@ export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env)
     logLevel: common.logLevel,
     deniedAuditWindowMs: common.deniedAuditWindowMs,
     connectionLimits: common.connectionLimits,
+    adminPort: common.adminPort,
+    readinessIntervalMs: common.readinessIntervalMs,
   };
 }
 

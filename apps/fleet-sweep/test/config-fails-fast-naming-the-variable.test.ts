@@ -1,4 +1,7 @@
 /** Configuration is parsed once at start; a bad value fails fast naming its variable (before any I/O). */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ConfigError } from "@lcp/rpc";
 import { describe, expect, it } from "vitest";
 import { readFleetSweepConfig } from "../src/config.js";
@@ -23,4 +26,16 @@ describe("fleet-sweep configuration", () => {
       expect((err as Error).message).toMatch(new RegExp(`^${variable}: `));
     });
   }
+
+  it("passes ADMIN_PORT and READINESS_INTERVAL on to startService", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "lcp-fleet-sweep-config-"));
+    try {
+      const config = await readFleetSweepConfig({ DATA_DIR: dir, ADMIN_PORT: "9446", READINESS_INTERVAL: "5s" });
+      expect(config).toMatchObject({ adminPort: 9446, readinessIntervalMs: 5_000 });
+      const err = await readFleetSweepConfig({ DATA_DIR: dir, ADMIN_PORT: "7446" }).catch((e: unknown) => e);
+      expect((err as ConfigError).variable).toBe("ADMIN_PORT");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -40,6 +40,24 @@ describe("readCommonConfig", () => {
     await fails({ MAX_STREAMS_PER_CONNECTION: "100000" }, "MAX_STREAMS_PER_CONNECTION");
     await fails({ KEEPALIVE_INTERVAL: "500ms" }, "KEEPALIVE_INTERVAL");
     await fails({ KEEPALIVE_TIMEOUT: "soon" }, "KEEPALIVE_TIMEOUT");
+    await fails({ READINESS_INTERVAL: "often" }, "READINESS_INTERVAL");
+    await fails({ READINESS_INTERVAL: "100ms" }, "READINESS_INTERVAL");
+    await fails({ READINESS_INTERVAL: "2m" }, "READINESS_INTERVAL");
+    await fails({ ADMIN_PORT: "admin" }, "ADMIN_PORT");
+    await fails({ ADMIN_PORT: "-1" }, "ADMIN_PORT");
+    await fails({ ADMIN_PORT: "70000" }, "ADMIN_PORT");
+    await fails({ ADMIN_PORT: "0" }, "ADMIN_PORT");
+    await fails({ ADMIN_PORT: "7443" }, "ADMIN_PORT");
+    await fails({ PORT: "9000", ADMIN_PORT: "9000" }, "ADMIN_PORT");
+  });
+
+  it("reads ADMIN_PORT (off by default) and READINESS_INTERVAL (default 2s, 500ms … 1m)", async () => {
+    const defaults = await readCommonConfig({ DATA_DIR: dir }, "licensing", { port: 7443 });
+    expect(defaults.adminPort).toBeUndefined();
+    expect(defaults.readinessIntervalMs).toBe(2_000);
+    const set = await readCommonConfig({ DATA_DIR: dir, ADMIN_PORT: "9443", READINESS_INTERVAL: "500ms" }, "licensing", { port: 7443 });
+    expect(set).toMatchObject({ adminPort: 9443, readinessIntervalMs: 500 });
+    expect((await readCommonConfig({ DATA_DIR: dir, READINESS_INTERVAL: "1m" }, "licensing", { port: 7443 })).readinessIntervalMs).toBe(60_000);
   });
 
   it("reads the connection limits, defaulting to idle 2m, 100 streams, keepalive 60s / 20s", async () => {
