@@ -62,7 +62,7 @@ async function waitForTrustBundle(
 /** Starts the licensing service: migrates the database, waits for signing-keys' trust bundle, and listens. */
 export async function startLicensing(config: LicensingConfig): Promise<LicensingApp> {
   const database = { databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema, entities, migrations };
-  return startService({ name: "licensing", config, database, outbox: true }, async ({ db, log, now, metrics, identity, stopping, defer, listen, ready }) => {
+  return startService({ name: "licensing", config, database, outbox: true }, async ({ db, log, now, metrics, identity, stopping, defer, startingBecause, listen, ready }) => {
     await ensureSettingsRow(db, now());
     // Licensing calls signing-keys as itself: its service certificate is its client identity.
     const signing = createSigningKeysGateway({
@@ -98,6 +98,8 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       refusals,
     };
 
+    // Not listening (so not SERVING) until then; the admin port's /readyz says what it waits for.
+    startingBecause("waiting for the appliance trust bundle from signing-keys");
     let trust = await waitForTrustBundle(signing, config, log, stopping);
     // A revoked signing key stops verifying here within JWKS_MAX_AGE, and connected boxes are told.
     await heartbeat.startFleetSync(deps, config.jwksMaxAgeMs ?? DEFAULT_JWKS_MAX_AGE_MS);

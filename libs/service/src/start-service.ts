@@ -118,6 +118,11 @@ export interface Service {
    */
   defer(step: CleanupStep): void;
   /**
+   * What `/readyz` says until `listen` (default "starting"), e.g. the dependency the app waits
+   * for; no effect once listening.
+   */
+  startingBecause(reason: string): void;
+  /**
    * Starts the server with the shared options and this app's, then the relay and the readiness
    * monitor (health NOT_SERVING while the database does not answer).
    */
@@ -145,11 +150,12 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
   let monitor: ReadinessMonitor | undefined;
   const readiness = (): Readiness => {
     if (cleanup.signal.aborted) return { ready: false, reason: "shutting down" };
-    if (!server) return { ready: false, reason: "starting" };
+    if (!server) return { ready: false, reason: startingReason };
     if (server.health.getStatus("") === ServingStatus.SERVING) return { ready: true };
     return { ready: false, reason: monitor?.reason ?? "not serving" };
   };
   let adminPort: number | undefined;
+  let startingReason = "starting";
 
   try {
     if (config.adminPort !== undefined) {
@@ -175,6 +181,9 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
       relay,
       stopping: cleanup.signal,
       defer: cleanup.defer,
+      startingBecause(reason) {
+        startingReason = `starting: ${reason}`;
+      },
       async listen(own) {
         const started = await createServer({
           transientError: isConnectionError,
