@@ -1,7 +1,8 @@
 /**
  * `startService(options, assemble)`: what every app's `start<App>(config)` shares — the logger,
  * the clock, the database, the outbox relay to audit, the server with the denied-audit hook and
- * connection limits, the ready line, and one ordered shutdown. The app assembles its own parts in
+ * connection limits, readiness (health follows the database) and the `ADMIN_PORT` listener, the
+ * ready line, and one ordered shutdown. The app assembles its own parts in
  * between and calls `listen` and `ready`.
  */
 import type { ServiceName } from "@lcp/domain";
