@@ -21,6 +21,7 @@ import { ACTOR_KIND_LABELS, dateOf, formatCompactDateTime, formatDateTime, hex, 
 import { Link, useSearchParams } from "../lib/navigation.js";
 import { deploymentPath } from "../lib/router.js";
 import { useSession } from "../lib/session-context.js";
+import { useKeysetPaging } from "../lib/keyset-paging.js";
 
 const PAGE_SIZE = 100;
 const RESOURCE_TYPES = ["deployment", "license", "settings", "signing_key", "appliance_ca", "sweep", "rpc", "audit_event"];
@@ -246,8 +247,7 @@ export function AuditScreen() {
   const [params, setParams] = useSearchParams();
   const filters = useMemo(() => Object.fromEntries(PARAMS.map((k) => [k, params.get(k) ?? ""])) as Filters, [params]);
   const filterKey = JSON.stringify(filters);
-  const [paging, setPaging] = useState({ key: filterKey, token: "", page: 1 });
-  const current = paging.key === filterKey ? paging : { key: filterKey, token: "", page: 1 };
+  const paging = useKeysetPaging(filterKey);
   const outcome = Number(filters.outcome);
   const from = localTime(filters.from);
   const to = localTime(filters.to);
@@ -262,7 +262,7 @@ export function AuditScreen() {
       ...(from ? { startTime: timestampFromDate(from) } : {}),
       ...(to ? { endTime: timestampFromDate(to) } : {}),
       pageSize: PAGE_SIZE,
-      pageToken: current.token,
+      pageToken: paging.token,
     },
     { placeholderData: keepPreviousData, enabled: lacks("audit.read") === null },
   );
@@ -284,12 +284,7 @@ export function AuditScreen() {
         renderExpanded={(e) => <EventDetails e={e} />}
         expandLabel={(e) => `Details of event ${e.seq.toString()}`}
         empty={filtered ? <EmptyState title="No events match these filters">Clear the filters to see every event.</EmptyState> : <EmptyState title="No events yet" />}
-        paging={{
-          page: current.page,
-          hasNext: Boolean(query.data?.nextPageToken) && !query.isPlaceholderData,
-          onNext: () => setPaging({ key: filterKey, token: query.data?.nextPageToken ?? "", page: current.page + 1 }),
-          onFirst: () => setPaging({ key: filterKey, token: "", page: 1 }),
-        }}
+        paging={paging.controls(query)}
       />
     </Page>
   );

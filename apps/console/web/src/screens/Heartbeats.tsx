@@ -41,6 +41,7 @@ import { Link, useSearchParams } from "../lib/navigation.js";
 import { deploymentPath } from "../lib/router.js";
 import { useSession } from "../lib/session-context.js";
 import { useNow } from "../lib/use-now.js";
+import { useKeysetPaging } from "../lib/keyset-paging.js";
 import "../components/operations.css";
 
 const PAGE_SIZE = 50;
@@ -303,14 +304,13 @@ export function HeartbeatsScreen() {
   const [params, setParams] = useSearchParams();
   const filters: Filters = useMemo(() => ({ state: params.get("state") ?? "", deployment: params.get("deployment") ?? "" }), [params]);
   const filterKey = JSON.stringify(filters);
-  const [paging, setPaging] = useState({ key: filterKey, token: "", page: 1 });
-  const current = paging.key === filterKey ? paging : { key: filterKey, token: "", page: 1 };
+  const paging = useKeysetPaging(filterKey);
   const stateNumber = Number(filters.state);
   const state = filters.state !== "" && (FILTER_STATES as readonly number[]).includes(stateNumber) ? (stateNumber as DeploymentState) : null;
 
   const query = useQuery(
     LicensingService.method.listHeartbeats,
-    { states: state === null ? [] : [state], deploymentId: filters.deployment, pageSize: PAGE_SIZE, pageToken: current.token },
+    { states: state === null ? [] : [state], deploymentId: filters.deployment, pageSize: PAGE_SIZE, pageToken: paging.token },
     {
       enabled: lacks("heartbeat.read") === null,
       placeholderData: keepPreviousData,
@@ -379,12 +379,7 @@ export function HeartbeatsScreen() {
                 <EmptyState title="No deployments yet">A deployment appears here once it is provisioned; its heartbeat once its box activates.</EmptyState>
               )
             }
-            paging={{
-              page: current.page,
-              hasNext: Boolean(query.data?.nextPageToken) && !query.isPlaceholderData,
-              onNext: () => setPaging({ key: filterKey, token: query.data?.nextPageToken ?? "", page: current.page + 1 }),
-              onFirst: () => setPaging({ key: filterKey, token: "", page: 1 }),
-            }}
+            paging={paging.controls(query)}
           />
         </div>
       </Section>

@@ -23,6 +23,7 @@ import { dateOf, FILTER_STATES, isUuid, labelOf, LICENSE_STATUS_LABELS, shortId,
 import { Link, navigate, useSearchParams } from "../lib/navigation.js";
 import { deploymentPath, pathFor } from "../lib/router.js";
 import { useSession } from "../lib/session-context.js";
+import { useKeysetPaging } from "../lib/keyset-paging.js";
 
 const PAGE_SIZE = 50;
 
@@ -192,8 +193,7 @@ export function LicensesScreen() {
   );
   const filterKey = JSON.stringify(filters);
   // Keyset paging: the token of the page shown, and its number; a new filter starts again.
-  const [paging, setPaging] = useState({ key: filterKey, token: "", page: 1 });
-  const current = paging.key === filterKey ? paging : { key: filterKey, token: "", page: 1 };
+  const paging = useKeysetPaging(filterKey);
 
   const state = enumParam(filters.state, FILTER_STATES);
   const status = enumParam(filters.status, [LicenseStatus.ISSUED, LicenseStatus.ACTIVATED, LicenseStatus.REVOKED, LicenseStatus.EXPIRED, LicenseStatus.SUPERSEDED]);
@@ -205,7 +205,7 @@ export function LicensesScreen() {
       customer: filters.customer,
       deploymentId: filters.deployment,
       pageSize: PAGE_SIZE,
-      pageToken: current.token,
+      pageToken: paging.token,
     },
     { placeholderData: keepPreviousData, enabled: lacks("license.read") === null },
   );
@@ -263,12 +263,7 @@ export function LicensesScreen() {
             </EmptyState>
           )
         }
-        paging={{
-          page: current.page,
-          hasNext: Boolean(query.data?.nextPageToken) && !query.isPlaceholderData,
-          onNext: () => setPaging({ key: filterKey, token: query.data?.nextPageToken ?? "", page: current.page + 1 }),
-          onFirst: () => setPaging({ key: filterKey, token: "", page: 1 }),
-        }}
+        paging={paging.controls(query)}
       />
     </Page>
   );

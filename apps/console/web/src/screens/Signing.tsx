@@ -35,6 +35,7 @@ import {
   rotatedCaTrustedUntil,
 } from "../lib/signing.js";
 import { parseCertificatePem, type CertificateSummary } from "../lib/x509.js";
+import { useKeysetPaging } from "../lib/keyset-paging.js";
 import "../components/operations.css";
 
 const PAGE_SIZE = 100;
@@ -439,7 +440,7 @@ function CaResult({ rotation }: { rotation: CaRotation }) {
 /** The Signing keys screen; see the module comment. */
 export function SigningScreen() {
   const { lacks } = useSession();
-  const [paging, setPaging] = useState({ token: "", page: 1 });
+  const paging = useKeysetPaging();
   const query = useQuery(
     SigningKeyService.method.listKeys,
     { pageSize: PAGE_SIZE, pageToken: paging.token },
@@ -490,12 +491,7 @@ export function SigningScreen() {
             error={query.error}
             onRetry={() => void query.refetch()}
             empty={<EmptyState title="No signing keys">The service creates its first keys when it starts; Create key or Rotate keys makes one now.</EmptyState>}
-            paging={{
-              page: paging.page,
-              hasNext: Boolean(query.data?.nextPageToken) && !query.isPlaceholderData,
-              onNext: () => setPaging({ token: query.data?.nextPageToken ?? "", page: paging.page + 1 }),
-              onFirst: () => setPaging({ token: "", page: 1 }),
-            }}
+            paging={paging.controls(query)}
           />
         </div>
       </Section>

@@ -35,6 +35,7 @@ import { Link, useSearchParams } from "../lib/navigation.js";
 import { deploymentPath } from "../lib/router.js";
 import { useSession } from "../lib/session-context.js";
 import { runKindText, SWEEP_STATUS_LABELS, SWEEP_TRIGGER_LABELS, transitionText, transitionTotal } from "../lib/sweep.js";
+import { useKeysetPaging } from "../lib/keyset-paging.js";
 import "../components/operations.css";
 
 const PAGE_SIZE = 20;
@@ -238,7 +239,7 @@ export function SweepsScreen() {
   const headingRef = useRef<HTMLHeadingElement>(null);
   const [focusReport, setFocusReport] = useState(false);
   const [confirm, setConfirm] = useState<{ open: boolean; dryRun: boolean }>({ open: false, dryRun: false });
-  const [paging, setPaging] = useState({ token: "", page: 1 });
+  const paging = useKeysetPaging();
 
   const sweep = useMutation(FleetSweepService.method.sweep);
   const list = useQuery(
@@ -360,12 +361,7 @@ export function SweepsScreen() {
             error={list.error}
             onRetry={() => void list.refetch()}
             empty={<EmptyState title="No runs yet">Run a sweep or a dry run; scheduled runs appear here too.</EmptyState>}
-            paging={{
-              page: paging.page,
-              hasNext: Boolean(list.data?.nextPageToken) && !list.isPlaceholderData,
-              onNext: () => setPaging({ token: list.data?.nextPageToken ?? "", page: paging.page + 1 }),
-              onFirst: () => setPaging({ token: "", page: 1 }),
-            }}
+            paging={paging.controls(list)}
           />
         </div>
       </Section>
