@@ -16,6 +16,7 @@ import { ErrorBanner, Notice } from "../components/ErrorBanner.js";
 import { SelectField, TextField } from "../components/Field.js";
 import { Page } from "../components/Page.js";
 import { RelativeTime } from "../components/RelativeTime.js";
+import { FilterActions } from "../components/FilterActions.js";
 import { describeError } from "../lib/errors.js";
 import { ACTOR_KIND_LABELS, dateOf, formatCompactDateTime, formatDateTime, hex, isUuid, labelOf, OUTCOME_LABELS, shortId } from "../lib/format.js";
 import { Link, useSearchParams } from "../lib/navigation.js";
@@ -224,19 +225,12 @@ function FilterForm({ filters, onApply, fieldErrors }: { filters: Filters; onApp
       <SelectField label="Outcome" value={draft.outcome} onChange={set("outcome")} options={OUTCOME_OPTIONS} error={fieldErrors.outcome} />
       <TextField label="From" type="datetime-local" value={draft.from} onChange={set("from")} error={fieldErrors.start_time} />
       <TextField label="To" type="datetime-local" value={draft.to} onChange={set("to")} error={badRange ?? fieldErrors.end_time} />
-      <div className="filter-actions">
-        <Button type="submit" variant="primary">
-          Apply filters
-        </Button>
-        <Button
-          onClick={() => {
-            setDraft(EMPTY);
-            onApply(EMPTY);
-          }}
-        >
-          Clear filters
-        </Button>
-      </div>
+      <FilterActions
+        onClear={() => {
+          setDraft(EMPTY);
+          onApply(EMPTY);
+        }}
+      />
     </form>
   );
 }

@@ -43,6 +43,7 @@ import { useSession } from "../lib/session-context.js";
 import { useNow } from "../lib/use-now.js";
 import { useKeysetPaging } from "../lib/keyset-paging.js";
 import "../components/operations.css";
+import { FilterActions } from "../components/FilterActions.js";
 
 const PAGE_SIZE = 50;
 /** The table and the fleet summary: fresh enough to watch a box reconnect. */
@@ -217,20 +218,13 @@ function FilterForm({ filters, onApply, fieldErrors }: { filters: Filters; onApp
         maxLength={64}
         error={problem ?? fieldErrors.deployment_id}
       />
-      <div className="filter-actions">
-        <Button type="submit" variant="primary">
-          Apply filters
-        </Button>
-        <Button
-          onClick={() => {
-            setDraft(NO_FILTERS);
-            setProblem(null);
-            onApply(NO_FILTERS);
-          }}
-        >
-          Clear filters
-        </Button>
-      </div>
+      <FilterActions
+        onClear={() => {
+          setDraft(NO_FILTERS);
+          setProblem(null);
+          onApply(NO_FILTERS);
+        }}
+      />
     </form>
   );
 }

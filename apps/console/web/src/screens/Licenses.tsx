@@ -18,6 +18,7 @@ import { SelectField, TextField } from "../components/Field.js";
 import { Page } from "../components/Page.js";
 import { DateTime, RelativeTime } from "../components/RelativeTime.js";
 import { StateBadge, stateText } from "../components/StateBadge.js";
+import { FilterActions } from "../components/FilterActions.js";
 import { describeError, isNotFound } from "../lib/errors.js";
 import { dateOf, FILTER_STATES, isUuid, labelOf, LICENSE_STATUS_LABELS, shortId, STATE_LABELS } from "../lib/format.js";
 import { Link, navigate, useSearchParams } from "../lib/navigation.js";
@@ -166,19 +167,12 @@ function FilterForm({ filters, onApply, fieldErrors }: { filters: Filters; onApp
         maxLength={64}
         error={fieldErrors.deployment_id}
       />
-      <div className="filter-actions">
-        <Button type="submit" variant="primary">
-          Apply filters
-        </Button>
-        <Button
-          onClick={() => {
-            setDraft(empty);
-            onApply(empty);
-          }}
-        >
-          Clear filters
-        </Button>
-      </div>
+      <FilterActions
+        onClear={() => {
+          setDraft(empty);
+          onApply(empty);
+        }}
+      />
     </form>
   );
 }
