@@ -22,7 +22,7 @@ import { callback, login, logout, sessionInfo, signedOut, type AuthContext } fro
 import type { ConsoleConfig } from "./config.js";
 import { safeReturnPath, sessionOf } from "./guards.js";
 import { redirect, securityHeaders, sendText } from "./http.js";
-import { createOidcRelyingParty, type OidcRelyingParty } from "./oidc.js";
+import { createOidcRelyingParty } from "./oidc.js";
 import { createPendingLogins } from "./pending-logins.js";
 import { createMemorySessionStore, createSessions, errorFields, type SessionStore } from "./sessions.js";
 import { createUpstreamPool, type UpstreamPool } from "./upstream.js";
@@ -113,13 +113,9 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
   });
 
   // Shutdown runs newest first: the session sweep, then the server (its calls drain through the
-  // pool), then the connections to the services and the issuer.
+  // pool), then the connections to the services. Calls to the issuer hold no connection open.
   let pool: UpstreamPool | undefined;
-  let relyingParty: OidcRelyingParty | undefined;
-  cleanup.defer(() => {
-    pool?.close();
-    relyingParty?.close();
-  });
+  cleanup.defer(() => pool?.close());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => {
@@ -144,7 +140,6 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
     const port = (server.address() as AddressInfo).port;
     const publicOrigin = config.publicUrl ?? `https://localhost:${port}`;
     const rp = createOidcRelyingParty({ config: config.oidc, redirectUri: `${publicOrigin}/auth/callback`, now });
-    relyingParty = rp;
     const upstreamPool = createUpstreamPool({ caPem: config.tls.caPem });
     pool = upstreamPool;
     const store = options.sessionStore ?? createMemorySessionStore({ maxSessions: config.maxSessions });

@@ -26,7 +26,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDevPki } from "@lcp/pki";
-import { allOrNone, ConfigError, parseDurationVariable, parsePort, readPem } from "@lcp/rpc";
+import { allOrNone, ConfigError, parseDurationVariable, parsePort, readCertificates, readPem } from "@lcp/rpc";
 import type { Logger } from "pino";
 
 /** The console's default port (docs/design.md §13). */
@@ -194,7 +194,7 @@ export async function readConsoleConfig(env: NodeJS.ProcessEnv): Promise<Console
 
   const oidcCaFile = get("OIDC_CA_FILE");
   // The dev identity provider listens with a dev PKI certificate: trust the dev CA for it.
-  const caPem = oidcCaFile !== undefined ? await readPem("OIDC_CA_FILE", oidcCaFile) : issuerText === undefined ? tls.caPem : undefined;
+  const caPem = oidcCaFile !== undefined ? await readCertificates("OIDC_CA_FILE", oidcCaFile) : issuerText === undefined ? tls.caPem : undefined;
   let clientSecret: OidcClientConfig["clientSecret"];
   if (secretText !== undefined) clientSecret = { value: secretText };
   else if (secretFile !== undefined) clientSecret = { value: await readClientSecret(secretFile, "OIDC_CLIENT_SECRET_FILE") };

@@ -6,10 +6,9 @@
  */
 import { findForbiddenCharacter } from "@lcp/domain";
 import { decodeJwt, type JWTPayload } from "jose";
-import { readClaim } from "@lcp/tokens";
+import { createTrustingFetch, readClaim } from "@lcp/tokens";
 import * as client from "openid-client";
 import { readClientSecret, type OidcClientConfig } from "./config.js";
-import { createIssuerFetch } from "./issuer-fetch.js";
 
 /** Who signed in and the tokens the session keeps (server-side only). */
 export interface SignedIn {
@@ -45,8 +44,6 @@ export interface OidcRelyingParty {
   refresh(refreshToken: string): Promise<Refreshed>;
   /** The issuer's end-session URL returning to `postLogoutRedirectUri`, or undefined when it has none. */
   endSessionUrl(postLogoutRedirectUri: string): Promise<string | undefined>;
-  /** Closes kept-alive connections to the issuer. */
-  close(): void;
 }
 
 /** Options of {@link createOidcRelyingParty}. */
@@ -67,14 +64,15 @@ const MAX_NAME_LENGTH = 200;
 /** Creates the relying party; nothing is fetched until the first sign-in. */
 export function createOidcRelyingParty(options: OidcRelyingPartyOptions): OidcRelyingParty {
   const { config, redirectUri, now } = options;
-  const issuerFetch = createIssuerFetch({ extraCaPem: config.caPem });
+  // The issuer's CA (OIDC_CA_FILE, the dev CA in development) is added to the system roots.
+  const issuerFetch = createTrustingFetch({ caPem: config.caPem });
   let discovered: Promise<client.Configuration> | undefined;
 
   const configuration = (): Promise<client.Configuration> => {
     discovered ??= (async () => {
       const secret = "value" in config.clientSecret ? config.clientSecret.value : await readClientSecret(config.clientSecret.file, "OIDC_CLIENT_SECRET_FILE");
       return client.discovery(new URL(config.issuer), config.clientId, { redirect_uris: [redirectUri], response_types: ["code"] }, client.ClientSecretBasic(secret), {
-        [client.customFetch]: issuerFetch.fetch as client.CustomFetch,
+        [client.customFetch]: issuerFetch as client.CustomFetch,
         timeout: 10,
       });
     })();
@@ -146,8 +144,6 @@ export function createOidcRelyingParty(options: OidcRelyingPartyOptions): OidcRe
       // client_id rather than id_token_hint, so no token ever travels in a URL.
       return client.buildEndSessionUrl(rp, { client_id: config.clientId, post_logout_redirect_uri: postLogoutRedirectUri }).href;
     },
-
-    close: () => issuerFetch.close(),
   };
 }
 

@@ -310,7 +310,7 @@ export async function readPem(variable: string, path: string): Promise<string> {
 }
 
 /** A PEM bundle of certificates, each of which must parse; a ConfigError naming `variable` otherwise. */
-async function readCertificates(variable: string, path: string): Promise<string> {
+export async function readCertificates(variable: string, path: string): Promise<string> {
   const text = await readPem(variable, path);
   try {
     parseCertificateBundle(text);

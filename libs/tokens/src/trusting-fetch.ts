@@ -23,8 +23,8 @@ export type TrustingFetch = (url: string | URL, init?: TrustingFetchInit) => Pro
 
 /** Options of {@link createTrustingFetch}. */
 export interface TrustingFetchOptions {
-  /** One or more PEM certificates to trust. */
-  caPem: string;
+  /** One or more PEM certificates to trust besides the system roots; none: the system roots alone (a public issuer). */
+  caPem?: string | undefined;
   /** Also trust Node's bundled root CAs (default true): a private CA is added, never substituted. */
   systemRoots?: boolean;
   /** Gives up on a call with no answer after this long (default 10 s) unless a signal ends it sooner. */
@@ -55,7 +55,8 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
  * first call.
  */
 export function createTrustingFetch(options: TrustingFetchOptions): TrustingFetch {
-  const extra = parseCertificateBundle(options.caPem).map((c) => c.toString());
+  const extra = options.caPem === undefined ? [] : parseCertificateBundle(options.caPem).map((c) => c.toString());
+  if (options.systemRoots === false && extra.length === 0) throw new TypeError("systemRoots: false needs caPem: there would be nothing to trust");
   const ca = options.systemRoots === false ? extra : [...rootCertificates, ...extra];
   const timeoutMs = options.timeoutMs ?? 10_000;
   const maxBytes = options.maxResponseBytes ?? 1024 * 1024;

@@ -46,6 +46,9 @@ describe("createTrustingFetch", () => {
   it("refuses a server whose certificate another CA signed, and plain http", async () => {
     await expect(createTrustingFetch({ caPem: pki.foreignCa.certPem })(`${base}/jwks`)).rejects.toThrow(/certificate/);
     await expect(createTrustingFetch({ caPem: pki.ca.certPem })(`http://localhost:1/jwks`)).rejects.toThrow("only https URLs can be fetched, not http:");
+    // Without a CA of its own it trusts the system roots alone, which never signed this server.
+    await expect(createTrustingFetch({})(`${base}/jwks`)).rejects.toThrow(/certificate/);
+    expect(() => createTrustingFetch({ systemRoots: false })).toThrow("systemRoots: false needs caPem");
   });
 
   it("posts bodies, returns redirects with every Set-Cookie instead of following them, and answers 204 without a body", async () => {
