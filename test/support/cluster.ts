@@ -61,6 +61,8 @@ export interface ClusterOptions {
    * the dev admin issuer; `env` then carries OIDC_ISSUER, so `npm run token` run with it signs in there.
    */
   readonly devIdentityProvider?: boolean;
+  /** With `devIdentityProvider`: the console it sends browsers back to (its `CONSOLE_URL`). */
+  readonly consoleUrl?: string;
 }
 
 /** A running cluster. Always `await stop()` in `afterAll`/`finally`. */
@@ -212,7 +214,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   let idp: { child: ChildProcess; issuer: string } | undefined;
   if (options.devIdentityProvider) {
     try {
-      idp = await startDevIdentityProvider(dataDir, logDir, baseEnv, startTimeoutMs);
+      idp = await startDevIdentityProvider(dataDir, logDir, options.consoleUrl ? { ...baseEnv, CONSOLE_URL: options.consoleUrl } : baseEnv, startTimeoutMs);
     } catch (err) {
       if (dropDatabase) await dropDatabase().catch(() => undefined);
       throw err;
