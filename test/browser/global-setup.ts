@@ -4,20 +4,18 @@
  * for its `ready`, hands its state file to the tests through `LCP_BROWSER_STATE`, and returns the
  * teardown that stops every process.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureConsoleAssets } from "../../tools/dev/console-assets.js";
 
 const REPO_ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
-  const build = spawnSync(process.execPath, [join(REPO_ROOT, "node_modules/vite/bin/vite.js"), "build", "--logLevel", "warn", "--config", "apps/console/web/vite.config.ts"], {
-    cwd: REPO_ROOT,
-    stdio: "inherit",
-  });
-  if (build.status !== 0) throw new Error("building the console's web assets failed");
+  // Always built afresh: the tests must see the sources as they are, whatever dist/ holds.
+  ensureConsoleAssets(REPO_ROOT, (line) => console.log(line), { force: true });
 
   const statePath = join(mkdtempSync(join(tmpdir(), "lcp-browser-state-")), "state.json");
   const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", join(REPO_ROOT, "test/browser/cluster-main.ts"), statePath], {

@@ -19,13 +19,16 @@ function newestMtime(path: string): number {
 
 /**
  * Builds `apps/console/web` into `apps/console/dist/web` unless the built `index.html` is newer
- * than every source of the web app and of the generated contracts it bundles. Returns whether it built.
+ * than every source of the web app and of the workspace code it bundles (the generated contracts
+ * and the domain rules), or `force` asks for a build anyway. Returns whether it built.
  */
-export function ensureConsoleAssets(repoRoot: string, log: (line: string) => void): boolean {
+export function ensureConsoleAssets(repoRoot: string, log: (line: string) => void, options: { force?: boolean } = {}): boolean {
   const web = join(repoRoot, "apps/console/web");
   const built = join(repoRoot, "apps/console/dist/web/index.html");
-  const sources = Math.max(newestMtime(join(web, "src")), newestMtime(join(web, "index.html")), newestMtime(join(web, "vite.config.ts")), newestMtime(join(repoRoot, "libs/proto/src/gen")));
-  if (existsSync(built) && statSync(built).mtimeMs >= sources) return false;
+  const sources = Math.max(
+    ...[join(web, "src"), join(web, "index.html"), join(web, "vite.config.ts"), join(repoRoot, "libs/proto/src/gen"), join(repoRoot, "libs/domain/src")].map(newestMtime),
+  );
+  if (!options.force && existsSync(built) && statSync(built).mtimeMs >= sources) return false;
   log("building the console's web assets (apps/console/web → apps/console/dist/web)…");
   const result = spawnSync(process.execPath, [join(repoRoot, "node_modules/vite/bin/vite.js"), "build", "--logLevel", "warn", "--config", join(web, "vite.config.ts")], {
     cwd: repoRoot,
