@@ -6,14 +6,14 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
-import type { RpcMetrics } from "./metrics.js";
+import { METRICS_PATH, sendMetrics, type RpcMetrics } from "./metrics.js";
 
 /** Liveness: 200 while the process runs and its event loop turns. */
 export const HEALTHZ_PATH = "/healthz";
 /** Readiness: 200 while the service reports SERVING, 503 with a one-line reason otherwise. */
 export const READYZ_PATH = "/readyz";
 /** The Prometheus text exposition of the app's registry. */
-export const ADMIN_METRICS_PATH = "/metrics";
+export const ADMIN_METRICS_PATH = METRICS_PATH;
 
 /** What `/readyz` answers from: ready, or not and why (one short line). */
 export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };
@@ -113,16 +113,7 @@ export async function createAdminServer(options: AdminServerOptions): Promise<Ad
       else text(res, 503, `not ready: ${state.reason.replace(/[\r\n]+/g, " ").slice(0, 200)}`);
       return;
     }
-    options.metrics.render().then(
-      (body) => {
-        res.writeHead(200, { "content-type": options.metrics.contentType, "cache-control": "no-store" });
-        res.end(req.method === "HEAD" ? undefined : body);
-      },
-      (err: unknown) => {
-        log.error({ err }, "metrics collection failed");
-        text(res, 500, "metrics collection failed");
-      },
-    );
+    sendMetrics(options.metrics, res, req.method === "HEAD", log);
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -4,6 +4,7 @@
  * process metrics, and helpers with which apps register theirs. Served at `GET /metrics` by
  * `createServer` (docs/design.md §10).
  */
+import type { Logger } from "pino";
 import {
   collectDefaultMetrics,
   Counter,
@@ -87,6 +88,33 @@ export interface RpcMetrics {
   readonly contentType: string;
   /** The text exposition of every metric in the registry. */
   render(): Promise<string>;
+}
+
+/** Where a scrape is answered: an HTTP/1.1 or an HTTP/2 compatibility response. */
+export interface MetricsResponse {
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  end(): unknown;
+  end(body: string): unknown;
+}
+
+/**
+ * Answers a scrape with the text exposition (headers only for HEAD). A failing collect callback
+ * (an outbox query, say) must not take the endpoint down silently: the scrape fails with 500 and
+ * the cause is logged.
+ */
+export function sendMetrics(metrics: RpcMetrics, res: MetricsResponse, head: boolean, log: Pick<Logger, "error">): void {
+  metrics.render().then(
+    (body) => {
+      res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
+      if (head) res.end();
+      else res.end(body);
+    },
+    (err: unknown) => {
+      log.error({ err }, "metrics collection failed");
+      res.writeHead(500, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+      res.end("metrics collection failed\n");
+    },
+  );
 }
 
 /** Creates the metrics of one server; `createServer` makes one unless the app passes its own. */

@@ -13,7 +13,7 @@ import { createAuthenticator, peerFromSocket, peerKey } from "./authn.js";
 import { createHealth } from "./health.js";
 import { createServerInterceptor } from "./interceptors.js";
 import { createLogger } from "./logger.js";
-import { createMetrics, METRICS_PATH } from "./metrics.js";
+import { createMetrics, METRICS_PATH, sendMetrics } from "./metrics.js";
 import type { RawCallGate } from "./raw-stream.js";
 import { installRawDispatch } from "./raw-dispatch.js";
 import { registerReflection } from "./reflection.js";
@@ -163,19 +163,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
       return;
     }
-    metrics.render().then(
-      (body) => {
-        res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
-        if (method === "HEAD") res.end();
-        else res.end(body);
-      },
-      (err: unknown) => {
-        // A failing collect callback (e.g. an outbox query) must not take the endpoint down
-        // silently; the scrape fails and the cause is logged.
-        log.error({ err }, "metrics collection failed");
-        res.writeHead(500, { "content-type": "text/plain" }).end("metrics collection failed\n");
-      },
-    );
+    sendMetrics(metrics, res, method === "HEAD", log);
   }
 
   const rawStreams = new Map(Object.entries(options.rawStreams ?? {}));
