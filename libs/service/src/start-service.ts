@@ -162,7 +162,14 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
     if (config.adminPort !== undefined) {
       // Opened first and closed last: kubelet's liveness probe answers while the app migrates,
       // waits for a dependency or drains its calls.
-      const admin = await createAdminServer({ host: config.host ?? "127.0.0.1", port: config.adminPort, metrics, readiness, logger: log });
+      const admin = await createAdminServer({
+        host: config.host ?? "127.0.0.1",
+        port: config.adminPort,
+        metrics,
+        readiness,
+        serviceStatus: (name) => server?.health.getStatus(name),
+        logger: log,
+      });
       adminPort = admin.port;
       cleanup.defer(() => admin.close());
     }
