@@ -15,7 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAdminServer, createMetrics, type AdminServer, type Readiness } from "../src/index.js";
 
 const root = resolve(import.meta.dirname, "../../..");
-type HealthClient = grpc.Client & Record<string, grpc.requestCallback<unknown> & ((...args: unknown[]) => unknown)>;
+interface HealthClient extends grpc.Client {
+  Check(req: { service: string }, options: grpc.CallOptions, done: (err: grpc.ServiceError | null, res: { status: string }) => void): void;
+  Watch(req: { service: string }): grpc.ClientReadableStream<unknown>;
+}
 
 describe("admin port: kubelet gRPC probes over h2c", () => {
   let admin: AdminServer;
@@ -42,7 +45,7 @@ describe("admin port: kubelet gRPC probes over h2c", () => {
 
   const check = (service: string) =>
     new Promise<{ status?: string; code?: grpc.status }>((done) =>
-      health.Check({ service }, { deadline: Date.now() + 5_000 }, (err: grpc.ServiceError | null, res: { status: string }) =>
+      health.Check({ service }, { deadline: Date.now() + 5_000 }, (err, res) =>
         done(err ? { code: err.code } : { status: res.status }),
       ),
     );
@@ -61,7 +64,7 @@ describe("admin port: kubelet gRPC probes over h2c", () => {
   it("refuses unknown services, oversized names, and every method but Check", async () => {
     expect(await check("nope.v1.Nothing")).toEqual({ code: grpc.status.NOT_FOUND });
     expect(await check("x".repeat(201))).toEqual({ code: grpc.status.INVALID_ARGUMENT });
-    const watch = health.Watch({ service: "" }) as unknown as grpc.ClientReadableStream<unknown>;
+    const watch = health.Watch({ service: "" });
     const code = await new Promise<grpc.status>((done) => {
       watch.on("error", (err: grpc.ServiceError) => done(err.code));
       watch.on("data", () => done(grpc.status.OK));
