@@ -356,9 +356,13 @@ export async function loadTicketSecret(options: {
         ? await readOrCreateFile(path, () => `${randomBytes(TICKET_SECRET_BYTES).toString("base64")}\n`)
         : await readFile(path, "utf8")
     ).trim();
-    // Whoever reads it can mint tickets naming any box: refuse a file others may read, as ssh does.
-    const mode = (await stat(path)).mode & 0o777;
-    if ((mode & 0o077) !== 0) {
+    // Whoever reads it can mint tickets naming any box: refuse a file others may read, as ssh
+    // does. Group access is allowed only for this process's own group: a Kubernetes Secret volume
+    // with `fsGroup` is mode 0440, group fsGroup, and that group is the pod's alone.
+    const info = await stat(path);
+    const mode = info.mode & 0o777;
+    const ownGroup = info.gid === process.getgid?.() || (process.getgroups?.() ?? []).includes(info.gid);
+    if ((mode & 0o007) !== 0 || ((mode & 0o070) !== 0 && !ownGroup)) {
       throw new ConfigError(variable, `${path} is readable by others (mode ${mode.toString(8)}); it holds the TLS session-ticket secret: chmod 600`);
     }
   } catch (err) {

@@ -5,7 +5,7 @@
  * (without echoing what the file holds); in production the generated file is refused.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -71,10 +71,21 @@ describe("the session-ticket secret file", () => {
     expect((await refusal(loadTicketSecret({ file, dataDir: dir, variable: VARIABLE }))).message).toMatch(/must hold 48 random bytes/);
 
     await writeFile(file, randomBytes(48).toString("base64"));
-    await chmod(file, 0o640);
+    await chmod(file, 0o604);
     const open = await refusal(loadTicketSecret({ file, dataDir: dir, variable: VARIABLE }));
     expect(open.variable).toBe(VARIABLE);
-    expect(open.message).toMatch(/readable by others \(mode 640\).*chmod 600/);
+    expect(open.message).toMatch(/readable by others \(mode 604\).*chmod 600/);
+
+    // Group-readable: refused for a group this process is not in, accepted for its own (a
+    // Kubernetes Secret volume with fsGroup is 0440, group fsGroup).
+    const foreignGid = 54_321;
+    expect(process.getgroups?.() ?? []).not.toContain(foreignGid);
+    await chmod(file, 0o640);
+    await chown(file, process.getuid!(), foreignGid);
+    expect((await refusal(loadTicketSecret({ file, dataDir: dir, variable: VARIABLE }))).message).toMatch(/readable by others \(mode 640\)/);
+    await chmod(file, 0o440);
+    await chown(file, process.getuid!(), process.getgid!());
+    expect(await loadTicketSecret({ file, dataDir: dir, variable: VARIABLE })).toHaveLength(48);
   });
 
   it("refuses a damaged data-dir file naming DATA_DIR, and never replaces it", async () => {
