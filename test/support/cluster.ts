@@ -14,11 +14,17 @@
  * }
  * ```
  *
+ * With `image`, the apps run from an assembled production image instead (test/support/image.ts):
+ * `node` with the image's entry point and `apps/<app>/dist/main.js`, `NODE_ENV=production`, TLS,
+ * KEK and session-ticket files where the manifests mount them from Secrets, and the development
+ * identity provider as the external OIDC issuer; `replicas` runs copies of an app behind a
+ * round-robin TCP proxy on its port, as a Kubernetes Service does.
+ *
  * PostgreSQL isolation: the apps read no schema variable (each uses `defaultSchemaFor(app)`), so a
  * cluster gets a database of its own (`lcp_e2e_<hex>`, created here and dropped by `stop()`).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, type WriteStream } from "node:fs";
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -31,7 +37,9 @@ import { DEV_PKI_SERVICES, ensureDevPki } from "@lcp/pki";
 import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus } from "@lcp/proto/grpc/health/v1/health_pb";
 import { createAdminClient, createClient } from "@lcp/rpc";
 import { ensureDevAdminIssuer, loadOrCreateDevKek } from "@lcp/tokens";
+import { createTcpProxy, type TcpProxy } from "@lcp/testing/tcp-proxy";
 import pg from "pg";
+import type { ImageRuntime } from "./image.js";
 
 /** The four apps, in the order they are listed everywhere else (README, docs/design.md §2). */
 export const APPS = ["licensing", "signing-keys", "audit", "fleet-sweep"] as const;
@@ -63,6 +71,10 @@ export interface ClusterOptions {
   readonly devIdentityProvider?: boolean;
   /** With `devIdentityProvider`: the console it sends browsers back to (its `CONSOLE_URL`). */
   readonly consoleUrl?: string;
+  /** Run the apps from this assembled production image (implies `devIdentityProvider`). */
+  readonly image?: { readonly dir: string; readonly runtime: ImageRuntime };
+  /** Copies of an app (default 1), behind a round-robin TCP proxy on the app's port. */
+  readonly replicas?: Partial<Record<AppName, number>>;
 }
 
 /** A running cluster. Always `await stop()` in `afterAll`/`finally`. */
@@ -71,6 +83,8 @@ export interface Cluster {
   /** `https://localhost:<port>` per app. */
   readonly urls: Readonly<Record<AppName, string>>;
   readonly ports: Readonly<Record<AppName, number>>;
+  /** Each replica's own URL (one entry unless `replicas` asked for more); `REPLICA_ID` is `<app>-<n>`. */
+  readonly replicaUrls: Readonly<Record<AppName, readonly string[]>>;
   /** The platform CA (PEM) and its path (`<dataDir>/pki/ca.crt`). */
   readonly caPem: string;
   readonly caPath: string;
@@ -83,6 +97,8 @@ export interface Cluster {
    * `npm run token` signing in as the role's dev user (`subject` is then the role's username).
    */
   adminToken(role: Role, subject?: string): Promise<string>;
+  /** The `sub` of {@link adminToken}'s token for `role` (what the audit trail names as the actor). */
+  adminSubject(role: Role): string;
   /** A typed client for `service`, authenticated as an admin with `role`, aimed at the app serving it. */
   adminClient<T extends DescService>(service: T, role: Role): Client<T>;
   /** Sends `signal` (default SIGKILL) to an app and resolves when it has exited. */
@@ -177,9 +193,21 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const startTimeoutMs = options.startTimeoutMs ?? 45_000;
 
   const { caPem, caPath } = await prepareDataDir(dataDir);
-  const portList = await freePorts(APPS.length);
-  const ports = Object.fromEntries(APPS.map((app, i) => [app, portList[i]!])) as Record<AppName, number>;
+  const replicas = (app: AppName) => options.replicas?.[app] ?? 1;
+  const portList = await freePorts(APPS.reduce((n, app) => n + replicas(app), 0));
+  const replicaPorts = Object.fromEntries(APPS.map((app) => [app, portList.splice(0, replicas(app))])) as Record<AppName, number[]>;
+  const proxies: TcpProxy[] = [];
+  const ports = {} as Record<AppName, number>;
+  for (const app of APPS) {
+    if (replicas(app) === 1) ports[app] = replicaPorts[app][0]!;
+    else {
+      const proxy = await createTcpProxy({ targets: replicaPorts[app].map((port) => ({ host: "127.0.0.1", port })) });
+      proxies.push(proxy);
+      ports[app] = proxy.port;
+    }
+  }
   const urls = Object.fromEntries(APPS.map((app) => [app, `https://localhost:${ports[app]}`])) as Record<AppName, string>;
+  const replicaUrls = Object.fromEntries(APPS.map((app) => [app, replicaPorts[app].map((port) => `https://localhost:${port}`)])) as Record<AppName, string[]>;
 
   let databaseUrl: string | undefined;
   let dropDatabase: (() => Promise<void>) | undefined;
@@ -208,11 +236,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     // Only on-demand sweeps, so a test sees exactly the runs it asked for.
     SWEEP_INTERVAL: "off",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...(options.image ? imageEnvironment(options.image.runtime, dataDir) : {}),
     ...options.env,
   };
+  const secretFiles = options.image ? writeSecretFiles(dataDir) : undefined;
 
   let idp: { child: ChildProcess; issuer: string } | undefined;
-  if (options.devIdentityProvider) {
+  if (options.devIdentityProvider || options.image) {
     try {
       idp = await startDevIdentityProvider(dataDir, logDir, options.consoleUrl ? { ...baseEnv, CONSOLE_URL: options.consoleUrl } : baseEnv, startTimeoutMs);
     } catch (err) {
@@ -227,21 +257,33 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     });
   }
 
-  const children = new Map<AppName, ChildProcess>();
-  const logStreams = new Map<AppName, WriteStream>();
-  const logPath = (app: AppName) => join(logDir, `${app}.log`);
+  // Replica i of an app: its process, its log (`<app>.log` for the first, `<app>-<n>.log` after).
+  const children = new Map<AppName, Array<ChildProcess | undefined>>();
+  const logStreams = new Map<string, WriteStream>();
+  const logName = (app: AppName, i: number) => (i === 0 ? app : `${app}-${i + 1}`);
+  const logPath = (app: AppName, i = 0) => join(logDir, `${logName(app, i)}.log`);
   const issuer = ensureDevAdminIssuer(join(dataDir, "pki"));
 
-  const spawnApp = (app: AppName): ChildProcess => {
-    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", join(REPO_ROOT, "apps", app, "src/main.ts")], {
-      cwd: REPO_ROOT,
-      env: { ...env, ...options.appEnv?.[app], PORT: String(ports[app]) },
+  const spawnApp = (app: AppName, i: number): ChildProcess => {
+    const command = options.image
+      ? { args: [...imageNodeArgs(options.image.runtime), `apps/${app}/dist/main.js`], cwd: options.image.dir }
+      : { args: ["--conditions=source", "--import", "tsx", join(REPO_ROOT, "apps", app, "src/main.ts")], cwd: REPO_ROOT };
+    const child = spawn(process.execPath, command.args, {
+      cwd: command.cwd,
+      env: {
+        ...env,
+        ...(secretFiles ? secretFiles.env(app) : {}),
+        ...(replicas(app) > 1 ? { REPLICA_ID: `${app}-${i + 1}` } : {}),
+        ...options.appEnv?.[app],
+        PORT: String(replicaPorts[app][i]),
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let log = logStreams.get(app);
+    const name = logName(app, i);
+    let log = logStreams.get(name);
     if (!log) {
-      log = createWriteStream(logPath(app), { flags: "a" });
-      logStreams.set(app, log);
+      log = createWriteStream(logPath(app, i), { flags: "a" });
+      logStreams.set(name, log);
     }
     log.write(`--- ${new Date().toISOString()} start pid ${child.pid}\n`);
     child.stdout!.pipe(log, { end: false });
@@ -249,42 +291,51 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     liveChildren.add(child);
     child.once("exit", (code, signal) => {
       liveChildren.delete(child);
-      logStreams.get(app)?.write(`--- ${new Date().toISOString()} exit pid ${child.pid} ${signal ?? `code ${code}`}\n`);
+      logStreams.get(name)?.write(`--- ${new Date().toISOString()} exit pid ${child.pid} ${signal ?? `code ${code}`}\n`);
     });
-    children.set(app, child);
+    const list = children.get(app) ?? [];
+    list[i] = child;
+    children.set(app, list);
     return child;
   };
-  const isAlive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
-  const running = (app: AppName) => {
-    const child = children.get(app);
-    return child !== undefined && isAlive(child);
-  };
-  const logs = (app: AppName) => (existsSync(logPath(app)) ? readFileSync(logPath(app), "utf8") : "");
+  const isAlive = (child: ChildProcess | undefined): child is ChildProcess => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const running = (app: AppName) => (children.get(app) ?? []).some(isAlive);
+  const logs = (app: AppName) =>
+    Array.from({ length: replicas(app) }, (_, i) => (existsSync(logPath(app, i)) ? readFileSync(logPath(app, i), "utf8") : "")).join("");
 
   const startApp = async (app: AppName) => {
     if (running(app)) throw new Error(`${app} is already running`);
-    const child = spawnApp(app);
-    try {
-      await waitServing(urls[app], caPem, startTimeoutMs, () => isAlive(child));
-    } catch (err) {
-      throw new Error(`${app} did not start: ${(err as Error).message}\n--- ${logPath(app)} (tail)\n${logs(app).slice(-3_000)}`);
-    }
+    await Promise.all(
+      replicaUrls[app].map(async (url, i) => {
+        const child = spawnApp(app, i);
+        try {
+          await waitServing(url, caPem, startTimeoutMs, () => isAlive(child));
+        } catch (err) {
+          throw new Error(`${logName(app, i)} did not start: ${(err as Error).message}\n--- ${logPath(app, i)} (tail)\n${readFileSync(logPath(app, i), "utf8").slice(-3_000)}`);
+        }
+      }),
+    );
   };
 
-  const kill = (app: AppName, signal: NodeJS.Signals = "SIGKILL") =>
+  const killOne = (child: ChildProcess | undefined, signal: NodeJS.Signals) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
-      const child = children.get(app);
-      if (!child || !isAlive(child)) return done({ code: child?.exitCode ?? null, signal: child?.signalCode ?? null });
+      if (!isAlive(child)) {
+        const ended = child as ChildProcess | undefined;
+        return done({ code: ended?.exitCode ?? null, signal: ended?.signalCode ?? null });
+      }
       child.once("exit", (code, sig) => done({ code, signal: sig }));
       child.kill(signal);
     });
+  const kill = async (app: AppName, signal: NodeJS.Signals = "SIGKILL") => (await Promise.all((children.get(app) ?? [undefined]).map((c) => killOne(c, signal))))[0]!;
 
   const stopApp = async (app: AppName) => {
-    const child = children.get(app);
-    if (!child || !isAlive(child)) return;
-    const force = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    await kill(app, "SIGTERM");
-    clearTimeout(force);
+    await Promise.all(
+      (children.get(app) ?? []).filter(isAlive).map(async (child) => {
+        const force = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await killOne(child, "SIGTERM");
+        clearTimeout(force);
+      }),
+    );
   };
 
   let stopped: Promise<void> | undefined;
@@ -306,6 +357,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         });
       }
       await Promise.all([...logStreams.values()].map((s) => new Promise((done) => s.end(done))));
+      await Promise.all(proxies.map((p) => p.close()));
       if (dropDatabase) await dropDatabase().catch(() => undefined);
       if (ownDir && !process.env.LCP_E2E_KEEP) rmSync(dataDir, { recursive: true, force: true });
     })());
@@ -314,6 +366,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     dataDir,
     urls,
     ports,
+    replicaUrls,
     caPem,
     caPath,
     databaseUrl,
@@ -322,6 +375,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       if (idp) return npmRunToken(role, cluster.env);
       return (await issuer).mint({ subject, roles: [role], ttlSeconds: 3_600 });
     },
+    adminSubject: (role) => (idp ? role : `e2e-${role}`),
     adminClient(service, role) {
       let token: Promise<string> | undefined;
       return createAdminClient(service, {
@@ -440,4 +494,50 @@ async function createDatabase(serverUrl: string): Promise<{ url: string; drop: (
 export function e2eDatabases(): Array<{ name: "sqlite" | "postgresql"; databaseUrl: string | undefined }> {
   const url = process.env.DATABASE_URL?.trim();
   return [{ name: "sqlite", databaseUrl: undefined }, ...(url ? [{ name: "postgresql" as const, databaseUrl: url }] : [])];
+}
+
+/** The image's environment for a test run: its ENV lines, with DATA_DIR and HOST of the test's. */
+function imageEnvironment(runtime: ImageRuntime, dataDir: string): Record<string, string> {
+  if (runtime.env.NODE_ENV !== "production") throw new Error("the image does not set NODE_ENV=production");
+  return { ...runtime.env, DATA_DIR: dataDir, HOST: "127.0.0.1" };
+}
+
+/** Node's arguments from the image's ENTRYPOINT (`["node", ...flags]`); the app's script follows. */
+function imageNodeArgs(runtime: ImageRuntime): string[] {
+  const [program, ...flags] = runtime.entrypoint;
+  if (program !== "node") throw new Error(`the image's ENTRYPOINT runs ${program ?? "nothing"}, not node`);
+  return flags;
+}
+
+/**
+ * The files production reads instead of the development fallbacks, where the manifests mount them
+ * from Secrets (deploy/kubernetes/base): each app's TLS certificate, key and CA, the KEK, and the
+ * session-ticket secret licensing's replicas share. Certificates come from the cluster's PKI;
+ * mode 0440 as a Secret volume with fsGroup has them.
+ */
+function writeSecretFiles(dataDir: string): { env(app: AppName): Record<string, string> } {
+  const root = join(dataDir, "secrets");
+  const put = (path: string, write: (file: string) => void) => {
+    mkdirSync(join(path, ".."), { recursive: true, mode: 0o700 });
+    write(path);
+    return path;
+  };
+  const secret = (name: string, content: string) => put(join(root, name), (file) => writeFileSync(file, content, { mode: 0o440 }));
+  const copy = (name: string, from: string) => put(join(root, name), (file) => copyFileSync(from, file));
+  const kek = secret("kek/kek", readFileSync(join(dataDir, "kek"), "utf8"));
+  const ticketKey = secret("ticket-key/ticket.key", `${randomBytes(48).toString("base64")}\n`);
+  return {
+    env(app) {
+      const tls = {
+        TLS_CERT_FILE: copy(`${app}/tls/tls.crt`, join(dataDir, "pki", `${app}.crt`)),
+        TLS_KEY_FILE: copy(`${app}/tls/tls.key`, join(dataDir, "pki", `${app}.key`)),
+        TLS_CA_FILE: copy(`${app}/tls/ca.crt`, join(dataDir, "pki", "ca.crt")),
+      };
+      return {
+        ...tls,
+        ...(app === "signing-keys" ? { KEK_FILE: kek } : {}),
+        ...(app === "licensing" ? { TLS_TICKET_KEY_FILE: ticketKey } : {}),
+      };
+    },
+  };
 }

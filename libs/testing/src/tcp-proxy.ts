@@ -8,15 +8,20 @@
  * await proxy.cut();     // open connections dropped, new ones refused
  * await proxy.restore(); // accepting again on the same port
  * ```
+ *
+ * With several `targets` it is a round-robin balancer (a Kubernetes Service in front of replicas):
+ * each new connection goes to the next target.
  */
 import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 
 /** Options of {@link createTcpProxy}. */
-export interface TcpProxyOptions {
-  readonly target: { readonly host: string; readonly port: number };
+export type TcpProxyOptions = (
+  | { readonly target: { readonly host: string; readonly port: number }; readonly targets?: undefined }
+  | { readonly targets: ReadonlyArray<{ readonly host: string; readonly port: number }>; readonly target?: undefined }
+) & {
   /** Start cut (not listening yet) on a port reserved now. Default false. */
   readonly startCut?: boolean;
-}
+};
 
 /** A running proxy. */
 export interface TcpProxy {
@@ -36,11 +41,15 @@ export interface TcpProxy {
 export async function createTcpProxy(options: TcpProxyOptions): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
+  const targets = options.targets ?? [options.target];
+  if (targets.length === 0) throw new Error("createTcpProxy: no target");
+  let next = 0;
 
   const listen = (port: number) =>
     new Promise<Server>((resolve, reject) => {
       const s = createServer((client) => {
-        const upstream = connect(options.target.port, options.target.host);
+        const target = targets[next++ % targets.length]!;
+        const upstream = connect(target.port, target.host);
         for (const socket of [client, upstream]) {
           sockets.add(socket);
           socket.once("close", () => sockets.delete(socket));
