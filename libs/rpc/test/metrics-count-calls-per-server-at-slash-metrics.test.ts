@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { createMetrics } from "@lcp/rpc";
+import { parseExposition, type Sample } from "@lcp/testing/metrics";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
 import { deferred, failure, newCalls, signingStub } from "./fixtures.js";
@@ -29,24 +30,9 @@ function scrape(url: string, caPem: string, path = "/metrics", method = "GET"): 
   });
 }
 
-/** One sample of the text exposition: its name, labels and value. */
-interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
+/** Every sample of the exposition (parsed strictly: a malformed line fails the test). */
 function parse(body: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of body.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`not an exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[k!] = v!;
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return samples;
+  return [...parseExposition(body).values()].flatMap((f) => f.samples);
 }
 
 /** The value of the one sample with this name whose labels include `labels`; undefined if none. */
