@@ -1,6 +1,6 @@
 /**
  * `ADMIN_PORT`: a plain-HTTP listener for kubelet and Prometheus. `/healthz` (liveness),
- * `/readyz` (readiness), `/metrics` (the app's registry, with `service_ready`); nothing else, no
+ * `/readyz` (readiness), `/metrics` (the app's registry, with `audit_ready`); nothing else, no
  * bodies, bounded headers, a slow sender cut off; closed with the app. Unset → no listener.
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
@@ -86,8 +86,8 @@ describe.each(testDatabases())("admin port ($name)", (tdb) => {
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await metrics.text();
-    expect(text).toMatch(/^service_ready\{app="audit"\} 1$/m);
-    expect(text).toMatch(/^rpc_server_calls_total\{service="grpc\.health\.v1\.Health",method="Check",code="ok",app="audit"\} 1$/m);
+    expect(text).toMatch(/^audit_ready 1$/m);
+    expect(text).toMatch(/^audit_rpc_server_calls_total\{grpc_service="grpc\.health\.v1\.Health",grpc_method="Check",grpc_code="ok"\} 1$/m);
     expect(text).toContain("process_cpu_user_seconds_total");
 
     for (const path of ["/", "/metricsx", "/healthz/", "/grpc.health.v1.Health/Check", "/audit.v1.AuditService/ListEvents", "//healthz", "/HEALTHZ", "/healthz%00"]) {

@@ -1,6 +1,6 @@
 /**
  * Readiness follows the database: while it does not answer, `grpc.health.v1` says NOT_SERVING
- * for `""` and for AuditService, `/readyz` says 503 and why, `service_ready` is 0; when it
+ * for `""` and for AuditService, `/readyz` says 503 and why, `audit_ready` is 0; when it
  * answers again everything flips back. PostgreSQL is cut through a TCP proxy in front of the
  * shared server (never stopped); SQLite cannot go away, so there it stays SERVING.
  */
@@ -56,7 +56,7 @@ describe.each(testDatabases())("health follows the database ($name)", (tdb) => {
   };
   const readyGauge = async (a: AuditApp) => {
     const text = await (await fetch(`http://127.0.0.1:${a.adminPort}/metrics`)).text();
-    return /^service_ready\{app="audit"\} (\d)$/m.exec(text)?.[1];
+    return /^audit_ready (\d)$/m.exec(text)?.[1];
   };
 
   it("reports NOT_SERVING within 5 s of losing the database and SERVING again when it returns", async () => {

@@ -19,6 +19,12 @@ import { createSweepRunner } from "./sweep/runner.js";
 import { startScheduler } from "./sweep/scheduler.js";
 import { watchSweepSchedule } from "./sweep/sweep-schedule.js";
 
+/**
+ * Buckets (seconds) of the sweep run duration: from a small fleet's tens of milliseconds to the
+ * half hour a million deployments on a slow database may take; a run past that is worth an alert.
+ */
+export const SWEEP_DURATION_BUCKETS: readonly number[] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+
 /** The default of `SWEEP_PARALLELISM` (for tools that start the app with explicit settings). */
 export { DEFAULT_SWEEP_PARALLELISM } from "./config.js";
 
@@ -49,9 +55,10 @@ export async function startFleetSweep(config: FleetSweepConfig): Promise<FleetSw
     });
 
     // Registered before the runner so a finished run can be counted (sweep duration, transitions).
-    const sweepDuration = metrics.histogram("sweep_duration_seconds", "Duration of finished sweep runs.", ["status", "trigger"], [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900]);
-    const sweepTransitions = metrics.counter("sweep_transitions_total", "Deployment state transitions applied by sweeps, by from and to state.", ["from", "to"]);
-    const sweepExamined = metrics.counter("sweep_examined_total", "Deployments examined by sweeps.", []);
+    // Served as fleet_sweep_run_duration_seconds, fleet_sweep_transitions_total, fleet_sweep_examined_total.
+    const sweepDuration = metrics.histogram("run_duration_seconds", "Duration of finished sweep runs.", ["status", "trigger"], SWEEP_DURATION_BUCKETS);
+    const sweepTransitions = metrics.counter("transitions_total", "Deployment state transitions applied by sweeps, by from and to state.", ["from", "to"]);
+    const sweepExamined = metrics.counter("examined_total", "Deployments examined by sweeps.", []);
 
     const runner = createSweepRunner({
       store,

@@ -18,9 +18,9 @@ describe.each(testDatabases())("sweep metrics ($name)", (tdb) => {
     open.push(sweep);
     await sweep.client().sweep({ pageSize: 20 });
     const text = await scrapeMetrics(sweep.app.url, (await createTestPki()).ca.certPem);
-    expect(metricValue(text, "sweep_duration_seconds_count", { status: "SUCCEEDED", trigger: "ON_DEMAND" })).toBe(1);
-    expect(metricValue(text, "sweep_transitions_total", { from: "ACTIVE", to: "GRACE" })).toBe(5);
-    expect(metricValue(text, "sweep_examined_total")).toBe(50);
-    expect(metricValue(text, "outbox_depth")).toBeGreaterThanOrEqual(1);
+    expect(metricValue(text, "fleet_sweep_run_duration_seconds_count", { status: "SUCCEEDED", trigger: "ON_DEMAND" })).toBe(1);
+    expect(metricValue(text, "fleet_sweep_transitions_total", { from: "ACTIVE", to: "GRACE" })).toBe(5);
+    expect(metricValue(text, "fleet_sweep_examined_total")).toBe(50);
+    expect(metricValue(text, "fleet_sweep_outbox_depth")).toBeGreaterThanOrEqual(1);
   });
 });

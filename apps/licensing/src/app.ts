@@ -16,6 +16,7 @@ import type { LicensingConfig } from "./config.js";
 import type { LicensingDeps } from "./deps.js";
 import { createRefusalAudit } from "./core/audit.js";
 import { createLicensingService } from "./licensing-service/service.js";
+import { registerFleetMetrics } from "./licensing-service/fleet-metrics.js";
 import { createReconcileService } from "./reconcile/service.js";
 import { ensureSettingsRow } from "./licensing-service/settings.js";
 import { createHeartbeatModule } from "./heartbeat/index.js";
@@ -112,6 +113,7 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
 
     const heartbeatHandlers = heartbeat.handlers(deps);
     heartbeat.registerMetrics(metrics);
+    registerFleetMetrics(metrics, deps, config.fleetMetricsMaxAgeMs);
     const server = await listen({
       applianceCa: trust,
       checkAppliance,

@@ -64,6 +64,8 @@ export interface LicensingConfig extends CommonConfig {
   heartbeatLimits?: Partial<HeartbeatLimits>;
   /** How often held heartbeat streams are checked against the database for lost signals. Default 30 s (tests shrink it). */
   heartbeatStaleCheckMs?: number;
+  /** How long one count of the fleet answers `licensing_deployments` scrapes. Default 15 s (tests shrink it). */
+  fleetMetricsMaxAgeMs?: number;
   /**
    * The TLS session-ticket secret (`TLS_TICKET_KEY_FILE` or `<DATA_DIR>/tls-session-ticket.key`):
    * with it, boxes resume their TLS sessions across restarts. Unset (tests that build a config by

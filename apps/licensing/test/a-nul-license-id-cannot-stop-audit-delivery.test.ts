@@ -110,6 +110,6 @@ describe.each(testDatabases())("a NUL licence id cannot stop audit delivery ($na
 
     const listed = await ops("auditor").listQuarantinedEvents({});
     expect(listed.events).toEqual([expect.objectContaining({ id: stuck.id, action: "license.activate", eventCount: 1, reason: expect.stringContaining("invalid_argument") })]);
-    expect(metricValue(await scrapeMetrics(h.licensing.url, h.pki.ca.certPem), "outbox_quarantined_events")).toBe(1);
+    expect(metricValue(await scrapeMetrics(h.licensing.url, h.pki.ca.certPem), "licensing_outbox_quarantined_events")).toBe(1);
   });
 });

@@ -3,7 +3,7 @@
  * real SDK, holding its Heartbeat stream over mTLS) that kept its ticket resumes TLS when licensing
  * comes back on the same port and data dir — and is admitted as the same box, streaming again.
  * With another secret in the file the box's ticket is useless and it silently does a full
- * handshake. The server counts both (`rpc_server_tls_connections_total{resumed}`).
+ * handshake. The server counts both (`licensing_rpc_server_tls_connections_total{resumed}`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
@@ -39,7 +39,7 @@ describe.each(testDatabases())("boxes resume TLS after a licensing restart ($nam
   /** Licensing on the box's port, with the secret its data dir holds now (as main.ts reads it). */
   const startOnDataDir = async () =>
     startReplica(h, { port, replicaId: "restarted", sessionTicketSecret: await loadTicketSecret({ dataDir: h.db.dataDir, variable: "TLS_TICKET_KEY_FILE" }) });
-  const connections = async (resumed: boolean) => metricValue(await scrape(), "rpc_server_tls_connections_total", { resumed: String(resumed) }) || 0;
+  const connections = async (resumed: boolean) => metricValue(await scrape(), "licensing_rpc_server_tls_connections_total", { resumed: String(resumed) }) || 0;
   let scrapes = 0;
   // Not through the global agent: it caches TLS sessions per host and port, and its scrape would
   // resume on the next restart too.

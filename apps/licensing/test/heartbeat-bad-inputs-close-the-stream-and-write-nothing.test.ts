@@ -125,13 +125,13 @@ describe.each(testDatabases())("heartbeat bad inputs ($name)", (tdb) => {
     await until(() => streams.every((s) => s.responses.length >= 0), "streams open");
     await new Promise((r) => setTimeout(r, 1_500));
     const { metric } = await import("./heartbeat-support.js");
-    const before = await metric(h, "licensing_heartbeat_last_seen_statements");
+    const before = await metric(h, "licensing_heartbeat_last_seen_statements_total");
     const beatsBefore = await metric(h, "licensing_heartbeat_beats_total");
     const seenBefore = await h.sql<{ id: string; last_seen_at: unknown }>("select id, last_seen_at from deployment");
     for (let i = 1n; i <= 3n; i++) for (const s of streams) s.send(beat(i));
     await until(() => streams.every((s) => s.responses.filter((r) => r.kind.case === "ack").length >= 3), "15 acks");
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(await metric(h, "licensing_heartbeat_last_seen_statements")).toBe(before + 1);
+    expect(await metric(h, "licensing_heartbeat_last_seen_statements_total")).toBe(before + 1);
     expect(await metric(h, "licensing_heartbeat_beats_total")).toBe(beatsBefore + 15);
     const seenAfter = await h.sql<{ id: string; last_seen_at: unknown }>("select id, last_seen_at from deployment");
     const moved = boxes.filter(({ license }) => {

@@ -71,7 +71,7 @@ describe.each(testDatabases())("licensing readiness ($name)", (tdb) => {
       const waiting = "not ready: starting: waiting for the appliance trust bundle from signing-keys\n";
       await waitFor(async () => (await (await admin("/readyz")).text()) === waiting, "/readyz naming the wait", 10_000);
       expect((await admin("/readyz")).status).toBe(503);
-      expect(await (await admin("/metrics")).text()).toMatch(/^service_ready\{app="licensing"\} 0$/m);
+      expect(await (await admin("/metrics")).text()).toMatch(/^licensing_ready 0$/m);
 
       await toSigning.restore();
       licensing = await starting;
@@ -81,7 +81,7 @@ describe.each(testDatabases())("licensing readiness ($name)", (tdb) => {
       const statuses = async () => Promise.all(SERVICES.map(async (service) => (await health.check({ service })).status));
       expect(await statuses()).toEqual(SERVICES.map(() => ServingStatus.SERVING));
       expect((await admin("/readyz")).status).toBe(200);
-      expect(await (await admin("/metrics")).text()).toMatch(/^service_ready\{app="licensing"\} 1$/m);
+      expect(await (await admin("/metrics")).text()).toMatch(/^licensing_ready 1$/m);
 
       if (toDatabase) {
         const proxy = toDatabase;

@@ -350,9 +350,10 @@ export interface GaugeFactory {
 }
 
 /**
- * Exposes `outbox_depth` and `outbox_oldest_pending_age_seconds` (docs/design.md §10): an outbox
- * that only grows means audit is unreachable, which is worth an alert long before anything is
- * lost; and `outbox_quarantined_events`, rows audit refused as invalid, each worth a look.
+ * Exposes `outbox_depth` and `outbox_oldest_pending_age_seconds` (docs/design.md §10), under the
+ * app's prefix (`licensing_outbox_depth`): an outbox that only grows means audit is unreachable,
+ * which is worth an alert long before anything is lost; and `outbox_quarantined_events`, rows
+ * audit refused as invalid, each worth a look.
  */
 export function registerOutboxMetrics(metrics: GaugeFactory, db: Database): void {
   // One query per scrape serves both gauges: each collect awaits the same promise.

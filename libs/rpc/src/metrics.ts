@@ -3,6 +3,19 @@
  * so the global default registry would mix them), the built-in per-call RPC metrics, the
  * process metrics, and helpers with which apps register theirs. Served at `GET /metrics` by
  * `createServer` (docs/design.md §10).
+ *
+ * Naming follows the Prometheus conventions, enforced here when a metric is made:
+ * - every metric of an app carries the app's prefix (`licensing_`, `signing_keys_`, `audit_`,
+ *   `fleet_sweep_`): the helpers take names relative to it, so the shared RPC, outbox and
+ *   readiness metrics come out as `licensing_rpc_server_calls_total`, `audit_outbox_depth`…;
+ * - counters end in `_total`;
+ * - no label is one Prometheus or its Kubernetes discovery attaches to the target (`job`,
+ *   `instance`, `namespace`, `pod`, `service`, `container`, `node`, `endpoint`, `app`): a
+ *   collision is renamed `exported_<label>` at scrape time, which breaks every query using it;
+ *   the replica and app are told apart by those target labels, so the registry adds none itself.
+ * The process metrics keep prom-client's standard `process_*` and `nodejs_*` names: every Node
+ * dashboard and alert (and the `process_*` of other languages' clients) is written against them,
+ * and the target labels already say which app a series belongs to.
  */
 import type { Logger } from "pino";
 import {
@@ -21,19 +34,41 @@ import {
 export const METRICS_PATH = "/metrics";
 
 /**
- * Latency buckets (seconds) for 1 ms to 10 s, roughly ×2.5 apart. Streams longer than 10 s
- * (heartbeat streams are held for hours) land in `+Inf`; their method label keeps them apart.
+ * Latency buckets (seconds) of unary calls, 1 ms to 10 s, roughly ×2.5 apart. Streams are
+ * measured apart, in `STREAM_DURATION_BUCKETS`.
  */
 export const RPC_DURATION_BUCKETS: readonly number[] = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
+
+/**
+ * Lifetime buckets (seconds) of streaming calls, 1 s to a day: a box holds its heartbeat stream
+ * for hours, and a stream that ends within seconds or minutes (a box that keeps reconnecting)
+ * must stand apart from one that lived its day.
+ */
+export const STREAM_DURATION_BUCKETS: readonly number[] = [
+  1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400,
+];
+
+/**
+ * Labels a metric may not have: the ones Prometheus (`job`, `instance`), its Kubernetes service
+ * discovery and the Prometheus Operator (`namespace`, `pod`, `service`, `container`, `node`,
+ * `endpoint`) and the usual pod label (`app`) put on every series of a target.
+ */
+export const RESERVED_LABELS: readonly string[] = ["app", "job", "instance", "namespace", "pod", "service", "container", "node", "endpoint"];
+
+/** The metric-name prefix of an app: `signing-keys` → `signing_keys_`. */
+export function metricPrefix(app: string): string {
+  if (!/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/.test(app)) throw new Error(`metrics: app name ${JSON.stringify(app)} is not lower-case words joined by "-"`);
+  return `${app.replaceAll("-", "_")}_`;
+}
 
 /** A metric's configuration as prom-client takes it, minus `registers` (always this registry). */
 export type MetricConfig<C> = Omit<C, "registers">;
 
 /** Options of `createMetrics`. */
 export interface MetricsOptions {
-  /** The app name, added as the `app` label to every metric this registry serves. */
+  /** The app name (`signing-keys`); its `metricPrefix` starts the name of every metric made here. */
   readonly app: string;
   /**
    * Include the process metrics (CPU, memory, event loop lag, GC, handles…). Default true.
@@ -45,7 +80,11 @@ export interface MetricsOptions {
 
 /** What the server interceptor records for every call. */
 export interface RpcCallMetrics {
-  /** A call ended; `code` as in the log line (`"ok"`, `"permission_denied"`, …). */
+  /**
+   * A call ended; `code` as in the log line (`"ok"`, `"permission_denied"`, …). A method that has
+   * ever opened a stream (`streamOpened`) is a streaming one — a method is streaming or unary by
+   * its definition — and its calls are measured in the stream lifetime histogram.
+   */
   callEnded(service: string, method: string, code: string, seconds: number): void;
   /** A streaming call opened (+1) or closed (-1). */
   streamOpened(service: string, method: string, delta: 1 | -1): void;
@@ -58,15 +97,25 @@ export interface RpcCallMetrics {
  * metric (so a module built twice shares it); a clash of type or labels throws.
  */
 export interface RpcMetrics {
-  /** The registry served at `/metrics`; register prom-client metrics here directly if needed. */
+  /**
+   * The registry served at `/metrics`. Metrics registered here directly bypass the naming checks;
+   * prefer the helpers.
+   */
   readonly registry: Registry;
+  /** The prefix of every metric name of this app (`licensing_`); the helpers add it. */
+  readonly prefix: string;
   /** The built-in per-call metrics, recorded by the server interceptor. */
   readonly rpc: RpcCallMetrics;
-  /** A counter: `counter("beats_total", "Heartbeats received", ["result"])`. */
+  /**
+   * A counter: `counter("heartbeat_beats_total", "Heartbeats received", ["result"])` serves
+   * `licensing_heartbeat_beats_total` in licensing. Names are relative to `prefix` (one that
+   * already starts with it is refused, as a doubled prefix); a counter's must end in `_total`;
+   * labels in `RESERVED_LABELS` are refused.
+   */
   counter<L extends string = never>(name: string, help: string, labelNames?: readonly L[]): Counter<L>;
   counter<L extends string = never>(config: MetricConfig<CounterConfiguration<L>>): Counter<L>;
   /**
-   * A gauge; with `collect` it is read at scrape time, e.g. outbox depth:
+   * A gauge (name relative to `prefix`); with `collect` it is read at scrape time, e.g. outbox depth:
    * `gauge("outbox_depth", "Unsent outbox rows", [], async function () { this.set(await depth()) })`.
    */
   gauge<L extends string = never>(
@@ -76,7 +125,7 @@ export interface RpcMetrics {
     collect?: GaugeConfiguration<L>["collect"],
   ): Gauge<L>;
   gauge<L extends string = never>(config: MetricConfig<GaugeConfiguration<L>>): Gauge<L>;
-  /** A histogram in seconds; default buckets `RPC_DURATION_BUCKETS`. */
+  /** A histogram in seconds (name relative to `prefix`); default buckets `RPC_DURATION_BUCKETS`. */
   histogram<L extends string = never>(
     name: string,
     help: string,
@@ -119,9 +168,8 @@ export function sendMetrics(metrics: RpcMetrics, res: MetricsResponse, head: boo
 
 /** Creates the metrics of one server; `createServer` makes one unless the app passes its own. */
 export function createMetrics(options: MetricsOptions): RpcMetrics {
+  const prefix = metricPrefix(options.app);
   const registry = new Registry();
-  // A label rather than a name prefix: dashboards then share queries across the four apps.
-  registry.setDefaultLabels({ app: options.app });
   if (options.processMetrics !== false) {
     for (const metric of processMetrics()) registry.registerMetric(metric);
   }
@@ -131,6 +179,18 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
   interface Named {
     readonly name: string;
     readonly labelNames?: readonly string[];
+  }
+  // Checks a relative name and its labels, and returns the config under the full name.
+  function named<C extends Named>(kind: "counter" | "gauge" | "histogram", config: C): C {
+    const { name } = config;
+    if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`metric ${JSON.stringify(name)}: use lower-case snake_case`);
+    if (name.startsWith(prefix)) throw new Error(`metric ${name}: names are relative to the app's prefix ${prefix}, which is added`);
+    if (kind === "counter" && !name.endsWith("_total")) throw new Error(`metric ${name}: a counter's name ends in _total`);
+    if (kind !== "counter" && name.endsWith("_total")) throw new Error(`metric ${name}: only counters end in _total`);
+    for (const label of config.labelNames ?? []) {
+      if (RESERVED_LABELS.includes(label)) throw new Error(`metric ${name}: label ${label} collides with a target label Prometheus adds`);
+    }
+    return { ...config, name: prefix + name };
   }
   function getOrCreate<M extends AnyMetric>(kind: Ctor, config: Named, make: () => M): M {
     const existing = registry.getSingleMetric(config.name);
@@ -148,10 +208,10 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
     help?: string,
     labelNames?: readonly L[],
   ): Counter<L> {
-    const config =
-      typeof nameOrConfig === "string"
-        ? { name: nameOrConfig, help: help ?? "", labelNames: labelNames ?? [] }
-        : nameOrConfig;
+    const config = named(
+      "counter",
+      typeof nameOrConfig === "string" ? { name: nameOrConfig, help: help ?? "", labelNames: labelNames ?? [] } : nameOrConfig,
+    );
     return getOrCreate(Counter as Ctor, config, () => new Counter<L>({ ...config, registers: [registry] }));
   }
 
@@ -162,10 +222,12 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
     collect?: GaugeConfiguration<L>["collect"],
   ): Gauge<L> {
     // Only set keys: an explicit `undefined` would override prom-client's own defaults.
-    const config =
+    const config = named(
+      "gauge",
       typeof nameOrConfig === "string"
         ? { name: nameOrConfig, help: help ?? "", labelNames: labelNames ?? [], ...(collect ? { collect } : {}) }
-        : nameOrConfig;
+        : nameOrConfig,
+    );
     return getOrCreate(Gauge as Ctor, config, () => new Gauge<L>({ ...config, registers: [registry] }));
   }
 
@@ -175,39 +237,48 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
     labelNames?: readonly L[],
     buckets?: readonly number[],
   ): Histogram<L> {
-    const config =
+    const config = named(
+      "histogram",
       typeof nameOrConfig === "string"
-        ? {
-            name: nameOrConfig,
-            help: help ?? "",
-            labelNames: labelNames ?? [],
-            buckets: [...(buckets ?? RPC_DURATION_BUCKETS)],
-          }
-        : { buckets: [...RPC_DURATION_BUCKETS], ...nameOrConfig };
+        ? { name: nameOrConfig, help: help ?? "", labelNames: labelNames ?? [], buckets: [...(buckets ?? RPC_DURATION_BUCKETS)] }
+        : { buckets: [...RPC_DURATION_BUCKETS], ...nameOrConfig },
+    );
+    const b = config.buckets ?? [];
+    if (b.length === 0 || b.some((v, i) => !(Number.isFinite(v) && v > 0) || (i > 0 && v <= b[i - 1]!))) {
+      throw new Error(`metric ${config.name}: buckets must be positive, finite and increasing`);
+    }
     return getOrCreate(Histogram as Ctor, config, () => new Histogram<L>({ ...config, registers: [registry] }));
   }
 
-  const calls = counter("rpc_server_calls_total", "RPC calls ended, by method and status code.", [
-    "service",
-    "method",
-    "code",
-  ]);
+  // Label names as go-grpc-prometheus spells them: `service` would collide with the Kubernetes
+  // target label, and the grpc_ names are what existing gRPC dashboards query.
+  const calls = counter("rpc_server_calls_total", "RPC calls ended, by method and status code.", ["grpc_service", "grpc_method", "grpc_code"]);
   const duration = histogram(
     "rpc_server_call_duration_seconds",
-    "RPC call duration from arrival to end (streams: until they close), by method.",
-    ["service", "method"],
+    "Unary RPC call duration from arrival to end, by method.",
+    ["grpc_service", "grpc_method"],
   );
-  const streams = gauge("rpc_server_streams_active", "Streaming RPC calls open now, by method.", ["service", "method"]);
+  const lifetime = histogram(
+    "rpc_server_stream_duration_seconds",
+    "Streaming RPC call lifetime from arrival to end (heartbeat streams live for hours), by method.",
+    ["grpc_service", "grpc_method"],
+    STREAM_DURATION_BUCKETS,
+  );
+  const streams = gauge("rpc_server_streams_active", "Streaming RPC calls open now, by method.", ["grpc_service", "grpc_method"]);
+  const streaming = new Set<string>();
 
   return {
     registry,
+    prefix,
     rpc: {
       callEnded(service, method, code, seconds) {
-        calls.inc({ service, method, code });
-        duration.observe({ service, method }, seconds);
+        const labels = { grpc_service: service, grpc_method: method };
+        calls.inc({ ...labels, grpc_code: code });
+        (streaming.has(`${service}/${method}`) ? lifetime : duration).observe(labels, seconds);
       },
       streamOpened(service, method, delta) {
-        streams.inc({ service, method }, delta);
+        streaming.add(`${service}/${method}`);
+        streams.inc({ grpc_service: service, grpc_method: method }, delta);
       },
     },
     counter,

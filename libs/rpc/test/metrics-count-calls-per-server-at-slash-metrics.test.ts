@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { createMetrics } from "@lcp/rpc";
+import { parseExposition, type Sample } from "@lcp/testing/metrics";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
 import { deferred, failure, newCalls, signingStub } from "./fixtures.js";
@@ -29,24 +30,9 @@ function scrape(url: string, caPem: string, path = "/metrics", method = "GET"): 
   });
 }
 
-/** One sample of the text exposition: its name, labels and value. */
-interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
+/** Every sample of the exposition (parsed strictly: a malformed line fails the test). */
 function parse(body: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of body.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`not an exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[k!] = v!;
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return samples;
+  return [...parseExposition(body).values()].flatMap((f) => f.samples);
 }
 
 /** The value of the one sample with this name whose labels include `labels`; undefined if none. */
@@ -89,40 +75,43 @@ describe("Prometheus metrics at GET /metrics, per server, over real TLS", () => 
     const res = await scrape(t.url, pki.ca.certPem);
     expect(res.status).toBe(200);
     expect(res.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
-    const app = "signing-keys";
     const calls = (method: string, code: string) =>
-      value(res.body, "rpc_server_calls_total", { app, service: SIGNING, method, code });
+      value(res.body, "signing_keys_rpc_server_calls_total", { grpc_service: SIGNING, grpc_method: method, grpc_code: code });
     expect(calls("GetJwks", "ok")).toBe(2);
     expect(calls("Sign", "permission_denied")).toBe(1);
     expect(calls("Sign", "unauthenticated")).toBe(1);
     expect(calls("Sign", "ok")).toBe(1);
     expect(calls("GetJwks", "permission_denied")).toBeUndefined();
 
-    const h = { app, service: SIGNING, method: "Sign" };
-    expect(value(res.body, "rpc_server_call_duration_seconds_count", h)).toBe(3);
-    expect(value(res.body, "rpc_server_call_duration_seconds_sum", h)).toBeGreaterThan(0);
+    const h = { grpc_service: SIGNING, grpc_method: "Sign" };
+    expect(value(res.body, "signing_keys_rpc_server_call_duration_seconds_count", h)).toBe(3);
+    expect(value(res.body, "signing_keys_rpc_server_call_duration_seconds_sum", h)).toBeGreaterThan(0);
     // Buckets from 1 ms to 10 s, cumulative, all calls under +Inf.
-    expect(value(res.body, "rpc_server_call_duration_seconds_bucket", { ...h, le: "0.001" })).toBeGreaterThanOrEqual(0);
-    expect(value(res.body, "rpc_server_call_duration_seconds_bucket", { ...h, le: "10" })).toBe(3);
-    expect(value(res.body, "rpc_server_call_duration_seconds_bucket", { ...h, le: "+Inf" })).toBe(3);
+    expect(value(res.body, "signing_keys_rpc_server_call_duration_seconds_bucket", { ...h, le: "0.001" })).toBeGreaterThanOrEqual(0);
+    expect(value(res.body, "signing_keys_rpc_server_call_duration_seconds_bucket", { ...h, le: "10" })).toBe(3);
+    expect(value(res.body, "signing_keys_rpc_server_call_duration_seconds_bucket", { ...h, le: "+Inf" })).toBe(3);
+    // Unary calls are not streams: the stream lifetime histogram has none of them.
+    expect(value(res.body, "signing_keys_rpc_server_stream_duration_seconds_count", h)).toBeUndefined();
   });
 
-  it("serves the process metrics, labelled with the app", async () => {
+  it("serves the process metrics under their standard names, and no label of its own on any sample", async () => {
     const { body } = await scrape(t.url, pki.ca.certPem);
-    expect(value(body, "process_cpu_user_seconds_total", { app: "signing-keys" })).toBeGreaterThan(0);
-    expect(value(body, "nodejs_heap_size_used_bytes", { app: "signing-keys" })).toBeGreaterThan(0);
-    expect(value(body, "nodejs_eventloop_lag_seconds", { app: "signing-keys" })).toBeGreaterThanOrEqual(0);
+    expect(value(body, "process_cpu_user_seconds_total")).toBeGreaterThan(0);
+    expect(value(body, "nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    expect(value(body, "nodejs_eventloop_lag_seconds")).toBeGreaterThanOrEqual(0);
+    // Which app and replica a series is from is what Prometheus' target labels say.
+    expect(parse(body).filter((s) => "app" in s.labels || "service" in s.labels)).toEqual([]);
   });
 
-  it("holds a streaming call in rpc_server_streams_active while it is open, and counts it when it ends", async () => {
-    const labels = { app: "signing-keys", service: "grpc.health.v1.Health", method: "Watch" };
+  it("holds a streaming call in rpc_server_streams_active while it is open, and times it as a stream when it ends", async () => {
+    const labels = { grpc_service: "grpc.health.v1.Health", grpc_method: "Watch" };
     const abort = new AbortController();
     const opened = deferred();
     const watching = (async () => {
       for await (const _ of t.anonymousClient(Health).watch({ service: "" }, { signal: abort.signal })) opened.resolve();
     })().catch(() => undefined);
     await opened.promise;
-    expect(value((await scrape(t.url, pki.ca.certPem)).body, "rpc_server_streams_active", labels)).toBe(1);
+    expect(value((await scrape(t.url, pki.ca.certPem)).body, "signing_keys_rpc_server_streams_active", labels)).toBe(1);
 
     abort.abort();
     await watching;
@@ -130,14 +119,19 @@ describe("Prometheus metrics at GET /metrics, per server, over real TLS", () => 
     let body = "";
     for (let i = 0; i < 50; i++) {
       body = (await scrape(t.url, pki.ca.certPem)).body;
-      if (value(body, "rpc_server_streams_active", labels) === 0) break;
+      if (value(body, "signing_keys_rpc_server_streams_active", labels) === 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(value(body, "rpc_server_streams_active", labels)).toBe(0);
-    expect(value(body, "rpc_server_calls_total", { ...labels, code: "canceled" })).toBe(1);
+    expect(value(body, "signing_keys_rpc_server_streams_active", labels)).toBe(0);
+    expect(value(body, "signing_keys_rpc_server_calls_total", { ...labels, grpc_code: "canceled" })).toBe(1);
+    // A stream's lifetime goes to the hour-scale histogram (buckets up to a day), not the unary one.
+    expect(value(body, "signing_keys_rpc_server_stream_duration_seconds_count", labels)).toBe(1);
+    expect(value(body, "signing_keys_rpc_server_stream_duration_seconds_bucket", { ...labels, le: "1" })).toBe(1);
+    expect(value(body, "signing_keys_rpc_server_stream_duration_seconds_bucket", { ...labels, le: "86400" })).toBe(1);
+    expect(value(body, "signing_keys_rpc_server_call_duration_seconds_count", labels)).toBeUndefined();
   });
 
-  it("serves what the app registers: counters, histograms and gauges read at scrape time", async () => {
+  it("serves what the app registers under the app's prefix: counters, histograms and gauges read at scrape time", async () => {
     const beats = t.server.metrics.counter("heartbeat_beats_total", "Heartbeats received.", ["result"]);
     beats.inc({ result: "accepted" }, 3);
     let depth = 7;
@@ -155,19 +149,40 @@ describe("Prometheus metrics at GET /metrics, per server, over real TLS", () => 
     sweep.observe(0.3);
 
     let { body } = await scrape(t.url, pki.ca.certPem);
-    expect(value(body, "heartbeat_beats_total", { result: "accepted", app: "signing-keys" })).toBe(3);
-    expect(value(body, "outbox_depth")).toBe(7);
-    expect(value(body, "outbox_oldest_age_seconds")).toBe(12.5);
-    expect(value(body, "sweep_duration_seconds_bucket", { le: "0.5" })).toBe(1);
-    expect(value(body, "sweep_duration_seconds_bucket", { le: "0.25" })).toBe(0);
+    expect(value(body, "signing_keys_heartbeat_beats_total", { result: "accepted" })).toBe(3);
+    expect(value(body, "signing_keys_outbox_depth")).toBe(7);
+    expect(value(body, "signing_keys_outbox_oldest_age_seconds")).toBe(12.5);
+    expect(value(body, "signing_keys_sweep_duration_seconds_bucket", { le: "0.5" })).toBe(1);
+    expect(value(body, "signing_keys_sweep_duration_seconds_bucket", { le: "0.25" })).toBe(0);
+    expect(value(body, "outbox_depth")).toBeUndefined();
     depth = 2;
     ({ body } = await scrape(t.url, pki.ca.certPem));
-    expect(value(body, "outbox_depth")).toBe(2);
+    expect(value(body, "signing_keys_outbox_depth")).toBe(2);
 
     // Asking again for the same metric returns it; a clash of type or labels is a bug, and says so.
     expect(t.server.metrics.counter("heartbeat_beats_total", "Heartbeats received.", ["result"])).toBe(beats);
-    expect(() => t.server.metrics.gauge("heartbeat_beats_total", "x", ["result"])).toThrow(/already registered/);
+    expect(() => t.server.metrics.histogram("outbox_depth", "x")).toThrow(/already registered/);
     expect(() => t.server.metrics.counter("heartbeat_beats_total", "x", ["other"])).toThrow(/already registered/);
+  });
+
+  it("refuses names and labels that break the conventions, naming the rule", () => {
+    const m = createMetrics({ app: "signing-keys", processMetrics: false });
+    expect(m.prefix).toBe("signing_keys_");
+    expect(() => m.counter("beats", "x")).toThrow(/counter's name ends in _total/);
+    expect(() => m.gauge("depth_total", "x")).toThrow(/only counters end in _total/);
+    expect(() => m.counter("signing_keys_beats_total", "x")).toThrow(/relative to the app's prefix signing_keys_/);
+    expect(() => m.gauge("Depth", "x")).toThrow(/snake_case/);
+    expect(() => m.gauge("depth", "x", ["le\n"])).toThrow();
+    for (const label of ["app", "job", "instance", "namespace", "pod", "service", "container", "node", "endpoint"]) {
+      expect(() => m.counter("calls_total", "x", [label]), label).toThrow(new RegExp(`label ${label} collides`));
+    }
+    expect(() => m.histogram("took_seconds", "x", [], [])).toThrow(/buckets/);
+    expect(() => m.histogram("took_seconds", "x", [], [1, 0.5])).toThrow(/increasing/);
+    expect(() => m.histogram("took_seconds", "x", [], [0, 1])).toThrow(/positive/);
+    expect(() => m.histogram("took_seconds", "x", [], [1, Number.POSITIVE_INFINITY])).toThrow(/finite/);
+    for (const app of ["", "Licensing", "fleet_sweep", "a b", "-x", "x-", "licensing\n"]) {
+      expect(() => createMetrics({ app, processMetrics: false }), JSON.stringify(app)).toThrow(/app name/);
+    }
   });
 
   it("keeps each server's registry to itself when several run in one process", async () => {
@@ -177,16 +192,17 @@ describe("Prometheus metrics at GET /metrics, per server, over real TLS", () => 
     const mine = (await scrape(t.url, pki.ca.certPem)).body;
     const theirs = (await scrape(other.url, pki.ca.certPem)).body;
     expect(t.server.metrics.registry).not.toBe(other.server.metrics.registry);
-    expect(value(theirs, "rpc_server_calls_total", { app: "audit", method: "GetJwks", code: "ok" })).toBe(1);
-    expect(value(theirs, "rpc_server_calls_total", { method: "Sign" })).toBeUndefined();
-    expect(value(theirs, "heartbeat_beats_total")).toBeUndefined();
-    expect(value(theirs, "outbox_depth")).toBe(40);
-    expect(value(mine, "outbox_depth")).not.toBe(40);
-    expect(value(mine, "rpc_server_calls_total", { method: "GetJwks", code: "ok" })).toBe(2);
-    expect(parse(mine).every((s) => s.labels["app"] === "signing-keys")).toBe(true);
-    expect(parse(theirs).every((s) => s.labels["app"] === "audit")).toBe(true);
-    // The shared process metrics appear in both, each under its own app label.
-    expect(value(theirs, "process_cpu_user_seconds_total", { app: "audit" })).toBeGreaterThan(0);
+    expect(value(theirs, "audit_rpc_server_calls_total", { grpc_method: "GetJwks", grpc_code: "ok" })).toBe(1);
+    expect(value(theirs, "audit_rpc_server_calls_total", { grpc_method: "Sign" })).toBeUndefined();
+    expect(value(theirs, "audit_heartbeat_beats_total")).toBeUndefined();
+    expect(value(theirs, "audit_outbox_depth")).toBe(40);
+    expect(value(mine, "signing_keys_outbox_depth")).not.toBe(40);
+    expect(value(mine, "signing_keys_rpc_server_calls_total", { grpc_method: "GetJwks", grpc_code: "ok" })).toBe(2);
+    const standard = /^(process|nodejs)_/;
+    expect(parse(mine).filter((s) => !standard.test(s.name) && !s.name.startsWith("signing_keys_"))).toEqual([]);
+    expect(parse(theirs).filter((s) => !standard.test(s.name) && !s.name.startsWith("audit_"))).toEqual([]);
+    // The shared process metrics appear in both, under their standard names.
+    expect(value(theirs, "process_cpu_user_seconds_total")).toBeGreaterThan(0);
   });
 
   it("answers HTTP/2 scrapes too, ignores a query string, and leaves other paths and methods alone", async () => {
@@ -204,7 +220,7 @@ describe("Prometheus metrics at GET /metrics, per server, over real TLS", () => 
         req.end();
       });
       expect(status).toBe(200);
-      expect(value(body, "rpc_server_calls_total", { method: "GetJwks", code: "ok" })).toBe(2);
+      expect(value(body, "signing_keys_rpc_server_calls_total", { grpc_method: "GetJwks", grpc_code: "ok" })).toBe(2);
     } finally {
       session.close();
     }
@@ -226,7 +242,7 @@ describe("Prometheus metrics at GET /metrics, per server, over real TLS", () => 
       });
       expect((await scrape(s.url, pki.ca.certPem)).status).toBe(500);
       broken = false;
-      expect(value((await scrape(s.url, pki.ca.certPem)).body, "outbox_depth")).toBe(1);
+      expect(value((await scrape(s.url, pki.ca.certPem)).body, "fleet_sweep_outbox_depth")).toBe(1);
     } finally {
       await s.close();
     }
@@ -248,8 +264,8 @@ describe("Prometheus metrics at GET /metrics, per server, over real TLS", () => 
       expect(s.server.metrics).toBe(metrics);
       await s.anonymousClient(SigningKeyService).getJwks({});
       const { body } = await scrape(s.url, pki.ca.certPem);
-      expect(value(body, "directives_pushed_total", { type: "LOCK", app: "licensing" })).toBe(1);
-      expect(value(body, "rpc_server_calls_total", { method: "GetJwks", code: "ok" })).toBe(1);
+      expect(value(body, "licensing_directives_pushed_total", { type: "LOCK" })).toBe(1);
+      expect(value(body, "licensing_rpc_server_calls_total", { grpc_method: "GetJwks", grpc_code: "ok" })).toBe(1);
       expect(value(body, "process_cpu_user_seconds_total")).toBeUndefined();
     } finally {
       await s.close();

@@ -9,8 +9,8 @@ import type { Database } from "@lcp/persistence";
 import type { RpcMetrics } from "@lcp/rpc";
 import type { Logger } from "pino";
 
-/** The name of the gauge (labelled with `app` by the registry): 1 ready, 0 not. */
-export const READY_GAUGE = "service_ready";
+/** The name of the readiness gauge, under the app's prefix (`licensing_ready`): 1 ready, 0 not. */
+export const READY_GAUGE = "ready";
 
 /** Options of {@link createReadinessMonitor}. */
 export interface ReadinessMonitorOptions {

@@ -135,7 +135,7 @@ export interface Service {
 /**
  * Opens the admin listener (if `adminPort` is set) and the database and runs `assemble`; if
  * anything fails on the way, whatever was started is stopped again (newest first) before the
- * error is thrown. Readiness (`/readyz`, `service_ready`, health) is "starting" until `listen`,
+ * error is thrown. Readiness (`/readyz`, `<app>_ready`, health) is "starting" until `listen`,
  * then follows the database probe; liveness (`/healthz`) answers from the first moment on.
  */
 export async function startService<T>(options: ServiceOptions, assemble: (service: Service) => Promise<T>): Promise<T> {

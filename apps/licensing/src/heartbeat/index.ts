@@ -123,23 +123,30 @@ export async function createHeartbeatModule(options: HeartbeatModuleOptions): Pr
       await sync.check();
     },
     registerMetrics(metrics) {
-      const beats = metrics.counter("licensing_heartbeat_beats_total", "Heartbeat beats received on streams (rate() gives beats/s).");
-      const pushed = metrics.counter("licensing_directives_pushed_total", "Directives pushed to connected boxes, by type.", ["type"]);
-      const renewals = metrics.counter("licensing_certificate_renewals_total", "Appliance certificate renewals, by outcome (recorded, refused, failed).", ["outcome"]);
+      // Names relative to the app's prefix: served as licensing_heartbeat_beats_total and so on.
+      const beats = metrics.counter("heartbeat_beats_total", "Heartbeat beats received on streams (rate() gives beats/s).");
+      const pushed = metrics.counter("directives_pushed_total", "Directives pushed to connected boxes, by type.", ["type"]);
+      const renewals = metrics.counter("certificate_renewals_total", "Appliance certificate renewals, by outcome (recorded, refused, failed).", ["outcome"]);
       counters.beat = () => beats.inc();
       counters.certificateRenewal = (outcome) => renewals.inc({ outcome });
       counters.directivePushed = (type) => pushed.inc({ type });
-      metrics.gauge("licensing_heartbeat_streams", "Heartbeat streams held by this replica.", [], function () {
+      metrics.gauge("heartbeat_streams", "Heartbeat streams held by this replica.", [], function () {
         this.set(hub.size());
       });
-      // Written by the coalescing writer: the proof that N beats cost one statement, not N.
-      metrics.gauge("licensing_heartbeat_last_seen_statements", "Batched last_seen UPDATE statements written since start.", [], function () {
-        this.set(writer.statements.lastSeen);
-      });
-      metrics.gauge("licensing_heartbeat_presence_statements", "Batched stream presence statements written since start.", [], function () {
-        this.set(writer.statements.presence);
-      });
-      metrics.gauge("licensing_heartbeat_pending_marks", "Last-seen and presence marks waiting for the next flush.", [], function () {
+      // Written by the coalescing writer: the proof that N beats cost one statement, not N. Running
+      // totals, so counters, read from the writer at scrape time.
+      const statements = (name: string, help: string, read: () => number) =>
+        metrics.counter({
+          name,
+          help,
+          collect() {
+            this.reset();
+            this.inc(read());
+          },
+        });
+      statements("heartbeat_last_seen_statements_total", "Batched last_seen UPDATE statements written since start.", () => writer.statements.lastSeen);
+      statements("heartbeat_presence_statements_total", "Batched stream presence statements written since start.", () => writer.statements.presence);
+      metrics.gauge("heartbeat_pending_marks", "Last-seen and presence marks waiting for the next flush.", [], function () {
         this.set(writer.pending());
       });
     },
