@@ -75,6 +75,8 @@ export interface ClusterOptions {
   readonly image?: { readonly dir: string; readonly runtime: ImageRuntime };
   /** Copies of an app (default 1), behind a round-robin TCP proxy on the app's port. */
   readonly replicas?: Partial<Record<AppName, number>>;
+  /** Give every replica an `ADMIN_PORT` (plain-text probes and metrics); see `adminPorts`. */
+  readonly adminPorts?: boolean;
 }
 
 /** A running cluster. Always `await stop()` in `afterAll`/`finally`. */
@@ -85,6 +87,8 @@ export interface Cluster {
   readonly ports: Readonly<Record<AppName, number>>;
   /** Each replica's own URL (one entry unless `replicas` asked for more); `REPLICA_ID` is `<app>-<n>`. */
   readonly replicaUrls: Readonly<Record<AppName, readonly string[]>>;
+  /** Each replica's `ADMIN_PORT` with the `adminPorts` option, else empty lists. */
+  readonly adminPorts: Readonly<Record<AppName, readonly number[]>>;
   /** The platform CA (PEM) and its path (`<dataDir>/pki/ca.crt`). */
   readonly caPem: string;
   readonly caPath: string;
@@ -194,8 +198,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
   const { caPem, caPath } = await prepareDataDir(dataDir);
   const replicas = (app: AppName) => options.replicas?.[app] ?? 1;
-  const portList = await freePorts(APPS.reduce((n, app) => n + replicas(app), 0));
+  const portList = await freePorts(APPS.reduce((n, app) => n + replicas(app) * (options.adminPorts ? 2 : 1), 0));
   const replicaPorts = Object.fromEntries(APPS.map((app) => [app, portList.splice(0, replicas(app))])) as Record<AppName, number[]>;
+  const adminPorts = Object.fromEntries(APPS.map((app) => [app, options.adminPorts ? portList.splice(0, replicas(app)) : []])) as Record<AppName, number[]>;
   const proxies: TcpProxy[] = [];
   const ports = {} as Record<AppName, number>;
   for (const app of APPS) {
@@ -274,6 +279,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         ...env,
         ...(secretFiles ? secretFiles.env(app) : {}),
         ...(replicas(app) > 1 ? { REPLICA_ID: `${app}-${i + 1}` } : {}),
+        ...(options.adminPorts ? { ADMIN_PORT: String(adminPorts[app][i]) } : {}),
         ...options.appEnv?.[app],
         PORT: String(replicaPorts[app][i]),
       },
@@ -367,6 +373,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     urls,
     ports,
     replicaUrls,
+    adminPorts,
     caPem,
     caPath,
     databaseUrl,

@@ -1,0 +1,131 @@
+/**
+ * The production image, reproduced without a container runtime (test/support/image.ts): the
+ * checkout is built (`npm run build`), the Dockerfile's runtime stage is assembled in a scratch
+ * folder with production dependencies only, and every app starts from its built JavaScript with
+ * `NODE_ENV=production` against PostgreSQL — TLS, KEK and ticket-key files as the manifests mount
+ * them, the OIDC issuer given by configuration, two replicas of licensing and of audit behind a
+ * round-robin proxy each. The seed's whole story runs there; then a directive is sent through
+ * the replica that does not hold the box's stream, the two audit replicas are shown to have
+ * appended one gapless chain, the admin ports answer kubelet's probes, and the image's files are
+ * shown unchanged (a read-only root filesystem would have done).
+ */
+import { createHash } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { AuditService } from "@lcp/proto/audit/v1/audit_service_pb";
+import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
+import { DeploymentKind } from "@lcp/proto/licensing/v1/types_pb";
+import { createAdminClient } from "@lcp/rpc";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO_ROOT, startCluster } from "../support/cluster.js";
+import { assembleImage, type ImageRuntime } from "../support/image.js";
+import { run } from "../support/processes.js";
+import { theSeedStory } from "../support/seed-story.js";
+import { applianceFor, auditTrail, eventually, heartbeatOf, nextDirective } from "../support/story.js";
+
+const databaseUrl = process.env.DATABASE_URL;
+
+/** Every file under `dir` with its size and content hash (node_modules by size and mtime only). */
+function snapshot(dir: string): Map<string, string> {
+  const files = new Map<string, string>();
+  const walk = (path: string, rel: string) => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      const name = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) walk(full, name);
+      else if (entry.isFile()) {
+        const st = statSync(full);
+        files.set(name, name.startsWith("node_modules/") ? `${st.size}:${st.mtimeMs}` : createHash("sha256").update(readFileSync(full)).digest("hex"));
+      } else files.set(name, "link");
+    }
+  };
+  walk(dir, "");
+  return files;
+}
+
+describe.skipIf(databaseUrl === undefined)("the production image on PostgreSQL, licensing and audit replicated", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "lcp-image-"));
+  const imageDir = join(scratch, "app");
+  let runtime: ImageRuntime;
+  let before: Map<string, string>;
+
+  beforeAll(async () => {
+    // nx's cache makes this quick when `npm test` (or anyone) built the same sources already.
+    const built = await run("npm", ["run", "-s", "build"], { timeoutMs: 600_000, env: { ...process.env, NX_DAEMON: "false" } });
+    expect(built.code, built.stdout + built.stderr).toBe(0);
+    runtime = assembleImage(imageDir);
+    before = snapshot(imageDir);
+  }, 620_000);
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  const cluster = theSeedStory(() =>
+    startCluster({ databaseUrl, image: { dir: imageDir, runtime }, replicas: { licensing: 2, audit: 2 }, adminPorts: true, startTimeoutMs: 90_000 }),
+  );
+
+  it("a directive sent through the other licensing replica reaches the box on its stream", async () => {
+    const c = cluster();
+    const [one, two] = c.replicaUrls.licensing as [string, string];
+    const onboarding = createAdminClient(LicensingService, { baseUrl: one, caPem: c.caPem, token: () => c.adminToken("onboarding") });
+    const provisioned = await onboarding.provisionDeployment({ name: "replica-crossing", customer: "st-mary", kind: DeploymentKind.ON_PREM });
+    const license = provisioned.license!;
+    const box = await applianceFor(c, license, "box-crossing");
+    try {
+      await box.start();
+      const beat = await eventually("the box's stream", async () => {
+        const row = await heartbeatOf(c, provisioned.deployment!.id);
+        return row?.connected ? row : undefined;
+      });
+      expect(["licensing-1", "licensing-2"]).toContain(beat.replica);
+      // Through the replica that does not hold the stream.
+      const other = beat.replica === "licensing-1" ? two : one;
+      const support = createAdminClient(LicensingService, { baseUrl: other, caPem: c.caPem, token: () => c.adminToken("support") });
+      const locked = nextDirective(box, "LOCK");
+      await support.revokeLicense({ licenseId: license.id, reason: "crossing replicas" });
+      await locked;
+    } finally {
+      await box.stop();
+    }
+  });
+
+  it("both audit replicas appended to one chain: gapless, and it verifies", async () => {
+    const c = cluster();
+    const trail = await auditTrail(c);
+    expect(trail.length).toBeGreaterThan(20);
+    expect(trail.map((e) => Number(e.seq))).toEqual(trail.map((_, i) => i + 1));
+    for (const url of c.replicaUrls.audit) {
+      const audit = createAdminClient(AuditService, { baseUrl: url, caPem: c.caPem, token: () => c.adminToken("auditor") });
+      const verdict = await audit.verifyChain({});
+      expect(verdict.ok, url).toBe(true);
+    }
+  });
+
+  it("every app's admin port answers kubelet's probes: gRPC health over h2c, /healthz and /readyz", async () => {
+    const def = protoLoader.loadSync(join(REPO_ROOT, "node_modules/grpc-health-check/proto/health/v1/health.proto"), { enums: String });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+    const ports = Object.entries(cluster().adminPorts).flatMap(([app, list]) => list.map((port, i) => [`${app}#${i + 1}`, port] as const));
+    expect(ports).toHaveLength(6);
+    for (const [app, port] of ports) {
+      const health = new pkg.grpc.health.v1.Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+      const status = await new Promise<string>((done, fail) =>
+        (health as unknown as { Check: (r: object, o: object, cb: (e: Error | null, r: { status: string }) => void) => void }).Check(
+          { service: "" },
+          { deadline: Date.now() + 5_000 },
+          (err, res) => (err ? fail(err) : done(res.status)),
+        ),
+      );
+      health.close();
+      expect(status, app).toBe("SERVING");
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status, app).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status, app).toBe(200);
+    }
+  });
+
+  it("wrote nothing into the image: a read-only root filesystem would have done", () => {
+    const after = snapshot(imageDir);
+    const changed = [...new Set([...before.keys(), ...after.keys()])].filter((f) => before.get(f) !== after.get(f));
+    expect(changed).toEqual([]);
+  });
+});
