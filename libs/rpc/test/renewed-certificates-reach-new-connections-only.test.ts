@@ -57,7 +57,7 @@ describe("renewed certificates reach new connections only", () => {
     expect(seen.map((s) => s.serial)).toEqual([serialOf(first), serialOf(first)]);
 
     // The server ends that connection (GOAWAY, as an idle timeout or a restart would): the next one carries the renewal.
-    await new Promise((resolve) => seen[0]!.session.close(resolve));
+    await new Promise<void>((resolve) => seen[0]!.session.close(() => resolve()));
     await client.getJwks({});
     expect(seen[2]!.session).not.toBe(seen[0]!.session);
     expect(seen[2]!.serial).toBe(serialOf(renewed));
