@@ -5,14 +5,14 @@
  * the old one, a broken set is refused with a log line (the renewed certificate serving on), and
  * the signal no longer ends the process (node's default for SIGHUP): SIGTERM still stops it with 0.
  */
-import { X509Certificate } from "node:crypto";
-import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import type { X509Certificate } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect as connectH2, type ClientHttp2Session } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:tls";
-import { issueServerAndServiceCertificate, loadCertificateAuthority, type PemKeyPair } from "@lcp/pki";
+import { certificateSerialNumber, issueServerAndServiceCertificate, loadCertificateAuthority } from "@lcp/pki";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
+import { replaceTlsFiles, tlsHandshake } from "@lcp/testing/tls-files";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePorts, REPO_ROOT } from "../support/cluster.js";
 import { hold, type Held } from "../support/processes.js";
@@ -37,7 +37,7 @@ describe("SIGHUP reloads a running service's TLS files", () => {
     const issue = () => issueServerAndServiceCertificate(ca, { service: "audit", trustDomain: pki.trustDomain, validityDays: 30 });
     const files = { cert: join(dir, "tls.crt"), key: join(dir, "tls.key"), ca: join(dir, "ca.crt") };
     const first = await issue();
-    await replace(files, first);
+    await replaceTlsFiles(files, first);
     await writeFile(files.ca, pki.ca.certPem);
     const [port] = await freePorts(1);
     audit = hold(process.execPath, ["--conditions=source", "--import", "tsx", join(REPO_ROOT, "apps/audit/src/main.ts")], {
@@ -59,42 +59,27 @@ describe("SIGHUP reloads a running service's TLS files", () => {
     held = connectH2(url, { ca: pki.ca.certPem });
     expect(await status(held)).toBe(200);
     const heldSocket = held.socket as unknown as { getPeerX509Certificate(): X509Certificate };
-    expect(heldSocket.getPeerX509Certificate().serialNumber).toBe(serialOf(first));
+    expect(heldSocket.getPeerX509Certificate().serialNumber).toBe(certificateSerialNumber(first.certPem));
 
     const renewed = await issue();
-    await replace(files, renewed);
+    await replaceTlsFiles(files, renewed);
     audit.child.kill("SIGHUP");
-    await audit.waitFor(new RegExp(`"serialNumber":"${serialOf(renewed)}".*"msg":"TLS material reloaded"`));
-    expect(await servedSerial(port!, pki.ca.certPem)).toBe(serialOf(renewed));
+    await audit.waitFor(new RegExp(`"serialNumber":"${certificateSerialNumber(renewed.certPem)}".*"msg":"TLS material reloaded"`));
+    expect((await tlsHandshake({ port: port!, caPem: pki.ca.certPem })).serial).toBe(certificateSerialNumber(renewed.certPem));
     // The connection opened before is the same one, still answering.
     expect(held.closed || held.destroyed).toBe(false);
     expect(await status(held)).toBe(200);
 
-    await replace(files, { certPem: (await issue()).certPem, keyPem: renewed.keyPem });
+    await replaceTlsFiles(files, { certPem: (await issue()).certPem, keyPem: renewed.keyPem });
     audit.child.kill("SIGHUP");
     await audit.waitFor(/"code":"KEY_MISMATCH".*"msg":"TLS material refused; the current certificate keeps serving"/);
-    expect(await servedSerial(port!, pki.ca.certPem)).toBe(serialOf(renewed));
+    expect((await tlsHandshake({ port: port!, caPem: pki.ca.certPem })).serial).toBe(certificateSerialNumber(renewed.certPem));
 
     held.close();
     audit.child.kill("SIGTERM");
     expect(await audit.exited()).toEqual({ code: 0, signal: null });
   });
 });
-
-/** Replaces certificate and key each by a rename, as the kubelet swaps a Secret. */
-async function replace(files: { cert: string; key: string }, pair: PemKeyPair): Promise<void> {
-  for (const [path, text] of [
-    [files.cert, pair.certPem],
-    [files.key, pair.keyPem],
-  ] as const) {
-    await writeFile(`${path}.new`, text, { mode: 0o600 });
-    await rename(`${path}.new`, path);
-  }
-}
-
-function serialOf(pair: PemKeyPair): string {
-  return new X509Certificate(pair.certPem).serialNumber;
-}
 
 /** GET /metrics on an open HTTP/2 session: its status. */
 function status(session: ClientHttp2Session): Promise<number> {
@@ -104,17 +89,5 @@ function status(session: ClientHttp2Session): Promise<number> {
     req.once("error", reject);
     req.resume();
     req.end();
-  });
-}
-
-/** The serial a fresh TLS connection is served. */
-function servedSerial(port: number, caPem: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: "localhost", port, ca: caPem, ALPNProtocols: ["h2"] });
-    socket.once("secureConnect", () => {
-      resolve(socket.getPeerX509Certificate()?.serialNumber ?? "");
-      socket.destroy();
-    });
-    socket.once("error", reject);
   });
 }

@@ -7,17 +7,17 @@
  * replacement is refused with a log line naming why, and the certificate before it keeps serving.
  * Without a signal, TLS_RELOAD_INTERVAL picks the rotation up, and unchanged files do nothing.
  */
-import { randomBytes, X509Certificate } from "node:crypto";
-import { chmod, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:tls";
 import { createAppliance, type Appliance } from "@lcp/appliance-sdk";
-import { issueServerAndServiceCertificate, loadCertificateAuthority, type PemKeyPair } from "@lcp/pki";
+import { certificateSerialNumber, issueServerAndServiceCertificate, loadCertificateAuthority, type PemKeyPair } from "@lcp/pki";
 import { TLS_RELOADS_METRIC, type TlsFiles } from "@lcp/rpc";
 import { testDatabases } from "@lcp/testing/db";
 import { metricValue } from "@lcp/testing/metrics";
+import { replaceTlsFiles, tlsHandshake } from "@lcp/testing/tls-files";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LicensingApp } from "../src/app.js";
@@ -57,7 +57,7 @@ describe("TLS rotation under held streams", () => {
     const files = { cert: join(dir, "tls.crt"), key: join(dir, "tls.key"), ca: join(dir, "ca.crt") };
     const ticketFile = join(dir, "ticket.key");
     const first = await issue();
-    await writeTls(files, first);
+    await replaceTlsFiles(files, first);
     await writeFile(files.ca, h.pki.ca.certPem);
     const secret = randomBytes(48);
     await writeFile(ticketFile, `${secret.toString("base64")}\n`, { mode: 0o600 });
@@ -114,10 +114,10 @@ describe("TLS rotation under held streams", () => {
 
       // A renewed certificate (same CA): new connections see its serial; the old ticket still resumes.
       const renewed = await issue();
-      await writeTls(r.files, renewed);
-      expect(await r.app.reloadTls()).toMatchObject({ result: "applied", serialNumber: serialOf(renewed), ticketKeyChanged: false });
+      await replaceTlsFiles(r.files, renewed);
+      expect(await r.app.reloadTls()).toMatchObject({ result: "applied", serialNumber: certificateSerialNumber(renewed.certPem), ticketKeyChanged: false });
       const afterRenewal = await handshake(r);
-      expect(afterRenewal.serial).toBe(serialOf(renewed));
+      expect(afterRenewal.serial).toBe(certificateSerialNumber(renewed.certPem));
       expect(afterRenewal.serial).not.toBe(first.serial);
       expect((await handshake(r, first.ticket)).resumed).toBe(true);
 
@@ -125,7 +125,7 @@ describe("TLS rotation under held streams", () => {
       await writeFile(r.ticketFile, `${randomBytes(48).toString("hex")}\n`, { mode: 0o600 });
       expect(await r.app.reloadTls()).toMatchObject({ result: "applied", ticketKeyChanged: true });
       const afterTicketRotation = await handshake(r, afterRenewal.ticket);
-      expect(afterTicketRotation).toMatchObject({ resumed: false, serial: serialOf(renewed) });
+      expect(afterTicketRotation).toMatchObject({ resumed: false, serial: certificateSerialNumber(renewed.certPem) });
       expect((await handshake(r, afterTicketRotation.ticket)).resumed).toBe(true);
 
       // The box kept beating on the stream it held before: no new TLS connection but our five handshakes.
@@ -136,7 +136,7 @@ describe("TLS rotation under held streams", () => {
 
       // Recorded: one count per applied reload, and a log line naming the new serial.
       expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "applied" })).toBe(2);
-      expect(r.logs.filter((l) => l["msg"] === "TLS material reloaded").map((l) => l["serialNumber"])).toEqual([serialOf(renewed), serialOf(renewed)]);
+      expect(r.logs.filter((l) => l["msg"] === "TLS material reloaded").map((l) => l["serialNumber"])).toEqual([certificateSerialNumber(renewed.certPem), certificateSerialNumber(renewed.certPem)]);
       // Unchanged files: nothing happens.
       expect(await r.app.reloadTls()).toEqual({ result: "unchanged" });
       expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "applied" })).toBe(2);
@@ -149,7 +149,7 @@ describe("TLS rotation under held streams", () => {
   it("refuses a broken replacement with a log line naming why, and the certificate before it keeps serving", async () => {
     const r = await startRotating();
     const good = await issue();
-    await writeTls(r.files, good);
+    await replaceTlsFiles(r.files, good);
     expect(await r.app.reloadTls()).toMatchObject({ result: "applied" });
     const other = await issue();
     const foreign = await h.pki.foreignService("licensing");
@@ -159,28 +159,28 @@ describe("TLS rotation under held streams", () => {
     const pem = (body: string) => `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 
     const cases: [string, () => Promise<void>, string][] = [
-      ["a key of another certificate", () => writeTls(r.files, { certPem: other.certPem, keyPem: good.keyPem }), "KEY_MISMATCH"],
-      ["a certificate that is not PEM", () => writeTls(r.files, { certPem: "garbage\n", keyPem: good.keyPem }), "FILE_UNREADABLE"],
-      ["a PEM block of garbage", () => writeTls(r.files, { certPem: pem("bm90IGEgY2VydGlmaWNhdGU="), keyPem: good.keyPem }), "CERT_UNPARSABLE"],
-      ["a key that does not parse", () => writeTls(r.files, { certPem: good.certPem, keyPem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }), "KEY_UNPARSABLE"],
-      ["a certificate of another CA", () => writeTls(r.files, foreign), "CHAIN_UNTRUSTED"],
-      ["an expired certificate", () => writeTls(r.files, expired), "CERT_EXPIRED"],
-      ["a certificate not valid yet", () => writeTls(r.files, notYet), "CERT_NOT_YET_VALID"],
-      ["another service's certificate", () => writeTls(r.files, audit), "IDENTITY_CHANGED"],
+      ["a key of another certificate", () => replaceTlsFiles(r.files, { certPem: other.certPem, keyPem: good.keyPem }), "KEY_MISMATCH"],
+      ["a certificate that is not PEM", () => replaceTlsFiles(r.files, { certPem: "garbage\n", keyPem: good.keyPem }), "FILE_UNREADABLE"],
+      ["a PEM block of garbage", () => replaceTlsFiles(r.files, { certPem: pem("bm90IGEgY2VydGlmaWNhdGU="), keyPem: good.keyPem }), "CERT_UNPARSABLE"],
+      ["a key that does not parse", () => replaceTlsFiles(r.files, { certPem: good.certPem, keyPem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }), "KEY_UNPARSABLE"],
+      ["a certificate of another CA", () => replaceTlsFiles(r.files, foreign), "CHAIN_UNTRUSTED"],
+      ["an expired certificate", () => replaceTlsFiles(r.files, expired), "CERT_EXPIRED"],
+      ["a certificate not valid yet", () => replaceTlsFiles(r.files, notYet), "CERT_NOT_YET_VALID"],
+      ["another service's certificate", () => replaceTlsFiles(r.files, audit), "IDENTITY_CHANGED"],
       ["a missing key file", () => rm(r.files.key), "FILE_UNREADABLE"],
-      ["a key file over 1 MiB", () => writeTls(r.files, { certPem: good.certPem, keyPem: `${good.keyPem}${"#".repeat(1024 * 1024)}` }), "FILE_UNREADABLE"],
+      ["a key file over 1 MiB", () => replaceTlsFiles(r.files, { certPem: good.certPem, keyPem: `${good.keyPem}${"#".repeat(1024 * 1024)}` }), "FILE_UNREADABLE"],
       ["a ticket secret of the wrong size", () => writeFile(r.ticketFile, "c2hvcnQ=\n", { mode: 0o600 }), "TICKET_KEY_INVALID"],
       ["a ticket secret others may read", () => writeFile(r.ticketFile, `${randomBytes(48).toString("base64")}\n`).then(() => chmod(r.ticketFile, 0o644)), "TICKET_KEY_INVALID"],
     ];
     for (const [what, write, code] of cases) {
-      await writeTls(r.files, good);
+      await replaceTlsFiles(r.files, good);
       await writeFile(r.ticketFile, `${randomBytes(48).toString("base64")}\n`, { mode: 0o600 });
       await chmod(r.ticketFile, 0o600);
       await r.app.reloadTls();
       const logged = r.logs.length;
       await write();
       expect(await r.app.reloadTls(), what).toMatchObject({ result: "refused", code });
-      expect((await handshake(r)).serial, what).toBe(serialOf(good));
+      expect((await handshake(r)).serial, what).toBe(certificateSerialNumber(good.certPem));
       const lines = r.logs.slice(logged).filter((l) => l["msg"] === "TLS material refused; the current certificate keeps serving");
       expect(lines.map((l) => [l["level"], l["code"]]), what).toEqual([[40, code]]);
     }
@@ -192,67 +192,24 @@ describe("TLS rotation under held streams", () => {
   it("picks a rotation up every TLS_RELOAD_INTERVAL without a signal, and does nothing while the files stay the same", async () => {
     const r = await startRotating(50);
     const renewed = await issue();
-    await writeTls(r.files, renewed);
-    await until(async () => (await handshake(r)).serial === serialOf(renewed), "the renewed certificate to be served");
+    await replaceTlsFiles(r.files, renewed);
+    await until(async () => (await handshake(r)).serial === certificateSerialNumber(renewed.certPem), "the renewed certificate to be served");
     // Many intervals later: one reload, one line, however often the unchanged files were read.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "applied" })).toBe(1);
     expect(r.logs.filter((l) => l["msg"] === "TLS material reloaded")).toHaveLength(1);
 
     // A broken set is reported once, not every interval; the renewed certificate keeps serving.
-    await writeTls(r.files, { certPem: (await issue()).certPem, keyPem: renewed.keyPem });
+    await replaceTlsFiles(r.files, { certPem: (await issue()).certPem, keyPem: renewed.keyPem });
     await until(async () => metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "refused" }) === 1, "the refusal");
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "refused" })).toBe(1);
-    expect((await handshake(r)).serial).toBe(serialOf(renewed));
+    expect((await handshake(r)).serial).toBe(certificateSerialNumber(renewed.certPem));
   });
 
-  /** A fresh TLS connection as a box would open it (offering `ticket`, if any): the serial it was served, whether it resumed, the ticket it got. */
-  function handshake(r: Rotating, ticket?: Buffer): Promise<{ serial: string; resumed: boolean; ticket: Buffer | undefined }> {
-    return new Promise((resolve, reject) => {
-      let got: Buffer | undefined;
-      let answered = false;
-      let resumed = false;
-      const socket = connect({ host: "localhost", port: r.app.port, ca: h.pki.ca.certPem, ALPNProtocols: ["h2"], ...(ticket ? { session: ticket } : {}) });
-      // Closed once the server spoke HTTP/2 (so it counted the connection) and, for a full
-      // handshake, its ticket came; a resumed one gets none (node issues no new ticket then).
-      const done = () => {
-        if (answered && (resumed || got)) socket.destroy();
-      };
-      socket.on("session", (session: Buffer) => {
-        got ??= session;
-        done();
-      });
-      socket.once("data", () => {
-        answered = true;
-        done();
-      });
-      socket.once("secureConnect", () => {
-        // A resumed session carries the certificate of the handshake it resumes.
-        const serial = socket.getPeerX509Certificate()?.serialNumber ?? "";
-        resumed = socket.isSessionReused();
-        socket.once("close", () => resolve({ serial, resumed, ticket: got }));
-        done();
-      });
-      socket.once("error", reject);
-    });
-  }
+  /** A fresh TLS connection as a box would open it (offering `ticket`, if any). */
+  const handshake = (r: Rotating, ticket?: Buffer) => tlsHandshake({ port: r.app.port, caPem: h.pki.ca.certPem, ticket });
 });
-
-/** Replaces certificate and key each by a rename, as the kubelet swaps a Secret: a reader never sees half a file. */
-async function writeTls(files: TlsFiles, pair: PemKeyPair): Promise<void> {
-  for (const [path, text] of [
-    [files.cert, pair.certPem],
-    [files.key, pair.keyPem],
-  ] as const) {
-    await writeFile(`${path}.new`, text, { mode: 0o600 });
-    await rename(`${path}.new`, path);
-  }
-}
-
-function serialOf(pair: PemKeyPair): string {
-  return new X509Certificate(pair.certPem).serialNumber;
-}
 
 /** `/metrics` from the admin port: plain HTTP, so scraping opens no TLS connection of its own. */
 function scrape(r: Rotating): Promise<string> {

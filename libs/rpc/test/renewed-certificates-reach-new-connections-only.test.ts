@@ -8,16 +8,15 @@
  *   while a changed trust set still declines old tickets; and `setTls` refuses a bad set with
  *   its code, the old certificate serving on.
  */
-import { X509Certificate } from "node:crypto";
 import type { Http2Session } from "node:http2";
-import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { issueServerAndServiceCertificate, loadCertificateAuthority, type PemKeyPair } from "@lcp/pki";
+import { certificateSerialNumber, issueServerAndServiceCertificate, loadCertificateAuthority, type PemKeyPair } from "@lcp/pki";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { createClient, peerKey, TlsMaterialError, type ClientTls } from "@lcp/rpc";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
+import { tlsHandshake } from "@lcp/testing/tls-files";
 
 describe("renewed certificates reach new connections only", () => {
   let pki: TestPki;
@@ -54,30 +53,30 @@ describe("renewed certificates reach new connections only", () => {
     await client.getJwks({});
     // The open connection was not torn down for the renewal: same session, the certificate it was made with.
     expect(seen[1]!.session).toBe(seen[0]!.session);
-    expect(seen.map((s) => s.serial)).toEqual([serialOf(first), serialOf(first)]);
+    expect(seen.map((s) => s.serial)).toEqual([certificateSerialNumber(first.certPem), certificateSerialNumber(first.certPem)]);
 
     // The server ends that connection (GOAWAY, as an idle timeout or a restart would): the next one carries the renewal.
     await new Promise<void>((resolve) => seen[0]!.session.close(() => resolve()));
     await client.getJwks({});
     expect(seen[2]!.session).not.toBe(seen[0]!.session);
-    expect(seen[2]!.serial).toBe(serialOf(renewed));
+    expect(seen[2]!.serial).toBe(certificateSerialNumber(renewed.certPem));
   });
 
   it("keeps the server's ticket key through a certificate renewal without a stored secret, and refuses a bad set", async () => {
     const before = await handshake(t);
     const renewed = await renew("signing-keys");
-    expect(t.server.setTls({ tls: { ...renewed, caPem: pki.ca.certPem } })).toMatchObject({ serialNumber: serialOf(renewed) });
+    expect(t.server.setTls({ tls: { ...renewed, caPem: pki.ca.certPem } })).toMatchObject({ serialNumber: certificateSerialNumber(renewed.certPem) });
     const resumed = await handshake(t, before.ticket);
     expect(resumed.resumed).toBe(true);
     const fresh = await handshake(t);
-    expect(fresh.serial).toBe(serialOf(renewed));
+    expect(fresh.serial).toBe(certificateSerialNumber(renewed.certPem));
 
     // A bad set throws with its code; the renewed certificate keeps serving and tickets still resume.
     const other = await renew("signing-keys");
     expect(() => t.server.setTls({ tls: { certPem: other.certPem, keyPem: renewed.keyPem, caPem: pki.ca.certPem } })).toThrow(TlsMaterialError);
     expect(() => t.server.setTls({ tls: { ...renewed, caPem: pki.foreignCa.certPem } })).toThrow(/CHAIN_UNTRUSTED/);
     expect(() => t.server.setTls({ tls: { ...renewed, caPem: pki.ca.certPem }, ticketSecret: new Uint8Array(47) })).toThrow(TypeError);
-    expect((await handshake(t)).serial).toBe(serialOf(renewed));
+    expect((await handshake(t)).serial).toBe(certificateSerialNumber(renewed.certPem));
     expect((await handshake(t, fresh.ticket)).resumed).toBe(true);
 
     // A changed trust set (another platform CA bundle) changes the ticket key: old tickets are declined once.
@@ -85,28 +84,5 @@ describe("renewed certificates reach new connections only", () => {
     expect((await handshake(t, fresh.ticket)).resumed).toBe(false);
   });
 
-  /** A fresh TLS connection offering `ticket`: the serial served, whether it resumed, the ticket it got. */
-  function handshake(server: TestServer, ticket?: Buffer): Promise<{ serial: string; resumed: boolean; ticket: Buffer | undefined }> {
-    return new Promise((resolve, reject) => {
-      let got: Buffer | undefined;
-      let resumed = false;
-      const socket = tls.connect({ host: "localhost", port: server.server.port, ca: pki.ca.certPem, ALPNProtocols: ["h2"], ...(ticket ? { session: ticket } : {}) });
-      // A full handshake is closed once its ticket came; a resumed one gets none.
-      socket.on("session", (session: Buffer) => {
-        got ??= session;
-        socket.destroy();
-      });
-      socket.once("secureConnect", () => {
-        const serial = socket.getPeerX509Certificate()?.serialNumber ?? "";
-        resumed = socket.isSessionReused();
-        socket.once("close", () => resolve({ serial, resumed, ticket: got }));
-        if (resumed) socket.destroy();
-      });
-      socket.once("error", reject);
-    });
-  }
+  const handshake = (server: TestServer, ticket?: Buffer) => tlsHandshake({ port: server.server.port, caPem: pki.ca.certPem, ticket });
 });
-
-function serialOf(pair: PemKeyPair): string {
-  return new X509Certificate(pair.certPem).serialNumber;
-}
