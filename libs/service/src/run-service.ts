@@ -23,9 +23,9 @@ export interface RunServiceOptions<Config> {
 
 /**
  * Reads the configuration and starts the app; on SIGINT or SIGTERM closes it and exits 0 (1 if
- * closing failed); on SIGHUP reloads its TLS files (instead of node's default, which exits). A configuration mistake prints one line naming the variable, no stack, and
- * exits {@link EXIT_CONFIG_ERROR}; any other start failure prints the error and exits
- * {@link EXIT_FAILURE}.
+ * closing failed); on SIGHUP reloads its TLS files (node's default for SIGHUP would exit). A
+ * configuration mistake prints one line naming the variable, no stack, and exits
+ * {@link EXIT_CONFIG_ERROR}; any other start failure prints the error and exits {@link EXIT_FAILURE}.
  */
 export async function runService<Config>(options: RunServiceOptions<Config>): Promise<void> {
   let app: { close(): Promise<void>; reloadTls?(): Promise<unknown> };
