@@ -3,7 +3,7 @@
  * audit are, how often to sweep and how big a Reconcile page is. Parsed once at start; a bad
  * value fails fast naming its variable.
  */
-import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type ConnectionLimits, type Logger, type ServerTls } from "@lcp/rpc";
+import { ConfigError, adminTokenVerifierFrom, readCommonConfig, type AdminTokenVerifierLike, type ConnectionLimits, type Logger, type ServerTls, type TlsFiles } from "@lcp/rpc";
 import { SWEEP_INTERVAL_RANGE_MS } from "@lcp/domain";
 import { DurationError, parseDuration } from "@lcp/tokens";
 
@@ -33,8 +33,13 @@ export interface FleetSweepConfig {
   /** 0 picks a free port (tests). */
   readonly port: number;
   readonly trustDomain: string;
-  /** The listener's certificate, also presented to licensing and audit as the `fleet-sweep` service identity. */
-  readonly tls: ServerTls;
+  /**
+   * The listener's certificate, also presented to licensing and audit as the `fleet-sweep` service
+   * identity; with `files`, read again on SIGHUP and every `tlsReloadIntervalMs`.
+   */
+  readonly tls: ServerTls & { readonly files?: TlsFiles | undefined };
+  /** `TLS_RELOAD_INTERVAL`; 0 or unset → the TLS files are read again only on SIGHUP. */
+  readonly tlsReloadIntervalMs?: number | undefined;
   /** Verifier of admin bearer tokens; none → admins are refused. */
   readonly adminTokens?: AdminTokenVerifierLike | undefined;
   readonly database: {
@@ -109,6 +114,7 @@ export async function readFleetSweepConfig(env: NodeJS.ProcessEnv = process.env)
     port: common.port,
     trustDomain: common.trustDomain,
     tls: common.tls,
+    tlsReloadIntervalMs: common.tlsReloadIntervalMs,
     adminTokens: adminTokenVerifierFrom(common.adminTokens),
     database: { databaseUrl: common.databaseUrl, dataDir: common.dataDir },
     licensingUrl,

@@ -16,6 +16,8 @@
  *   `<DATA_DIR>/tls-session-ticket.key`, created on first start (refused when `NODE_ENV=production`:
  *   the file must be provisioned there, the same for every replica). It is what lets 10,000 boxes
  *   resume TLS instead of redoing full handshakes after a restart (README "Heartbeat transport").
+ *   The file is read again with the TLS files (SIGHUP, `TLS_RELOAD_INTERVAL`): a rotated secret
+ *   is used for new tickets without a restart.
  * - `JWKS_MAX_AGE`: how long a JWKS fetched from signing-keys is believed (a duration, 1s to 5m;
  *   default 5s). It bounds how long a revoked signing key still verifies licence tokens here, and
  *   is also how often this replica looks for a changed key set or heartbeat interval to push to
@@ -72,6 +74,11 @@ export interface LicensingConfig extends CommonConfig {
    * hand): per-process ticket keys, so nothing resumes after a restart.
    */
   sessionTicketSecret?: Uint8Array;
+  /**
+   * `TLS_TICKET_KEY_FILE` when set: read again with the TLS files (SIGHUP, `TLS_RELOAD_INTERVAL`), so
+   * a rotated secret is used without a restart. The generated file under DATA_DIR is not watched.
+   */
+  sessionTicketFile?: string | undefined;
 }
 
 /** Reads and validates the licensing configuration from the environment. */
@@ -101,13 +108,14 @@ export async function readLicensingConfig(env: NodeJS.ProcessEnv): Promise<Licen
   const jwksMaxAgeMs = parseJwksMaxAge(get("JWKS_MAX_AGE"));
 
   const common = await readCommonConfig(env, "licensing", { port: DEFAULT_PORT });
+  const sessionTicketFile = get("TLS_TICKET_KEY_FILE");
   const sessionTicketSecret = await loadTicketSecret({
-    file: get("TLS_TICKET_KEY_FILE"),
+    file: sessionTicketFile,
     dataDir: common.dataDir,
     variable: "TLS_TICKET_KEY_FILE",
     production: get("NODE_ENV") === "production",
   });
-  return { ...common, signingKeysUrl, auditUrl, tokenIssuer, replicaId, sessionTicketSecret, jwksMaxAgeMs };
+  return { ...common, signingKeysUrl, auditUrl, tokenIssuer, replicaId, sessionTicketSecret, sessionTicketFile, jwksMaxAgeMs };
 }
 
 /** JWKS_MAX_AGE: 1 s at least (signing-keys caches its own answer for 1 s), 5 min at most (a revoked key must stop soon). */

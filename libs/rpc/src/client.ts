@@ -1,3 +1,5 @@
+import { isIP } from "node:net";
+import { connect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient as createConnectClient, type Client, type Interceptor } from "@connectrpc/connect";
@@ -16,7 +18,12 @@ export interface ClientTls {
 export interface ClientOptions {
   /** `https://host:port` of the server. */
   readonly baseUrl: string;
-  readonly tls: ClientTls;
+  /**
+   * Our TLS material, or a function giving the current one (a service whose certificate is
+   * rotated while it runs): read for each new connection, so a renewed client certificate is
+   * presented from the next connection on, while open ones keep theirs.
+   */
+  readonly tls: ClientTls | (() => ClientTls);
   /** Deadline of each call unless the call sets its own. Default 10 s. */
   readonly timeoutMs?: number;
   /** Extra attempts for safe unary calls that failed with Unavailable/ResourceExhausted. Default 3. */
@@ -34,11 +41,7 @@ export interface ClientOptions {
  * calling `SigningKeyService.Sign` with its service certificate.
  */
 export function createClient<T extends DescService>(service: T, options: ClientOptions): Client<T> {
-  const nodeOptions = {
-    ca: options.tls.caPem,
-    ...(options.tls.certPem ? { cert: options.tls.certPem } : {}),
-    ...(options.tls.keyPem ? { key: options.tls.keyPem } : {}),
-  };
+  const nodeOptions = typeof options.tls === "function" ? { createConnection: connectWithCurrent(options.tls) } : tlsOptionsOf(options.tls);
   const interceptors = [
     // First in the array = outermost: every retry goes through the other interceptors again.
     retryInterceptor(options.retries ?? 3, options.retryBaseDelayMs ?? 100),
@@ -55,6 +58,31 @@ export function createClient<T extends DescService>(service: T, options: ClientO
       ? createConnectTransport({ ...common, httpVersion: "2", nodeOptions })
       : createGrpcTransport({ ...common, nodeOptions });
   return createConnectClient(service, transport);
+}
+
+function tlsOptionsOf(tls: ClientTls): { ca: string; cert?: string; key?: string } {
+  return { ca: tls.caPem, ...(tls.certPem ? { cert: tls.certPem } : {}), ...(tls.keyPem ? { key: tls.keyPem } : {}) };
+}
+
+/**
+ * A `createConnection` for http2.connect (connect-node's session manager) that opens each new
+ * connection, as http2.connect would (ALPN h2, SNI for names only), with the material `current()`
+ * gives then; its secure context is built once per material, not per connection.
+ */
+function connectWithCurrent(current: () => ClientTls): (authority: URL) => TLSSocket {
+  let built: { from: ClientTls; context: SecureContext } | undefined;
+  return (authority) => {
+    const tls = current();
+    if (built?.from !== tls) built = { from: tls, context: createSecureContext(tlsOptionsOf(tls)) };
+    const host = authority.hostname.startsWith("[") ? authority.hostname.slice(1, -1) : authority.hostname;
+    return connect({
+      host,
+      port: Number(authority.port || 443),
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      ALPNProtocols: ["h2"],
+      secureContext: built.context,
+    });
+  };
 }
 
 /** Options of `createAdminClient`. */

@@ -8,6 +8,7 @@ import type { JSONWebKeySet } from "jose";
 import { DEFAULT_DENIED_AUDIT_WINDOW_MS } from "./denial-audit.js";
 import { TICKET_SECRET_BYTES, type ServerTls } from "./server.js";
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from "./connections.js";
+import type { TlsFiles } from "./tls-reload.js";
 
 /** A setting that is missing, malformed or contradicts another; names the variable. */
 export class ConfigError extends Error {
@@ -47,8 +48,13 @@ export interface CommonConfig {
   /** `DATABASE_URL` if set (apps default to SQLite under `dataDir`). */
   readonly databaseUrl?: string;
   readonly trustDomain: string;
-  /** The listener's certificate and the platform CA, from files or the dev PKI. */
-  readonly tls: ServerTls & { readonly source: "files" | "dev-pki" };
+  /**
+   * The listener's certificate and the platform CA, from files or the dev PKI; `files` names the
+   * files (read again on SIGHUP and every `tlsReloadIntervalMs`, libs/rpc tls-reload.ts).
+   */
+  readonly tls: ServerTls & { readonly source: "files" | "dev-pki"; readonly files?: TlsFiles | undefined };
+  /** `TLS_RELOAD_INTERVAL`: how often the TLS files are looked at for a rotation; 0 (`off`) → only on SIGHUP; unset in a config built by hand → never. */
+  readonly tlsReloadIntervalMs?: number | undefined;
   readonly adminTokens: AdminTokensConfig;
   readonly logLevel: string;
   /**
@@ -97,6 +103,9 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
  *   `TRUST_DOMAIN` (default `lcp.local`), `LOG_LEVEL` (default `info`);
  * - `TLS_CERT_FILE`, `TLS_KEY_FILE`, `TLS_CA_FILE`: all three or none; with none, the
  *   development PKI in `<DATA_DIR>/pki/` is created on first start and used;
+ * - `TLS_RELOAD_INTERVAL` (default `60s`, `1s` … `1h`, or `off`): how often those files are read
+ *   again; a changed set that passes the checks is served to new handshakes (SIGHUP does the same
+ *   at once); only with the TLS files;
  * - `OIDC_ISSUER`, `OIDC_AUDIENCE`, `OIDC_JWKS_URL`, `OIDC_ROLES_CLAIM` (default `roles`):
  *   the first three together or none; with none, the dev admin issuer in `<DATA_DIR>/pki/`;
  * - `OIDC_CA_FILE` (only with `OIDC_ISSUER`): a PEM bundle trusted in addition to the system roots
@@ -163,6 +172,9 @@ export async function readCommonConfig(
 
   // Validate everything that needs no I/O before touching the disk.
   const tlsFiles = allOrNone(get, ["TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"]);
+  const tlsReloadIntervalMs = parseTlsReloadInterval(get("TLS_RELOAD_INTERVAL"));
+  // The dev PKI is never rotated in place: a setting that would do nothing is a mistake.
+  if (get("TLS_RELOAD_INTERVAL") !== undefined && !tlsFiles) throw new ConfigError("TLS_RELOAD_INTERVAL", "only applies with TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE");
   const oidc = allOrNone(get, ["OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"]);
   let jwksUrl: URL | undefined;
   if (oidc) {
@@ -189,7 +201,7 @@ export async function readCommonConfig(
     const certPem = await readPem("TLS_CERT_FILE", tlsFiles[0]);
     const keyPem = await readPem("TLS_KEY_FILE", tlsFiles[1]);
     const caPem = await readPem("TLS_CA_FILE", tlsFiles[2]);
-    tls = { certPem, keyPem, caPem, source: "files" };
+    tls = { certPem, keyPem, caPem, source: "files", files: { cert: tlsFiles[0], key: tlsFiles[1], ca: tlsFiles[2] } };
   } else {
     const pki = await ensureDevPki({ dir: pkiDir, trustDomain });
     const own = pki.services[app];
@@ -206,7 +218,16 @@ export async function readCommonConfig(
     adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim, dev: true };
   }
 
-  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, adminTokens, logLevel, deniedAuditWindowMs, connectionLimits, adminPort, readinessIntervalMs };
+  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, tlsReloadIntervalMs, adminTokens, logLevel, deniedAuditWindowMs, connectionLimits, adminPort, readinessIntervalMs };
+}
+
+/** The default `TLS_RELOAD_INTERVAL`: the kubelet refreshes a mounted Secret within about a minute too. */
+export const DEFAULT_TLS_RELOAD_INTERVAL_MS = 60_000;
+
+/** `TLS_RELOAD_INTERVAL`: `off` → 0 (SIGHUP only), else a duration from 1s to 1h. */
+function parseTlsReloadInterval(value: string | undefined): number {
+  if (value === "off") return 0;
+  return parseDurationVariable("TLS_RELOAD_INTERVAL", value, { default: DEFAULT_TLS_RELOAD_INTERVAL_MS, min: SECOND_MS, max: HOUR_MS, range: "from 1s to 1h, or off" });
 }
 
 const SECOND_MS = 1_000;

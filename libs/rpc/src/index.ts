@@ -25,6 +25,8 @@ export * from "./admin-server.js";
 export * from "./metrics.js";
 export * from "./reflection.js";
 export * from "./server.js";
+export * from "./tls-material.js";
+export * from "./tls-reload.js";
 export * from "./raw-stream.js";
 export * from "./raw-bidi.js";
 export { frame, FRAME_HEADER_BYTES, GrpcFrameReader, writeFrameHeader } from "./grpc-frame.js";

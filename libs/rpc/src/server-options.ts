@@ -129,6 +129,20 @@ export interface ServerOptions {
   readonly rawStreams?: Readonly<Record<string, RawStreamHandler>>;
 }
 
+/** What `setTls` serves from now on; `ticketSecret` unset keeps the current one. */
+export interface TlsUpdate {
+  readonly tls: ServerTls;
+  /** A new session-ticket secret ({@link TICKET_SECRET_BYTES} bytes). */
+  readonly ticketSecret?: Uint8Array | undefined;
+}
+
+/** The leaf certificate `setTls` now serves. */
+export interface TlsServed {
+  readonly serialNumber: string;
+  /** As node prints it (`Jan  1 00:00:00 2027 GMT`). */
+  readonly validTo: string;
+}
+
 /** A running server. */
 export interface RpcServer {
   /** `https://localhost:<port>` (the dev certificates name localhost). */
@@ -148,6 +162,15 @@ export interface RpcServer {
    * check (so calls on already-open connections from a CA that was dropped are refused too).
    */
   setApplianceTrust(pems: readonly string[]): void;
+  /**
+   * Serves new TLS material (a renewed certificate, a rotated CA bundle, a new session-ticket
+   * secret) to new handshakes; connections already open keep theirs, so held streams stay up.
+   * The set is checked first (tls-material.ts: parses, key matches, chains to the CA, valid now,
+   * same identity): a bad one throws `TlsMaterialError` and the current one keeps serving. A new
+   * ticket secret or CA changes the ticket key, so tickets issued before are declined once (a
+   * full handshake instead of a resumption; nothing is dropped).
+   */
+  setTls(next: TlsUpdate): TlsServed;
   /**
    * Graceful shutdown: stop accepting, mark every service NOT_SERVING, end streams through the
    * shutdown signal, wait up to `shutdownGraceMs` for in-flight calls, then cut what remains.

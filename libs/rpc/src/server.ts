@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from "node:crypto";
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
@@ -20,7 +20,8 @@ import { registerReflection } from "./reflection.js";
 import { coalesceDenials, DEFAULT_DENIED_AUDIT_WINDOW_MS } from "./denial-audit.js";
 import { createPublicStreamBudget, DEFAULT_MAX_PUBLIC_STREAMS } from "./public-streams.js";
 import { connectionLimitsOf, createConnectionGuards } from "./connections.js";
-import { DEFAULT_TICKET_LIFETIME_S, HANDSHAKE_TIMEOUT_MS, type RpcServer, type ServerOptions } from "./server-options.js";
+import { DEFAULT_TICKET_LIFETIME_S, HANDSHAKE_TIMEOUT_MS, TICKET_SECRET_BYTES, type RpcServer, type ServerOptions } from "./server-options.js";
+import { checkServerTls, TlsMaterialError } from "./tls-material.js";
 import { outOfDate, ticketKeysFor, validateTickets } from "./tls-sessions.js";
 
 export * from "./server-options.js";
@@ -41,9 +42,11 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const denials = options.onDenied
     ? coalesceDenials(options.onDenied, { windowMs: options.deniedAuditWindowMs ?? DEFAULT_DENIED_AUDIT_WINDOW_MS, logger: log })
     : undefined;
-  const platformPems = splitPemCertificates(options.tls.caPem);
+  // The served certificate and the platform CAs: replaced together by setTls, never mutated.
+  let tls = options.tls;
+  let platformPems = splitPemCertificates(tls.caPem);
   if (platformPems.length === 0) throw new TypeError("tls.caPem holds no certificate");
-  const platformCas = platformPems.map((pem) => new X509Certificate(pem));
+  let platformCas = platformPems.map((pem) => new X509Certificate(pem));
   let appliancePems = [...(options.applianceCa ?? [])].flatMap(splitPemCertificates);
   // Replaced, never mutated: authn caches per connection against the array's identity.
   let applianceCas = appliancePems.map((pem) => new X509Certificate(pem));
@@ -92,13 +95,17 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
 
   const tickets = options.sessionTickets;
   if (tickets) validateTickets(tickets);
+  // Without a stored secret, one per process: the ticket key is still derived from it (so it
+  // changes with the trust set), and a certificate reload (setSecureContext) keeps it instead of
+  // letting node draw a new one, which would cost every client its ticket.
+  let ticketSecret: Uint8Array = tickets?.secret ?? randomBytes(TICKET_SECRET_BYTES);
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   if (!Number.isFinite(handshakeTimeoutMs) || handshakeTimeoutMs <= 0) {
     throw new TypeError(`handshakeTimeoutMs must be a positive number of milliseconds, got ${handshakeTimeoutMs}`);
   }
   const secure = (): http2.SecureServerOptions => ({
-    key: options.tls.keyPem,
-    cert: options.tls.certPem,
+    key: tls.keyPem,
+    cert: tls.certPem,
     // One trust store for the handshake; which CA may vouch for which kind of identity is
     // decided per call in authn (chainsTo), so this union never lets an appliance CA mint a
     // service identity.
@@ -107,9 +114,8 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     // Node's default context id hashes process.argv: a restart with another command line would
     // refuse every ticket (OpenSSL resumes a client-authenticated session only in its context).
     sessionIdContext: createHash("sha256").update(`lcp/${options.name}`).digest("hex").slice(0, 32),
-    ...(tickets
-      ? { ticketKeys: ticketKeysFor(tickets.secret, platformCas, applianceCas), sessionTimeout: tickets.lifetimeS ?? DEFAULT_TICKET_LIFETIME_S }
-      : {}),
+    ticketKeys: ticketKeysFor(ticketSecret, platformCas, applianceCas),
+    ...(tickets ? { sessionTimeout: tickets.lifetimeS ?? DEFAULT_TICKET_LIFETIME_S } : {}),
   });
 
   let inFlight = 0;
@@ -299,6 +305,27 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       applianceCas = nextCas;
       server.setSecureContext(secure());
       log.info({ count: nextCas.length }, "appliance trust updated");
+    },
+    setTls(next) {
+      const verdict = checkServerTls(next.tls, Date.now(), tls);
+      if (!verdict.ok) throw new TlsMaterialError(verdict.code, verdict.message);
+      if (next.ticketSecret !== undefined && next.ticketSecret.byteLength !== TICKET_SECRET_BYTES) {
+        throw new TypeError(`ticketSecret must be ${TICKET_SECRET_BYTES} bytes, got ${next.ticketSecret.byteLength}`);
+      }
+      const before = { tls, platformPems, platformCas, ticketSecret };
+      tls = { certPem: next.tls.certPem, keyPem: next.tls.keyPem, caPem: next.tls.caPem };
+      platformPems = splitPemCertificates(tls.caPem);
+      platformCas = platformPems.map((pem) => new X509Certificate(pem));
+      ticketSecret = next.ticketSecret ?? ticketSecret;
+      try {
+        // New handshakes get the new context; open connections keep the one they were made with,
+        // so held streams and HTTP/2 sessions are not touched.
+        server.setSecureContext(secure());
+      } catch (err) {
+        ({ tls, platformPems, platformCas, ticketSecret } = before);
+        throw err;
+      }
+      return { serialNumber: verdict.serialNumber, validTo: verdict.validTo };
     },
     close() {
       closing ??= doClose();

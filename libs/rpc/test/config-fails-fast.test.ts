@@ -49,6 +49,13 @@ describe("readCommonConfig", () => {
     await fails({ ADMIN_PORT: "0" }, "ADMIN_PORT");
     await fails({ ADMIN_PORT: "7443" }, "ADMIN_PORT");
     await fails({ PORT: "9000", ADMIN_PORT: "9000" }, "ADMIN_PORT");
+    const files = { TLS_CERT_FILE: "/x.crt", TLS_KEY_FILE: "/x.key", TLS_CA_FILE: "/x.pem" };
+    await fails({ ...files, TLS_RELOAD_INTERVAL: "often" }, "TLS_RELOAD_INTERVAL");
+    await fails({ ...files, TLS_RELOAD_INTERVAL: "500ms" }, "TLS_RELOAD_INTERVAL");
+    await fails({ ...files, TLS_RELOAD_INTERVAL: "2h" }, "TLS_RELOAD_INTERVAL");
+    await fails({ ...files, TLS_RELOAD_INTERVAL: "0s" }, "TLS_RELOAD_INTERVAL");
+    // The dev PKI is not rotated in place: an interval for it is a mistake, said before any file is read.
+    await fails({ TLS_RELOAD_INTERVAL: "30s" }, "TLS_RELOAD_INTERVAL");
   });
 
   it("reads ADMIN_PORT (off by default) and READINESS_INTERVAL (default 2s, 500ms … 1m)", async () => {
@@ -108,6 +115,12 @@ describe("readCommonConfig", () => {
       { port: 7445 },
     );
     expect(cfg.tls.source).toBe("files");
+    // The files are named for reloading, every 60s unless TLS_RELOAD_INTERVAL says otherwise (off: SIGHUP only).
+    expect(cfg.tls.files).toEqual({ cert: join(dir, "a.crt"), key: join(dir, "a.key"), ca: join(dir, "ca.pem") });
+    expect(cfg.tlsReloadIntervalMs).toBe(60_000);
+    const tlsEnv = { DATA_DIR: dir, TLS_CERT_FILE: join(dir, "a.crt"), TLS_KEY_FILE: join(dir, "a.key"), TLS_CA_FILE: join(dir, "ca.pem") };
+    expect((await readCommonConfig({ ...tlsEnv, TLS_RELOAD_INTERVAL: "30s" }, "audit", { port: 7445 })).tlsReloadIntervalMs).toBe(30_000);
+    expect((await readCommonConfig({ ...tlsEnv, TLS_RELOAD_INTERVAL: "off" }, "audit", { port: 7445 })).tlsReloadIntervalMs).toBe(0);
     expect(cfg.adminTokens).toMatchObject({ dev: false, issuer: "https://idp.example", rolesClaim: "realm_access.roles" });
     expect(cfg.adminTokens.jwksUrl?.href).toBe("https://idp.example/jwks");
   });

@@ -15,20 +15,20 @@ export interface RunServiceOptions<Config> {
   readonly name: string;
   /** Parses and validates the environment (throws `ConfigError` naming the variable). */
   readonly readConfig: (env: NodeJS.ProcessEnv) => Promise<Config>;
-  /** The app's `start<App>(config)`. */
-  readonly start: (config: Config) => Promise<{ close(): Promise<void> }>;
+  /** The app's `start<App>(config)`; its `reloadTls`, if any, is what SIGHUP does. */
+  readonly start: (config: Config) => Promise<{ close(): Promise<void>; reloadTls?(): Promise<unknown> }>;
   /** Default `process.env`. */
   readonly env?: NodeJS.ProcessEnv;
 }
 
 /**
  * Reads the configuration and starts the app; on SIGINT or SIGTERM closes it and exits 0 (1 if
- * closing failed). A configuration mistake prints one line naming the variable, no stack, and
- * exits {@link EXIT_CONFIG_ERROR}; any other start failure prints the error and exits
- * {@link EXIT_FAILURE}.
+ * closing failed); on SIGHUP reloads its TLS files (node's default for SIGHUP would exit). A
+ * configuration mistake prints one line naming the variable, no stack, and exits
+ * {@link EXIT_CONFIG_ERROR}; any other start failure prints the error and exits {@link EXIT_FAILURE}.
  */
 export async function runService<Config>(options: RunServiceOptions<Config>): Promise<void> {
-  let app: { close(): Promise<void> };
+  let app: { close(): Promise<void>; reloadTls?(): Promise<unknown> };
   try {
     app = await options.start(await options.readConfig(options.env ?? process.env));
   } catch (err) {
@@ -47,4 +47,7 @@ export async function runService<Config>(options: RunServiceOptions<Config>): Pr
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  // The reload logs its own outcome (applied, unchanged, refused); a failure here is a bug, not a bad file.
+  const reload = app.reloadTls?.bind(app);
+  if (reload) process.on("SIGHUP", () => void reload().catch((err: unknown) => console.error(`${options.name}: TLS reload failed`, err)));
 }

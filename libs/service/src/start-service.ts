@@ -28,6 +28,7 @@ import {
   createMetrics,
   createOutboxAdminService,
   createServer,
+  createTlsReloader,
   deniedAuditFields,
   DEFAULT_READINESS_INTERVAL_MS,
   isPermanentAuditRefusal,
@@ -41,6 +42,9 @@ import {
   type RpcServer,
   type ServerOptions,
   type ServerTls,
+  type TlsFiles,
+  type TlsReloader,
+  type TlsReloadResult,
 } from "@lcp/rpc";
 import type { Logger } from "pino";
 import { createCleanupStack, type CleanupStep } from "./cleanup-stack.js";
@@ -51,8 +55,15 @@ export interface ServiceSettings {
   readonly host?: string | undefined;
   /** 0 picks a free port (tests). */
   readonly port: number;
-  /** The listener's certificate and the platform CA; also this app's client identity. */
-  readonly tls: ServerTls;
+  /**
+   * The listener's certificate and the platform CA; also this app's client identity. With `files`
+   * they are read again on `reloadTls()` (SIGHUP) and every `tlsReloadIntervalMs`.
+   */
+  readonly tls: ServerTls & { readonly files?: TlsFiles | undefined };
+  /** `TLS_RELOAD_INTERVAL`: how often the TLS files are looked at; 0 or unset → only on `reloadTls()`. */
+  readonly tlsReloadIntervalMs?: number | undefined;
+  /** `TLS_TICKET_KEY_FILE`: the session-ticket secret's file, reloaded with the certificate (the secret itself comes in `listen`'s `sessionTickets`). */
+  readonly sessionTicketFile?: string | undefined;
   readonly trustDomain: string;
   /** The parsed OIDC / dev issuer settings, or a ready verifier; none → admins are refused. */
   readonly adminTokens?: AdminTokensConfig | AdminTokenVerifierLike | undefined;
@@ -96,6 +107,11 @@ export interface RunningService {
   readonly port: number;
   /** The admin listener's port, when `adminPort` was set. */
   readonly adminPort?: number | undefined;
+  /**
+   * Reads the TLS files (and ticket secret file) again and serves them to new connections if they
+   * changed and pass the checks; open connections and held streams keep theirs. What SIGHUP does.
+   */
+  reloadTls(): Promise<TlsReloadResult>;
   /** Runs the shutdown steps, newest first (after-listen steps, the server, the app's parts, the relay, the database). Idempotent. */
   close(): Promise<void>;
 }
@@ -107,8 +123,12 @@ export interface Service {
   readonly db: Database;
   /** Shared with the server; apps add their own counters before `listen`. */
   readonly metrics: RpcMetrics;
-  /** This app's certificate and key and the platform CA, for calling other services as itself. */
-  readonly identity: ServerTls;
+  /**
+   * This app's current certificate and key and the platform CA, for calling other services as
+   * itself: pass the function to `createClient({ tls: identity })`, which reads it per new
+   * connection, so a rotated certificate is presented from then on.
+   */
+  readonly identity: () => ServerTls;
   /** The outbox relay to audit (started by `listen`), if this app has an outbox and an `auditUrl`. */
   readonly relay: OutboxRelay | undefined;
   /** Aborted when shutdown begins. */
@@ -143,7 +163,8 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
   const log = config.logger ?? createLogger(name, config.logLevel);
   const now = config.now ?? (() => new Date());
   const cleanup = createCleanupStack(log);
-  const identity: ServerTls = { caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem };
+  let currentTls: ServerTls = { caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem };
+  const identity = () => currentTls;
   const metrics = createMetrics({ app: name });
   const readyGauge = metrics.gauge(READY_GAUGE, "1 while this replica reports SERVING (started, its database answers), else 0.");
   readyGauge.set(0);
@@ -157,6 +178,7 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
   };
   let adminPort: number | undefined;
   let startingReason = "starting";
+  let reloader: TlsReloader | undefined;
 
   try {
     if (config.adminPort !== undefined) {
@@ -216,6 +238,20 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
         cleanup.defer(() => started.close());
         relay?.start();
         server = started;
+        if (config.tls.files || config.sessionTicketFile !== undefined) {
+          const watcher = createTlsReloader({
+            files: config.tls.files,
+            ticketKeyFile: config.sessionTicketFile,
+            current: { tls: currentTls, ticketSecret: own.sessionTickets?.secret },
+            apply: (next) => started.setTls(next),
+            onApplied: (tls) => (currentTls = tls),
+            intervalMs: config.tlsReloadIntervalMs,
+            log,
+            metrics,
+          });
+          reloader = watcher;
+          cleanup.defer(() => watcher.stop());
+        }
         const probe = createReadinessMonitor({
           probe: databaseProbe(db),
           dependency: "database",
@@ -234,7 +270,17 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
       },
       ready(server, fields = {}) {
         log.info({ url: server.url, ...fields }, `${name} ready`);
-        return { url: server.url, port: server.port, adminPort, close: cleanup.close };
+        return {
+          url: server.url,
+          port: server.port,
+          adminPort,
+          reloadTls: async () => {
+            if (reloader) return reloader.reload({ force: true });
+            log.info("no TLS files to reload (the development PKI is not rotated in place)");
+            return { result: "unchanged" };
+          },
+          close: cleanup.close,
+        };
       },
     };
     return await assemble(service);
@@ -254,7 +300,7 @@ async function auditDenied(db: Database, relay: OutboxRelay | undefined, event: 
  * Delivers this app's outbox to audit's Append as this app (its certificate, mTLS). Append is
  * idempotent by event id, so redelivery after a crash or a timeout is harmless.
  */
-function auditRelay(db: Database, auditUrl: string, identity: ServerTls, logger: Logger): OutboxRelay {
+function auditRelay(db: Database, auditUrl: string, identity: () => ServerTls, logger: Logger): OutboxRelay {
   const audit = createClient(AuditService, { baseUrl: auditUrl, tls: identity });
   return createOutboxRelay({
     db,
