@@ -240,6 +240,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     LICENSING_URL: urls.licensing,
     // Only on-demand sweeps, so a test sees exactly the runs it asked for.
     SWEEP_INTERVAL: "off",
+    // Replicas learn settings and key changes within this; one replica applies them at once.
+    JWKS_MAX_AGE: "1s",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...(options.image ? imageEnvironment(options.image.runtime, dataDir) : {}),
     ...options.env,

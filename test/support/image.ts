@@ -178,6 +178,8 @@ export function assembleImage(dir: string, dockerfile = readDockerfile()): Image
         // npm rewrites its hidden lock file; unlink it first so the checkout's copy is untouched.
         rmSync(join(root, "node_modules", ".package-lock.json"), { force: true });
         execFileSync("npm", ["prune", "--omit=dev", "--offline", "--no-audit", "--no-fund"], { cwd: root, stdio: "pipe" });
+        // Caches tools keep in node_modules (vite's, vitest's) are no part of what npm installs.
+        for (const cache of [".vite", ".vite-temp", ".cache"]) rmSync(join(root, "node_modules", cache), { recursive: true, force: true });
       }
     }
     built.set(name, root);
