@@ -2,6 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient as createConnectClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { tracingClientInterceptor } from "./tracing.js";
 
 /** TLS for a client: the CA that vouches for the server, and optionally our own certificate. */
 export interface ClientTls {
@@ -40,6 +41,9 @@ export function createClient<T extends DescService>(service: T, options: ClientO
     ...(options.tls.keyPem ? { key: options.tls.keyPem } : {}),
   };
   const interceptors = [
+    // One trace span per call, retries included, and the trace context sent along (a no-op
+    // while tracing is off).
+    tracingClientInterceptor,
     // First in the array = outermost: every retry goes through the other interceptors again.
     retryInterceptor(options.retries ?? 3, options.retryBaseDelayMs ?? 100),
     refusedIsUnavailable,
