@@ -40,11 +40,12 @@ export function createClient<T extends DescService>(service: T, options: ClientO
     ...(options.tls.certPem ? { cert: options.tls.certPem } : {}),
     ...(options.tls.keyPem ? { key: options.tls.keyPem } : {}),
   };
+  // First in the array = outermost.
   const interceptors = [
     // One trace span per call, retries included, and the trace context sent along (a no-op
     // while tracing is off).
     tracingClientInterceptor,
-    // First in the array = outermost: every retry goes through the other interceptors again.
+    // Every retry goes through the interceptors after it again.
     retryInterceptor(options.retries ?? 3, options.retryBaseDelayMs ?? 100),
     refusedIsUnavailable,
     ...(options.interceptors ?? []),

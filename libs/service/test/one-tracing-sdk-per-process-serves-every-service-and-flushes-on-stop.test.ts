@@ -110,4 +110,22 @@ describe("one tracing SDK per process", () => {
     const line = lines.find((l) => l["requestId"] === "to-signing" && l["msg"] === "rpc");
     expect(line).toMatchObject({ trace_id: spanOf("to-signing")!.traceId, span_id: spanOf("to-signing")!.spanId });
   });
+
+  it("names the resource after OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES when they are set", async () => {
+    process.env.OTEL_SERVICE_NAME = "audit-eu-1";
+    process.env.OTEL_RESOURCE_ATTRIBUTES = "deployment.environment.name=staging";
+    try {
+      const audit = await start("audit", true);
+      await check(audit, "named");
+      await audit.close();
+    } finally {
+      delete process.env.OTEL_SERVICE_NAME;
+      delete process.env.OTEL_RESOURCE_ATTRIBUTES;
+    }
+    expect(spanOf("named")).toMatchObject({
+      resourceService: "audit-eu-1",
+      resource: expect.objectContaining({ "deployment.environment.name": "staging" }),
+      attributes: expect.objectContaining({ "lcp.service": "audit" }),
+    });
+  });
 });

@@ -17,6 +17,8 @@ export interface ReceivedSpan {
   readonly kind: number;
   /** The resource's `service.name`. */
   readonly resourceService: string;
+  /** Every attribute of the span's resource. */
+  readonly resource: Readonly<Record<string, string | number | boolean | string[]>>;
   readonly attributes: Readonly<Record<string, string | number | boolean | string[]>>;
   readonly links: ReadonlyArray<{ traceId: string; spanId: string }>;
   /** OTLP status code: 0 unset, 1 ok, 2 error. */
@@ -78,7 +80,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
           }>;
         };
         for (const rs of body.resourceSpans ?? []) {
-          const resourceService = String(attributesOf(rs.resource?.attributes)["service.name"] ?? "");
+          const resource = attributesOf(rs.resource?.attributes);
+          const resourceService = String(resource["service.name"] ?? "");
           for (const ss of rs.scopeSpans ?? []) {
             for (const s of ss.spans ?? []) {
               spans.push({
@@ -88,6 +91,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
                 name: String(s.name),
                 kind: Number(s.kind ?? 0),
                 resourceService,
+                resource,
                 attributes: attributesOf(s.attributes as OtlpKeyValue[] | undefined),
                 links: ((s.links as Array<{ traceId: string; spanId: string }> | undefined) ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId })),
                 status: Number((s.status as { code?: number } | undefined)?.code ?? 0),
