@@ -7,6 +7,8 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { OutgoingHttpHeaders } from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { endRpcSpan, SERVICE_ATTRIBUTE, startClientSpan, tracingActive } from "@lcp/rpc";
 import type { Logger } from "pino";
 import type { UpstreamUrls } from "./config.js";
 import { passesCsrf, refuseCsrf, refuseUnauthenticated, sessionOf } from "./guards.js";
@@ -123,11 +125,17 @@ export async function forwardApiCall(ctx: ApiContext, req: IncomingMessage, res:
     res.off("close", onGone);
   };
 
+  // The forwarded call is a span of its own trace, continued by the service (traceparent sent along).
+  const [service, method] = procedure.split("/") as [string, string];
+  const traced = tracingActive() ? startClientSpan(service, method, ctx.upstreams[upstream], (key, value) => (headers[key] = value)) : undefined;
+  traced?.span.setAttribute(SERVICE_ATTRIBUTE, "console");
+
   let answer;
   try {
     answer = await ctx.pool.request({ origin: ctx.upstreams[upstream], path: `/${procedure}`, headers, body, signal: abort.signal });
   } catch (err) {
     done();
+    endRpcSpan(traced?.span, new ConnectError("the service did not answer", abort.signal.aborted ? Code.DeadlineExceeded : Code.Unavailable), "client");
     if (res.destroyed) return;
     if (abort.signal.aborted) {
       sendConnectError(res, 504, "deadline_exceeded", `the ${upstream} service did not answer within ${timeoutMs} ms (request id ${requestId})`);
@@ -143,6 +151,9 @@ export async function forwardApiCall(ctx: ApiContext, req: IncomingMessage, res:
   }
   passed["x-request-id"] ??= requestId;
   passed["cache-control"] = "no-store";
+  traced?.span.setAttribute("http.response.status_code", answer.status);
+  // The Connect protocol's error is in the body; an HTTP status other than 200 says there is one.
+  endRpcSpan(traced?.span, answer.status === 200 ? undefined : new ConnectError(`HTTP ${answer.status}`, Code.Unknown), "client");
   res.writeHead(answer.status, passed);
   answer.body.on("error", () => res.destroy());
   answer.body.on("end", done);

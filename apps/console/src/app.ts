@@ -15,7 +15,7 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:ht
 import { createServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { createLogger } from "@lcp/rpc";
-import { createCleanupStack } from "@lcp/service";
+import { acquireTracing, createCleanupStack } from "@lcp/service";
 import { forwardApiCall, DEFAULT_UPSTREAM_TIMEOUT_MS, type ApiContext } from "./api-proxy.js";
 import { apiRoutes } from "./api-routes.js";
 import { callback, login, logout, sessionInfo, signedOut, type AuthContext } from "./auth-routes.js";
@@ -55,6 +55,8 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
   const log = config.logger ?? createLogger("console", config.logLevel);
   const now = config.now ?? Date.now;
   const cleanup = createCleanupStack(log);
+  // Deferred first, so it runs last: the spans of the last forwarded calls are flushed.
+  if (config.tracing) cleanup.defer(await acquireTracing("console", config.tracing, log));
   const requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const headers = securityHeaders(new URL(config.oidc.issuer).origin);
   const webRoot = createWebRoot(config.webRoot);

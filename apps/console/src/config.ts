@@ -26,7 +26,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDevPki } from "@lcp/pki";
-import { allOrNone, ConfigError, parseDurationVariable, parsePort, readCertificates, readPem } from "@lcp/rpc";
+import { allOrNone, ConfigError, parseDurationVariable, parsePort, readCertificates, readPem, readTracingSettings, type TracingSettings } from "@lcp/rpc";
 import type { Logger } from "pino";
 
 /** The console's default port (docs/design.md §13). */
@@ -90,6 +90,8 @@ export interface ConsoleConfig {
   /** Absolute path of the built web app (`index.html`, `assets/`). */
   readonly webRoot: string;
   readonly logLevel: string;
+  /** `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`: where the forwarded calls' trace spans go; unset → no tracing. */
+  readonly tracing?: TracingSettings | undefined;
   /** Test seams: a logger, a clock (ms since the epoch), and shrunk HTTP timeouts. */
   readonly logger?: Logger | undefined;
   readonly now?: (() => number) | undefined;
@@ -117,6 +119,7 @@ export async function readConsoleConfig(env: NodeJS.ProcessEnv): Promise<Console
   const host = get("HOST") ?? "127.0.0.1";
   const port = parsePort(get("PORT"), DEFAULT_CONSOLE_PORT);
   const dataDir = resolve(get("DATA_DIR") ?? "data");
+  const tracing = readTracingSettings(get);
   const logLevel = get("LOG_LEVEL") ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError("LOG_LEVEL", `must be one of ${LOG_LEVELS.join(", ")}`);
 
@@ -213,6 +216,7 @@ export async function readConsoleConfig(env: NodeJS.ProcessEnv): Promise<Console
     maxSessions,
     webRoot,
     logLevel,
+    tracing,
   };
 }
 

@@ -6,6 +6,7 @@ import { v7 as uuidv7 } from "uuid";
 import { sanitizeAuditEvent } from "./audit-event-sanitize.js";
 import { canonicalJson } from "./canonical-json.js";
 import type { Database } from "./orm.js";
+import { currentTraceparent, TRACEPARENT_LENGTH } from "./outbox-trace.js";
 
 /**
  * A bigint sequence as both drivers want it: `bigserial` on PostgreSQL, `integer` on SQLite (whose
@@ -46,6 +47,11 @@ export const OutboxEvent = defineEntity({
      * `last_error`, for an operator to read (`ListQuarantinedEvents`). Never purged.
      */
     quarantinedAt: p.datetime().nullable(),
+    /**
+     * The W3C traceparent of the call that wrote the row, when it was traced: the relay's delivery
+     * continues that trace (outbox-trace.ts). Null for untraced rows and rows written by SQL.
+     */
+    traceparent: p.string().length(TRACEPARENT_LENGTH).nullable(),
   },
   // The relay's hot query is "undelivered, in seq order"; purge scans delivered_at.
   indexes: [{ properties: ["deliveredAt", "seq"] }],
@@ -143,6 +149,7 @@ export function recordAudit(em: EntityManager, event: AuditEvent): OutboxEventRo
     attempts: 0,
     lastError: null,
     quarantinedAt: null,
+    traceparent: currentTraceparent(),
   });
   em.persist(row);
   return row;

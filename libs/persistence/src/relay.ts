@@ -1,6 +1,7 @@
 import type { AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import type { EntityManager } from "@mikro-orm/knex";
 import type { Database, PersistenceLogger } from "./orm.js";
+import { inDeliverySpan } from "./outbox-trace.js";
 import { quarantinedEventCount } from "./quarantine.js";
 import { EVENT_RUN_PREFIX, OutboxEvent, newAuditEvent, outboxDeliveryEvents, recordAudit, type OutboxEventRow } from "./outbox.js";
 
@@ -36,6 +37,8 @@ export interface OutboxRelayOptions {
   purgeIntervalMs?: number;
   logger?: PersistenceLogger;
   clock?: RelayClock;
+  /** The app whose outbox this is, named on its delivery trace spans (outbox-trace.ts). */
+  name?: string;
 }
 
 /** Outbox depth, for metrics and health (quarantined rows are not pending: see `quarantinedEventCount`). */
@@ -125,14 +128,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const send = async () => {
       let stored = chunk.length;
       try {
-        await deliver(chunk.map((c) => c.event));
+        const events = chunk.map((c) => c.event);
+        await inDeliverySpan(options.name, chunk.map((c) => rows[c.row]!.traceparent), () => deliver(events));
       } catch (err) {
         if (!isPermanentRefusal(err)) throw err;
         // Append stores all of a batch or none of it: one event at a time finds the ones it
         // refuses, and everything else still goes in, in order. Transient failures still throw.
         for (const { event, row } of chunk) {
           try {
-            await deliver([event]);
+            await inDeliverySpan(options.name, [rows[row]!.traceparent], () => deliver([event]));
           } catch (single) {
             if (!isPermanentRefusal(single)) throw single;
             stored -= 1;

@@ -4,6 +4,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient as createConnectClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { tracingClientInterceptor } from "./tracing.js";
 
 /** TLS for a client: the CA that vouches for the server, and optionally our own certificate. */
 export interface ClientTls {
@@ -42,8 +43,12 @@ export interface ClientOptions {
  */
 export function createClient<T extends DescService>(service: T, options: ClientOptions): Client<T> {
   const nodeOptions = typeof options.tls === "function" ? { createConnection: connectWithCurrent(options.tls) } : tlsOptionsOf(options.tls);
+  // First in the array = outermost.
   const interceptors = [
-    // First in the array = outermost: every retry goes through the other interceptors again.
+    // One trace span per call, retries included, and the trace context sent along (a no-op
+    // while tracing is off).
+    tracingClientInterceptor,
+    // Every retry goes through the interceptors after it again.
     retryInterceptor(options.retries ?? 3, options.retryBaseDelayMs ?? 100),
     refusedIsUnavailable,
     ...(options.interceptors ?? []),

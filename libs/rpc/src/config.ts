@@ -74,6 +74,37 @@ export interface CommonConfig {
   readonly adminPort?: number | undefined;
   /** `READINESS_INTERVAL`: how often readiness probes the database; unset in a config built by hand → the default. */
   readonly readinessIntervalMs?: number | undefined;
+  /** Where trace spans go (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`); unset → tracing is off. */
+  readonly tracing?: TracingSettings | undefined;
+}
+
+/** Trace export settings (the rest of the standard `OTEL_*` variables are read by the SDK itself). */
+export interface TracingSettings {
+  /** The OTLP/HTTP URL spans are POSTed to, `/v1/traces` included. */
+  readonly url: string;
+}
+
+/**
+ * The trace export URL from the standard OpenTelemetry variables, or undefined when tracing is off:
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is used as it is, else `OTEL_EXPORTER_OTLP_ENDPOINT` with
+ * `/v1/traces` appended (as the OTLP exporter specification says); `OTEL_SDK_DISABLED=true` turns
+ * tracing off whatever they say. Anything but an http(s) URL is refused, naming the variable.
+ */
+export function readTracingSettings(get: (name: string) => string | undefined): TracingSettings | undefined {
+  if (get("OTEL_SDK_DISABLED")?.toLowerCase() === "true") return undefined;
+  const specific = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  const variable = specific !== undefined ? "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" : "OTEL_EXPORTER_OTLP_ENDPOINT";
+  const text = specific ?? get("OTEL_EXPORTER_OTLP_ENDPOINT");
+  if (text === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(specific !== undefined ? text : `${text.replace(/\/+$/, "")}/v1/traces`);
+  } catch {
+    throw new ConfigError(variable, "is not a URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(variable, "must be an http:// or https:// URL (OTLP over HTTP)");
+  if (url.username !== "" || url.password !== "") throw new ConfigError(variable, "must not carry credentials; use OTEL_EXPORTER_OTLP_HEADERS");
+  return { url: url.href };
 }
 
 /** The default `READINESS_INTERVAL`: a lost database shows as NOT_SERVING within about this long. */
@@ -124,6 +155,8 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
  * - `ADMIN_PORT` (unset → none; 1 … 65535, not `PORT`): a plain-HTTP listener on `HOST` for kubelet
  *   and Prometheus: `GET /healthz` (liveness), `GET /readyz` (200 when SERVING, else 503 and the
  *   reason), `GET /metrics` (the same registry as the TLS listener's `/metrics`).
+ * - `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: trace export over OTLP/HTTP
+ *   ({@link readTracingSettings}); unset → no tracing.
  * With `NODE_ENV=production` the development fallbacks are refused: a generated CA or token
  * issuer must never silently guard a real deployment.
  */
@@ -169,6 +202,8 @@ export async function readCommonConfig(
   // Port 0 would open a listener nobody can be told about; the same port as PORT cannot be bound twice.
   if (adminPort === 0) throw new ConfigError("ADMIN_PORT", "must be a port number from 1 to 65535 (unset it to open no admin listener)");
   if (adminPort !== undefined && adminPort === port) throw new ConfigError("ADMIN_PORT", `must differ from PORT (${port})`);
+
+  const tracing = readTracingSettings(get);
 
   // Validate everything that needs no I/O before touching the disk.
   const tlsFiles = allOrNone(get, ["TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"]);
@@ -218,7 +253,7 @@ export async function readCommonConfig(
     adminTokens = { issuer: dev.issuer, audience: dev.audience, jwks: dev.jwks, rolesClaim, dev: true };
   }
 
-  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, tlsReloadIntervalMs, adminTokens, logLevel, deniedAuditWindowMs, connectionLimits, adminPort, readinessIntervalMs };
+  return { app, host, port, dataDir, databaseUrl, trustDomain, tls, tlsReloadIntervalMs, adminTokens, logLevel, deniedAuditWindowMs, connectionLimits, adminPort, readinessIntervalMs, tracing };
 }
 
 /** The default `TLS_RELOAD_INTERVAL`: the kubelet refreshes a mounted Secret within about a minute too. */

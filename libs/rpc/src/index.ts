@@ -34,6 +34,7 @@ export { connectionLimitsOf, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } 
 export { createPublicStreamBudget, DEFAULT_MAX_PUBLIC_STREAMS, type PublicStreamBudget } from "./public-streams.js";
 export * from "./client.js";
 export * from "./logger.js";
+export * from "./tracing.js";
 export * from "./config.js";
 export * from "./audit-fields.js";
 export {

@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { context, type Span } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { peerKey, type Authenticator, type PeerInfo } from "./authn.js";
 import { toConnectError } from "./errors.js";
 import type { RpcCallMetrics } from "./metrics.js";
 import { authorize, POLICY, procedureOf, type Rule } from "./policy.js";
 import { ANONYMOUS, principalId, principalKey, requestIdKey, type Principal } from "./principal.js";
+import { contextWith, endRpcSpan, idsOf, iterateIn, startServerSpan } from "./tracing.js";
 
 /** A refused call, handed to `onDenied` so the app can audit it (`authz.denied`). */
 export interface DeniedEvent {
@@ -35,6 +37,8 @@ export interface DeniedRepeats {
 
 /** What the server interceptor chain needs. */
 export interface ServerInterceptorOptions {
+  /** The app serving (`licensing` …): named on every call's trace span. */
+  readonly app: string;
   readonly authenticate: Authenticator;
   readonly logger: Logger;
   /** The policy table; the system `POLICY` unless a test passes its own. */
@@ -121,11 +125,14 @@ export interface EndedCall {
   readonly error?: ConnectError | undefined;
   /** The client went away (or the deadline passed) before the call ended. */
   readonly canceled?: boolean;
+  /** The call's trace span (tracing.ts), ended here with the call's status. */
+  readonly span?: Span | undefined;
 }
 
 /**
- * Writes the one structured log line of a call and its call metric: the interceptor's and the raw
- * stream path's, so both look the same on dashboards and in logs.
+ * Writes the one structured log line of a call and its call metric, and ends its trace span: the
+ * interceptor's and the raw stream path's, so both look the same on dashboards, in logs and traces.
+ * The line names the call's span itself: a stream may end outside the span's context.
  */
 export function recordCallEnd(log: Logger, metrics: RpcCallMetrics | undefined, call: EndedCall): void {
   const { error } = call;
@@ -139,7 +146,9 @@ export function recordCallEnd(log: Logger, metrics: RpcCallMetrics | undefined, 
     principalId: principalId(call.principal),
     requestId: call.requestId,
     ...(error && error.code !== Code.Internal ? { message: error.rawMessage } : {}),
+    ...idsOf(call.span?.spanContext()),
   };
+  endRpcSpan(call.span, error, "server", call.canceled);
   if (error && isServerFault(error.code)) log.error(line, "rpc");
   else log.info(line, "rpc");
   metrics?.callEnded(call.service, call.method, code, seconds);
@@ -165,9 +174,11 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
     const requestId = requestIdFrom(req.header.get(REQUEST_ID_HEADER));
     req.contextValues.set(requestIdKey, requestId);
     let principal: Principal = ANONYMOUS;
+    const span = startServerSpan(options.app, service, method, req.header);
+    span?.setAttribute("lcp.request_id", requestId);
 
     const finish = (error: ConnectError | undefined) =>
-      recordCallEnd(log, metrics, { service, method, startedAt: started, principal, requestId, error, canceled: req.signal.aborted });
+      recordCallEnd(log, metrics, { service, method, startedAt: started, principal, requestId, error, canceled: req.signal.aborted, span });
     const fail = (err: unknown): ConnectError => {
       const error = toConnectError(err, log, requestId, options.transientError);
       error.metadata.set(REQUEST_ID_HEADER, requestId);
@@ -175,49 +186,57 @@ export function createServerInterceptor(options: ServerInterceptorOptions): Inte
       return error;
     };
 
-    try {
-      const admitted = await admitCall(options, req.contextValues.get(peerKey), req.header, procedure, requestId);
-      principal = admitted.principal;
-      req.contextValues.set(principalKey, principal);
-      if (admitted.refused) throw admitted.refused;
-      let res;
-      if (req.method.methodKind === "client_streaming") {
-        // The request stream is open for as long as the handler runs.
-        metrics?.streamOpened(service, method, 1);
-        try {
+    // Admission and the handler (and whatever they log, call or audit) run with the call's span current.
+    if (span) return context.with(contextWith(span), handle);
+    return handle();
+
+    async function handle() {
+      try {
+        const admitted = await admitCall(options, req.contextValues.get(peerKey), req.header, procedure, requestId);
+        principal = admitted.principal;
+        req.contextValues.set(principalKey, principal);
+        if (admitted.refused) throw admitted.refused;
+        let res;
+        if (req.method.methodKind === "client_streaming") {
+          // The request stream is open for as long as the handler runs.
+          metrics?.streamOpened(service, method, 1);
+          try {
+            res = await next(req);
+          } finally {
+            metrics?.streamOpened(service, method, -1);
+          }
+        } else {
           res = await next(req);
-        } finally {
-          metrics?.streamOpened(service, method, -1);
         }
-      } else {
-        res = await next(req);
-      }
-      res.header.set(REQUEST_ID_HEADER, requestId);
-      if (!res.stream) {
-        finish(undefined);
-        return res;
-      }
-      const messages = res.message;
-      // Streams fail while being iterated, not when `next` returns; wrap the iteration so their
-      // errors get the same mapping and their log line is written when they end.
-      async function* mapped() {
-        let error: ConnectError | undefined;
-        // Counted from the first pull to the end, in the generator itself, so an open stream
-        // is always paired with its close (a generator never started never ran either).
-        metrics?.streamOpened(service, method, 1);
-        try {
-          yield* messages;
-        } catch (err) {
-          error = fail(err);
-          throw error;
-        } finally {
-          metrics?.streamOpened(service, method, -1);
-          if (!error) finish(undefined);
+        res.header.set(REQUEST_ID_HEADER, requestId);
+        if (!res.stream) {
+          finish(undefined);
+          return res;
         }
+        const messages = res.message;
+        // Streams fail while being iterated, not when `next` returns; wrap the iteration so their
+        // errors get the same mapping and their log line is written when they end.
+        async function* mapped() {
+          let error: ConnectError | undefined;
+          // Counted from the first pull to the end, in the generator itself, so an open stream
+          // is always paired with its close (a generator never started never ran either).
+          metrics?.streamOpened(service, method, 1);
+          try {
+            // A handler's stream runs when it is pulled, in connect's context: pulled in the span's.
+            if (span) yield* iterateIn(contextWith(span), messages);
+            else yield* messages;
+          } catch (err) {
+            error = fail(err);
+            throw error;
+          } finally {
+            metrics?.streamOpened(service, method, -1);
+            if (!error) finish(undefined);
+          }
+        }
+        return { ...res, message: mapped() };
+      } catch (err) {
+        throw fail(err);
       }
-      return { ...res, message: mapped() };
-    } catch (err) {
-      throw fail(err);
     }
   };
 }

@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { traceFields } from "./tracing.js";
 
 /**
  * Creates the JSON logger every app and library uses: one line per event on stdout, with a
@@ -7,12 +8,16 @@ import { pino, type Logger } from "pino";
  *
  * The level comes from `LOG_LEVEL` (default `info`). Under vitest the default is `silent`, so
  * test output shows failures rather than request logs; set `LOG_LEVEL` to see them.
+ *
+ * While a trace span is current (tracing.ts), every line carries its `trace_id` and `span_id`, so
+ * a line leads to its trace and a trace to its lines.
  */
 export function createLogger(name: string, level?: string): Logger {
   return pino({
     base: { service: name },
     level: level ?? defaultLevel(process.env),
     timestamp: pino.stdTimeFunctions.isoTime,
+    mixin: traceFields,
   });
 }
 

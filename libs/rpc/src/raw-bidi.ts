@@ -131,7 +131,7 @@ export abstract class RawBidiCall extends GrpcFrameReader {
   private handle(bytes: Uint8Array): void {
     let pending: Promise<void> | undefined;
     try {
-      pending = this.handleMessage(bytes);
+      pending = this.call.span ? this.call.inSpan(() => this.handleMessage(bytes)) : this.handleMessage(bytes);
     } catch (err) {
       this.finish(err);
       return;

@@ -5,6 +5,7 @@
  * handler; every other stream goes on to the compat layer (and Connect), untouched.
  */
 import type * as http2 from "node:http2";
+import { context } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { peerFromSocket, type Authenticator } from "./authn.js";
 import { shuttingDownError } from "./errors.js";
@@ -12,6 +13,7 @@ import { admitCall, requestIdFrom, REQUEST_ID_HEADER, type DeniedEvent } from ".
 import type { Rule } from "./policy.js";
 import { ANONYMOUS } from "./principal.js";
 import { isRawGrpcRequest, RawCall, type RawCallGate, type RawStreamHandler } from "./raw-stream.js";
+import { contextWith, startServerSpan } from "./tracing.js";
 
 /** What the dispatcher needs of its server. */
 export interface RawDispatchOptions {
@@ -53,21 +55,27 @@ export function installRawDispatch(server: http2.Http2SecureServer, options: Raw
     const offered = headers[REQUEST_ID_HEADER];
     const requestId = requestIdFrom(typeof offered === "string" ? offered : undefined);
     const startedAt = performance.now();
+    const span = startServerSpan(gate.app, service, method, headers);
+    span?.setAttribute("lcp.request_id", requestId);
     const session = stream.session;
     // Not cached for the connection's life: see peerFromSocket (memory per held stream).
     const peer = session ? peerFromSocket(session.socket, session, false) : undefined;
     // Only the credential headers authn reads; a Fetch Headers of everything is not needed.
     const header = new Headers();
     if (typeof headers.authorization === "string") header.set("authorization", headers.authorization);
-    admitCall({ authenticate: options.authenticate, logger: log, policy: options.policy, onDenied: options.onDenied }, peer, header, `${service}/${method}`, requestId).then(
-      ({ principal, refused }) => {
-        const call = new RawCall(gate, stream, service, method, requestId, principal, startedAt);
-        if (refused) return call.end(refused);
-        if (stream.destroyed || stream.closed) return call.cancel();
-        if (options.shutdown.aborted) return call.end(shuttingDownError());
-        handler.serve(stream, headers, call);
-      },
-      (err: unknown) => new RawCall(gate, stream, service, method, requestId, ANONYMOUS, startedAt).end(err),
-    );
+    const admit = () =>
+      admitCall({ authenticate: options.authenticate, logger: log, policy: options.policy, onDenied: options.onDenied }, peer, header, `${service}/${method}`, requestId).then(
+        ({ principal, refused }) => {
+          const call = new RawCall(gate, stream, service, method, requestId, principal, startedAt, span);
+          if (refused) return call.end(refused);
+          if (stream.destroyed || stream.closed) return call.cancel();
+          if (options.shutdown.aborted) return call.end(shuttingDownError());
+          handler.serve(stream, headers, call);
+        },
+        (err: unknown) => new RawCall(gate, stream, service, method, requestId, ANONYMOUS, startedAt, span).end(err),
+      );
+    // Admission and the handler's start (its session is built there) run with the call's span current.
+    if (span) context.with(contextWith(span), admit);
+    else admit();
   }
 }

@@ -13,6 +13,7 @@
  */
 import * as http2 from "node:http2";
 import { ConnectError } from "@connectrpc/connect";
+import { context, ROOT_CONTEXT, trace, type Context, type Span } from "@opentelemetry/api";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import { toConnectError } from "./errors.js";
@@ -48,6 +49,8 @@ export function isRawGrpcRequest(headers: http2.IncomingHttpHeaders): boolean {
 
 /** What every raw call of one server shares (one object per server, not per call). */
 export interface RawCallGate {
+  /** The app serving, named on each call's trace span. */
+  readonly app: string;
   readonly log: Logger;
   readonly metrics?: RpcCallMetrics | undefined;
   readonly transientError?: ((err: unknown) => boolean) | undefined;
@@ -68,6 +71,7 @@ export class RawCall {
   private responded = false;
   private ended = false;
   private opened = false;
+  private traceContext: Context | undefined;
 
   constructor(
     private readonly gate: RawCallGate,
@@ -80,7 +84,19 @@ export class RawCall {
     readonly principal: Principal,
     /** `performance.now()` when the stream arrived. */
     readonly startedAt: number,
+    /** The call's trace span (tracing.ts), when tracing is on; ended with the call. */
+    readonly span?: Span,
   ) {}
+
+  /**
+   * Runs `fn` with the call's span current (its logs and the changes it makes belong to the call's
+   * trace); just runs it when tracing is off.
+   */
+  inSpan<T>(fn: () => T): T {
+    if (this.span === undefined) return fn();
+    this.traceContext ??= trace.setSpan(ROOT_CONTEXT, this.span);
+    return context.with(this.traceContext, fn);
+  }
 
   /** Largest request message the handler may accept (larger: ResourceExhausted). */
   get maxMessageBytes(): number {
@@ -177,6 +193,7 @@ export class RawCall {
       requestId: this.requestId,
       error,
       canceled,
+      span: this.span,
     });
   }
 }

@@ -79,6 +79,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
     },
     interceptors: [
       createServerInterceptor({
+        app: options.name,
         authenticate,
         logger: log,
         onDenied: denials?.onDenied,
@@ -175,6 +176,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const rawStreams = new Map(Object.entries(options.rawStreams ?? {}));
   if (rawStreams.size > 0) {
     const gate: RawCallGate = {
+      app: options.name,
       log,
       metrics: metrics.rpc,
       transientError: options.transientError,

@@ -56,6 +56,24 @@ describe("readCommonConfig", () => {
     await fails({ ...files, TLS_RELOAD_INTERVAL: "0s" }, "TLS_RELOAD_INTERVAL");
     // The dev PKI is not rotated in place: an interval for it is a mistake, said before any file is read.
     await fails({ TLS_RELOAD_INTERVAL: "30s" }, "TLS_RELOAD_INTERVAL");
+    await fails({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, "OTEL_EXPORTER_OTLP_ENDPOINT");
+    await fails({ OTEL_EXPORTER_OTLP_ENDPOINT: "not a url" }, "OTEL_EXPORTER_OTLP_ENDPOINT");
+    await fails({ OTEL_EXPORTER_OTLP_ENDPOINT: "grpc://collector:4317" }, "OTEL_EXPORTER_OTLP_ENDPOINT");
+    await fails({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://user:secret@collector:4318" }, "OTEL_EXPORTER_OTLP_ENDPOINT");
+    await fails({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "ftp://x" }, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  });
+
+  it("turns tracing on only with an OTLP endpoint, as the OpenTelemetry variables say", async () => {
+    const read = (env: Record<string, string>) => readCommonConfig({ DATA_DIR: dir, ...env }, "licensing", { port: 7443 }).then((c) => c.tracing);
+    expect(await read({})).toBeUndefined();
+    expect(await read({ OTEL_EXPORTER_OTLP_ENDPOINT: "" })).toBeUndefined();
+    expect(await read({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" })).toEqual({ url: "http://collector:4318/v1/traces" });
+    expect(await read({ OTEL_EXPORTER_OTLP_ENDPOINT: "https://collector/otlp/" })).toEqual({ url: "https://collector/otlp/v1/traces" });
+    // The signal's own variable is used as it is, and wins.
+    expect(await read({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://a:4318", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://b:9999/traces" })).toEqual({
+      url: "http://b:9999/traces",
+    });
+    expect(await read({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_SDK_DISABLED: "true" })).toBeUndefined();
   });
 
   it("reads ADMIN_PORT (off by default) and READINESS_INTERVAL (default 2s, 500ms … 1m)", async () => {

@@ -8,3 +8,4 @@ export * from "./cleanup-stack.js";
 export * from "./run-service.js";
 export * from "./readiness.js";
 export * from "./start-service.js";
+export { acquireTracing } from "./tracing-sdk.js";

@@ -45,10 +45,12 @@ import {
   type TlsFiles,
   type TlsReloader,
   type TlsReloadResult,
+  type TracingSettings,
 } from "@lcp/rpc";
 import type { Logger } from "pino";
 import { createCleanupStack, type CleanupStep } from "./cleanup-stack.js";
 import { createReadinessMonitor, databaseProbe, READY_GAUGE, type ReadinessMonitor } from "./readiness.js";
+import { acquireTracing } from "./tracing-sdk.js";
 
 /** The settings of an app's config that the shared lifecycle reads (every app config has them). */
 export interface ServiceSettings {
@@ -76,6 +78,8 @@ export interface ServiceSettings {
   readonly readinessIntervalMs?: number | undefined;
   /** Audit's base URL; with an outbox, the relay delivers there. Unset → events wait in the outbox. */
   readonly auditUrl?: string | undefined;
+  /** `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`: where trace spans go; unset → no tracing (tracing-sdk.ts). */
+  readonly tracing?: TracingSettings | undefined;
   /** Test seams: a logger (else one at `logLevel`), a clock (else the wall clock). */
   readonly logger?: Logger | undefined;
   readonly logLevel?: string | undefined;
@@ -181,6 +185,8 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
   let reloader: TlsReloader | undefined;
 
   try {
+    // Deferred first, so it runs last: every span of the shutdown is ended and flushed with it.
+    if (config.tracing) cleanup.defer(await acquireTracing(name, config.tracing, log));
     if (config.adminPort !== undefined) {
       // Opened first and closed last: kubelet's liveness probe answers while the app migrates,
       // waits for a dependency or drains its calls.
@@ -198,7 +204,7 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
     const db = await createOrm({ ...options.database, app: name, logger: log });
     cleanup.defer(() => db.close());
     if (options.outbox) registerOutboxMetrics(metrics, db);
-    const relay = options.outbox && config.auditUrl ? auditRelay(db, config.auditUrl, identity, log) : undefined;
+    const relay = options.outbox && config.auditUrl ? auditRelay(name, db, config.auditUrl, identity, log) : undefined;
     // Stopped after everything but the database: the app's last writes (flushed refusals) are in
     // the outbox by then, and a batch in flight is let finish.
     if (relay) cleanup.defer(() => relay.stop());
@@ -300,11 +306,12 @@ async function auditDenied(db: Database, relay: OutboxRelay | undefined, event: 
  * Delivers this app's outbox to audit's Append as this app (its certificate, mTLS). Append is
  * idempotent by event id, so redelivery after a crash or a timeout is harmless.
  */
-function auditRelay(db: Database, auditUrl: string, identity: () => ServerTls, logger: Logger): OutboxRelay {
+function auditRelay(name: ServiceName, db: Database, auditUrl: string, identity: () => ServerTls, logger: Logger): OutboxRelay {
   const audit = createClient(AuditService, { baseUrl: auditUrl, tls: identity });
   return createOutboxRelay({
     db,
     logger,
+    name,
     deliver: async (events) => {
       await audit.append({ events });
     },

@@ -19,7 +19,8 @@
 import { heartbeatRefusalLocksBox, type DerivedState, type DomainCode } from "@lcp/domain";
 import type { Hello } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { DirectiveType, type Directive } from "@lcp/proto/licensing/v1/types_pb";
-import { DomainError, type AppliancePrincipal, type Principal } from "@lcp/rpc";
+import { currentSpanContext, DomainError, inChildSpan, type AppliancePrincipal, type Principal } from "@lcp/rpc";
+import type { SpanContext } from "@opentelemetry/api";
 import { v7 as uuidv7 } from "uuid";
 import { actorOf, type CallContext } from "../core/audit.js";
 import { loadForDecision } from "../core/deployment-change.js";
@@ -67,6 +68,8 @@ export class HeartbeatStream implements HeldStream {
   private closed = false;
   /** Whether the last directive pushed on this stream was a LOCK (the box is locked already). */
   private lastPushedLock = false;
+  /** The stream call's trace span, when tracing is on: pushes made by other calls link to it. */
+  private readonly streamSpan: SpanContext | undefined = currentSpanContext();
 
   /** `requestId` is the call's (as in its CallContext); the context is built when a change needs it. */
   constructor(
@@ -256,9 +259,22 @@ export class HeartbeatStream implements HeldStream {
     });
   }
 
-  /** Pushes directives not yet sent on this stream, in order. */
+  /**
+   * Pushes directives not yet sent on this stream, in order. When a traced call pushes (a revoke,
+   * an operator's directive), the push is a span of that call's trace, linked to the stream's.
+   */
   deliver(directives: readonly Directive[]): void {
-    if (this.closed) return;
+    if (this.closed || directives.length === 0) return;
+    if (this.streamSpan === undefined) return this.push(directives);
+    inChildSpan(
+      "licensing.v1.ApplianceService/Heartbeat push",
+      { "lcp.deployment_id": this.deploymentId, "lcp.stream_id": this.streamId, "lcp.directive_types": directives.map((d) => DirectiveType[d.type] ?? String(d.type)) },
+      [{ context: this.streamSpan }],
+      () => this.push(directives),
+    );
+  }
+
+  private push(directives: readonly Directive[]): void {
     for (const d of directives) {
       if (d.id !== "") {
         if (this.sent?.has(d.id)) continue;

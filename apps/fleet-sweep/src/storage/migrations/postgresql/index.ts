@@ -3,8 +3,10 @@
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261126144015_initial } from "./Migration20261126144015_initial.js";
 import { Migration20261205151207_outbox_quarantine } from "./Migration20261205151207_outbox_quarantine.js";
+import { Migration20261205210722_outbox_traceparent } from "./Migration20261205210722_outbox_traceparent.js";
 
 export const migrations: MigrationObject[] = [
   { name: "Migration20261126144015_initial", class: Migration20261126144015_initial },
   { name: "Migration20261205151207_outbox_quarantine", class: Migration20261205151207_outbox_quarantine },
+  { name: "Migration20261205210722_outbox_traceparent", class: Migration20261205210722_outbox_traceparent },
 ];
