@@ -188,7 +188,7 @@ export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
     const upstreamPool = createUpstreamPool({ caPem: config.tls.caPem });
     pool = upstreamPool;
     const store = createDatabaseSessionStore({ db, sealer: createSealer(sessionKey, "session"), maxSessions: config.maxSessions, log });
-    const pendingLogins = createPendingLogins({ db, sealer: createSealer(sessionKey, "pending-login"), now });
+    const pendingLogins = createPendingLogins({ db, sealer: createSealer(sessionKey, "pending-login"), now, max: config.maxPendingLogins });
     const sessions = createSessions({
       store,
       alsoSweep: (at) => pendingLogins.deleteExpired(at),

@@ -126,6 +126,8 @@ export interface ConsoleConfig {
   /** Test seams: a logger, a clock (ms since the epoch), and shrunk HTTP timeouts. */
   readonly logger?: Logger | undefined;
   readonly now?: (() => number) | undefined;
+  /** How many sign-ins may wait for their callback; default 1000 (`MAX_PENDING_LOGINS`, pending-logins.ts). */
+  readonly maxPendingLogins?: number | undefined;
   /** The whole request (headers and body) must arrive within this; default 30 s. */
   readonly requestTimeoutMs?: number | undefined;
   /** A forwarded call's deadline at the service; default 30 s. */
