@@ -69,9 +69,10 @@ export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
   const readyGauge = metrics.gauge(READY_GAUGE, "1 while this replica is ready (started, its database answers), else 0.");
   readyGauge.set(0);
   let monitor: ReadinessMonitor | undefined;
+  let started = false;
   const readiness = (): Readiness => {
     if (cleanup.signal.aborted) return { ready: false, reason: "shutting down" };
-    if (!monitor) return { ready: false, reason: "starting" };
+    if (!monitor || !started) return { ready: false, reason: "starting" };
     return monitor.ready ? { ready: true } : { ready: false, reason: monitor.reason ?? "not ready" };
   };
 
@@ -159,6 +160,21 @@ export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
     await cleanup.close();
     throw err;
   }
+  // Probing starts before the listener opens, so the first probe has answered by the time
+  // "console ready" is logged; `/readyz` says "starting" until the routes are in place.
+  monitor = createReadinessMonitor({
+    probe: databaseProbe(db),
+    dependency: "database",
+    intervalMs: config.readinessIntervalMs ?? DEFAULT_READINESS_INTERVAL_MS,
+    log,
+    gauge: readyGauge,
+    onChange: () => undefined,
+  });
+  const probe = monitor;
+  cleanup.defer(() => {
+    probe.stop();
+    readyGauge.set(0);
+  });
   let pool: UpstreamPool | undefined;
   cleanup.defer(() => pool?.close());
   await new Promise<void>((resolve, reject) => {
@@ -293,20 +309,7 @@ export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
       }
     };
 
-    const probe = createReadinessMonitor({
-      probe: databaseProbe(db),
-      dependency: "database",
-      intervalMs: config.readinessIntervalMs ?? DEFAULT_READINESS_INTERVAL_MS,
-      log,
-      gauge: readyGauge,
-      onChange: () => undefined,
-    });
-    monitor = probe;
-    cleanup.defer(() => {
-      probe.stop();
-      readyGauge.set(0);
-    });
-
+    started = true;
     const url = `https://localhost:${port}`;
     log.info({ url, publicUrl: publicOrigin, issuer: config.oidc.issuer, webRoot: config.webRoot, tls: config.tls.source }, "console ready");
     return { url, port, publicUrl: publicOrigin, adminPort, close: cleanup.close };

@@ -111,11 +111,15 @@ export function createSessions(options: SessionsOptions): Sessions {
     return undefined;
   };
 
-  const refresh = async (session: Session): Promise<Session | undefined> => {
+  const refresh = async (session: Session, retried = false): Promise<Session | undefined> => {
     if (!session.refreshToken) return end(session, "access token expiring and no refresh token");
     // Replicas share the session, and an issuer that rotates refresh tokens treats a second use
     // of one as theft: exactly one replica refreshes, the others wait for its result.
-    if (!(await store.claimRefresh(session.id, now(), now() + REFRESH_CLAIM_MS))) return refreshedElsewhere(session);
+    if (!(await store.claimRefresh(session.id, now(), now() + REFRESH_CLAIM_MS))) {
+      const waited = await refreshedElsewhere(session);
+      // The claimant died before storing anything: its claim has run out, so try once more.
+      return waited === "timed out" ? (retried ? undefined : refresh(session, true)) : waited;
+    }
     let tokens: Refreshed;
     try {
       tokens = await options.refresh(session.refreshToken);
@@ -128,16 +132,16 @@ export function createSessions(options: SessionsOptions): Sessions {
   };
 
   /** Another replica holds the refresh: its tokens, once stored; the current ones while they still work. */
-  const refreshedElsewhere = async (session: Session): Promise<Session | undefined> => {
+  const refreshedElsewhere = async (session: Session): Promise<Session | undefined | "timed out"> => {
     if (session.accessTokenExpiresAt > now()) return session;
     const giveUpAt = now() + REFRESH_CLAIM_MS;
-    while (now() < giveUpAt) {
+    while (now() <= giveUpAt) {
       await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS));
       const current = await store.get(session.id);
       if (!current) return undefined;
       if (current.accessTokenExpiresAt > now()) return current;
     }
-    return undefined;
+    return "timed out";
   };
 
   return {

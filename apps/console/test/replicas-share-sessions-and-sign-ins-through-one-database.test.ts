@@ -155,6 +155,32 @@ describe.each(testDatabases())("two console replicas behind a balancer on one da
     expect(idp.grants.authorization_code).toBe(exchanges + 1);
   });
 
+  it("calls on A and B while the access token is due, or already expired, make one refresh between them, and all go out", async () => {
+    idp.accessTokenTtlSeconds = 40;
+    try {
+      const { browser } = await signedInVia("a");
+      const { csrfToken } = (await session(browser)).body;
+      const refreshes = () => idp.grants.refresh_token ?? 0;
+      const before = refreshes();
+      // A slow token endpoint, so the calls on both replicas arrive while the refresh runs.
+      idp.tokenDelayMs = 300;
+      for (const [step, expected] of [
+        [15_000, before + 1], // 25 s left: due; the replica that did not claim the refresh still has a working token
+        [45_000, before + 2], // expired on the console's clock: the other replica waits for the refresh
+      ] as const) {
+        a.advance(step);
+        b.advance(step);
+        lb.next("a", "b", "a", "b", "a", "b");
+        const answers = await Promise.all(Array.from({ length: 6 }, () => listEvents(browser, csrfToken)));
+        expect(answers.map((x) => x.status)).toEqual([200, 200, 200, 200, 200, 200]);
+        expect(refreshes()).toBe(expected);
+      }
+    } finally {
+      idp.accessTokenTtlSeconds = 600;
+      idp.tokenDelayMs = 0;
+    }
+  });
+
   it("the database holds no session id, CSRF token, access or refresh token, state or nonce in the clear", async () => {
     const { browser, cookie } = await signedInVia("b", "root");
     const { csrfToken } = (await session(browser)).body;

@@ -25,10 +25,25 @@ export interface RunServiceOptions<Config> {
  * Reads the configuration and starts the app; on SIGINT or SIGTERM closes it and exits 0 (1 if
  * closing failed). A configuration mistake prints one line naming the variable, no stack, and
  * exits {@link EXIT_CONFIG_ERROR}; any other start failure prints the error and exits
- * {@link EXIT_FAILURE}.
+ * {@link EXIT_FAILURE}. A signal that arrives while the app starts is answered once it has
+ * started (a second one ends the process at once), so a stop sent the moment the ready line
+ * appears is never lost to the gap between that line and this function getting the app.
  */
 export async function runService<Config>(options: RunServiceOptions<Config>): Promise<void> {
-  let app: { close(): Promise<void> };
+  let app: { close(): Promise<void> } | undefined;
+  let stopRequested = false;
+  const stop = () => {
+    if (!app) {
+      stopRequested = true;
+      return;
+    }
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(EXIT_FAILURE),
+    );
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
   try {
     app = await options.start(await options.readConfig(options.env ?? process.env));
   } catch (err) {
@@ -39,12 +54,5 @@ export async function runService<Config>(options: RunServiceOptions<Config>): Pr
     console.error(`${options.name}: failed to start`, err);
     process.exit(EXIT_FAILURE);
   }
-  const stop = () => {
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(EXIT_FAILURE),
-    );
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  if (stopRequested) stop();
 }
