@@ -31,8 +31,6 @@ export interface SessionStore {
   delete(id: string): Promise<void>;
   /** Deletes every session whose `expiresAt` is at or before `now`; returns how many. */
   deleteExpired(now: number): Promise<number>;
-  /** How many sessions are held. */
-  size(): Promise<number>;
 }
 
 /** Options of {@link createDatabaseSessionStore}. */
@@ -116,7 +114,6 @@ export function createDatabaseSessionStore(options: DatabaseSessionStoreOptions)
     },
 
     deleteExpired: (now) => db.em().nativeDelete(ConsoleSessionEntity, { expiresAt: { $lte: now } }),
-    size: () => db.em().count(ConsoleSessionEntity, {}),
   };
 }
 

@@ -61,7 +61,7 @@ export interface Sessions {
   touch(session: Session): Promise<Session>;
   /**
    * The session with an access token valid for at least {@link REFRESH_MARGIN_MS}, refreshing it
-   * when needed (one refresh at a time per session; concurrent callers share it). Undefined when
+   * when needed (one refresh per session among all replicas; concurrent callers share it). Undefined when
    * it cannot be refreshed: the session has then been ended.
    */
   withFreshTokens(session: Session): Promise<Session | undefined>;
@@ -69,8 +69,6 @@ export interface Sessions {
   end(id: string): Promise<void>;
   /** Stops the periodic sweep. */
   close(): void;
-  /** Deletes expired sessions now (what the periodic sweep does); returns how many. */
-  sweep(): Promise<number>;
 }
 
 /** Options of {@link createSessions}. */
@@ -195,7 +193,6 @@ export function createSessions(options: SessionsOptions): Sessions {
 
     end: (id) => store.delete(id),
     close: () => clearInterval(sweep),
-    sweep: sweepOnce,
   };
 }
 

@@ -13,9 +13,16 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 
 /** Options of {@link createTcpProxy}. */
 export interface TcpProxyOptions {
-  readonly target: { readonly host: string; readonly port: number };
+  /** Where connections go; a function is asked once per new connection (a balancer), undefined refuses it. */
+  readonly target: TcpTarget | (() => TcpTarget | undefined);
   /** Start cut (not listening yet) on a port reserved now. Default false. */
   readonly startCut?: boolean;
+}
+
+/** A host and port a proxy forwards to. */
+export interface TcpTarget {
+  readonly host: string;
+  readonly port: number;
 }
 
 /** A running proxy. */
@@ -40,7 +47,12 @@ export async function createTcpProxy(options: TcpProxyOptions): Promise<TcpProxy
   const listen = (port: number) =>
     new Promise<Server>((resolve, reject) => {
       const s = createServer((client) => {
-        const upstream = connect(options.target.port, options.target.host);
+        const target = typeof options.target === "function" ? options.target() : options.target;
+        if (!target) {
+          client.destroy();
+          return;
+        }
+        const upstream = connect(target.port, target.host);
         for (const socket of [client, upstream]) {
           sockets.add(socket);
           socket.once("close", () => sockets.delete(socket));

@@ -4,7 +4,7 @@
  * replica the test names, so it decides which replica answers which request (the test browser
  * opens one connection per request).
  */
-import { connect, createServer, type AddressInfo, type Socket } from "node:net";
+import { createTcpProxy } from "@lcp/testing/tcp-proxy";
 
 /** A running balancer. */
 export interface TestBalancer {
@@ -27,28 +27,16 @@ export async function startTestBalancer(): Promise<TestBalancer> {
   let current: string | undefined;
   const queue: string[] = [];
   const served: Record<string, number> = {};
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const name = queue.shift() ?? current;
-    if (name === undefined) {
-      client.destroy();
-      return;
-    }
-    served[name]!++;
-    const upstream = connect(replicas[name]!, "127.0.0.1");
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
-      socket.on("error", () => undefined);
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-    client.once("close", () => upstream.destroy());
-    upstream.once("close", () => client.destroy());
+  const proxy = await createTcpProxy({
+    target: () => {
+      const name = queue.shift() ?? current;
+      if (name === undefined) return undefined;
+      served[name]!++;
+      return { host: "127.0.0.1", port: replicas[name]! };
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
-    url: `https://localhost:${(server.address() as AddressInfo).port}`,
+    url: `https://localhost:${proxy.port}`,
     add(replica, port) {
       replicas[replica] = port;
       served[replica] = 0;
@@ -60,10 +48,6 @@ export async function startTestBalancer(): Promise<TestBalancer> {
     },
     next: (...names) => void queue.push(...names),
     served,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => proxy.close(),
   };
 }
