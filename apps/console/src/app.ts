@@ -160,9 +160,8 @@ export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
     await cleanup.close();
     throw err;
   }
-  // Probing starts before the listener opens, so the first probe has answered by the time
-  // "console ready" is logged; `/readyz` says "starting" until the routes are in place.
-  monitor = createReadinessMonitor({
+  // `/readyz` says "starting" until the routes are in place, then follows this probe.
+  const probe = createReadinessMonitor({
     probe: databaseProbe(db),
     dependency: "database",
     intervalMs: config.readinessIntervalMs ?? DEFAULT_READINESS_INTERVAL_MS,
@@ -170,20 +169,26 @@ export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
     gauge: readyGauge,
     onChange: () => undefined,
   });
-  const probe = monitor;
+  monitor = probe;
   cleanup.defer(() => {
     probe.stop();
     readyGauge.set(0);
   });
   let pool: UpstreamPool | undefined;
   cleanup.defer(() => pool?.close());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => {
-      server.off("error", reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    // A port in use: the database and the admin listener opened above are closed again.
+    await cleanup.close();
+    throw err;
+  }
   cleanup.defer(
     () =>
       new Promise<void>((resolve) => {
