@@ -11,7 +11,8 @@ describe("debug", () => {
       await shrinkSettings(c);
       const made = await c.adminClient(LicensingService, "onboarding").provisionDeployment({ name: "d", customer: "c", kind: DeploymentKind.ON_PREM });
       const box = await applianceFor(c, made.license!, "fp1");
-      await box.start();
+      await box.activate();
+      box.start();
       for (let i = 0; i < 10; i++) {
         await new Promise((r) => setTimeout(r, 1000));
         const d = (await c.adminClient(LicensingService, "support").getDeployment({ deploymentId: made.deployment!.id })).deployment!;

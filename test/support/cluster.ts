@@ -206,7 +206,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   for (const app of APPS) {
     if (replicas(app) === 1) ports[app] = replicaPorts[app][0]!;
     else {
-      const proxy = await createTcpProxy({ targets: replicaPorts[app].map((port) => ({ host: "127.0.0.1", port })) });
+      // Round robin, as a Kubernetes Service spreads new connections over its pods.
+      let next = 0;
+      const targets = replicaPorts[app];
+      const proxy = await createTcpProxy({ target: () => ({ host: "127.0.0.1", port: targets[next++ % targets.length]! }) });
       proxies.push(proxy);
       ports[app] = proxy.port;
     }

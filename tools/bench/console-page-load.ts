@@ -87,6 +87,8 @@ export async function measureConsolePageLoadInChromium(fleet: ConsoleBenchFleet)
     maxSessions: 1_000,
     webRoot: WEB_ROOT,
     logLevel: "silent",
+    // Sessions in SQLite under the throwaway data folder, sealed with a development key made there.
+    sessionKey: { kind: "dev", dataDir },
   });
   fleet.defer(() => app.close());
   const browser = await chromium.launch(LAUNCH);

@@ -10,21 +10,30 @@
  * - `GET /auth/login`, `GET /auth/callback`, `GET /auth/session`, `POST /auth/logout`,
  *   `GET /auth/signed-out` (auth-routes.ts).
  * - `POST /api/<pkg.Service>/<Method>` (api-proxy.ts).
+ * - `GET /healthz` (liveness) and `GET /readyz` (readiness: 503 while the database does not
+ *   answer), also on the plain-HTTP `ADMIN_PORT` listener with `/metrics`.
+ *
+ * Sessions and pending sign-ins live in the console's database (SQLite under `DATA_DIR`, or the
+ * `console` schema of `DATABASE_URL`), so replicas behind a load balancer need no sticky sessions.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
-import { createLogger } from "@lcp/rpc";
-import { acquireTracing, createCleanupStack } from "@lcp/service";
+import { createOrm, isConnectionError, type Database } from "@lcp/persistence";
+import { createAdminServer, createLogger, createMetrics, DEFAULT_READINESS_INTERVAL_MS, type Readiness } from "@lcp/rpc";
+import { acquireTracing, createCleanupStack, createReadinessMonitor, databaseProbe, READY_GAUGE, type ReadinessMonitor } from "@lcp/service";
 import { forwardApiCall, DEFAULT_UPSTREAM_TIMEOUT_MS, type ApiContext } from "./api-proxy.js";
 import { apiRoutes } from "./api-routes.js";
 import { callback, login, logout, sessionInfo, signedOut, type AuthContext } from "./auth-routes.js";
-import type { ConsoleConfig } from "./config.js";
+import { loadOrCreateDevSessionKey, type ConsoleConfig } from "./config.js";
 import { safeReturnPath, sessionOf } from "./guards.js";
-import { redirect, securityHeaders, sendText } from "./http.js";
+import { redirect, securityHeaders, sendConnectError, sendText } from "./http.js";
 import { createOidcRelyingParty } from "./oidc.js";
 import { createPendingLogins } from "./pending-logins.js";
-import { createMemorySessionStore, createSessions, errorFields, type SessionStore } from "./sessions.js";
+import { createSealer } from "./sealing.js";
+import { createDatabaseSessionStore } from "./session-store.js";
+import { createSessions, errorFields } from "./sessions.js";
+import { entities, migrations } from "./storage/schema.js";
 import { createUpstreamPool, type UpstreamPool } from "./upstream.js";
 import { createWebRoot, NOT_BUILT_MESSAGE } from "./web-root.js";
 
@@ -35,13 +44,10 @@ export interface ConsoleApp {
   readonly port: number;
   /** `PUBLIC_URL`, or `https://localhost:<port>` when unset. */
   readonly publicUrl: string;
+  /** The admin listener's port, when `adminPort` was set. */
+  readonly adminPort?: number | undefined;
   /** Stops accepting, ends open connections after their answers, closes the pools. Idempotent. */
   close(): Promise<void>;
-}
-
-/** Options beyond the configuration: a shared session store for replicas (default in memory). */
-export interface ConsoleOptions {
-  readonly sessionStore?: SessionStore;
 }
 
 /** Default whole-request deadline; a slowly dripped body or header ends with 408. */
@@ -51,7 +57,7 @@ const MAX_HEADER_BYTES = 16 * 1024;
 const SHUTDOWN_GRACE_MS = 5_000;
 
 /** Starts the console server on `config.port` (0: a free one). */
-export async function startConsole(config: ConsoleConfig, options: ConsoleOptions = {}): Promise<ConsoleApp> {
+export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
   const log = config.logger ?? createLogger("console", config.logLevel);
   const now = config.now ?? Date.now;
   const cleanup = createCleanupStack(log);
@@ -60,6 +66,17 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
   const requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const headers = securityHeaders(new URL(config.oidc.issuer).origin);
   const webRoot = createWebRoot(config.webRoot);
+
+  const metrics = createMetrics({ app: "console" });
+  const readyGauge = metrics.gauge(READY_GAUGE, "1 while this replica is ready (started, its database answers), else 0.");
+  readyGauge.set(0);
+  let monitor: ReadinessMonitor | undefined;
+  let started = false;
+  const readiness = (): Readiness => {
+    if (cleanup.signal.aborted) return { ready: false, reason: "shutting down" };
+    if (!monitor || !started) return { ready: false, reason: "starting" };
+    return monitor.ready ? { ready: true } : { ready: false, reason: monitor.reason ?? "not ready" };
+  };
 
   // Everything that depends on the public origin is made once the port is known (PORT=0).
   let handle: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
@@ -88,9 +105,20 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
         return;
       }
       handle(req, res).catch((err: unknown) => {
-        log.error({ err: errorFields(err), path: pathOf(req.url).slice(0, 200) }, "request failed");
-        if (!res.headersSent) sendText(res, 500, "internal error");
-        else res.destroy();
+        const path = pathOf(req.url).slice(0, 200);
+        if (res.headersSent) {
+          log.error({ err: errorFields(err), path }, "request failed");
+          res.destroy();
+        } else if (isConnectionError(err)) {
+          // Sessions live in the database: without it nobody is signed in or out, so say "later".
+          log.warn({ err: errorFields(err), path }, "request refused: the database is unreachable");
+          res.setHeader("retry-after", "5");
+          if (path.startsWith("/api/")) sendConnectError(res, 503, "unavailable", "the console's database is unreachable: try again shortly");
+          else sendText(res, 503, "The console's database is unreachable. Try again shortly.");
+        } else {
+          log.error({ err: errorFields(err), path }, "request failed");
+          sendText(res, 500, "internal error");
+        }
       });
     },
   );
@@ -114,17 +142,55 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
     socket.once("close", () => sockets.delete(socket));
   });
 
-  // Shutdown runs newest first: the session sweep, then the server (its calls drain through the
-  // pool), then the connections to the services. Calls to the issuer hold no connection open.
+  // Shutdown runs newest first: the session sweep and the readiness probe, then the server (its
+  // calls drain through the pool), the connections to the services, the database, and last the
+  // admin listener (kubelet's liveness probe answers while the rest drains). Calls to the issuer
+  // hold no connection open.
+  let adminPort: number | undefined;
+  if (config.adminPort !== undefined) {
+    const admin = await createAdminServer({ host: config.host, port: config.adminPort, metrics, readiness, logger: log });
+    adminPort = admin.port;
+    cleanup.defer(() => admin.close());
+  }
+  let db: Database;
+  let sessionKey: Uint8Array;
+  try {
+    db = await createOrm({ app: "console", databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema, entities, migrations, logger: log });
+    cleanup.defer(() => db.close());
+    sessionKey = config.sessionKey.kind === "configured" ? config.sessionKey.key : await loadOrCreateDevSessionKey(config.sessionKey.dataDir);
+  } catch (err) {
+    await cleanup.close();
+    throw err;
+  }
+  // `/readyz` says "starting" until the routes are in place, then follows this probe.
+  const probe = createReadinessMonitor({
+    probe: databaseProbe(db),
+    dependency: "database",
+    intervalMs: config.readinessIntervalMs ?? DEFAULT_READINESS_INTERVAL_MS,
+    log,
+    gauge: readyGauge,
+    onChange: () => undefined,
+  });
+  monitor = probe;
+  cleanup.defer(() => {
+    probe.stop();
+    readyGauge.set(0);
+  });
   let pool: UpstreamPool | undefined;
   cleanup.defer(() => pool?.close());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => {
-      server.off("error", reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    // A port in use: the database and the admin listener opened above are closed again.
+    await cleanup.close();
+    throw err;
+  }
   cleanup.defer(
     () =>
       new Promise<void>((resolve) => {
@@ -144,9 +210,11 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
     const rp = createOidcRelyingParty({ config: config.oidc, redirectUri: `${publicOrigin}/auth/callback`, now });
     const upstreamPool = createUpstreamPool({ caPem: config.tls.caPem });
     pool = upstreamPool;
-    const store = options.sessionStore ?? createMemorySessionStore({ maxSessions: config.maxSessions });
+    const store = createDatabaseSessionStore({ db, sealer: createSealer(sessionKey, "session"), maxSessions: config.maxSessions, log });
+    const pendingLogins = createPendingLogins({ db, sealer: createSealer(sessionKey, "pending-login"), now, max: config.maxPendingLogins });
     const sessions = createSessions({
       store,
+      alsoSweep: (at) => pendingLogins.deleteExpired(at),
       idleTimeoutMs: config.sessionIdleTimeoutMs,
       maxAgeMs: config.sessionMaxAgeMs,
       now,
@@ -155,7 +223,7 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
     });
     cleanup.defer(() => sessions.close());
 
-    const auth: AuthContext = { log, sessions, pendingLogins: createPendingLogins({ now }), relyingParty: rp, publicOrigin };
+    const auth: AuthContext = { log, sessions, pendingLogins, relyingParty: rp, publicOrigin };
     const api: ApiContext = {
       log,
       sessions,
@@ -235,14 +303,23 @@ export async function startConsole(config: ConsoleConfig, options: ConsoleOption
           if (!read) return notAllowed(res, "GET, HEAD");
           sendText(res, 200, "ok");
           return;
+        case "/readyz": {
+          // Readiness for a load balancer or kubelet (also on ADMIN_PORT): this replica can sign
+          // browsers in and serve their sessions, i.e. its database answers.
+          if (!read) return notAllowed(res, "GET, HEAD");
+          const state = readiness();
+          sendText(res, state.ready ? 200 : 503, state.ready ? "ready" : `not ready: ${state.reason.replace(/[\r\n]+/g, " ").slice(0, 200)}`);
+          return;
+        }
         default:
           sendText(res, 404, "not found");
       }
     };
 
+    started = true;
     const url = `https://localhost:${port}`;
     log.info({ url, publicUrl: publicOrigin, issuer: config.oidc.issuer, webRoot: config.webRoot, tls: config.tls.source }, "console ready");
-    return { url, port, publicUrl: publicOrigin, close: cleanup.close };
+    return { url, port, publicUrl: publicOrigin, adminPort, close: cleanup.close };
   } catch (err) {
     await cleanup.close();
     throw err;

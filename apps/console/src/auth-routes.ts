@@ -56,7 +56,7 @@ export async function login(ctx: AuthContext, req: IncomingMessage, res: ServerR
     });
     return;
   }
-  const id = ctx.pendingLogins.add({ ...begun.pending, returnTo });
+  const id = await ctx.pendingLogins.add({ ...begun.pending, returnTo });
   addCookie(res, cookie(LOGIN_COOKIE, id, PENDING_LOGIN_TTL_MS / 1000));
   redirect(res, begun.url);
 }
@@ -64,7 +64,7 @@ export async function login(ctx: AuthContext, req: IncomingMessage, res: ServerR
 /** `GET /auth/callback`: the issuer's answer; a session on success, an error page otherwise. */
 export async function callback(ctx: AuthContext, req: IncomingMessage, res: ServerResponse, rawQuery: string): Promise<void> {
   const query = new URLSearchParams(rawQuery);
-  const pending = ctx.pendingLogins.take(readCookie(req, LOGIN_COOKIE));
+  const pending = await ctx.pendingLogins.take(readCookie(req, LOGIN_COOKIE));
   addCookie(res, clearedCookie(LOGIN_COOKIE));
   const error = query.get("error");
   if (error !== null) {

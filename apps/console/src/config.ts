@@ -19,14 +19,36 @@
  * - `SESSION_IDLE_TIMEOUT` (default `30m`), `SESSION_MAX_AGE` (default `12h`), `MAX_SESSIONS`
  *   (default 10000, least recently used evicted beyond it).
  * - `WEB_ROOT` (default `apps/console/dist/web`): the built single-page app.
- * With `NODE_ENV=production`, the TLS files and `OIDC_ISSUER`, `OIDC_CLIENT_ID` and a client secret
- * are required: no development fallback may guard a real deployment.
+ * - `DATABASE_URL`: where sessions and pending sign-ins live, shared by every replica: unset →
+ *   SQLite `DATA_DIR/console.sqlite`; `postgres://…` → PostgreSQL, schema `console`.
+ * - `SESSION_KEY` or `SESSION_KEY_FILE` (not both): 32 bytes, base64 or hex, sealing the stored
+ *   sessions (the same on every replica). Neither: a development key generated into
+ *   `DATA_DIR/console-session-key` (mode 0600).
+ * - `ADMIN_PORT` (unset → none): plain-HTTP `/healthz`, `/readyz`, `/metrics` for kubelet and
+ *   Prometheus; `READINESS_INTERVAL` (default `2s`): how often the database is probed for `/readyz`.
+ * With `NODE_ENV=production`, the TLS files, `OIDC_ISSUER`, `OIDC_CLIENT_ID`, a client secret and
+ * a session key are required: no development fallback may guard a real deployment.
  */
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDevPki } from "@lcp/pki";
-import { allOrNone, ConfigError, parseDurationVariable, parsePort, readCertificates, readPem, readTracingSettings, type TracingSettings } from "@lcp/rpc";
+import { DatabaseConfigError, driverForUrl } from "@lcp/persistence";
+import {
+  allOrNone,
+  ConfigError,
+  DEFAULT_READINESS_INTERVAL_MS,
+  MAX_READINESS_INTERVAL_MS,
+  MIN_READINESS_INTERVAL_MS,
+  parseDurationVariable,
+  parsePort,
+  readCertificates,
+  readPem,
+  readTracingSettings,
+  type TracingSettings,
+} from "@lcp/rpc";
+import { parseKek, readOrCreateFile } from "@lcp/tokens";
 import type { Logger } from "pino";
 
 /** The console's default port (docs/design.md §13). */
@@ -45,6 +67,9 @@ export const DEFAULT_SESSION_MAX_AGE_MS = 12 * 3_600_000;
 export const DEFAULT_MAX_SESSIONS = 10_000;
 /** The built web app next to this module: `apps/console/dist/web` from `src/` and from `dist/` alike. */
 export const DEFAULT_WEB_ROOT = fileURLToPath(new URL("../dist/web", import.meta.url));
+
+/** The development session key's file under `DATA_DIR` (its own: not the signing-keys KEK beside it). */
+export const DEV_SESSION_KEY_FILE = "console-session-key";
 
 /** Where the browser's API calls go, per owning service. */
 export interface UpstreamUrls {
@@ -92,9 +117,21 @@ export interface ConsoleConfig {
   readonly logLevel: string;
   /** `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`: where the forwarded calls' trace spans go; unset → no tracing. */
   readonly tracing?: TracingSettings | undefined;
+  /** `DATABASE_URL`; unset → SQLite `<dataDir>/console.sqlite`. */
+  readonly databaseUrl?: string | undefined;
+  /** PostgreSQL schema (default `console`); tests isolate with it. */
+  readonly databaseSchema?: string | undefined;
+  /** `SESSION_KEY`/`SESSION_KEY_FILE` (32 bytes), or development: generated into `<dataDir>/console-session-key`. */
+  readonly sessionKey: { readonly kind: "configured"; readonly key: Uint8Array } | { readonly kind: "dev"; readonly dataDir: string };
+  /** `ADMIN_PORT`: plain-HTTP `/healthz`, `/readyz`, `/metrics`; unset → none, 0 → a free port (tests). */
+  readonly adminPort?: number | undefined;
+  /** `READINESS_INTERVAL`: how often the database is probed; default 2 s. */
+  readonly readinessIntervalMs?: number | undefined;
   /** Test seams: a logger, a clock (ms since the epoch), and shrunk HTTP timeouts. */
   readonly logger?: Logger | undefined;
   readonly now?: (() => number) | undefined;
+  /** How many sign-ins may wait for their callback; default 1000 (`MAX_PENDING_LOGINS`, pending-logins.ts). */
+  readonly maxPendingLogins?: number | undefined;
   /** The whole request (headers and body) must arrive within this; default 30 s. */
   readonly requestTimeoutMs?: number | undefined;
   /** A forwarded call's deadline at the service; default 30 s. */
@@ -152,6 +189,28 @@ export async function readConsoleConfig(env: NodeJS.ProcessEnv): Promise<Console
   const maxSessions = maxSessionsText === undefined ? DEFAULT_MAX_SESSIONS : Number(maxSessionsText);
   const webRoot = resolve(get("WEB_ROOT") ?? DEFAULT_WEB_ROOT);
 
+  const databaseUrl = get("DATABASE_URL");
+  try {
+    driverForUrl(databaseUrl);
+  } catch (err) {
+    if (err instanceof DatabaseConfigError) throw new ConfigError("DATABASE_URL", "must be a postgres:// URL (unset: SQLite under DATA_DIR)");
+    throw err;
+  }
+  const readinessIntervalMs = parseDurationVariable("READINESS_INTERVAL", get("READINESS_INTERVAL"), {
+    default: DEFAULT_READINESS_INTERVAL_MS,
+    min: MIN_READINESS_INTERVAL_MS,
+    max: MAX_READINESS_INTERVAL_MS,
+    range: "from 500ms to 1m",
+  });
+  const adminPortText = get("ADMIN_PORT");
+  const adminPort = adminPortText === undefined ? undefined : parsePort(adminPortText, 0, "ADMIN_PORT");
+  if (adminPort === 0) throw new ConfigError("ADMIN_PORT", "must be a port number from 1 to 65535 (unset it to open no admin listener)");
+  if (adminPort !== undefined && adminPort === port) throw new ConfigError("ADMIN_PORT", `must differ from PORT (${port})`);
+  const sessionKeyText = get("SESSION_KEY");
+  const sessionKeyFile = get("SESSION_KEY_FILE");
+  if (sessionKeyText !== undefined && sessionKeyFile !== undefined) throw new ConfigError("SESSION_KEY_FILE", "set SESSION_KEY or SESSION_KEY_FILE, not both");
+  if (sessionKeyText !== undefined) sessionKeyFrom("SESSION_KEY", sessionKeyText);
+
   const tlsFiles = allOrNone(get, ["TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CA_FILE"]);
   if (production && !tlsFiles) throw new ConfigError("TLS_CERT_FILE", "is required when NODE_ENV=production");
 
@@ -173,6 +232,9 @@ export async function readConsoleConfig(env: NodeJS.ProcessEnv): Promise<Console
   }
   if (issuerText !== undefined && secretText === undefined && secretFile === undefined) {
     throw new ConfigError("OIDC_CLIENT_SECRET", `is required when OIDC_ISSUER is set (or OIDC_CLIENT_SECRET_FILE)`);
+  }
+  if (production && sessionKeyText === undefined && sessionKeyFile === undefined) {
+    throw new ConfigError("SESSION_KEY", "is required when NODE_ENV=production (or SESSION_KEY_FILE), the same on every replica");
   }
   const scopes = (get("OIDC_SCOPES") ?? DEFAULT_OIDC_SCOPES).split(/\s+/);
   if (!scopes.every((s) => SCOPE_TOKEN.test(s)) || scopes.length > 32) throw new ConfigError("OIDC_SCOPES", "must be space-separated scope names");
@@ -203,6 +265,13 @@ export async function readConsoleConfig(env: NodeJS.ProcessEnv): Promise<Console
   else if (secretFile !== undefined) clientSecret = { value: await readClientSecret(secretFile, "OIDC_CLIENT_SECRET_FILE") };
   else clientSecret = { file: join(dataDir, DEV_CLIENT_SECRET_FILE) };
 
+  const sessionKey: ConsoleConfig["sessionKey"] =
+    sessionKeyText !== undefined
+      ? { kind: "configured", key: sessionKeyFrom("SESSION_KEY", sessionKeyText) }
+      : sessionKeyFile !== undefined
+        ? { kind: "configured", key: sessionKeyFrom("SESSION_KEY_FILE", await readSecretFile("SESSION_KEY_FILE", sessionKeyFile)) }
+        : { kind: "dev", dataDir };
+
   return {
     host,
     port,
@@ -217,7 +286,38 @@ export async function readConsoleConfig(env: NodeJS.ProcessEnv): Promise<Console
     webRoot,
     logLevel,
     tracing,
+    databaseUrl,
+    sessionKey,
+    adminPort,
+    readinessIntervalMs,
   };
+}
+
+/**
+ * The session key of a development console: `<dataDir>/console-session-key`, created (32 random
+ * bytes, base64, mode 0600) on first use and never overwritten, so sessions survive a restart.
+ */
+export async function loadOrCreateDevSessionKey(dataDir: string): Promise<Uint8Array> {
+  const path = join(dataDir, DEV_SESSION_KEY_FILE);
+  return sessionKeyFrom("DATA_DIR", await readOrCreateFile(path, () => `${randomBytes(32).toString("base64")}\n`), path);
+}
+
+function sessionKeyFrom(variable: string, value: string, path?: string): Uint8Array {
+  try {
+    return parseKek(value);
+  } catch (err) {
+    // parseKek never echoes the value; its words are about a "key-encryption key", ours a session key.
+    const message = (err as Error).message.replace("key-encryption key", "the session key");
+    throw new ConfigError(variable, path === undefined ? message : `${path}: ${message}`);
+  }
+}
+
+async function readSecretFile(variable: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(variable, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
 }
 
 /**

@@ -3,12 +3,14 @@
  * HttpOnly session cookie). A session ends when idle for `SESSION_IDLE_TIMEOUT`, at
  * `SESSION_MAX_AGE`, on sign-out, or when its access token can no longer be refreshed.
  *
- * Storage sits behind {@link SessionStore}: the in-memory one here serves one replica; replicas
- * behind a load balancer need a shared store implementing the same interface (or sticky sessions).
+ * The rows live in the console's database (session-store.ts), shared by every replica, so a load
+ * balancer needs no sticky sessions: a session made on one replica is live, refreshed and ended
+ * on any other.
  */
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Refreshed, SignedIn } from "./oidc.js";
+import type { SessionStore } from "./session-store.js";
 
 /** One signed-in browser. Never sent to the browser as a whole: tokens stay here. */
 export interface Session {
@@ -29,60 +31,23 @@ export interface Session {
   readonly expiresAt: number;
 }
 
-/**
- * Where sessions live. Implementations bound what they hold; `expiresAt` on each session tells a
- * store with native expiry (a shared cache) when to drop it.
- */
-export interface SessionStore {
-  /** The session with this id, whether or not it has expired (the caller checks). */
-  get(id: string): Promise<Session | undefined>;
-  /** Creates or replaces a session; it becomes the most recently used. */
-  put(session: Session): Promise<void>;
-  delete(id: string): Promise<void>;
-  /** Deletes every session whose `expiresAt` is at or before `now`; returns how many. */
-  deleteExpired(now: number): Promise<number>;
-  /** How many sessions are held. */
-  size(): Promise<number>;
-}
-
-/**
- * The in-memory store: at most `maxSessions`, the least recently used evicted to admit a new
- * one. A Map keeps insertion order, and `put` re-inserts, so the first key is always the least
- * recently used.
- */
-export function createMemorySessionStore(options: { readonly maxSessions: number; readonly onEvict?: (session: Session) => void }): SessionStore {
-  const sessions = new Map<string, Session>();
-  return {
-    get: async (id) => sessions.get(id),
-    async put(session) {
-      sessions.delete(session.id);
-      sessions.set(session.id, session);
-      while (sessions.size > options.maxSessions) {
-        const oldest = sessions.keys().next().value as string;
-        const evicted = sessions.get(oldest)!;
-        sessions.delete(oldest);
-        options.onEvict?.(evicted);
-      }
-    },
-    delete: async (id) => void sessions.delete(id),
-    async deleteExpired(now) {
-      let count = 0;
-      for (const [id, session] of sessions) {
-        if (session.expiresAt <= now) {
-          sessions.delete(id);
-          count++;
-        }
-      }
-      return count;
-    },
-    size: async () => sessions.size,
-  };
-}
-
 /** A refresh is due when the access token expires within this. */
 export const REFRESH_MARGIN_MS = 30_000;
 /** How often expired sessions are swept from the store. */
 export const SWEEP_INTERVAL_MS = 60_000;
+/**
+ * Use is written to the store at most this often per session (and at most every quarter of the
+ * idle timeout), not on every request: a session's idle deadline may then fall up to this much
+ * early, which no one notices, while a busy screen no longer costs a write per call.
+ */
+export const TOUCH_INTERVAL_MS = 60_000;
+/**
+ * How long one replica may hold a session's refresh before another may try: the issuer's token
+ * endpoint answers within its 10 s timeout, or not at all.
+ */
+export const REFRESH_CLAIM_MS = 15_000;
+/** How often a replica waiting for another's refresh looks at the row again. */
+const REFRESH_POLL_MS = 100;
 
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 
@@ -92,11 +57,11 @@ export interface Sessions {
   create(signedIn: SignedIn): Promise<Session>;
   /** The session with this cookie value if it is live; an expired one is deleted. Does not extend it. */
   live(id: string | undefined): Promise<Session | undefined>;
-  /** Marks the session used now (extends its idle deadline). */
+  /** Marks the session used now (extends its idle deadline); stored at most once per touch interval. */
   touch(session: Session): Promise<Session>;
   /**
    * The session with an access token valid for at least {@link REFRESH_MARGIN_MS}, refreshing it
-   * when needed (one refresh at a time per session; concurrent callers share it). Undefined when
+   * when needed (one refresh per session among all replicas; concurrent callers share it). Undefined when
    * it cannot be refreshed: the session has then been ended.
    */
   withFreshTokens(session: Session): Promise<Session | undefined>;
@@ -115,6 +80,8 @@ export interface SessionsOptions {
   /** Exchanges a refresh token; throws when the issuer refuses. */
   readonly refresh: (refreshToken: string) => Promise<Refreshed>;
   readonly log: Logger;
+  /** Also swept with the sessions (expired sign-ins). */
+  readonly alsoSweep?: (now: number) => Promise<number>;
 }
 
 /** Creates the session rules over a store and starts sweeping it. */
@@ -123,33 +90,56 @@ export function createSessions(options: SessionsOptions): Sessions {
   const refreshing = new Map<string, Promise<Session | undefined>>();
   const deadline = (createdAt: number, lastUsedAt: number) => Math.min(lastUsedAt + options.idleTimeoutMs, createdAt + options.maxAgeMs);
 
+  const touchIntervalMs = Math.min(TOUCH_INTERVAL_MS, Math.floor(options.idleTimeoutMs / 4));
+  const sweepOnce = async () => {
+    const at = now();
+    return (await store.deleteExpired(at)) + ((await options.alsoSweep?.(at)) ?? 0);
+  };
   const sweep = setInterval(() => {
-    store.deleteExpired(now()).then(
-      (count) => count > 0 && log.debug({ count }, "expired sessions swept"),
+    sweepOnce().then(
+      (count) => count > 0 && log.debug({ count }, "expired sessions and sign-ins swept"),
       (err: unknown) => log.error({ err: errorFields(err) }, "session sweep failed"),
     );
   }, SWEEP_INTERVAL_MS);
   sweep.unref();
 
-  const refresh = async (session: Session): Promise<Session | undefined> => {
-    if (!session.refreshToken) {
-      log.info({ subject: session.subject }, "session ended: access token expiring and no refresh token");
-      await store.delete(session.id);
-      return undefined;
+  const end = async (session: Session, why: string, err?: unknown): Promise<undefined> => {
+    log.info({ subject: session.subject, ...(err === undefined ? {} : { err: errorFields(err) }) }, `session ended: ${why}`);
+    await store.delete(session.id);
+    return undefined;
+  };
+
+  const refresh = async (session: Session, retried = false): Promise<Session | undefined> => {
+    if (!session.refreshToken) return end(session, "access token expiring and no refresh token");
+    // Replicas share the session, and an issuer that rotates refresh tokens treats a second use
+    // of one as theft: exactly one replica refreshes, the others wait for its result.
+    if (!(await store.claimRefresh(session.id, now(), now() + REFRESH_CLAIM_MS))) {
+      const waited = await refreshedElsewhere(session);
+      // The claimant died before storing anything: its claim has run out, so try once more.
+      return waited === "timed out" ? (retried ? undefined : refresh(session, true)) : waited;
     }
+    let tokens: Refreshed;
     try {
-      const tokens = await options.refresh(session.refreshToken);
-      // Still there? A sign-out while the refresh ran must win.
+      tokens = await options.refresh(session.refreshToken);
+    } catch (err) {
+      return end(session, "token refresh refused", err);
+    }
+    const updated: Session = { ...session, ...tokens };
+    // Gone meanwhile? A sign-out while the refresh ran must win.
+    return (await store.replaceTokens(updated)) ? updated : undefined;
+  };
+
+  /** Another replica holds the refresh: its tokens, once stored; the current ones while they still work. */
+  const refreshedElsewhere = async (session: Session): Promise<Session | undefined | "timed out"> => {
+    if (session.accessTokenExpiresAt > now()) return session;
+    const giveUpAt = now() + REFRESH_CLAIM_MS;
+    while (now() <= giveUpAt) {
+      await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS));
       const current = await store.get(session.id);
       if (!current) return undefined;
-      const updated: Session = { ...current, ...tokens };
-      await store.put(updated);
-      return updated;
-    } catch (err) {
-      log.info({ subject: session.subject, err: errorFields(err) }, "session ended: token refresh refused");
-      await store.delete(session.id);
-      return undefined;
+      if (current.accessTokenExpiresAt > now()) return current;
     }
+    return "timed out";
   };
 
   return {
@@ -168,7 +158,7 @@ export function createSessions(options: SessionsOptions): Sessions {
         lastUsedAt: at,
         expiresAt: deadline(at, at),
       };
-      await store.put(session);
+      await store.create(session);
       return session;
     },
 
@@ -185,8 +175,9 @@ export function createSessions(options: SessionsOptions): Sessions {
 
     async touch(session) {
       const at = now();
+      if (at - session.lastUsedAt < touchIntervalMs) return session;
       const touched: Session = { ...session, lastUsedAt: at, expiresAt: deadline(session.createdAt, at) };
-      await store.put(touched);
+      await store.touch(touched);
       return touched;
     },
 

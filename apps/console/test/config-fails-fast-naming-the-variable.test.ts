@@ -1,12 +1,12 @@
 /** The console's configuration: parsed once at start; a bad value fails naming its variable, and main exits 2. */
 import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "@lcp/rpc";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readConsoleConfig } from "../src/config.js";
+import { DEV_SESSION_KEY_FILE, loadOrCreateDevSessionKey, readConsoleConfig } from "../src/config.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -51,6 +51,17 @@ describe("console configuration", () => {
     ["TLS_CERT_FILE", { NODE_ENV: "production", OIDC_ISSUER: "https://idp.example", OIDC_CLIENT_ID: "c", OIDC_CLIENT_SECRET: "s" }],
     ["OIDC_ISSUER", { NODE_ENV: "production", TLS_CERT_FILE: "/a", TLS_KEY_FILE: "/b", TLS_CA_FILE: "/c" }],
     ["OIDC_CLIENT_ID", { NODE_ENV: "production", TLS_CERT_FILE: "/a", TLS_KEY_FILE: "/b", TLS_CA_FILE: "/c", OIDC_ISSUER: "https://idp.example" }],
+    ["SESSION_KEY", { NODE_ENV: "production", TLS_CERT_FILE: "/a", TLS_KEY_FILE: "/b", TLS_CA_FILE: "/c", OIDC_ISSUER: "https://idp.example", OIDC_CLIENT_ID: "c", OIDC_CLIENT_SECRET: "s" }],
+    ["SESSION_KEY", { SESSION_KEY: "c2hvcnQ=" }],
+    ["SESSION_KEY", { SESSION_KEY: "not base64!" }],
+    ["SESSION_KEY_FILE", { SESSION_KEY: "00".repeat(32), SESSION_KEY_FILE: "/x" }],
+    ["SESSION_KEY_FILE", { SESSION_KEY_FILE: "/no/such/key" }],
+    ["DATABASE_URL", { DATABASE_URL: "mysql://db/console" }],
+    ["DATABASE_URL", { DATABASE_URL: "not a url" }],
+    ["ADMIN_PORT", { ADMIN_PORT: "0" }],
+    ["ADMIN_PORT", { ADMIN_PORT: "7440" }],
+    ["ADMIN_PORT", { ADMIN_PORT: "http" }],
+    ["READINESS_INTERVAL", { READINESS_INTERVAL: "10ms" }],
   ] as const) {
     it(`refuses ${JSON.stringify(env)} naming ${variable}`, async () => {
       const err = await refusal(env);
@@ -110,6 +121,22 @@ describe("console configuration", () => {
     expect(config.oidc.clientSecret).toEqual({ value: "s3cret" });
     expect(config.oidc.caPem).toContain("BEGIN CERTIFICATE");
     expect(config.oidc.scopes).toBe("openid profile offline_access");
+  });
+
+  it("a session key from SESSION_KEY (hex or base64) or SESSION_KEY_FILE; without one a 0600 development key that is kept", async () => {
+    const hex = "ab".repeat(32);
+    expect(await readConsoleConfig({ DATA_DIR: dir, SESSION_KEY: hex })).toMatchObject({ sessionKey: { kind: "configured", key: new Uint8Array(Buffer.from(hex, "hex")) } });
+    await writeFile(join(dir, "session-key"), `${Buffer.alloc(32, 7).toString("base64")}\n`);
+    expect((await readConsoleConfig({ DATA_DIR: dir, SESSION_KEY_FILE: join(dir, "session-key") })).sessionKey).toEqual({ kind: "configured", key: new Uint8Array(32).fill(7) });
+    const dev = await readConsoleConfig({ DATA_DIR: dir });
+    expect(dev.sessionKey).toEqual({ kind: "dev", dataDir: dir });
+    const first = await loadOrCreateDevSessionKey(dir);
+    expect(first).toHaveLength(32);
+    expect((await stat(join(dir, DEV_SESSION_KEY_FILE))).mode & 0o777).toBe(0o600);
+    expect(await loadOrCreateDevSessionKey(dir)).toEqual(first);
+    // A damaged development key is refused naming the file, never replaced (sessions would all end).
+    await writeFile(join(dir, DEV_SESSION_KEY_FILE), "short\n");
+    await expect(loadOrCreateDevSessionKey(dir)).rejects.toThrow(/^DATA_DIR: .*console-session-key: the session key must be/);
   });
 
   it("main.ts exits 2 with one line naming the variable", async () => {

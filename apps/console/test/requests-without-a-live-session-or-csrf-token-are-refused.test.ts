@@ -147,7 +147,9 @@ describe("sessions end: idle, at their maximum age, on sign-out, and beyond the 
   it("beyond MAX_SESSIONS the least recently used session is evicted", async () => {
     const browsers = [createTestBrowser(t.pki.ca.certPem), createTestBrowser(t.pki.ca.certPem), createTestBrowser(t.pki.ca.certPem)];
     for (const b of browsers) await b.signIn(t.app.url, "sam");
-    // The first is used again, so the second is now the least recently used.
+    // The first is used again (later than the touch interval, within which use is not written),
+    // so the second is now the least recently used.
+    t.advance(2 * 60_000);
     expect((await browsers[0]!.request(`${t.app.url}/licensing`)).status).toBe(200);
     const fourth = createTestBrowser(t.pki.ca.certPem);
     await fourth.signIn(t.app.url, "ada");

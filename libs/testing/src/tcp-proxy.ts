@@ -8,20 +8,22 @@
  * await proxy.cut();     // open connections dropped, new ones refused
  * await proxy.restore(); // accepting again on the same port
  * ```
- *
- * With several `targets` it is a round-robin balancer (a Kubernetes Service in front of replicas):
- * each new connection goes to the next target.
  */
 import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 
 /** Options of {@link createTcpProxy}. */
-export type TcpProxyOptions = (
-  | { readonly target: { readonly host: string; readonly port: number }; readonly targets?: undefined }
-  | { readonly targets: ReadonlyArray<{ readonly host: string; readonly port: number }>; readonly target?: undefined }
-) & {
+export interface TcpProxyOptions {
+  /** Where connections go; a function is asked once per new connection (a balancer), undefined refuses it. */
+  readonly target: TcpTarget | (() => TcpTarget | undefined);
   /** Start cut (not listening yet) on a port reserved now. Default false. */
   readonly startCut?: boolean;
-};
+}
+
+/** A host and port a proxy forwards to. */
+export interface TcpTarget {
+  readonly host: string;
+  readonly port: number;
+}
 
 /** A running proxy. */
 export interface TcpProxy {
@@ -41,14 +43,15 @@ export interface TcpProxy {
 export async function createTcpProxy(options: TcpProxyOptions): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
-  const targets = options.targets ?? [options.target];
-  if (targets.length === 0) throw new Error("createTcpProxy: no target");
-  let next = 0;
 
   const listen = (port: number) =>
     new Promise<Server>((resolve, reject) => {
       const s = createServer((client) => {
-        const target = targets[next++ % targets.length]!;
+        const target = typeof options.target === "function" ? options.target() : options.target;
+        if (!target) {
+          client.destroy();
+          return;
+        }
         const upstream = connect(target.port, target.host);
         for (const socket of [client, upstream]) {
           sockets.add(socket);

@@ -40,6 +40,11 @@ export interface TestBrowser {
    * posted, redirects followed back to the console. Returns the console's last answer.
    */
   signIn(consoleUrl: string, user: string, returnPath?: string): Promise<SignInTrail>;
+  /**
+   * The same up to the provider's redirect back: the callback URL the provider sent the browser
+   * to, not yet requested, and the login cookie `/auth/login` set (still in the jar).
+   */
+  beginSignIn(consoleUrl: string, user: string, returnPath?: string): Promise<{ readonly callbackUrl: string; readonly loginCookie: string }>;
 }
 
 /** What a sign-in went through. */
@@ -108,11 +113,12 @@ export function createTestBrowser(caPem: string): TestBrowser {
       else jarFor(url).set(name, value);
     },
 
-    async signIn(consoleUrl, user, returnPath = "/licensing") {
+    async beginSignIn(consoleUrl, user, returnPath = "/licensing") {
       let current = await browser.request(`${consoleUrl}/auth/login?return=${encodeURIComponent(returnPath)}`);
-      let callback: Answer | undefined;
+      const loginCookie = browser.cookie(consoleUrl, "__Host-lcp_login");
+      if (loginCookie === undefined) throw new Error(`/auth/login set no login cookie (${current.status})`);
       for (let hop = 0; hop < 15; hop++) {
-        if (current.url.startsWith(`${consoleUrl}/auth/callback`)) callback = current;
+        if (current.location?.startsWith(`${consoleUrl}/auth/callback`) && [302, 303].includes(current.status)) return { callbackUrl: current.location, loginCookie };
         if (current.location && [302, 303].includes(current.status)) {
           current = await browser.request(current.location);
           continue;
@@ -129,8 +135,13 @@ export function createTestBrowser(caPem: string): TestBrowser {
         }
         break;
       }
-      if (!callback) throw new Error(`the sign-in never reached the console's callback; last answer ${current.status} at ${current.url}: ${current.body.slice(0, 200)}`);
-      return { callback, final: current };
+      throw new Error(`the sign-in never reached the console's callback; last answer ${current.status} at ${current.url}: ${current.body.slice(0, 200)}`);
+    },
+
+    async signIn(consoleUrl, user, returnPath = "/licensing") {
+      const { callbackUrl } = await browser.beginSignIn(consoleUrl, user, returnPath);
+      const callback = await browser.request(callbackUrl);
+      return { callback, final: await browser.follow(callback) };
     },
   };
   return browser;

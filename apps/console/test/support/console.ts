@@ -44,12 +44,17 @@ export interface ConsoleUnderTestOptions {
   readonly config?: Partial<ConsoleConfig>;
   /** No index.html in the web root (an unbuilt console). */
   readonly unbuilt?: boolean;
+  /**
+   * Replicas: the provider and PKI of a console already running (neither is closed with this one,
+   * and the caller registers the shared public URL with the provider).
+   */
+  readonly shared?: { readonly idp: TestIdp; readonly pki: TestPki };
 }
 
 /** Starts a provider, a console that signs in with it, and a browser trusting the test CA. */
 export async function startConsoleUnderTest(options: ConsoleUnderTestOptions = {}): Promise<ConsoleUnderTest> {
-  const pki = await createTestPki();
-  const idp = await startTestIdp(pki);
+  const pki = options.shared?.pki ?? (await createTestPki());
+  const idp = options.shared?.idp ?? (await startTestIdp(pki));
   const upstreamsFromHook = (await options.beforeConsole?.(idp, pki)) ?? {};
   const root = await mkdtemp(join(tmpdir(), "lcp-console-web-"));
   const webRoot = join(root, "web");
@@ -83,9 +88,11 @@ export async function startConsoleUnderTest(options: ConsoleUnderTestOptions = {
     logLevel: "info",
     logger: pino({ level: "info" }, sink),
     now: () => Date.now() + offset,
+    // SQLite in the temporary folder unless the test names a database.
+    sessionKey: { kind: "dev", dataDir: root },
     ...options.config,
   });
-  await idp.registerConsole(app.publicUrl);
+  if (!options.shared) await idp.registerConsole(app.publicUrl);
   return {
     app,
     idp,
@@ -97,7 +104,7 @@ export async function startConsoleUnderTest(options: ConsoleUnderTestOptions = {
     logs: () => lines.join(""),
     async close() {
       await app.close();
-      await idp.close();
+      if (!options.shared) await idp.close();
       await rm(root, { recursive: true, force: true });
     },
   };
