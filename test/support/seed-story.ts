@@ -27,9 +27,10 @@ import { applianceFor, auditTrail, describeEvent, eventually, FAST_SETTINGS, hea
 /**
  * Registers the story's steps (and the hooks that start and stop the cluster) in the calling
  * `describe`; the steps run in order. `start` makes the cluster, e.g. from sources or from the
- * production image. Returns the running cluster for steps a caller adds after the story.
+ * production image; `settings` are the shrunk heartbeat settings the story runs with. Returns the
+ * running cluster for steps a caller adds after the story.
  */
-export function theSeedStory(start: () => Promise<Cluster>): () => Cluster {
+export function theSeedStory(start: () => Promise<Cluster>, settings: typeof FAST_SETTINGS = FAST_SETTINGS): () => Cluster {
   let cluster: Cluster;
   const boxes: Appliance[] = [];
   // What the story made, for later steps and the audit check.
@@ -42,7 +43,7 @@ export function theSeedStory(start: () => Promise<Cluster>): () => Cluster {
 
   beforeAll(async () => {
     cluster = await start();
-    await shrinkSettings(cluster);
+    await shrinkSettings(cluster, settings);
   }, 120_000);
 
   afterAll(async () => {
@@ -96,14 +97,14 @@ export function theSeedStory(start: () => Promise<Cluster>): () => Cluster {
   it("heartbeats keep it ACTIVE on both sides, renewing its lease", async () => {
     const a = boxes[0]!;
     // Longer than the heartbeat timeout and the lease renewal age: only beats can keep it ACTIVE.
-    await new Promise((r) => setTimeout(r, FAST_SETTINGS.heartbeatTimeoutMs + FAST_SETTINGS.leaseRenewAfterMs));
+    await new Promise((r) => setTimeout(r, settings.heartbeatTimeoutMs + settings.leaseRenewAfterMs));
     expect(a.state()).toEqual({ state: "ACTIVE" });
     expect(wardStates.map((s) => s.state)).toEqual(["ACTIVE"]);
     expect(a.status().leaseSeq!).toBeGreaterThan(1);
     const beat = (await heartbeatOf(cluster, ward.deployment.id))!;
     expect(beat).toMatchObject({ connected: true, licenseId: ward.license.id, state: DeploymentState.ACTIVE, agentVersion: "e2e-box/1" });
     // last_seen is flushed in batches (at most a second late) and the box beats every second.
-    expect(beat.lagMs).toBeLessThan(FAST_SETTINGS.heartbeatTimeoutMs);
+    expect(beat.lagMs).toBeLessThan(settings.heartbeatTimeoutMs);
     expect(Number(beat.leaseSeq)).toBe(a.status().leaseSeq);
     expect(await stateOf(ward.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
   });
@@ -175,7 +176,7 @@ export function theSeedStory(start: () => Promise<Cluster>): () => Cluster {
     expect(await stateOf(theatre.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
     const beat = await eventually("the new box connected in ListHeartbeats", async () => {
       const row = await heartbeatOf(cluster, theatre.deployment.id);
-      return row?.connected && row.lagMs < FAST_SETTINGS.heartbeatTimeoutMs ? row : undefined;
+      return row?.connected && row.lagMs < settings.heartbeatTimeoutMs ? row : undefined;
     });
     expect(beat).toMatchObject({ licenseId: theatre.license.id, state: DeploymentState.ACTIVE });
     expect(newBox.status().connected).toBe(true);

@@ -76,6 +76,8 @@ export interface MetricsOptions {
    * several servers starts one set of GC and event-loop observers, not one per server.
    */
   readonly processMetrics?: boolean;
+  /** Where a failing scrape-time gauge is reported (once per failing spell); default silent. */
+  readonly logger?: Pick<Logger, "warn" | "info">;
 }
 
 /** What the server interceptor records for every call. */
@@ -146,10 +148,14 @@ export interface MetricsResponse {
   end(body: string): unknown;
 }
 
+/** How long a scrape-time gauge may take before the scrape goes on without it. */
+export const COLLECT_TIMEOUT_MS = 2_000;
+
 /**
- * Answers a scrape with the text exposition (headers only for HEAD). A failing collect callback
- * (an outbox query, say) must not take the endpoint down silently: the scrape fails with 500 and
- * the cause is logged.
+ * Answers a scrape with the text exposition (headers only for HEAD). A scrape-time gauge that
+ * fails or hangs (an outbox query while the database is down) does not fail the scrape: it keeps
+ * its last value and `<prefix>metrics_collect_failures_total` counts it, so `<app>_ready 0` is
+ * scraped exactly when it matters. Anything else failing answers 500, logged.
  */
 export function sendMetrics(metrics: RpcMetrics, res: MetricsResponse, head: boolean, log: Pick<Logger, "error">): void {
   metrics.render().then(
@@ -228,7 +234,36 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
         ? { name: nameOrConfig, help: help ?? "", labelNames: labelNames ?? [], ...(collect ? { collect } : {}) }
         : nameOrConfig,
     );
+    const read = config.collect;
+    if (read) config.collect = guarded(config.name, read);
     return getOrCreate(Gauge as Ctor, config, () => new Gauge<L>({ ...config, registers: [registry] }));
+  }
+
+  // A scrape-time read that throws or outlasts COLLECT_TIMEOUT_MS leaves the gauge at its last
+  // value; the failure is counted, and logged when a failing spell starts and ends.
+  let collectFailures: Counter<"metric"> | undefined;
+  function guarded<L extends string>(name: string, read: NonNullable<GaugeConfiguration<L>["collect"]>): NonNullable<GaugeConfiguration<L>["collect"]> {
+    let failing = false;
+    return async function (this: Gauge<L>) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          read.call(this),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${COLLECT_TIMEOUT_MS} ms`)), COLLECT_TIMEOUT_MS);
+          }),
+        ]);
+        if (failing) options.logger?.info({ metric: name }, "metric collection recovered");
+        failing = false;
+      } catch (err) {
+        collectFailures ??= counter("metrics_collect_failures_total", "Scrape-time gauge reads that failed or timed out (the gauge kept its last value), by metric.", ["metric"]);
+        collectFailures.inc({ metric: name });
+        if (!failing) options.logger?.warn({ err, metric: name }, "metric collection failed; the gauge keeps its last value");
+        failing = true;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
   }
 
   function histogram<L extends string>(

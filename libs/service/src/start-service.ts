@@ -169,7 +169,7 @@ export async function startService<T>(options: ServiceOptions, assemble: (servic
   const cleanup = createCleanupStack(log);
   let currentTls: ServerTls = { caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem };
   const identity = () => currentTls;
-  const metrics = createMetrics({ app: name });
+  const metrics = createMetrics({ app: name, logger: log });
   const readyGauge = metrics.gauge(READY_GAUGE, "1 while this replica reports SERVING (started, its database answers), else 0.");
   readyGauge.set(0);
   let server: RpcServer | undefined;
