@@ -3,7 +3,7 @@
  * backup taken while the databases are open restores every row; a restore refuses, with a clear
  * error and without writing anything, a backup that was changed (a flipped byte, a swapped or
  * foreign file, a rewritten manifest), one made on the other driver or for other apps, and a
- * target that already holds data unless forced; on PostgreSQL a restore that fails halfway
+ * target that already holds data unless forced, or (SQLite) is still open by an app; on PostgreSQL a restore that fails halfway
  * (a schema locked by a running app) leaves every schema as it was.
  */
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -85,6 +85,8 @@ describe.each(testDatabases())("backup and restore ($name)", (tdb) => {
     expect(Date.parse(manifest.createdAt)).toBeGreaterThan(Date.now() - 60_000);
     for (const e of manifest.entries) expect(e.sha256).toBe(fileDigestSync(join(dir, e.file)));
     expect(readdirSync(work)).toEqual(["b1"]); // no partial directory left behind
+    // One self-contained file per app: no WAL or shared-memory file beside a SQLite copy.
+    expect(readdirSync(dir).sort()).toEqual([MANIFEST_FILE, ...manifest.entries.map((e) => e.file)].sort());
 
     await wipe();
     const result = await restore(dir);
@@ -101,6 +103,10 @@ describe.each(testDatabases())("backup and restore ($name)", (tdb) => {
     const dir = await backupTo("b2");
     const backedUp = await ids(alpha);
     await write(dbs[0]!, 4);
+    if (tdb.name === "sqlite") {
+      // An app still running (its connection open, idle) is found even with --force.
+      await expect(restore(dir, true)).rejects.toThrow(/^alpha\.sqlite, beta\.sqlite are open in another process \(is an app still running\?\): stop every app first$/);
+    }
     await closeAll();
     const now = await ids(alpha);
     await expect(restore(dir)).rejects.toThrow(/already holds .* alpha, beta: stop every app and pass --force/);

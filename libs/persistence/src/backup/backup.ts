@@ -12,7 +12,7 @@
  * is already in the audit store's later copy. The other order could lose events.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { driverForUrl, type DriverName } from "../orm.js";
@@ -41,23 +41,61 @@ export interface CreateBackupOptions {
 // better-sqlite3 ships no types and @types/better-sqlite3 is not installed; this is all we use.
 interface SqliteConnection {
   pragma(sql: string, options?: { simple: boolean }): unknown;
+  exec(sql: string): unknown;
   backup(destination: string, options?: { progress?: (info: { totalPages: number; remainingPages: number }) => number }): Promise<unknown>;
   close(): void;
 }
 /** better-sqlite3's constructor. */
 export const Sqlite = createRequire(import.meta.url)("better-sqlite3") as new (file: string, options?: { readonly?: boolean; fileMustExist?: boolean }) => SqliteConnection;
 
-/** Checks a SQLite file page by page; throws naming `label` unless SQLite answers "ok". */
-export function checkSqliteIntegrity(file: string, label: string): void {
-  const conn = new Sqlite(file, { readonly: true, fileMustExist: true });
+/**
+ * Makes `file` a self-contained rollback-journal database (its WAL, if any, folded in and removed)
+ * and checks it page by page; throws naming `label` unless SQLite answers "ok". Opens the file
+ * read-write: a read-only connection to a WAL database would leave -wal/-shm files behind.
+ */
+export function settleSqliteFile(file: string, label: string): void {
+  let conn: SqliteConnection | undefined;
   try {
+    conn = new Sqlite(file, { fileMustExist: true });
+    conn.pragma("journal_mode = DELETE");
     const verdict = conn.pragma("integrity_check", { simple: true });
     if (verdict !== "ok") throw new BackupError(`${label} is not a sound SQLite database (integrity_check: ${String(verdict).slice(0, 200)})`);
   } catch (err) {
     if (err instanceof BackupError) throw err;
     throw new BackupError(`${label} is not a SQLite database (${(err as Error).message})`);
   } finally {
+    conn?.close();
+  }
+}
+
+/**
+ * Whether another connection (an app still running, in any process) has the SQLite database
+ * `file` open: an exclusive lock cannot be had while it does, even when that connection is idle.
+ */
+export function sqliteInUse(file: string): boolean {
+  const conn = new Sqlite(file, { fileMustExist: true });
+  try {
+    conn.pragma("busy_timeout = 0");
+    conn.pragma("locking_mode = EXCLUSIVE");
+    conn.exec("BEGIN EXCLUSIVE");
+    conn.exec("ROLLBACK");
+    return false;
+  } catch (err) {
+    if ((err as { code?: string }).code === "SQLITE_BUSY") return true;
+    throw err;
+  } finally {
     conn.close();
+  }
+}
+
+/** Whether `file` starts with SQLite's header: checked before anything is opened or copied. */
+export function hasSqliteHeader(file: string): boolean {
+  const fd = openSync(file, "r");
+  try {
+    const head = Buffer.alloc(16);
+    return readSync(fd, head, 0, 16, 0) === 16 && head.toString("latin1") === "SQLite format 3\0";
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -73,7 +111,8 @@ async function backupSqlite(dataDir: string, app: string, dest: string): Promise
   } finally {
     conn.close();
   }
-  checkSqliteIntegrity(dest, `the copy of ${app}`);
+  // One file per app in the backup: the copy's WAL (the source is in WAL mode) is folded in.
+  settleSqliteFile(dest, `the copy of ${app}`);
 }
 
 async function backupSchema(databaseUrl: string, schema: string, dest: string): Promise<void> {

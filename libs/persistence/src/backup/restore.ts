@@ -18,7 +18,7 @@ import { copyFileSync, existsSync, lstatSync, readFileSync, renameSync, rmSync, 
 import { join, resolve } from "node:path";
 import pg from "pg";
 import { driverForUrl, type DriverName } from "../orm.js";
-import { checkSqliteIntegrity, type BackupTarget } from "./backup.js";
+import { hasSqliteHeader, settleSqliteFile, sqliteInUse, type BackupTarget } from "./backup.js";
 import { BackupError, fileDigest, MANIFEST_FILE, parseManifest, type BackupEntry, type BackupManifest } from "./manifest.js";
 import { libpqConnection, runTool, toolOutput } from "./pg-tools.js";
 
@@ -57,8 +57,10 @@ export async function verifyBackup(dir: string, expected: { driver: DriverName; 
       throw new BackupError(`the backup holds ${entry.app} in schema ${entry.schema}, but this installation keeps it in ${want.get(entry.app)!.schema}`);
     }
     await verifyFile(dir, entry);
-    if (manifest.driver === "sqlite") checkSqliteIntegrity(join(dir, entry.file), entry.file);
-    else await verifyDumpSchema(join(dir, entry.file), entry);
+    // Only the header here (opening the file could write beside it); the page-by-page check runs on the staged copy.
+    if (manifest.driver === "sqlite") {
+      if (!hasSqliteHeader(join(dir, entry.file))) throw new BackupError(`${entry.file} is not a SQLite database`);
+    } else await verifyDumpSchema(join(dir, entry.file), entry);
   }
   return manifest;
 }
@@ -110,6 +112,8 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
   if (driver === "sqlite") {
     const occupied = manifest.entries.filter((e) => existsSync(join(options.dataDir, e.file)) && statSync(join(options.dataDir, e.file)).size > 0).map((e) => e.app);
     refuseOccupied(occupied, options.force, `${options.dataDir} already holds databases of`);
+    const inUse = manifest.entries.filter((e) => occupied.includes(e.app) && sqliteInUse(join(options.dataDir, e.file))).map((e) => e.file);
+    if (inUse.length > 0) throw new BackupError(`${inUse.join(", ")} ${inUse.length > 1 ? "are" : "is"} open in another process (is an app still running?): stop every app first`);
     await restoreSqlite(dir, options.dataDir, manifest);
     return { manifest, replaced: occupied };
   }
@@ -140,10 +144,10 @@ async function restoreSqlite(dir: string, dataDir: string, manifest: BackupManif
       copyFileSync(join(dir, entry.file), from);
       // Checked again where it will live: the copy, not just its source, must be what the manifest describes.
       if ((await fileDigest(from)).sha256 !== entry.sha256) throw new BackupError(`the copy of ${entry.file} in ${dataDir} differs from the backup (changed while restoring?)`);
-      checkSqliteIntegrity(from, `the restored copy of ${entry.file}`);
+      settleSqliteFile(from, `the restored copy of ${entry.file}`);
     }
   } catch (err) {
-    for (const { from } of staged) rmSync(from, { force: true });
+    for (const { from } of staged) for (const f of [from, `${from}-wal`, `${from}-shm`, `${from}-journal`]) rmSync(f, { force: true });
     throw err;
   }
   for (const { from, to } of staged) {
