@@ -6,7 +6,6 @@
  * that streamed before the backup streams again after the restore, taking new leases even though
  * it had taken one the restored database never saw.
  */
-import { spawn } from "node:child_process";
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
@@ -17,23 +16,13 @@ import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb"
 import { DeploymentKind, DeploymentState, DirectiveType } from "@lcp/proto/licensing/v1/types_pb";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APPS, e2eDatabases, REPO_ROOT, startCluster, type Cluster } from "../support/cluster.js";
+import { APPS, e2eDatabases, startCluster, type Cluster } from "../support/cluster.js";
+import { runTs } from "../support/processes.js";
 import { applianceFor, auditTrail, eventually } from "../support/story.js";
 
 /** Runs `npm run <script>` (its node command, as package.json spells it) with the cluster's environment. */
-function npmRun(cluster: Cluster, script: "backup" | "restore", args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", join(REPO_ROOT, "tools/ops", `${script}.ts`), ...args], {
-      cwd: REPO_ROOT,
-      env: { ...cluster.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.once("close", (code) => done({ code, stdout, stderr }));
-  });
+function npmRun(cluster: Cluster, script: "backup" | "restore", args: string[]) {
+  return runTs(`tools/ops/${script}.ts`, args, { env: { ...cluster.env }, timeoutMs: 120_000 });
 }
 
 describe.each(e2eDatabases())("backup, wipe, restore ($name)", ({ name, databaseUrl }) => {

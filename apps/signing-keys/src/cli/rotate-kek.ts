@@ -16,10 +16,13 @@ import { parseArgs } from "node:util";
 import { createOrm, defaultSchemaFor, type Database } from "@lcp/persistence";
 import { ConfigError } from "@lcp/rpc";
 import { createKeyring, kekFingerprint } from "@lcp/tokens";
-import { SYSTEM_ACTOR } from "../audit.js";
+import type { AuditActor } from "../audit.js";
 import { readKekSettings } from "../config.js";
 import { kekCensus, MAX_BATCH_SIZE, rewrapAll } from "../kek/rewrap.js";
 import { entities, migrations } from "../storage/schema.js";
+
+/** Who the audit trail names for a rotation: this command, not the running service. */
+const ROTATE_KEK_ACTOR: AuditActor = { kind: "system", id: "rotate-kek" };
 
 const USAGE = "usage: npm run rotate-kek [-- --check] [--batch-size 1..1000] [--schema NAME]";
 
@@ -37,6 +40,7 @@ function options(argv: string[]): { check: boolean; batchSize: number; schema: s
   const raw = values["batch-size"] ?? "100";
   const batchSize = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
   if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw new UsageError(`--batch-size must be a whole number from 1 to ${MAX_BATCH_SIZE}`);
+  if (values.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(values.schema)) throw new UsageError("--schema must be a PostgreSQL schema name (lowercase letters, digits, _)");
   return { check: values.check === true, batchSize, schema: values.schema };
 }
 
@@ -70,7 +74,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       keyring,
       batchSize: args.batchSize,
       now: () => new Date(),
-      actor: SYSTEM_ACTOR,
+      actor: ROTATE_KEK_ACTOR,
       onBatch: ({ table, rewrapped }) => console.log(`rotate-kek: ${rewrapped} re-wrapped so far (${table})`),
     });
     console.log(`rotate-kek: done: ${result.rewrapped} keys re-wrapped under KEK ${result.kek}, ${result.alreadyCurrent} already were`);

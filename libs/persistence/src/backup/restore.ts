@@ -176,8 +176,14 @@ async function restorePostgres(dir: string, databaseUrl: string, manifest: Backu
   // One transaction for every schema: psql commits only at the end of its input, and is killed
   // (rolling back) if any dump fails to load.
   const psql = runTool("psql", ["--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1", `--dbname=${url}`, "--file=-"], env, { stdin: "pipe", stdout: "ignore" });
+  // psql stopping early (a failed statement) is the error to report; writes into its closed stdin are not.
+  const psqlEndedEarly = psql.done.then(() => {
+    throw new Error("psql ended before the whole restore script was sent");
+  });
+  psqlEndedEarly.catch(() => undefined);
   const stdin = psql.child.stdin!;
-  const write = (text: string) => new Promise<void>((done, fail) => stdin.write(text, (err) => (err ? fail(err) : done())));
+  stdin.on("error", () => undefined);
+  const write = (text: string) => Promise.race([new Promise<void>((done, fail) => stdin.write(text, (err) => (err ? fail(err) : done()))), psqlEndedEarly]);
   try {
     // Only warnings and errors reach stderr, so a failure's message is the error itself.
     await write("SET client_min_messages = warning;\n");
@@ -188,16 +194,20 @@ async function restorePostgres(dir: string, databaseUrl: string, manifest: Backu
       // Dropped with everything in it (a newer migration's tables too), then recreated empty for pg_restore.
       await write(`DROP SCHEMA IF EXISTS "${entry.schema}" CASCADE;\nCREATE SCHEMA "${entry.schema}";\n`);
       const restore = runTool("pg_restore", ["--no-owner", "--no-privileges", `--schema=${entry.schema}`, "--file=-", join(dir, entry.file)], env);
+      restore.done.catch(() => undefined);
       // In order: pipe() writes each chunk as it arrives, so the next entry's statements follow this script.
       restore.child.stdout!.pipe(stdin, { end: false });
-      await restore.done;
+      await Promise.race([restore.done, psqlEndedEarly]);
     }
     stdin.end();
     await psql.done;
   } catch (err) {
-    psql.child.kill("SIGKILL");
+    const running = psql.child.exitCode === null && psql.child.signalCode === null;
+    if (running) psql.child.kill("SIGKILL");
+    // psql's own error (e.g. the statement that failed) explains more than the broken pipe it left behind.
+    const psqlError = running ? undefined : await psql.done.then(() => undefined, (e: unknown) => e as Error);
     await psql.done.catch(() => undefined);
-    const message = (err as Error).message;
+    const message = (psqlError ?? (err as Error)).message;
     if (/lock timeout/.test(message)) {
       throw new Error(`nothing was restored: a schema is in use by another session (is an app still running? stop every app first): ${message}`);
     }
