@@ -132,10 +132,12 @@ describe.each(testDatabases())("KEK rotation under load ($name)", (tdb) => {
       }
       expect(new Set(await fingerprints())).toEqual(new Set([kekFingerprint(oldKek), kekFingerprint(newKek)]));
       // ...and the command finishes it, one row per transaction, while the signing goes on.
+      const signedBeforeRun = before.length;
       const run = await rotateKek(h, { KEK: b64(newKek), KEK_PREVIOUS: b64(oldKek) }, ["--batch-size", "1"]);
       expect(run.stderr).toBe("");
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(new RegExp(`done: \\d+ keys re-wrapped under KEK ${kekFingerprint(newKek)}, 1 already were`));
+      expect(before.length, "tokens signed while the command ran").toBeGreaterThan(signedBeforeRun);
     } finally {
       stop = true;
       await Promise.all(load);
