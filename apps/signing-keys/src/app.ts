@@ -4,13 +4,14 @@
  */
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { startService, type RunningService } from "@lcp/service";
-import { loadOrCreateDevKek } from "@lcp/tokens";
+import { createKeyring, loadOrCreateDevKek } from "@lcp/tokens";
 import { SYSTEM_ACTOR } from "./audit.js";
 import { createApplianceCa } from "./ca/appliance-ca.js";
 import type { SigningKeysConfig } from "./config.js";
 import { createSigningKeyHandlers } from "./handlers.js";
 import { createActiveKeyCache } from "./keys/active-key-cache.js";
 import { createJwksCache } from "./keys/jwks.js";
+import { assertKeysReadable } from "./kek/rewrap.js";
 import { createKeyStore } from "./keys/key-store.js";
 import { ensureLockRows } from "./storage/change-lock.js";
 import { entities, migrations } from "./storage/schema.js";
@@ -20,10 +21,13 @@ export type SigningKeysApp = RunningService;
 
 /** Starts the signing-keys service: migrates the database, creates the first keys and CA if needed, and listens. */
 export async function startSigningKeys(config: SigningKeysConfig): Promise<SigningKeysApp> {
-  const kek = config.kek.kind === "configured" ? config.kek.key : await loadOrCreateDevKek(config.kek.dataDir);
+  const current = config.kek.kind === "configured" ? config.kek.key : await loadOrCreateDevKek(config.kek.dataDir);
+  const kek = createKeyring(current, config.kekPrevious);
   const database = { databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema, entities, migrations };
   return startService({ name: "signing-keys", config, database, outbox: true }, async ({ db, log, now, listen, ready }) => {
     await ensureLockRows(db);
+    // Before anything is signed or wrapped: a replica without the KEK of a stored key stops here.
+    await assertKeysReadable(db, kek);
     const activeKey = createActiveKeyCache({
       source: { activeKid: () => keys.activeKid(), activeKeyMaterial: () => keys.activeKeyMaterial() },
       recheckMs: config.activeKeyRecheckMs,

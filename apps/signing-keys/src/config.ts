@@ -7,6 +7,10 @@
  *   (not both). With neither, a development KEK is generated into `<DATA_DIR>/kek` (mode 0600)
  *   — refused when `NODE_ENV=production`, because a generated KEK next to the database it
  *   protects protects nothing.
+ * - `KEK_PREVIOUS` / `KEK_PREVIOUS_FILE`: during a KEK rotation, the KEK being replaced (same
+ *   encodings, not both). Keys wrapped under it are still opened; new keys are wrapped under
+ *   `KEK`. Needs `KEK`/`KEK_FILE`, and must differ from it. Drop it once `npm run rotate-kek`
+ *   reports every key under the new KEK.
  * - `TOKEN_ISSUER`: the `iss` of every signed token; default `https://lcp.local/licensing`.
  * - `AUDIT_URL`: the audit service (`https://host:7445`); when set, the outbox is delivered to
  *   its Append with this app's service certificate; when unset, events wait in the outbox.
@@ -14,7 +18,7 @@
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import { ConfigError, readCommonConfig, type CommonConfig } from "@lcp/rpc";
-import { parseKek } from "@lcp/tokens";
+import { kekFingerprint, parseKek } from "@lcp/tokens";
 
 /** The default port of signing-keys (docs/design.md §12). */
 export const DEFAULT_PORT = 7444;
@@ -31,6 +35,8 @@ export type KekSource =
 /** Everything `startSigningKeys` needs. */
 export interface SigningKeysConfig extends CommonConfig {
   kek: KekSource;
+  /** KEKs being rotated away from (`KEK_PREVIOUS`): they only open keys wrapped before the rotation. */
+  kekPrevious?: Uint8Array[] | undefined;
   /** `iss` of every signed token. */
   tokenIssuer: string;
   /** The audit service's URL; unset leaves events in the outbox. */
@@ -58,20 +64,48 @@ export async function readSigningKeysConfig(env: NodeJS.ProcessEnv): Promise<Sig
   if (auditUrl !== undefined && !isHttpUrl(auditUrl, ["https:"])) {
     throw new ConfigError("AUDIT_URL", "must be an https:// URL of the audit service");
   }
-  const kekValue = get("KEK");
-  const kekFile = get("KEK_FILE");
-  if (kekValue !== undefined && kekFile !== undefined) throw new ConfigError("KEK_FILE", "set KEK or KEK_FILE, not both");
-  if (production && kekValue === undefined && kekFile === undefined) {
+  if (production && get("KEK") === undefined && get("KEK_FILE") === undefined) {
     throw new ConfigError("KEK", "is required when NODE_ENV=production (or KEK_FILE); the generated development KEK is refused");
   }
+  const kekSettings = await readKekSettings(env);
 
   const common = await readCommonConfig(env, "signing-keys", { port: DEFAULT_PORT });
-  let kek: KekSource;
-  if (kekValue !== undefined) kek = { kind: "configured", key: kekFrom("KEK", kekValue) };
-  else if (kekFile !== undefined) kek = { kind: "configured", key: kekFrom("KEK_FILE", await readKekFile(kekFile)) };
-  else kek = { kind: "dev", dataDir: common.dataDir };
+  const kek: KekSource = kekSettings.kek ? { kind: "configured", key: kekSettings.kek } : { kind: "dev", dataDir: common.dataDir };
+  return { ...common, kek, kekPrevious: kekSettings.previous, tokenIssuer, auditUrl };
+}
 
-  return { ...common, kek, tokenIssuer, auditUrl };
+/** The KEK settings of the environment: the configured KEK (undefined: none set) and the previous ones. */
+export interface KekSettings {
+  kek: Uint8Array | undefined;
+  previous: Uint8Array[];
+}
+
+/**
+ * Reads `KEK`/`KEK_FILE` and `KEK_PREVIOUS`/`KEK_PREVIOUS_FILE` (each pair: one or neither). Shared
+ * by the service and `npm run rotate-kek`, so both read the same keys the same way.
+ */
+export async function readKekSettings(env: NodeJS.ProcessEnv): Promise<KekSettings> {
+  const get = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+  const kek = await readKekPair(get, "KEK", "KEK_FILE");
+  const previous = await readKekPair(get, "KEK_PREVIOUS", "KEK_PREVIOUS_FILE");
+  if (previous !== undefined) {
+    const variable = get("KEK_PREVIOUS") !== undefined ? "KEK_PREVIOUS" : "KEK_PREVIOUS_FILE";
+    if (kek === undefined) throw new ConfigError(variable, "needs KEK or KEK_FILE: a previous key-encryption key is only read while rotating to a configured one");
+    if (kekFingerprint(previous) === kekFingerprint(kek)) throw new ConfigError(variable, "is the same key as KEK; set KEK to the new key and KEK_PREVIOUS to the old one");
+  }
+  return { kek, previous: previous ? [previous] : [] };
+}
+
+async function readKekPair(get: (name: string) => string | undefined, valueVar: string, fileVar: string): Promise<Uint8Array | undefined> {
+  const value = get(valueVar);
+  const file = get(fileVar);
+  if (value !== undefined && file !== undefined) throw new ConfigError(fileVar, `set ${valueVar} or ${fileVar}, not both`);
+  if (value !== undefined) return kekFrom(valueVar, value);
+  if (file !== undefined) return kekFrom(fileVar, await readKekFile(fileVar, file));
+  return undefined;
 }
 
 function kekFrom(variable: string, value: string): Uint8Array {
@@ -83,11 +117,11 @@ function kekFrom(variable: string, value: string): Uint8Array {
   }
 }
 
-async function readKekFile(path: string): Promise<string> {
+async function readKekFile(variable: string, path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (err) {
-    throw new ConfigError("KEK_FILE", `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new ConfigError(variable, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
   }
 }
 

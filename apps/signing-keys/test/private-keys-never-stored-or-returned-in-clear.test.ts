@@ -3,9 +3,6 @@
  * of the database and WAL files) holds no private key material in clear — not the PKCS#8 PEM, not
  * its DER, not the JWK `d` — for the token keys and the appliance CA alike. And no RPC returns it.
  */
-import { createPrivateKey } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { toJsonString } from "@bufbuild/protobuf";
 import {
   CreateKeyResponseSchema,
@@ -16,27 +13,7 @@ import {
 import { testDatabases } from "@lcp/testing/db";
 import { KeyWrapError, unwrapSecret } from "@lcp/tokens";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHarness, TABLES, type SigningKeysHarness } from "./support.js";
-
-/** Every clear form a private key could take in storage. */
-interface Secret {
-  label: string;
-  strings: string[];
-  bytes: Buffer[];
-}
-
-function secretForms(label: string, pem: string): Secret {
-  const key = createPrivateKey(pem);
-  const der = key.export({ format: "der", type: "pkcs8" });
-  const d = key.export({ format: "jwk" }).d!;
-  const body = pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
-  const dBytes = Buffer.from(d, "base64url");
-  return {
-    label,
-    strings: ["PRIVATE KEY-----", body, body.slice(0, 40), d, dBytes.toString("hex"), dBytes.toString("base64"), der.toString("base64")],
-    bytes: [der, dBytes],
-  };
-}
+import { expectNoClearSecrets, sqliteFileBytes, secretForms, startHarness, TABLES, type Secret, type SigningKeysHarness } from "./support.js";
 
 describe.each(testDatabases())("private keys at rest ($name)", (tdb) => {
   let h: SigningKeysHarness;
@@ -86,14 +63,10 @@ describe.each(testDatabases())("private keys at rest ($name)", (tdb) => {
   // Only SQLite has files of its own to read; PostgreSQL's storage is checked through the dump above.
   if (tdb.name === "sqlite") it("leaves no private key bytes in the SQLite files", async () => {
     const all = await secrets();
-    const file = join(h.db.dataDir, "signing-keys.sqlite");
-    const raw = Buffer.concat([file, `${file}-wal`].filter(existsSync).map((f) => readFileSync(f)));
+    const raw = sqliteFileBytes(h);
     const [publicJwk] = await h.sql<{ public_jwk: string }>("select public_jwk from signing_key");
     expect(raw.includes(Buffer.from((JSON.parse(publicJwk!.public_jwk) as { x: string }).x)), "positive control: public key in the files").toBe(true);
-    for (const secret of all) {
-      for (const bytes of secret.bytes) expect(raw.includes(bytes), `${secret.label} bytes found in the SQLite files`).toBe(false);
-      for (const s of secret.strings) expect(raw.includes(Buffer.from(s)), `${secret.label} text found in the SQLite files`).toBe(false);
-    }
+    expectNoClearSecrets(raw, all, "the SQLite files");
   });
 
   it("returns no private key material from any RPC", async () => {

@@ -2,7 +2,9 @@
  * Test fixtures for signing-keys: the real app (startSigningKeys) on port 0 over mTLS with the
  * test PKI and a database from @lcp/testing/db, plus clients for every kind of caller.
  */
-import { randomBytes } from "node:crypto";
+import { createPrivateKey, randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Client } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAdminClient, createClient, errorReason } from "@lcp/rpc";
@@ -34,6 +36,8 @@ export interface SigningKeysHarness {
   service(name: string): Promise<Client<typeof SigningKeyService>>;
   /** No certificate, no token. */
   anonymous: Client<typeof SigningKeyService>;
+  /** A super_admin and the licensing service, aimed at another replica (`url`) on the same database. */
+  clientsAt(url: string): Promise<{ admin: Client<typeof SigningKeyService>; licensing: Client<typeof SigningKeyService> }>;
   /** Raw SQL against the app's database, behind the ORM's back. */
   sql<T = Record<string, unknown>>(query: string): Promise<T[]>;
   /** Stops the app and starts it again on the same database, KEK and port (clients keep working). */
@@ -69,16 +73,16 @@ export async function startHarness(tdb: TestDatabase, overrides: Partial<Signing
     throw err;
   }
   const caPem = pki.ca.certPem;
-  const adminWith = (roles: string[]) =>
+  const adminWith = (roles: string[], baseUrl = app.url) =>
     createAdminClient(SigningKeyService, {
-      baseUrl: app.url,
+      baseUrl,
       caPem,
       token: () => dev.mint({ subject: `test-${roles.join("+")}`, roles, ttlSeconds: 600 }),
       retries: 0,
     });
-  const service = async (name: string) => {
+  const service = async (name: string, baseUrl = app.url) => {
     const cert = await pki.service(name);
-    return createClient(SigningKeyService, { baseUrl: app.url, tls: { caPem, certPem: cert.certPem, keyPem: cert.keyPem }, retries: 0 });
+    return createClient(SigningKeyService, { baseUrl, tls: { caPem, certPem: cert.certPem, keyPem: cert.keyPem }, retries: 0 });
   };
   let closed: Promise<void> | undefined;
   const harness: SigningKeysHarness = {
@@ -89,9 +93,10 @@ export async function startHarness(tdb: TestDatabase, overrides: Partial<Signing
     kek,
     issuer,
     admin: adminWith(["super_admin"]),
-    adminWith,
+    adminWith: (roles) => adminWith(roles),
     licensing: await service("licensing"),
-    service,
+    service: (name) => service(name),
+    clientsAt: async (url) => ({ admin: adminWith(["super_admin"], url), licensing: await service("licensing", url) }),
     anonymous: createClient(SigningKeyService, { baseUrl: app.url, tls: { caPem }, retries: 0 }),
     sql: (query) => rawQuery(db, query),
     async restart() {
@@ -128,4 +133,39 @@ export async function expectRefusal(call: Promise<unknown>, code: Code, reason?:
   expect(Code[error!.code]).toBe(Code[code]);
   if (reason !== undefined) expect(errorReason(error)).toBe(reason);
   return error!;
+}
+
+/** Every clear form a private key could take in storage: PEM text, its base64 body, DER, the JWK `d`. */
+export interface Secret {
+  label: string;
+  strings: string[];
+  bytes: Buffer[];
+}
+
+/** The clear forms of the PKCS#8 PEM `pem`, to search raw storage for. */
+export function secretForms(label: string, pem: string): Secret {
+  const key = createPrivateKey(pem);
+  const der = key.export({ format: "der", type: "pkcs8" });
+  const d = key.export({ format: "jwk" }).d!;
+  const body = pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+  const dBytes = Buffer.from(d, "base64url");
+  return {
+    label,
+    strings: ["PRIVATE KEY-----", body, body.slice(0, 40), d, dBytes.toString("hex"), dBytes.toString("base64"), der.toString("base64")],
+    bytes: [der, dBytes],
+  };
+}
+
+/** The raw bytes of the SQLite database file and its WAL, as they lie on disk. */
+export function sqliteFileBytes(h: Pick<SigningKeysHarness, "db">): Buffer {
+  const file = join(h.db.dataDir, "signing-keys.sqlite");
+  return Buffer.concat([file, `${file}-wal`].filter(existsSync).map((f) => readFileSync(f)));
+}
+
+/** Fails naming `where` if any clear form of any of `secrets` occurs in `raw`. */
+export function expectNoClearSecrets(raw: Buffer, secrets: Secret[], where: string): void {
+  for (const secret of secrets) {
+    for (const bytes of secret.bytes) expect(raw.includes(bytes), `${secret.label} bytes found in ${where}`).toBe(false);
+    for (const s of secret.strings) expect(raw.includes(Buffer.from(s)), `${secret.label} text found in ${where}`).toBe(false);
+  }
 }

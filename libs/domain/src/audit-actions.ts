@@ -21,6 +21,8 @@ export const AUDIT_ACTIONS = [
   "signing.key.retire",
   "signing.key.revoke",
   "signing.ca.rotate",
+  // Every stored private key moved onto a new key-encryption key (npm run rotate-kek).
+  "signing.kek.rotate",
   "appliance.certificate.issue",
   "fleet.sweep",
   "authz.denied",

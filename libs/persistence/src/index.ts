@@ -12,3 +12,6 @@ export * from "./relay.js";
 export * from "./quarantine.js";
 export * from "./listen.js";
 export { createSqliteStatementThread, SqliteThreadError, type SqliteStatementThread, type ThreadStatement } from "./sqlite-statement-thread.js";
+export { createBackup, type BackupTarget, type CreateBackupOptions } from "./backup/backup.js";
+export { restoreBackup, verifyBackup, type RestoreBackupOptions, type RestoreResult } from "./backup/restore.js";
+export { BACKUP_FORMAT, BACKUP_VERSION, BackupError, MANIFEST_FILE, parseManifest, type BackupEntry, type BackupManifest } from "./backup/manifest.js";

@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { TestDatabase, TestDatabaseOptions } from "@lcp/testing/db";
 import { afterEach, beforeEach } from "vitest";
 import { createOrm, type Database } from "../src/index.js";
@@ -34,4 +36,9 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
     if (Date.now() > end) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** SHA-256 (hex) of a file, as a backup manifest records it. */
+export function fileDigestSync(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
 }

@@ -33,7 +33,18 @@ export {
   type LeaseTokenClaims,
   type LeaseTokenVerdict,
 } from "./lease-token.js";
-export { KeyWrapError, loadOrCreateDevKek, parseKek, unwrapSecret, wrapSecret } from "./key-wrap.js";
+export {
+  createKeyring,
+  KekNotConfiguredError,
+  kekFingerprint,
+  KeyWrapError,
+  loadOrCreateDevKek,
+  parseKek,
+  unwrapSecret,
+  wrapSecret,
+  wrappedKekFingerprint,
+  type Keyring,
+} from "./key-wrap.js";
 export { readOrCreateFile } from "./write-file-once.js";
 export {
   createTrustingFetch,

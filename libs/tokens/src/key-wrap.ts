@@ -1,47 +1,138 @@
 /**
  * Envelope encryption for private keys at rest (docs/design.md §6): AES-256-GCM under a
  * key-encryption key (KEK) from configuration, or in development one generated into the data folder.
+ *
+ * A KEK is rotated without downtime through a {@link Keyring}: new secrets are wrapped under its
+ * current KEK, and a secret is opened under whichever KEK of the ring wrapped it, found by the
+ * KEK fingerprint each `v2` envelope carries (older `v1` envelopes carry none, so every KEK of the
+ * ring is tried). The fingerprint is a truncated hash: it names a KEK without revealing it.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { readOrCreateFile } from "./write-file-once.js";
 
-const VERSION = "v1";
+const VERSION = "v2";
+const LEGACY_VERSION = "v1";
+const FINGERPRINT = /^[0-9a-f]{16}$/;
 const IV_BYTES = 12; // the GCM standard nonce size; random per wrap, so never reused under one KEK
 const TAG_BYTES = 16;
 const KEK_BYTES = 32;
 
-/** Thrown when a wrapped secret cannot be opened: tampered, wrong KEK, wrong AAD or not a `v1.` envelope. */
+/** Thrown when a wrapped secret cannot be opened: tampered, wrong KEK, wrong AAD or not a `v1.`/`v2.` envelope. */
 export class KeyWrapError extends Error {
   override name = "KeyWrapError";
 }
 
 /**
- * Encrypts `plaintext` under `kek` (32 bytes) bound to `aad` (e.g. the key id, so a wrapped key
- * cannot be swapped onto another row). Returns `v1.<iv>.<ciphertext>.<tag>`, base64url parts.
+ * Thrown when a `v2` envelope names a KEK the ring does not hold: the process runs without the
+ * KEK the secret was wrapped under (e.g. a replica still on the old KEK after a rotation).
  */
-export function wrapSecret(kek: Uint8Array, plaintext: Uint8Array | string, aad: string): string {
+export class KekNotConfiguredError extends KeyWrapError {
+  override name = "KekNotConfiguredError";
+  constructor(
+    /** The fingerprint of the KEK the secret was wrapped under. */
+    readonly kekFingerprint: string,
+    /** The fingerprints of the KEKs that are configured. */
+    readonly configured: readonly string[],
+  ) {
+    super(`wrapped under key-encryption key ${kekFingerprint}, which is not configured (configured: ${configured.join(", ")})`);
+  }
+}
+
+/** A current KEK and the KEKs it replaces (oldest data may still be wrapped under them). */
+export interface Keyring {
+  /** Wraps every new secret. */
+  readonly current: Uint8Array;
+  /** Only opens secrets wrapped before a rotation finished. */
+  readonly previous: readonly Uint8Array[];
+}
+
+/**
+ * The public name of a KEK: 16 hex characters of SHA-256 over a fixed label and the key. Stored
+ * in every envelope and printed by tools; 64 bits of a hash of a 256-bit random key reveal nothing
+ * usable about it.
+ */
+export function kekFingerprint(kek: Uint8Array): string {
   assertKek(kek);
+  return createHash("sha256").update("lcp key-encryption key fingerprint\0").update(kek).digest("hex").slice(0, 16);
+}
+
+/**
+ * A keyring of `current` and `previous` KEKs. A previous KEK equal to the current one, or listed
+ * twice, is dropped: it would only be tried twice.
+ */
+export function createKeyring(current: Uint8Array, previous: readonly Uint8Array[] = []): Keyring {
+  const seen = new Set([kekFingerprint(current)]);
+  const rest: Uint8Array[] = [];
+  for (const kek of previous) {
+    const fp = kekFingerprint(kek);
+    if (seen.has(fp)) continue;
+    seen.add(fp);
+    rest.push(kek);
+  }
+  return { current, previous: rest };
+}
+
+/** The fingerprint of the KEK a `v2` envelope was wrapped under; null for a `v1` envelope or anything else. */
+export function wrappedKekFingerprint(wrapped: string): string | null {
+  const parts = wrapped.split(".");
+  return parts.length === 5 && parts[0] === VERSION && FINGERPRINT.test(parts[1]!) ? parts[1]! : null;
+}
+
+function asKeyring(kek: Uint8Array | Keyring): Keyring {
+  return kek instanceof Uint8Array ? { current: kek, previous: [] } : kek;
+}
+
+/**
+ * Encrypts `plaintext` under `kek` (32 bytes; a ring's current KEK) bound to `aad` (e.g. the key
+ * id, so a wrapped key cannot be swapped onto another row). Returns
+ * `v2.<kek fingerprint>.<iv>.<ciphertext>.<tag>`, binary parts base64url.
+ */
+export function wrapSecret(kek: Uint8Array | Keyring, plaintext: Uint8Array | string, aad: string): string {
+  const key = asKeyring(kek).current;
+  assertKek(key);
   const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv("aes-256-gcm", kek, iv, { authTagLength: TAG_BYTES });
+  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(Buffer.from(aad, "utf8"));
   const data = typeof plaintext === "string" ? Buffer.from(plaintext, "utf8") : plaintext;
   const ciphertext = Buffer.concat([cipher.update(data), cipher.final()]);
   const tag = cipher.getAuthTag();
-  return [VERSION, iv, ciphertext, tag].map((p) => (typeof p === "string" ? p : p.toString("base64url"))).join(".");
+  return [VERSION, kekFingerprint(key), iv, ciphertext, tag].map((p) => (typeof p === "string" ? p : p.toString("base64url"))).join(".");
 }
 
 /**
- * Decrypts a value made by {@link wrapSecret} with the same KEK and AAD.
+ * Decrypts a value made by {@link wrapSecret} with the same AAD, under the KEK (or the KEK of the
+ * ring) that wrapped it.
+ * @throws KekNotConfiguredError when the envelope names a KEK the ring does not hold.
  * @throws KeyWrapError when the envelope is malformed or fails authentication.
  */
-export function unwrapSecret(kek: Uint8Array, wrapped: string, aad: string): Uint8Array {
-  assertKek(kek);
+export function unwrapSecret(kek: Uint8Array | Keyring, wrapped: string, aad: string): Uint8Array {
+  const ring = asKeyring(kek);
+  const keys = [ring.current, ...ring.previous];
+  keys.forEach(assertKek);
   const parts = wrapped.split(".");
-  if (parts.length !== 4 || parts[0] !== VERSION) {
-    throw new KeyWrapError(`wrapped secret is not a ${VERSION} envelope`);
+  if (parts.length === 5 && parts[0] === VERSION) {
+    const fp = parts[1]!;
+    const key = keys.find((k) => kekFingerprint(k) === fp);
+    if (!key) throw new KekNotConfiguredError(FINGERPRINT.test(fp) ? fp : "(malformed)", keys.map(kekFingerprint));
+    return openEnvelope(key, parts.slice(2) as [string, string, string], aad);
   }
-  const [, ivPart, ctPart, tagPart] = parts as [string, string, string, string];
+  if (parts.length === 4 && parts[0] === LEGACY_VERSION) {
+    // A v1 envelope does not say which KEK made it: the first that authenticates is the one.
+    let failure: unknown;
+    for (const key of keys) {
+      try {
+        return openEnvelope(key, parts.slice(1) as [string, string, string], aad);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    throw failure;
+  }
+  throw new KeyWrapError(`wrapped secret is not a ${VERSION} (or ${LEGACY_VERSION}) envelope`);
+}
+
+function openEnvelope(kek: Uint8Array, [ivPart, ctPart, tagPart]: [string, string, string], aad: string): Uint8Array {
   const iv = Buffer.from(ivPart, "base64url");
   const tag = Buffer.from(tagPart, "base64url");
   // Fixed lengths are checked up front: GCM accepts short tags, which would weaken authentication.

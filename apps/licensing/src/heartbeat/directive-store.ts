@@ -109,6 +109,26 @@ export async function renewLease(
   return null;
 }
 
+/**
+ * The highest lease seq a box's report may raise its licence's counter to: far above any real
+ * count, and inside PostgreSQL's 4-byte integer column.
+ */
+const MAX_REPORTED_LEASE_SEQ = 1_000_000_000;
+
+/**
+ * Raises the licence's `lease_seq` to the seq the box reports it has seen, when that is higher:
+ * the database was restored from a backup taken before the box's last lease. Without it the
+ * next lease would repeat a seq the box has already seen, which the box refuses, and it would
+ * run out its lease and lock. Only the box's own licence counter moves (it is authenticated as
+ * the bound box), and only upwards. Returns the seq now stored.
+ */
+export async function catchUpLeaseSeq(deps: CoreDeps, licenseId: string, deploymentId: string, stored: number, reported: number): Promise<number> {
+  if (reported <= stored || reported > MAX_REPORTED_LEASE_SEQ) return stored;
+  await deps.db.em().nativeUpdate(LicenseEntity, { id: licenseId, leaseSeq: { $lt: reported } }, { leaseSeq: reported });
+  deps.log.warn({ deploymentId, stored, reported }, "the box has seen a newer lease than this database holds (restored from a backup?); leases continue above it");
+  return reported;
+}
+
 /** Stores one directive (with its audit event, if any) and publishes it; returns it and whether it was pushed. */
 export async function storeDirective(
   deps: CoreDeps,

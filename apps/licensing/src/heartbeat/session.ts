@@ -29,7 +29,7 @@ import { DeploymentEntity } from "../storage/entities.js";
 import { factsOf } from "../storage/repository.js";
 import { MAX_CSR_BYTES } from "../appliance-service/validate.js";
 import type { HeartbeatContext, HeartbeatOutlet } from "./context.js";
-import { ackDirectives, renewLease, storeRenewedCertificate } from "./directive-store.js";
+import { ackDirectives, catchUpLeaseSeq, renewLease, storeRenewedCertificate } from "./directive-store.js";
 import { ephemeralLock, keySync, open, pendingFor, validateHello } from "./hello.js";
 import { RateLimiter } from "./push-queue.js";
 import type { HeldStream, PendingDirective } from "./stream-hub.js";
@@ -130,6 +130,9 @@ export class HeartbeatStream implements HeldStream {
     this.deploymentId = loaded.deployment.id;
     this.view = viewOf(loaded);
     const { deps, hub, writer } = this.ctx;
+    if (loaded.license && input.lastLeaseSeq > this.view.leaseSeq) {
+      this.view = { ...this.view, leaseSeq: await catchUpLeaseSeq(deps, loaded.license.id, this.deploymentId, this.view.leaseSeq, input.lastLeaseSeq) };
+    }
     // Registered before the pending read, so a change committed in between is pushed, not lost.
     hub.add(this);
     writer.connected({

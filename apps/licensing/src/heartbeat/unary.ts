@@ -10,7 +10,7 @@ import { invalid } from "../validation.js";
 import { DeploymentEntity } from "../storage/entities.js";
 import { factsOf } from "../storage/repository.js";
 import type { HeartbeatContext } from "./context.js";
-import { ackDirectives, renewLease } from "./directive-store.js";
+import { ackDirectives, catchUpLeaseSeq, renewLease } from "./directive-store.js";
 import { ephemeralLock, keySync, open, pendingFor, type HelloInput } from "./hello.js";
 import { changeThroughCore, judge, leaseDue, sinceOf, viewOf } from "./view.js";
 
@@ -35,6 +35,9 @@ export async function unaryHeartbeat(
   const valid = ackedIds.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
   if (valid.length > 0) await ackDirectives(deps.db.em(), deploymentId, valid, now);
   let view = viewOf(loaded);
+  if (loaded.license && input.lastLeaseSeq > view.leaseSeq) {
+    view = { ...view, leaseSeq: await catchUpLeaseSeq(deps, loaded.license.id, deploymentId, view.leaseSeq, input.lastLeaseSeq) };
+  }
   const verdict = judge(view, input.fingerprintHash, now.getTime(), ctx);
   let derived: DerivedState;
   if (verdict.kind === "refused") throw new DomainError(verdict.code, verdict.message);

@@ -15,7 +15,7 @@ import {
 } from "@lcp/pki";
 import type { Database } from "@lcp/persistence";
 import { DomainError } from "@lcp/rpc";
-import { unwrapSecret, wrapSecret } from "@lcp/tokens";
+import { unwrapSecret, wrapSecret, type Keyring } from "@lcp/tokens";
 import type { EntityManager } from "@mikro-orm/knex";
 import { audit, type AuditContext } from "../audit.js";
 import { withChangeLock } from "../storage/change-lock.js";
@@ -38,7 +38,8 @@ export interface IssuedApplianceCertificate {
 /** Options of {@link createApplianceCa}. */
 export interface ApplianceCaOptions {
   db: Database;
-  kek: Uint8Array;
+  /** The key-encryption keys: the new CA is wrapped under the current one, old ones opened under any. */
+  kek: Keyring;
   trustDomain: string;
   now: () => Date;
 }

@@ -3,7 +3,7 @@
  * lifecycle rules, and writes its audit event in the same transaction. Private keys are wrapped
  * under the KEK (AAD = kid) before they reach the ORM and unwrapped only for the signer.
  */
-import { generateSigningKey, unwrapSecret, wrapSecret, type GeneratedSigningKey } from "@lcp/tokens";
+import { generateSigningKey, unwrapSecret, wrapSecret, type GeneratedSigningKey, type Keyring } from "@lcp/tokens";
 import type { Database } from "@lcp/persistence";
 import { DomainError } from "@lcp/rpc";
 import type { EntityManager } from "@mikro-orm/knex";
@@ -30,8 +30,8 @@ export interface ActiveKeyMaterial {
 /** Options of {@link createKeyStore}. */
 export interface KeyStoreOptions {
   db: Database;
-  /** The key-encryption key (32 bytes). */
-  kek: Uint8Array;
+  /** The key-encryption keys: new keys are wrapped under the current one, old ones opened under any. */
+  kek: Keyring;
   /** The clock; tests inject one. */
   now: () => Date;
   /** Called after every committed change that may alter the ACTIVE key or the JWKS. */
