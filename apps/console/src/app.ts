@@ -67,7 +67,7 @@ export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
   const headers = securityHeaders(new URL(config.oidc.issuer).origin);
   const webRoot = createWebRoot(config.webRoot);
 
-  const metrics = createMetrics({ app: "console" });
+  const metrics = createMetrics({ app: "console", logger: log });
   const readyGauge = metrics.gauge(READY_GAUGE, "1 while this replica is ready (started, its database answers), else 0.");
   readyGauge.set(0);
   let monitor: ReadinessMonitor | undefined;
