@@ -9,8 +9,9 @@
  * appended one gapless chain, the admin ports answer kubelet's probes, and the image's files are
  * shown unchanged (a read-only root filesystem would have done).
  */
-import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -20,9 +21,9 @@ import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentKind } from "@lcp/proto/licensing/v1/types_pb";
 import { createAdminClient } from "@lcp/rpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO_ROOT, startCluster } from "../support/cluster.js";
+import { freePorts, REPO_ROOT, startCluster } from "../support/cluster.js";
 import { assembleImage, type ImageRuntime } from "../support/image.js";
-import { run } from "../support/processes.js";
+import { hold, run, type Held } from "../support/processes.js";
 import { theSeedStory } from "../support/seed-story.js";
 import { applianceFor, auditTrail, eventually, FAST_SETTINGS, heartbeatOf, nextDirective } from "../support/story.js";
 
@@ -51,6 +52,8 @@ describe.skipIf(databaseUrl === undefined)("the production image on PostgreSQL, 
   const imageDir = join(scratch, "app");
   let runtime: ImageRuntime;
   let before: Map<string, string>;
+  let consolePorts: number[] = [];
+  let console: Held | undefined;
 
   beforeAll(async () => {
     // nx's cache makes this quick when `npm test` (or anyone) built the same sources already.
@@ -58,13 +61,26 @@ describe.skipIf(databaseUrl === undefined)("the production image on PostgreSQL, 
     expect(built.code, built.stdout + built.stderr).toBe(0);
     runtime = assembleImage(imageDir);
     before = snapshot(imageDir);
+    consolePorts = await freePorts(2);
   }, 620_000);
-  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+  afterAll(async () => {
+    console?.kill();
+    await console?.exited();
+    rmSync(scratch, { recursive: true, force: true });
+  });
 
   // A replica that does not hold a box's stream sees its beats as of the holder's last batched
   // write, so the heartbeat timeout leaves room for one flush beyond the interval.
   const cluster = theSeedStory(
-    () => startCluster({ databaseUrl, image: { dir: imageDir, runtime }, replicas: { licensing: 2, audit: 2 }, adminPorts: true, startTimeoutMs: 90_000 }),
+    () =>
+      startCluster({
+        databaseUrl,
+        image: { dir: imageDir, runtime },
+        replicas: { licensing: 2, audit: 2 },
+        adminPorts: true,
+        consoleUrl: `https://localhost:${consolePorts[0]}`,
+        startTimeoutMs: 90_000,
+      }),
     { ...FAST_SETTINGS, heartbeatTimeoutMs: 4_000, graceWindowMs: 10_000 },
   );
 
@@ -126,6 +142,54 @@ describe.skipIf(databaseUrl === undefined)("the production image on PostgreSQL, 
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status, app).toBe(200);
     }
   });
+
+  it("the console starts from the image on the shared database: ready, its assets served, sign-in sent to the configured issuer", async () => {
+    const c = cluster();
+    const [port, adminPort] = consolePorts as [number, number];
+    const pki = join(c.dataDir, "pki");
+    const sessionKey = join(c.dataDir, "secrets", "console-session.key");
+    writeFileSync(sessionKey, randomBytes(32).toString("base64"), { mode: 0o400 });
+    console = hold(process.execPath, [...runtime.entrypoint.slice(1), "apps/console/dist/main.js"], {
+      cwd: imageDir,
+      env: {
+        ...c.env,
+        PORT: String(port),
+        ADMIN_PORT: String(adminPort),
+        PUBLIC_URL: `https://localhost:${port}`,
+        TLS_CERT_FILE: join(pki, "console.crt"),
+        TLS_KEY_FILE: join(pki, "console.key"),
+        TLS_CA_FILE: join(pki, "ca.crt"),
+        LICENSING_URL: c.urls.licensing,
+        SIGNING_KEYS_URL: c.urls["signing-keys"],
+        AUDIT_URL: c.urls.audit,
+        FLEET_SWEEP_URL: c.urls["fleet-sweep"],
+        OIDC_CLIENT_ID: "lcp-console",
+        OIDC_CLIENT_SECRET_FILE: join(c.dataDir, "dev-idp", "console-client-secret"),
+        SESSION_KEY_FILE: sessionKey,
+        LOG_LEVEL: "info",
+      },
+    });
+    await console.waitFor(/console ready/, 60_000);
+    expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).toBe(200);
+    const get = (path: string) =>
+      new Promise<{ status: number; location: string | undefined; type: string | undefined }>((done, fail) => {
+        const req = httpsRequest(`https://localhost:${port}${path}`, { ca: c.caPem }, (res) => {
+          res.resume();
+          done({ status: res.statusCode ?? 0, location: res.headers.location, type: res.headers["content-type"] });
+        });
+        req.once("error", fail);
+        req.end();
+      });
+    const screen = await get("/licensing/audit");
+    expect(screen).toMatchObject({ status: 302, location: "/auth/login?return=%2Flicensing%2Faudit" });
+    const login = await get(screen.location!);
+    expect(login.status).toBe(302);
+    expect(login.location!.startsWith(`${c.env.OIDC_ISSUER}/auth?`)).toBe(true);
+    expect(login.location).toMatch(/code_challenge_method=S256/);
+    // The built single-page app: its entry script is one of the hashed assets the build wrote.
+    const asset = readdirSync(join(imageDir, "apps/console/dist/web/assets")).find((f) => f.endsWith(".js"))!;
+    expect(await get(`/assets/${asset}`)).toMatchObject({ status: 200, type: expect.stringMatching(/javascript/) });
+  }, 90_000);
 
   it("wrote nothing into the image: a read-only root filesystem would have done", () => {
     const after = snapshot(imageDir);

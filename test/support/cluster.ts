@@ -198,7 +198,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
   const { caPem, caPath } = await prepareDataDir(dataDir);
   const replicas = (app: AppName) => options.replicas?.[app] ?? 1;
-  const portList = await freePorts(APPS.reduce((n, app) => n + replicas(app) * (options.adminPorts ? 2 : 1), 0));
+  // Every port at once (replicas, their admin ports, the balancers in front of replicated apps),
+  // so none is handed out twice.
+  const portList = await freePorts(APPS.reduce((n, app) => n + replicas(app) * (options.adminPorts ? 2 : 1) + (replicas(app) > 1 ? 1 : 0), 0));
   const replicaPorts = Object.fromEntries(APPS.map((app) => [app, portList.splice(0, replicas(app))])) as Record<AppName, number[]>;
   const adminPorts = Object.fromEntries(APPS.map((app) => [app, options.adminPorts ? portList.splice(0, replicas(app)) : []])) as Record<AppName, number[]>;
   const proxies: TcpProxy[] = [];
@@ -209,7 +211,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       // Round robin, as a Kubernetes Service spreads new connections over its pods.
       let next = 0;
       const targets = replicaPorts[app];
-      const proxy = await createTcpProxy({ target: () => ({ host: "127.0.0.1", port: targets[next++ % targets.length]! }) });
+      const proxy = await createTcpProxy({ port: portList.shift()!, target: () => ({ host: "127.0.0.1", port: targets[next++ % targets.length]! }) });
       proxies.push(proxy);
       ports[app] = proxy.port;
     }
@@ -373,6 +375,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       if (ownDir && !process.env.LCP_E2E_KEEP) rmSync(dataDir, { recursive: true, force: true });
     })());
 
+  const signedIn = new Map<Role, { token: Promise<string>; at: number }>();
   const cluster: Cluster = {
     dataDir,
     urls,
@@ -384,7 +387,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     databaseUrl,
     env: Object.fromEntries(Object.entries(env).filter(([k]) => k !== "PORT")),
     async adminToken(role, subject = `e2e-${role}`) {
-      if (idp) return npmRunToken(role, cluster.env);
+      if (idp) {
+        // A sign-in is a process (`npm run token`) taking a second or more: reuse one per role
+        // for a minute (the provider's tokens live longer), so a timed step never waits for one.
+        const cached = signedIn.get(role);
+        if (cached && Date.now() - cached.at < 60_000) return cached.token;
+        const token = npmRunToken(role, cluster.env);
+        signedIn.set(role, { token, at: Date.now() });
+        token.catch(() => signedIn.delete(role));
+        return token;
+      }
       return (await issuer).mint({ subject, roles: [role], ttlSeconds: 3_600 });
     },
     adminSubject: (role) => (idp ? role : `e2e-${role}`),

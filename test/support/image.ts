@@ -200,9 +200,10 @@ export function assembleImage(dir: string, dockerfile = readDockerfile()): Image
     if (!existsSync(from)) throw new Error(`Dockerfile:${ins.line}: ${src} does not exist in stage ${ins.flags.from} (was everything built?)`);
     const target = join(dir, posix.relative(runtime.workdir, posix.resolve(runtime.workdir, dest)));
     mkdirSync(dirname(target), { recursive: true });
-    // Hard links where the source is a directory tree of this checkout: nothing in the image is
-    // written at run time, which the production test checks.
-    execFileSync("cp", ["-al", from, target]);
+    // node_modules (the deps stage's, already a tree of its own) is hard-linked, being large and
+    // hashed by size only; the checkout's files are copied, so editing or rebuilding the checkout
+    // while the image runs changes nothing in it.
+    execFileSync("cp", [root === REPO_ROOT ? "-r" : "-al", from, target]);
   }
   for (const name of built.keys()) {
     const root = built.get(name)!;

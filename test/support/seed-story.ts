@@ -83,13 +83,13 @@ export function theSeedStory(start: () => Promise<Cluster>, settings: typeof FAS
     const activation = await a.activate();
     expect(activation.deploymentId).toBe(ward.deployment.id);
     expect(a.state().state).toBe("ACTIVE");
+    // It holds its stream from here on (a box that waited past twice its heartbeat interval
+    // without one would rightly call itself GRACE), and the control plane sees it connected.
+    a.start();
     expect(await stateOf(ward.deployment.id)).toEqual(["ACTIVE", "UNSPECIFIED"]);
     const license = (await support().getLicense({ licenseId: ward.license.id })).license!;
     expect(LicenseStatus[license.status]).toBe("ACTIVATED");
     expect(license.fingerprintHash).toMatch(/^[0-9a-f]{64}$/);
-
-    // It holds its stream from here on, and the control plane sees it connected.
-    a.start();
     await eventually("the ward's box streaming", () => (a.status().connected ? true : undefined));
     await eventually("the ward's box connected in ListHeartbeats", async () => ((await heartbeatOf(cluster, ward.deployment.id))?.connected ? true : undefined));
   });

@@ -17,6 +17,8 @@ export interface TcpProxyOptions {
   readonly target: TcpTarget | (() => TcpTarget | undefined);
   /** Start cut (not listening yet) on a port reserved now. Default false. */
   readonly startCut?: boolean;
+  /** The port to listen on; default a free one. */
+  readonly port?: number;
 }
 
 /** A host and port a proxy forwards to. */
@@ -74,7 +76,7 @@ export async function createTcpProxy(options: TcpProxyOptions): Promise<TcpProxy
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   };
 
-  server = await listen(0);
+  server = await listen(options.port ?? 0);
   const port = (server.address() as AddressInfo).port;
   if (options.startCut === true) await stop();
 
