@@ -38,13 +38,11 @@ import { DatabaseConfigError, driverForUrl } from "@lcp/persistence";
 import {
   allOrNone,
   ConfigError,
-  DEFAULT_READINESS_INTERVAL_MS,
-  MAX_READINESS_INTERVAL_MS,
-  MIN_READINESS_INTERVAL_MS,
   parseDurationVariable,
   parsePort,
   readCertificates,
   readPem,
+  readProbeSettings,
   readTracingSettings,
   type TracingSettings,
 } from "@lcp/rpc";
@@ -196,16 +194,7 @@ export async function readConsoleConfig(env: NodeJS.ProcessEnv): Promise<Console
     if (err instanceof DatabaseConfigError) throw new ConfigError("DATABASE_URL", "must be a postgres:// URL (unset: SQLite under DATA_DIR)");
     throw err;
   }
-  const readinessIntervalMs = parseDurationVariable("READINESS_INTERVAL", get("READINESS_INTERVAL"), {
-    default: DEFAULT_READINESS_INTERVAL_MS,
-    min: MIN_READINESS_INTERVAL_MS,
-    max: MAX_READINESS_INTERVAL_MS,
-    range: "from 500ms to 1m",
-  });
-  const adminPortText = get("ADMIN_PORT");
-  const adminPort = adminPortText === undefined ? undefined : parsePort(adminPortText, 0, "ADMIN_PORT");
-  if (adminPort === 0) throw new ConfigError("ADMIN_PORT", "must be a port number from 1 to 65535 (unset it to open no admin listener)");
-  if (adminPort !== undefined && adminPort === port) throw new ConfigError("ADMIN_PORT", `must differ from PORT (${port})`);
+  const { readinessIntervalMs, adminPort } = readProbeSettings(get, port);
   const sessionKeyText = get("SESSION_KEY");
   const sessionKeyFile = get("SESSION_KEY_FILE");
   if (sessionKeyText !== undefined && sessionKeyFile !== undefined) throw new ConfigError("SESSION_KEY_FILE", "set SESSION_KEY or SESSION_KEY_FILE, not both");

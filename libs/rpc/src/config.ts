@@ -191,17 +191,7 @@ export async function readCommonConfig(
 
   const deniedAuditWindowMs = parseDeniedAuditWindow(get("DENIED_AUDIT_WINDOW"));
   const connectionLimits = parseConnectionLimits(get);
-  const readinessIntervalMs = parseDurationVariable("READINESS_INTERVAL", get("READINESS_INTERVAL"), {
-    default: DEFAULT_READINESS_INTERVAL_MS,
-    min: MIN_READINESS_INTERVAL_MS,
-    max: MAX_READINESS_INTERVAL_MS,
-    range: "from 500ms to 1m",
-  });
-  const adminPortText = get("ADMIN_PORT");
-  const adminPort = adminPortText === undefined ? undefined : parsePort(adminPortText, 0, "ADMIN_PORT");
-  // Port 0 would open a listener nobody can be told about; the same port as PORT cannot be bound twice.
-  if (adminPort === 0) throw new ConfigError("ADMIN_PORT", "must be a port number from 1 to 65535 (unset it to open no admin listener)");
-  if (adminPort !== undefined && adminPort === port) throw new ConfigError("ADMIN_PORT", `must differ from PORT (${port})`);
+  const { readinessIntervalMs, adminPort } = readProbeSettings(get, port);
 
   const tracing = readTracingSettings(get);
 
@@ -430,4 +420,23 @@ export async function loadTicketSecret(options: {
     throw new ConfigError(variable, `${path} must hold ${TICKET_SECRET_BYTES} random bytes as base64 (64 characters) or hex (96); e.g. openssl rand -base64 ${TICKET_SECRET_BYTES}`);
   }
   return new Uint8Array(bytes);
+}
+
+/**
+ * `READINESS_INTERVAL` (default 2 s, 500 ms–1 m) and `ADMIN_PORT` (unset: no admin listener),
+ * read the same way by every app, the console included. `port` is the app's own `PORT`.
+ */
+export function readProbeSettings(get: (name: string) => string | undefined, port: number): { readinessIntervalMs: number; adminPort: number | undefined } {
+  const readinessIntervalMs = parseDurationVariable("READINESS_INTERVAL", get("READINESS_INTERVAL"), {
+    default: DEFAULT_READINESS_INTERVAL_MS,
+    min: MIN_READINESS_INTERVAL_MS,
+    max: MAX_READINESS_INTERVAL_MS,
+    range: "from 500ms to 1m",
+  });
+  const adminPortText = get("ADMIN_PORT");
+  const adminPort = adminPortText === undefined ? undefined : parsePort(adminPortText, 0, "ADMIN_PORT");
+  // Port 0 would open a listener nobody can be told about; the same port as PORT cannot be bound twice.
+  if (adminPort === 0) throw new ConfigError("ADMIN_PORT", "must be a port number from 1 to 65535 (unset it to open no admin listener)");
+  if (adminPort !== undefined && adminPort === port) throw new ConfigError("ADMIN_PORT", `must differ from PORT (${port})`);
+  return { readinessIntervalMs, adminPort };
 }
