@@ -235,7 +235,11 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
         : nameOrConfig,
     );
     const read = config.collect;
-    if (read) config.collect = guarded(config.name, read);
+    if (read) {
+      // Registered with the first scrape-time gauge, so the first failing scrape already shows it.
+      collectFailures ??= counter("metrics_collect_failures_total", "Scrape-time gauge reads that failed or timed out (the gauge kept its last value), by metric.", ["metric"]);
+      config.collect = guarded(config.name, read);
+    }
     return getOrCreate(Gauge as Ctor, config, () => new Gauge<L>({ ...config, registers: [registry] }));
   }
 
@@ -256,8 +260,7 @@ export function createMetrics(options: MetricsOptions): RpcMetrics {
         if (failing) options.logger?.info({ metric: name }, "metric collection recovered");
         failing = false;
       } catch (err) {
-        collectFailures ??= counter("metrics_collect_failures_total", "Scrape-time gauge reads that failed or timed out (the gauge kept its last value), by metric.", ["metric"]);
-        collectFailures.inc({ metric: name });
+        collectFailures?.inc({ metric: name });
         if (!failing) options.logger?.warn({ err, metric: name }, "metric collection failed; the gauge keeps its last value");
         failing = true;
       } finally {

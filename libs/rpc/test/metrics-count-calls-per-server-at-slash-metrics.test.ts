@@ -3,7 +3,7 @@ import * as https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { createMetrics } from "@lcp/rpc";
+import { COLLECT_TIMEOUT_MS, createMetrics } from "@lcp/rpc";
 import { parseExposition, type Sample } from "@lcp/testing/metrics";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
@@ -232,17 +232,35 @@ describe("Prometheus metrics at GET /metrics, per server, over real TLS", () => 
     expect((await scrape(t.url, pki.ca.certPem, "/")).status).toBe(404);
   });
 
-  it("answers 500 and keeps serving when an app's collect callback throws", async () => {
+  it("still answers when a scrape-time gauge throws or hangs: the gauge keeps its last value and the failure is counted", async () => {
     const s = await startTestServer({ name: "fleet-sweep", pki, register: signingStub(newCalls()) });
+    const failures = (body: string) => value(body, "fleet_sweep_metrics_collect_failures_total", { metric: "fleet_sweep_outbox_depth" });
     try {
-      let broken = true;
-      s.server.metrics.gauge("outbox_depth", "Unsent outbox rows.", [], function () {
-        if (broken) throw new Error("database is down");
-        this.set(1);
+      let mode: "ok" | "throw" | "hang" = "ok";
+      let depth = 1;
+      s.server.metrics.gauge("outbox_depth", "Unsent outbox rows.", [], async function () {
+        if (mode === "throw") throw new Error("database is down");
+        if (mode === "hang") await new Promise(() => undefined);
+        this.set(depth);
       });
-      expect((await scrape(s.url, pki.ca.certPem)).status).toBe(500);
-      broken = false;
       expect(value((await scrape(s.url, pki.ca.certPem)).body, "fleet_sweep_outbox_depth")).toBe(1);
+      mode = "throw";
+      depth = 7;
+      const broken = await scrape(s.url, pki.ca.certPem);
+      expect(broken.status).toBe(200);
+      expect(value(broken.body, "fleet_sweep_outbox_depth")).toBe(1);
+      // The counter is rendered beside the gauges' reads, so a failure shows from the next scrape on.
+      mode = "hang";
+      const started = Date.now();
+      const hung = await scrape(s.url, pki.ca.certPem);
+      expect(hung.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(COLLECT_TIMEOUT_MS + 2_000);
+      expect(value(hung.body, "fleet_sweep_outbox_depth")).toBe(1);
+      expect(failures(hung.body)).toBe(1);
+      mode = "ok";
+      const back = await scrape(s.url, pki.ca.certPem);
+      expect(value(back.body, "fleet_sweep_outbox_depth")).toBe(7);
+      expect(failures(back.body)).toBe(2);
     } finally {
       await s.close();
     }

@@ -87,8 +87,11 @@ export function parseExposition(text: string): Map<string, MetricFamily> {
       labels[p[1]!] = p[2]!.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
       at = pair.lastIndex;
     }
-    const value = m[3] === "+Inf" ? Infinity : m[3] === "-Inf" ? -Infinity : Number(m[3]);
-    if (Number.isNaN(value) && m[3] !== "NaN") throw new Error(`bad value in ${line}`);
+    // Prometheus reads the special values case-insensitively, and prom-client writes NaN as `Nan`
+    // (an event-loop lag mean before its first sample, for one).
+    const raw = m[3]!;
+    const value = /^\+?inf$/i.test(raw) ? Infinity : /^-inf$/i.test(raw) ? -Infinity : /^nan$/i.test(raw) ? NaN : Number(raw);
+    if (Number.isNaN(value) && !/^nan$/i.test(raw)) throw new Error(`bad value in ${line}`);
     current.samples.push({ name, labels, value });
   }
   return families;
