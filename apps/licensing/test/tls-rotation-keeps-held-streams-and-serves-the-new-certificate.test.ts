@@ -24,6 +24,9 @@ import type { LicensingApp } from "../src/app.js";
 import { FAST, setSettings, startReplica, until } from "./heartbeat-support.js";
 import { provisionOnPrem, startHarness, TEST_ISSUER, type LicensingHarness } from "./support.js";
 
+/** The reload counter as licensing exports it, under its prefix. */
+const RELOADS = `licensing_${TLS_RELOADS_METRIC}`;
+
 /** A licensing replica serving from files in its own folder, with its log lines kept. */
 interface Rotating {
   app: LicensingApp;
@@ -135,11 +138,11 @@ describe("TLS rotation under held streams", () => {
       expect(box.status().connected).toBe(true);
 
       // Recorded: one count per applied reload, and a log line naming the new serial.
-      expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "applied" })).toBe(2);
+      expect(metricValue(await scrape(r), RELOADS, { result: "applied" })).toBe(2);
       expect(r.logs.filter((l) => l["msg"] === "TLS material reloaded").map((l) => l["serialNumber"])).toEqual([certificateSerialNumber(renewed.certPem), certificateSerialNumber(renewed.certPem)]);
       // Unchanged files: nothing happens.
       expect(await r.app.reloadTls()).toEqual({ result: "unchanged" });
-      expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "applied" })).toBe(2);
+      expect(metricValue(await scrape(r), RELOADS, { result: "applied" })).toBe(2);
     } finally {
       await box?.stop();
       await rm(dir, { recursive: true, force: true });
@@ -184,7 +187,7 @@ describe("TLS rotation under held streams", () => {
       const lines = r.logs.slice(logged).filter((l) => l["msg"] === "TLS material refused; the current certificate keeps serving");
       expect(lines.map((l) => [l["level"], l["code"]]), what).toEqual([[40, code]]);
     }
-    expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "refused" })).toBe(cases.length);
+    expect(metricValue(await scrape(r), RELOADS, { result: "refused" })).toBe(cases.length);
     // No key material in what was logged.
     expect(JSON.stringify(r.logs)).not.toContain(good.keyPem.split("\n")[1]!);
   });
@@ -196,14 +199,14 @@ describe("TLS rotation under held streams", () => {
     await until(async () => (await handshake(r)).serial === certificateSerialNumber(renewed.certPem), "the renewed certificate to be served");
     // Many intervals later: one reload, one line, however often the unchanged files were read.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "applied" })).toBe(1);
+    expect(metricValue(await scrape(r), RELOADS, { result: "applied" })).toBe(1);
     expect(r.logs.filter((l) => l["msg"] === "TLS material reloaded")).toHaveLength(1);
 
     // A broken set is reported once, not every interval; the renewed certificate keeps serving.
     await replaceTlsFiles(r.files, { certPem: (await issue()).certPem, keyPem: renewed.keyPem });
-    await until(async () => metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "refused" }) === 1, "the refusal");
+    await until(async () => metricValue(await scrape(r), RELOADS, { result: "refused" }) === 1, "the refusal");
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(metricValue(await scrape(r), TLS_RELOADS_METRIC, { result: "refused" })).toBe(1);
+    expect(metricValue(await scrape(r), RELOADS, { result: "refused" })).toBe(1);
     expect((await handshake(r)).serial).toBe(certificateSerialNumber(renewed.certPem));
   });
 
@@ -225,5 +228,5 @@ function scrape(r: Rotating): Promise<string> {
 
 async function tlsConnections(r: Rotating): Promise<number> {
   const text = await scrape(r);
-  return (metricValue(text, "rpc_server_tls_connections_total", { resumed: "true" }) || 0) + (metricValue(text, "rpc_server_tls_connections_total", { resumed: "false" }) || 0);
+  return (metricValue(text, "licensing_rpc_server_tls_connections_total", { resumed: "true" }) || 0) + (metricValue(text, "licensing_rpc_server_tls_connections_total", { resumed: "false" }) || 0);
 }
