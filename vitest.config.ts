@@ -13,6 +13,9 @@ export default defineConfig({
     include: faults ? ["test/faults/**/*.test.ts"] : ["{libs,apps,tools}/**/*.test.ts", "test/**/*.test.ts"],
     exclude: ["**/node_modules/**", "**/dist/**", ...(faults ? [] : ["test/faults/**"])],
     pool: "forks",
+    // Two files at a time on these 2-core machines (vitest's default is cores − 1, one here): most
+    // suites wait on child processes, TLS and the database rather than the CPU.
+    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 10_000,
