@@ -14,7 +14,7 @@ import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/conne
 import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { file_google_rpc_error_details } from "@lcp/proto/google/rpc/error_details_pb";
 import type { Logger } from "pino";
-import { compileHttpRoutes, HttpRuleError, requestFor, type HttpRoutes } from "./http-rules.js";
+import { compileHttpRoutes, HttpRuleError, requestFor, type HttpMatch } from "./http-rules.js";
 
 type NodeRequest = http2.Http2ServerRequest;
 type NodeResponse = http2.Http2ServerResponse;
@@ -93,7 +93,7 @@ async function serve(
   req: NodeRequest,
   res: NodeResponse,
   query: string,
-  match: Exclude<ReturnType<HttpRoutes["match"]>, { allow: unknown } | undefined>,
+  match: HttpMatch,
   handler: UniversalHandler,
   registry: Registry,
   options: HttpGatewayOptions,
@@ -183,7 +183,7 @@ async function readJsonBody(req: NodeRequest, max: number): Promise<JsonValue | 
 function sendStatus(res: NodeResponse, req: NodeRequest, status: number, code: Code, message: string, extra: Record<string, string> = {}): void {
   // A body left unread (refused before or while reading): the stream is reset / the connection
   // closed once the answer is out, rather than reading whatever else the client sends.
-  const unread = !req.complete;
+  const unread = !req.complete && hasBody(req);
   if (unread && !("stream" in req)) extra = { ...extra, connection: "close" };
   sendJson(res, status, { code, message, details: [] }, extra);
   if (unread) {
@@ -192,6 +192,14 @@ function sendStatus(res: NodeResponse, req: NodeRequest, status: number, code: C
       else if (!("stream" in req)) (req as unknown as { socket: { destroySoon?: () => void } }).socket.destroySoon?.();
     });
   }
+}
+
+/** Whether the request announced a body (a bodiless one needs no draining or reset). */
+function hasBody(req: NodeRequest): boolean {
+  // HTTP/1.1 requests arrive typed as HTTP/2 (node's allowHTTP1 overload) but have no stream.
+  if ("stream" in req) return !req.stream.endAfterHeaders;
+  const headers: Readonly<Record<string, unknown>> = (req as { headers: Record<string, unknown> }).headers;
+  return Number(headers["content-length"] ?? 0) > 0 || headers["transfer-encoding"] !== undefined;
 }
 
 function sendJson(res: NodeResponse, status: number, json: JsonValue, extra: Record<string, string> = {}): void {
