@@ -11,6 +11,7 @@ import { splitPemCertificates } from "@lcp/pki";
 import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
 import { createAuthenticator, peerFromSocket, peerKey } from "./authn.js";
 import { createHealth } from "./health.js";
+import { createHttpGateway } from "./http-gateway.js";
 import { createServerInterceptor } from "./interceptors.js";
 import { createLogger } from "./logger.js";
 import { createMetrics, METRICS_PATH, sendMetrics } from "./metrics.js";
@@ -35,7 +36,9 @@ const DEFAULT_GRACE_MS = 10_000;
 /**
  * Starts one TLS listener serving Connect, gRPC and gRPC-Web (HTTP/2, HTTP/1.1 allowed for the
  * Connect protocol) with authentication, the system policy, error mapping, logging, health,
- * reflection for every registered service (docs/design.md §4) and Prometheus metrics at `/metrics`.
+ * reflection for every registered service (docs/design.md §4), Prometheus metrics at `/metrics`,
+ * and the HTTP paths of the registered services' `google.api.http` rules (http-gateway.ts), which
+ * go through the same Connect handlers and interceptors.
  */
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const log = options.logger ?? createLogger(options.name);
@@ -68,10 +71,16 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   });
 
   let services: DescService[] = [];
+  const maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE;
+  const contextValues = (req: http2.Http2ServerRequest) => createContextValues().set(peerKey, peerFromSocket(req.socket, connectionOf(req)));
+  // Set once the routes are registered: paths Connect does not serve go to the HTTP rules first.
+  let httpRules: ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void) | undefined;
   const handler = connectNodeAdapter({
     routes(router) {
       options.register(router);
       services = [...new Set(router.handlers.map((h) => h.service))];
+      // Only the registered services' rules: each listener answers for the RPCs it owns.
+      httpRules = createHttpGateway({ handlers: [...router.handlers], maxBodyBytes: maxReceive, contextValues, fallback: notFound, logger: log });
       health.setStatus("", "SERVING");
       for (const s of services) health.setStatus(s.typeName, "SERVING");
       health.routes(router);
@@ -88,10 +97,10 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         transientError: options.transientError,
       }),
     ],
-    contextValues: (req) =>
-      createContextValues().set(peerKey, peerFromSocket(req.socket, connectionOf(req))),
+    contextValues: (req) => contextValues(req as http2.Http2ServerRequest),
+    fallback: (req, res) => (httpRules ?? notFound)(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse),
     shutdownSignal: shutdown.signal,
-    readMaxBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE,
+    readMaxBytes: maxReceive,
   });
 
   const tickets = options.sessionTickets;
@@ -180,7 +189,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       log,
       metrics: metrics.rpc,
       transientError: options.transientError,
-      maxMessageBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE,
+      maxMessageBytes: maxReceive,
     };
     installRawDispatch(server, {
       handlers: rawStreams,
@@ -334,6 +343,11 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       return closing;
     },
   };
+}
+
+/** Connect's answer to a path it does not serve. */
+function notFound(_req: unknown, res: http2.Http2ServerResponse): void {
+  res.writeHead(404).end();
 }
 
 function isMetricsPath(url: string): boolean {
