@@ -116,7 +116,7 @@ function buildOperation(
   }
   let requestBody: JsonSchema | undefined;
   if (binding.body === "*") {
-    requestBody = jsonContent(schemas.message(method.input), path === binding.template ? undefined : "Fields bound in the path may be left out.");
+    requestBody = jsonContent(schemas.message(method.input), variables.length === 0 ? undefined : "Fields bound in the path come from the path.");
   } else if (binding.body !== "") {
     const field = method.input.fields.find((f) => f.name === binding.body);
     if (field === undefined) throw new HttpRuleError(`${where}: body field ${JSON.stringify(binding.body.slice(0, 64))} is not in ${method.input.typeName}`);

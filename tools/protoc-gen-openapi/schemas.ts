@@ -94,7 +94,12 @@ export function isWellKnown(message: DescMessage): boolean {
 
 /** The leading comment of a descriptor, trimmed, or undefined when it has none. */
 export function describe(desc: Exclude<AnyDesc, DescFile>): string | undefined {
-  const text = getComments(desc).leading?.trim();
+  // protoc keeps the space after `//` on every line; drop it so wrapped lines read as written.
+  const text = getComments(desc)
+    .leading?.split("\n")
+    .map((line) => line.replace(/^ /, "").trimEnd())
+    .join("\n")
+    .trim();
   return text === undefined || text === "" ? undefined : text;
 }
 
