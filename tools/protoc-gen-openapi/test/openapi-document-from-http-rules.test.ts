@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { FileDescriptorSet } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseOptions, protocGenOpenApi } from "../plugin.js";
-import { BUF, ROOT, buildDescriptorSet, createFixtureModule, requestFor } from "./build-fixtures.js";
+import { BAD_RULES, BUF, ROOT, buildDescriptorSet, createFixtureModule, requestFor } from "./build-fixtures.js";
 
 type Json = Record<string, any>;
 
@@ -219,16 +219,23 @@ describe("protoc-gen-openapi on the shop fixture", () => {
 });
 
 describe("protoc-gen-openapi refuses bad rules and options", () => {
-  const cases: [string, RegExp][] = [
+  const cases: [keyof typeof BAD_RULES, RegExp][] = [
     ["unknown_field", /path variable \{nope\} names no field of bad\.v1\.unknown_field\.CallRequest/],
     ["get_body", /GET may not have a body/],
     ["unbalanced", /unbalanced "\{"/],
     ["message_var", /path variable \{ref\} must be a scalar or enum field/],
     ["bad_body_field", /body field "nope" is not in/],
     ["duplicate", /GET \/v1\/same is bound by two RPCs/],
+    ["bound_twice", /\{id\} bound twice/],
+    ["custom_kind", /HTTP method "fetch" has no OpenAPI form/],
+    ["long_path", /at most 1024 characters/],
+    ["relative_path", /must start with "\/"/],
   ];
+  it("has a case for every refused rule", () => {
+    expect(cases.map(([name]) => name).sort()).toEqual(Object.keys(BAD_RULES).sort());
+  });
   for (const [name, error] of cases) {
-    it(`refuses ${name.replaceAll("_", " ")}`, () => {
+    it(`refuses ${name.replaceAll("_", " ")}: ${BAD_RULES[name]!.slice(0, 60)}`, () => {
       expect(() => protocGenOpenApi.run(requestFor(set, [`bad/v1/${name}.proto`]))).toThrow(error);
     });
   }
