@@ -142,35 +142,23 @@ export function createSchemaCollector(): SchemaCollector {
     return withDescription({ type: "object", properties }, describe(desc));
   }
 
+  // The type of a singular field, of a list's items, or of a map's values: protobuf-es sets
+  // exactly one of message, enum and scalar for each of them.
+  function valueOf(f: { message?: DescMessage | undefined; enum?: DescEnum | undefined; scalar?: ScalarType | undefined }): JsonSchema {
+    if (f.message !== undefined) return message(f.message);
+    if (f.enum !== undefined) return enumRef(f.enum);
+    return scalarSchema(f.scalar!);
+  }
+
+  // A map has no single element: its element schema is the whole object.
   function element(f: DescField): JsonSchema {
-    switch (f.fieldKind) {
-      case "scalar":
-        return scalarSchema(f.scalar);
-      case "enum":
-        return enumRef(f.enum);
-      case "message":
-        return message(f.message);
-      case "list":
-        switch (f.listKind) {
-          case "scalar":
-            return scalarSchema(f.scalar);
-          case "enum":
-            return enumRef(f.enum);
-          case "message":
-            return message(f.message);
-        }
-      // A map has no single element; its values are described by field().
-      case "map":
-        return field(f);
-    }
+    return f.fieldKind === "map" ? field(f) : valueOf(f);
   }
 
   function field(f: DescField): JsonSchema {
-    if (f.fieldKind === "list") return { type: "array", items: element(f) };
-    if (f.fieldKind !== "map") return element(f);
-    const value =
-      f.mapKind === "scalar" ? scalarSchema(f.scalar) : f.mapKind === "enum" ? enumRef(f.enum) : message(f.message);
-    return { type: "object", additionalProperties: value };
+    if (f.fieldKind === "list") return { type: "array", items: valueOf(f) };
+    if (f.fieldKind === "map") return { type: "object", additionalProperties: valueOf(f) };
+    return valueOf(f);
   }
 
   return { message, field, element, components };

@@ -186,6 +186,7 @@ describe("protoc-gen-openapi on the shop fixture", () => {
     const detail = schemas["google.rpc.Status"].properties.details.items.anyOf[0];
     expect(detail.allOf).toEqual([{ $ref: "#/components/schemas/google.rpc.ErrorInfo" }]);
     expect(Object.keys(schemas["google.rpc.ErrorInfo"].properties).sort()).toEqual(["domain", "metadata", "reason"]);
+    expect(schemas["google.rpc.ErrorInfo"].properties.metadata).toMatchObject({ type: "object", additionalProperties: { type: "string" } });
   });
 
   it("asks for a bearer JWT by default and a client certificate for mtls_service services", () => {
