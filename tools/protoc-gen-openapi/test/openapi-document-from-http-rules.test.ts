@@ -100,7 +100,9 @@ describe("protoc-gen-openapi on the shop fixture", () => {
     expect(ops.sort()).toEqual([
       "DELETE /v1/items/{id} ShopService_DeleteItem",
       "GET /v1/items ShopService_ListItems_1",
+      "GET /v1/items:watch ShopService_WatchItems",
       "GET /v1/shops/{shop_id}/items/{item.id} ShopService_GetItem",
+      "GET /v1/shops/{shop_id}/items/{item.id}/color ShopService_GetItemColor",
       "GET /v1/{parent}/items ShopService_ListItems",
       "PATCH /v1/items/{id} ShopService_UpdateItem",
       "POST /v1/devices:report DeviceService_Report",
@@ -152,6 +154,13 @@ describe("protoc-gen-openapi on the shop fixture", () => {
     expect((update.parameters as Json[]).map((p) => p["in"])).toEqual(["path"]);
     expect(update.responses["200"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/shop.v1.Item" });
     expect(update.responses.default.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/google.rpc.Status" });
+  });
+
+  it("answers with the response_body field, and says when the response is a stream", () => {
+    const doc = shopDocument();
+    const color = doc["paths"]["/v1/shops/{shop_id}/items/{item.id}/color"].get;
+    expect(color.responses["200"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/shop.v1.Color" });
+    expect(doc["paths"]["/v1/items:watch"].get.description).toContain("Server-streaming");
   });
 
   it("gives messages and enums their proto3 JSON form", () => {
