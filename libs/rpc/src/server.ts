@@ -12,6 +12,7 @@ import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
 import { createAuthenticator, peerFromSocket, peerKey } from "./authn.js";
 import { createHealth } from "./health.js";
 import { createHttpGateway } from "./http-gateway.js";
+import { openApiDocument } from "@lcp/proto";
 import { createServerInterceptor } from "./interceptors.js";
 import { createLogger } from "./logger.js";
 import { createMetrics, METRICS_PATH, sendMetrics } from "./metrics.js";
@@ -98,7 +99,10 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       }),
     ],
     contextValues: (req) => contextValues(req as http2.Http2ServerRequest),
-    fallback: (req, res) => (httpRules ?? notFound)(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse),
+    fallback: (req, res) => {
+      if (serveOpenApi(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
+      (httpRules ?? notFound)(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
+    },
     shutdownSignal: shutdown.signal,
     readMaxBytes: maxReceive,
   });
@@ -358,4 +362,23 @@ function isMetricsPath(url: string): boolean {
 /** The object identifying a request's connection: the HTTP/2 session, or the HTTP/1.1 socket. */
 function connectionOf(req: { socket: object; stream?: { session?: object } }): object {
   return req.stream?.session ?? req.socket;
+}
+
+/** The path the OpenAPI document of the HTTP paths is served at, on every service's TLS listener. */
+export const OPENAPI_PATH = "/openapi.json";
+let openApiText: string | undefined;
+
+/**
+ * Answers `GET`/`HEAD /openapi.json` (query ignored) with the generated document and returns
+ * true; anything else is left alone. Public, like reflection: it describes, it grants nothing.
+ */
+function serveOpenApi(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean {
+  const url = req.url ?? "";
+  const path = url.split("?", 1)[0];
+  if (path !== OPENAPI_PATH || (req.method !== "GET" && req.method !== "HEAD")) return false;
+  openApiText ??= JSON.stringify(openApiDocument);
+  res.writeHead(200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache" });
+  if (req.method === "HEAD") res.end();
+  else res.end(openApiText);
+  return true;
 }
