@@ -36,3 +36,5 @@ export const controlPlaneFiles: readonly DescFile[] = [
   file_fleet_v1_fleet_sweep_service,
   file_ops_v1_outbox_service,
 ];
+
+export { openApiDocument } from "./openapi.js";

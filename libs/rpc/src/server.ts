@@ -11,6 +11,8 @@ import { splitPemCertificates } from "@lcp/pki";
 import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
 import { createAuthenticator, peerFromSocket, peerKey } from "./authn.js";
 import { createHealth } from "./health.js";
+import { createHttpGateway } from "./http-gateway.js";
+import { openApiDocument } from "@lcp/proto";
 import { createServerInterceptor } from "./interceptors.js";
 import { createLogger } from "./logger.js";
 import { createMetrics, METRICS_PATH, sendMetrics } from "./metrics.js";
@@ -35,7 +37,9 @@ const DEFAULT_GRACE_MS = 10_000;
 /**
  * Starts one TLS listener serving Connect, gRPC and gRPC-Web (HTTP/2, HTTP/1.1 allowed for the
  * Connect protocol) with authentication, the system policy, error mapping, logging, health,
- * reflection for every registered service (docs/design.md §4) and Prometheus metrics at `/metrics`.
+ * reflection for every registered service (docs/design.md §4), Prometheus metrics at `/metrics`,
+ * and the HTTP paths of the registered services' `google.api.http` rules (http-gateway.ts), which
+ * go through the same Connect handlers and interceptors.
  */
 export async function createServer(options: ServerOptions): Promise<RpcServer> {
   const log = options.logger ?? createLogger(options.name);
@@ -68,10 +72,16 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   });
 
   let services: DescService[] = [];
+  const maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE;
+  const contextValues = (req: http2.Http2ServerRequest) => createContextValues().set(peerKey, peerFromSocket(req.socket, connectionOf(req)));
+  // Set once the routes are registered: paths Connect does not serve go to the HTTP rules first.
+  let httpRules: ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void) | undefined;
   const handler = connectNodeAdapter({
     routes(router) {
       options.register(router);
       services = [...new Set(router.handlers.map((h) => h.service))];
+      // Only the registered services' rules: each listener answers for the RPCs it owns.
+      httpRules = createHttpGateway({ handlers: [...router.handlers], maxBodyBytes: maxReceive, contextValues, fallback: notFound, logger: log });
       health.setStatus("", "SERVING");
       for (const s of services) health.setStatus(s.typeName, "SERVING");
       health.routes(router);
@@ -88,10 +98,13 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
         transientError: options.transientError,
       }),
     ],
-    contextValues: (req) =>
-      createContextValues().set(peerKey, peerFromSocket(req.socket, connectionOf(req))),
+    contextValues: (req) => contextValues(req as http2.Http2ServerRequest),
+    fallback: (req, res) => {
+      if (serveOpenApi(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
+      (httpRules ?? notFound)(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
+    },
     shutdownSignal: shutdown.signal,
-    readMaxBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE,
+    readMaxBytes: maxReceive,
   });
 
   const tickets = options.sessionTickets;
@@ -180,7 +193,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       log,
       metrics: metrics.rpc,
       transientError: options.transientError,
-      maxMessageBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE,
+      maxMessageBytes: maxReceive,
     };
     installRawDispatch(server, {
       handlers: rawStreams,
@@ -336,6 +349,11 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
   };
 }
 
+/** Connect's answer to a path it does not serve. */
+function notFound(_req: unknown, res: http2.Http2ServerResponse): void {
+  res.writeHead(404).end();
+}
+
 function isMetricsPath(url: string): boolean {
   const q = url.indexOf("?");
   return (q === -1 ? url : url.slice(0, q)) === METRICS_PATH;
@@ -344,4 +362,23 @@ function isMetricsPath(url: string): boolean {
 /** The object identifying a request's connection: the HTTP/2 session, or the HTTP/1.1 socket. */
 function connectionOf(req: { socket: object; stream?: { session?: object } }): object {
   return req.stream?.session ?? req.socket;
+}
+
+/** The path the OpenAPI document of the HTTP paths is served at, on every service's TLS listener. */
+export const OPENAPI_PATH = "/openapi.json";
+let openApiText: string | undefined;
+
+/**
+ * Answers `GET`/`HEAD /openapi.json` (query ignored) with the generated document and returns
+ * true; anything else is left alone. Public, like reflection: it describes, it grants nothing.
+ */
+function serveOpenApi(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean {
+  const url = req.url ?? "";
+  const path = url.split("?", 1)[0];
+  if (path !== OPENAPI_PATH || (req.method !== "GET" && req.method !== "HEAD")) return false;
+  openApiText ??= JSON.stringify(openApiDocument);
+  res.writeHead(200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache" });
+  if (req.method === "HEAD") res.end();
+  else res.end(openApiText);
+  return true;
 }
