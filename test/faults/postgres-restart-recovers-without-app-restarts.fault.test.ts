@@ -4,7 +4,9 @@
  * back, the same app processes (no restart, same pids) answer again within seconds, every change
  * that was acknowledged is still there, the streaming boxes ran on their leases meanwhile (ACTIVE
  * or GRACE at the box, never LOCKED) and end ACTIVE, a change still reaches a box (the change
- * notifier reconnected), and the audit chain verifies.
+ * notifier reconnected), and the audit chain verifies. Meanwhile every app's readiness follows the
+ * database: its admin port answers `/readyz` 503 within 5 s of the stop and 200 again after the
+ * start, while liveness and the TLS port keep answering.
  *
  * The server is stopped (`-m fast`), held down a few seconds, then started: a bare `restart` is
  * over too quickly to see calls fail reliably. It is the machine's shared server, so this file
@@ -22,7 +24,7 @@ import { AuditService, Outcome } from "@lcp/proto/audit/v1/audit_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentKind, SubscriptionStatus } from "@lcp/proto/licensing/v1/types_pb";
 import { createAdminClient } from "@lcp/rpc";
-import { APPS, startCluster, type AppName, type Cluster } from "../support/cluster.js";
+import { APPS, startCluster, waitServing, type AppName, type Cluster } from "../support/cluster.js";
 import { applianceFor, auditTrail, eventually } from "../support/story.js";
 
 const DATABASE_URL = process.env.DATABASE_URL?.trim();
@@ -72,9 +74,14 @@ if (!DATABASE_URL) throw new Error("the PostgreSQL restart fault needs DATABASE_
     let pidsBefore: Record<string, number[]>;
     let downAt = 0;
     let upAt = 0;
+    /** Every app's `/readyz` every 250 ms through the test: answered at all, and ready or not. */
+    const readiness: Array<{ app: AppName; at: number; answered: boolean; ready: boolean }> = [];
+    let polling = true;
+    let poller: Promise<void> | undefined;
 
     beforeAll(async () => {
-      cluster = await startCluster({ databaseUrl: DATABASE_URL });
+      // Readiness probes the database every 500 ms here (2 s by default) so the 3 s outage is seen.
+      cluster = await startCluster({ databaseUrl: DATABASE_URL, adminPorts: true, env: { READINESS_INTERVAL: "500ms" } });
       // A beat a second, but timeout and grace far longer than the outage: the boxes run on their
       // leases meanwhile and the plane must not change their state.
       await cluster.adminClient(LicensingService, "super_admin").updateSettings({
@@ -100,12 +107,30 @@ if (!DATABASE_URL) throw new Error("the PostgreSQL restart fault needs DATABASE_
         30_000,
       );
       pidsBefore = Object.fromEntries(APPS.map((app) => [app, startPids(cluster, app)]));
+      poller = (async () => {
+        while (polling) {
+          await Promise.all(
+            APPS.map(async (app) => {
+              const at = Date.now();
+              try {
+                const res = await fetch(`http://127.0.0.1:${cluster.adminPorts[app][0]}/readyz`, { signal: AbortSignal.timeout(1_000) });
+                readiness.push({ app, at, answered: true, ready: res.status === 200 });
+              } catch {
+                readiness.push({ app, at, answered: false, ready: false });
+              }
+            }),
+          );
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      })();
     }, 180_000);
 
     afterAll(async () => {
       // Whatever happened, the shared server is up again before anything else, and the cluster
       // is stopped even if that fails (else its apps outlive the test process).
       try {
+        polling = false;
+        await poller;
         ensurePgUp();
       } finally {
         await Promise.all(boxes.map((b) => b.box.stop().catch(() => undefined)));
@@ -189,6 +214,21 @@ if (!DATABASE_URL) throw new Error("the PostgreSQL restart fault needs DATABASE_
         expect(startPids(cluster, app), app).toEqual(pidsBefore[app]);
       }
     }, 120_000);
+
+    it("reported each app not ready within 5 s of the stop and ready again after the start, its admin port answering throughout", async () => {
+      await eventually("every app ready again", () => (APPS.every((app) => readiness.some((r) => r.app === app && r.at > upAt && r.ready)) ? true : undefined), 20_000);
+      for (const app of APPS) {
+        const mine = readiness.filter((r) => r.app === app);
+        expect(mine.filter((r) => !r.answered), `${app}: liveness must not depend on the database`).toEqual([]);
+        const firstDown = mine.find((r) => r.at >= downAt && !r.ready);
+        expect(firstDown, `${app} never reported not ready`).toBeDefined();
+        expect(firstDown!.at - downAt, app).toBeLessThanOrEqual(5_000);
+        expect(mine.some((r) => r.at > upAt && r.ready), app).toBe(true);
+        expect(mine.filter((r) => r.at < downAt).every((r) => r.ready), `${app} ready before the outage`).toBe(true);
+      }
+      // The TLS port is the one the clients use, unchanged: its health says SERVING again.
+      for (const app of APPS) await waitServing(cluster.urls[app], cluster.caPem, 10_000);
+    }, 60_000);
 
     it("keeps every acknowledged change, and the boxes ran on their leases and end ACTIVE", async () => {
       const support = cluster.adminClient(LicensingService, "support");
