@@ -3,6 +3,7 @@
  * rules the gateway serves) lists exactly the operations the gateway routes, and every service
  * listener serves it at `GET /openapi.json` without credentials.
  */
+import { Validator } from "@seriousme/openapi-schema-validator";
 import { controlPlaneServices, openApiDocument } from "@lcp/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
@@ -30,6 +31,15 @@ describe("the OpenAPI document", () => {
       expect(documented, seed).toContain(seed);
     }
     expect((openApiDocument as { openapi: string }).openapi).toBe("3.1.0");
+  });
+
+  it("validates against the OpenAPI 3.1 schema (and a broken copy does not)", async () => {
+    const verdict = await new Validator().validate(structuredClone(openApiDocument) as Parameters<Validator["validate"]>[0]);
+    expect(verdict.errors ?? []).toEqual([]);
+    expect(verdict.valid).toBe(true);
+    const broken = structuredClone(openApiDocument) as { paths: Record<string, Record<string, unknown>> };
+    broken.paths["/licenses"]!.get = { responses: "none" };
+    expect((await new Validator().validate(broken)).valid).toBe(false);
   });
 
   it("is served at /openapi.json on a service's TLS listener, to anyone", async () => {
