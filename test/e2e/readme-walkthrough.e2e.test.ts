@@ -66,7 +66,7 @@ afterAll(async () => {
 
 describe("README walkthrough", () => {
   it("has the blocks this test checks", () => {
-    expect(blocks).toHaveLength(10);
+    expect(blocks).toHaveLength(11);
   });
 
   it("0: a support token and the settings", () => {
@@ -141,5 +141,9 @@ describe("README walkthrough", () => {
     const seqs = lines.slice(0, -1).map((l) => Number(l.split(" ")[0]));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(JSON.parse(lines.at(-1)!)).toEqual({ ok: true, checked: String(seqs.at(-1)) });
+  });
+
+  it("10: the product page's HTTP paths answer with curl: the licence, and a sweep", () => {
+    expect(outputs[10]!.trim().split("\n")).toEqual(["LICENSE_STATUS_REVOKED", "SWEEP_STATUS_SUCCEEDED"]);
   });
 });
