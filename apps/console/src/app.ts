@@ -22,8 +22,10 @@ import type { AddressInfo, Socket } from "node:net";
 import { createOrm, isConnectionError, type Database } from "@lcp/persistence";
 import { createAdminServer, createLogger, createMetrics, DEFAULT_READINESS_INTERVAL_MS, type Readiness } from "@lcp/rpc";
 import { acquireTracing, createCleanupStack, createReadinessMonitor, databaseProbe, READY_GAUGE, type ReadinessMonitor } from "@lcp/service";
+import { openApiDocument } from "@lcp/proto";
 import { forwardApiCall, DEFAULT_UPSTREAM_TIMEOUT_MS, type ApiContext } from "./api-proxy.js";
 import { apiRoutes } from "./api-routes.js";
+import { forwardHttpPath, httpPathOwner } from "./http-paths.js";
 import { callback, login, logout, sessionInfo, signedOut, type AuthContext } from "./auth-routes.js";
 import { loadOrCreateDevSessionKey, type ConsoleConfig } from "./config.js";
 import { safeReturnPath, sessionOf } from "./guards.js";
@@ -272,6 +274,15 @@ export async function startConsole(config: ConsoleConfig): Promise<ConsoleApp> {
         await forwardApiCall(api, req, res, pathname);
         return;
       }
+      if (pathname === OPENAPI_PATH && read) {
+        sendOpenApi(res, method === "HEAD");
+        return;
+      }
+      const owner = httpPathOwner(method, pathname);
+      if (owner !== undefined) {
+        await forwardHttpPath({ upstreams: config.upstreams, pool: upstreamPool, timeoutMs: api.upstreamTimeoutMs, log }, owner, req, res, raw);
+        return;
+      }
       switch (pathname) {
         case "/":
           if (!read) return notAllowed(res, "GET, HEAD");
@@ -337,4 +348,15 @@ function pathOf(url: string | undefined): string {
   if (!url) return "/";
   const q = url.indexOf("?");
   return q < 0 ? url : url.slice(0, q);
+}
+
+/** Where the OpenAPI document of the HTTP paths is served, as on every service's port. */
+const OPENAPI_PATH = "/openapi.json";
+let openApiText: string | undefined;
+
+function sendOpenApi(res: ServerResponse, head: boolean): void {
+  openApiText ??= JSON.stringify(openApiDocument);
+  res.writeHead(200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache" });
+  if (head) res.end();
+  else res.end(openApiText);
 }

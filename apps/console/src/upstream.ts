@@ -9,8 +9,10 @@ import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, 
 export interface UpstreamCall {
   /** `https://host:port` of the service. */
   readonly origin: string;
-  /** `/pkg.Service/Method`. */
+  /** `/pkg.Service/Method`, or an HTTP path with its query. */
   readonly path: string;
+  /** Default POST (a Connect unary call). */
+  readonly method?: string;
   /** Request headers to send (the caller has chosen and bounded them). */
   readonly headers: OutgoingHttpHeaders;
   readonly body: Buffer;
@@ -70,7 +72,11 @@ export function createUpstreamPool(options: { readonly caPem: string }): Upstrea
         if (call.signal.aborted) return reject(new Error("aborted"));
         let stream;
         try {
-          stream = sessionFor(call.origin).request({ ...call.headers, [constants.HTTP2_HEADER_METHOD]: "POST", [constants.HTTP2_HEADER_PATH]: call.path });
+          // Without a body the request ends with its headers (node does so for GET and HEAD anyway).
+          stream = sessionFor(call.origin).request(
+            { ...call.headers, [constants.HTTP2_HEADER_METHOD]: call.method ?? "POST", [constants.HTTP2_HEADER_PATH]: call.path },
+            { endStream: call.body.length === 0 },
+          );
         } catch (err) {
           return reject(err);
         }
@@ -83,7 +89,7 @@ export function createUpstreamPool(options: { readonly caPem: string }): Upstrea
         stream.once("error", reject);
         // A stream closed before any response (reset, refused, aborted) never resolves otherwise.
         stream.once("close", () => reject(new Error(`the call to ${call.origin} ended without an answer (code ${stream.rstCode})`)));
-        stream.end(call.body);
+        if (call.body.length > 0) stream.end(call.body);
       }),
     close() {
       for (const session of sessions.values()) session.destroy();

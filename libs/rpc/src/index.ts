@@ -48,3 +48,4 @@ export {
 } from "./denial-audit.js";
 export * from "./outbox-admin.js";
 export * from "./codec/states.js";
+export { compileHttpRoutes, type HttpRoutes, type HttpRoute } from "./http-rules.js";
