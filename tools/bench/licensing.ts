@@ -51,7 +51,7 @@ function rawSignRate(durationMs: number): number {
 }
 
 /** What a child is asked to serve. */
-interface ServeRequest {
+export interface ServeRequest {
   app: "signing-keys" | "licensing";
   dataDir: string;
   databaseUrl?: string;
@@ -64,7 +64,7 @@ interface ServeRequest {
 }
 
 /** Starts one app in a child process (this file with --serve). */
-async function startChild(request: ServeRequest): Promise<{ url: string; child: ChildProcess }> {
+export async function startChild(request: ServeRequest): Promise<{ url: string; child: ChildProcess }> {
   const child = fork(fileURLToPath(import.meta.url), ["--serve"], {
     execArgv: ["--conditions=source", "--import", "tsx"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -78,21 +78,21 @@ async function startChild(request: ServeRequest): Promise<{ url: string; child: 
 }
 
 /** The child's CPU time so far (user + system, µs): per-call cost survives a busy machine better than throughput. */
-function childCpu(child: ChildProcess): Promise<number> {
+export function childCpu(child: ChildProcess): Promise<number> {
   return new Promise<number>((resolve) => {
     child.once("message", (m) => resolve((m as { cpuMicros: number }).cpuMicros));
     child.send("cpu");
   });
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   child.kill("SIGTERM");
   await new Promise((resolve) => child.once("exit", resolve));
 }
 
 /** Runs `call` with `concurrency` callers until `until()` says stop; returns ops/s and the p99 latency (ms). */
-async function load(call: (i: number) => Promise<unknown>, concurrency: number, until: (done: number, elapsedMs: number) => boolean) {
+export async function load(call: (i: number) => Promise<unknown>, concurrency: number, until: (done: number, elapsedMs: number) => boolean) {
   const latencies: number[] = [];
   let started = 0;
   const t0 = performance.now();
