@@ -64,9 +64,13 @@ describe.each(testDatabases())("a revoked signing key reaches the boxes ($name)"
     expect(st.leaseReplacement).toBeUndefined();
     expect(states.filter((s) => s.state === "LOCKED")).toEqual([]);
     expect(replacing.map((r) => r.keyId)).toEqual([revoked]);
-    // Told once, not once per poll: the set did not change again.
+    // Told once per change of the key set, not once per poll. Rotate-then-revoke is one change, or
+    // two when a poll falls between them (a slow machine): the new key added, then the old removed.
+    const told = directives.filter((d) => d.type === "REFRESH_KEYS").length;
+    expect(told).toBeGreaterThanOrEqual(1);
+    expect(told).toBeLessThanOrEqual(2);
     await new Promise((r) => setTimeout(r, 3 * MAX_AGE_MS));
-    expect(directives.filter((d) => d.type === "REFRESH_KEYS")).toHaveLength(1);
+    expect(directives.filter((d) => d.type === "REFRESH_KEYS")).toHaveLength(told);
     // A broadcast is written nowhere: no directive rows for it, nothing pending.
     expect(await h.sql("select type from directive where type = 'REFRESH_KEYS'")).toEqual([]);
   });
