@@ -20,9 +20,8 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:ht
 import { createServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { createOrm, isConnectionError, type Database } from "@lcp/persistence";
-import { createAdminServer, createLogger, createMetrics, DEFAULT_READINESS_INTERVAL_MS, type Readiness } from "@lcp/rpc";
+import { createAdminServer, createLogger, createMetrics, DEFAULT_READINESS_INTERVAL_MS, OPENAPI_PATH, sendOpenApi, type Readiness } from "@lcp/rpc";
 import { acquireTracing, createCleanupStack, createReadinessMonitor, databaseProbe, READY_GAUGE, type ReadinessMonitor } from "@lcp/service";
-import { openApiDocument } from "@lcp/proto";
 import { forwardApiCall, DEFAULT_UPSTREAM_TIMEOUT_MS, type ApiContext } from "./api-proxy.js";
 import { apiRoutes } from "./api-routes.js";
 import { forwardHttpPath, httpPathOwner } from "./http-paths.js";
@@ -348,15 +347,4 @@ function pathOf(url: string | undefined): string {
   if (!url) return "/";
   const q = url.indexOf("?");
   return q < 0 ? url : url.slice(0, q);
-}
-
-/** Where the OpenAPI document of the HTTP paths is served, as on every service's port. */
-const OPENAPI_PATH = "/openapi.json";
-let openApiText: string | undefined;
-
-function sendOpenApi(res: ServerResponse, head: boolean): void {
-  openApiText ??= JSON.stringify(openApiDocument);
-  res.writeHead(200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache" });
-  if (head) res.end();
-  else res.end(openApiText);
 }

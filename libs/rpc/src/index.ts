@@ -49,3 +49,4 @@ export {
 export * from "./outbox-admin.js";
 export * from "./codec/states.js";
 export { compileHttpRoutes, type HttpRoutes, type HttpRoute } from "./http-rules.js";
+export { OPENAPI_PATH, sendOpenApi } from "./openapi.js";

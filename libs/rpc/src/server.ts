@@ -12,7 +12,7 @@ import { Health } from "@lcp/proto/grpc/health/v1/health_pb";
 import { createAuthenticator, peerFromSocket, peerKey } from "./authn.js";
 import { createHealth } from "./health.js";
 import { createHttpGateway } from "./http-gateway.js";
-import { openApiDocument } from "@lcp/proto";
+import { OPENAPI_PATH, sendOpenApi } from "./openapi.js";
 import { createServerInterceptor } from "./interceptors.js";
 import { createLogger } from "./logger.js";
 import { createMetrics, METRICS_PATH, sendMetrics } from "./metrics.js";
@@ -364,21 +364,10 @@ function connectionOf(req: { socket: object; stream?: { session?: object } }): o
   return req.stream?.session ?? req.socket;
 }
 
-/** The path the OpenAPI document of the HTTP paths is served at, on every service's TLS listener. */
-export const OPENAPI_PATH = "/openapi.json";
-let openApiText: string | undefined;
-
-/**
- * Answers `GET`/`HEAD /openapi.json` (query ignored) with the generated document and returns
- * true; anything else is left alone. Public, like reflection: it describes, it grants nothing.
- */
+/** Answers `GET`/`HEAD /openapi.json` (query ignored) and returns true; anything else is left alone. */
 function serveOpenApi(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean {
-  const url = req.url ?? "";
-  const path = url.split("?", 1)[0];
+  const path = (req.url ?? "").split("?", 1)[0];
   if (path !== OPENAPI_PATH || (req.method !== "GET" && req.method !== "HEAD")) return false;
-  openApiText ??= JSON.stringify(openApiDocument);
-  res.writeHead(200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache" });
-  if (req.method === "HEAD") res.end();
-  else res.end(openApiText);
+  sendOpenApi(res, req.method === "HEAD");
   return true;
 }

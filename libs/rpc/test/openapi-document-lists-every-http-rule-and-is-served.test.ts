@@ -8,7 +8,7 @@ import { controlPlaneServices, openApiDocument } from "@lcp/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
 import { compileHttpRoutes } from "../src/http-rules.js";
-import { OPENAPI_PATH } from "../src/server.js";
+import { OPENAPI_PATH } from "../src/openapi.js";
 import { newCalls, signingStub } from "./fixtures.js";
 
 type Operations = Record<string, Record<string, { operationId?: string }>>;
