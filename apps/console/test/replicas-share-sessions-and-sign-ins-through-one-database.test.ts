@@ -272,7 +272,8 @@ describe.each(testDatabases())("two console replicas behind a balancer on one da
     }
   });
 
-  it.runIf(tdb.name === "postgresql")("readiness goes 503 while the database is cut off, requests get 503 not 500, and both come back", async () => {
+  // Only PostgreSQL is reached over a connection that can be cut; SQLite has no such case to register.
+  if (tdb.name === "postgresql") it("readiness goes 503 while the database is cut off, requests get 503 not 500, and both come back", async () => {
     const { browser } = await signedInVia("a");
     const adminReady = async (replica: ConsoleUnderTest) => (await fetch(`http://127.0.0.1:${replica.app.adminPort}/readyz`)).status;
     await proxy!.cut();
