@@ -7,7 +7,7 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Deployment, DeploymentKind, DeploymentState, Directive, DirectiveType, HeartbeatStatus, License, LicenseStatus, LockReason, Settings, SubscriptionStatus } from "./types_pb.js";
+import type { Connectivity, Deployment, DeploymentKind, DeploymentState, Directive, DirectiveType, HeartbeatStatus, License, LicenseStatus, LockReason, Settings, SubscriptionStatus } from "./types_pb.js";
 import { file_licensing_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file licensing/v1/licensing_service.proto.
  */
 export const file_licensing_v1_licensing_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRsaWNlbnNpbmcvdjEvbGljZW5zaW5nX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSLOAQoTTGlzdExpY2Vuc2VzUmVxdWVzdBItCghzdGF0dXNlcxgBIAMoDjIbLmxpY2Vuc2luZy52MS5MaWNlbnNlU3RhdHVzEhUKDWRlcGxveW1lbnRfaWQYAiABKAkSEAoIY3VzdG9tZXIYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSOAoRZGVwbG95bWVudF9zdGF0ZXMYBiADKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlIocBChRMaXN0TGljZW5zZXNSZXNwb25zZRInCghsaWNlbnNlcxgBIAMoCzIVLmxpY2Vuc2luZy52MS5MaWNlbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRItCgtkZXBsb3ltZW50cxgDIAMoCzIYLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50IicKEUdldExpY2Vuc2VSZXF1ZXN0EhIKCmxpY2Vuc2VfaWQYASABKAkiPAoSR2V0TGljZW5zZVJlc3BvbnNlEiYKB2xpY2Vuc2UYASABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZSKcAQoTSXNzdWVMaWNlbnNlUmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEhQKDGVudGl0bGVtZW50cxgCIAMoCRInCgR0ZXJtGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI+ChRJc3N1ZUxpY2Vuc2VSZXNwb25zZRImCgdsaWNlbnNlGAEgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2Ui3wEKGlByb3Zpc2lvbkRlcGxveW1lbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIY3VzdG9tZXIYAiABKAkSKgoEa2luZBgDIAEoDjIcLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50S2luZBIUCgxlbnRpdGxlbWVudHMYBCADKAkSJwoEdGVybRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChJhdXRvX2lzc3VlX2xpY2Vuc2UYBiABKAhIAIgBAUIVChNfYXV0b19pc3N1ZV9saWNlbnNlInMKG1Byb3Zpc2lvbkRlcGxveW1lbnRSZXNwb25zZRIsCgpkZXBsb3ltZW50GAEgASgLMhgubGljZW5zaW5nLnYxLkRlcGxveW1lbnQSJgoHbGljZW5zZRgCIAEoCzIVLmxpY2Vuc2luZy52MS5MaWNlbnNlIoABChZMaXN0RGVwbG95bWVudHNSZXF1ZXN0Ei0KBnN0YXRlcxgBIAMoDjIdLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50U3RhdGUSEAoIY3VzdG9tZXIYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYQoXTGlzdERlcGxveW1lbnRzUmVzcG9uc2USLQoLZGVwbG95bWVudHMYASADKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoUR2V0RGVwbG95bWVudFJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCSLYAQoVR2V0RGVwbG95bWVudFJlc3BvbnNlEiwKCmRlcGxveW1lbnQYASABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudBImCgdsaWNlbnNlGAIgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2USMAoJaGVhcnRiZWF0GAMgASgLMh0ubGljZW5zaW5nLnYxLkhlYXJ0YmVhdFN0YXR1cxI3CgtjZXJ0aWZpY2F0ZRgEIAEoCzIiLmxpY2Vuc2luZy52MS5BcHBsaWFuY2VDZXJ0aWZpY2F0ZSLQAQoUQXBwbGlhbmNlQ2VydGlmaWNhdGUSDgoGc2VyaWFsGAEgASgJEi4KCm5vdF9iZWZvcmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCW5vdF9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZmluZ2VycHJpbnRfaGFzaBgEIAEoCRIvCgtyZXZva2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgoUUmV2b2tlTGljZW5zZVJlcXVlc3QSEgoKbGljZW5zZV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkibQoVUmV2b2tlTGljZW5zZVJlc3BvbnNlEiYKB2xpY2Vuc2UYASABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZRIsCgpkZXBsb3ltZW50GAIgASgLMhgubGljZW5zaW5nLnYxLkRlcGxveW1lbnQiUwoUUmViaW5kTGljZW5zZVJlcXVlc3QSEgoKbGljZW5zZV9pZBgBIAEoCRIXCg9uZXdfZmluZ2VycHJpbnQYAiABKAkSDgoGcmVhc29uGAMgASgJIj8KFVJlYmluZExpY2Vuc2VSZXNwb25zZRImCgdsaWNlbnNlGAEgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2UidwocU2V0U3Vic2NyaXB0aW9uU3RhdHVzUmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEjAKBnN0YXR1cxgCIAEoDjIgLmxpY2Vuc2luZy52MS5TdWJzY3JpcHRpb25TdGF0dXMSDgoGcmVhc29uGAMgASgJIk0KHVNldFN1YnNjcmlwdGlvblN0YXR1c1Jlc3BvbnNlEiwKCmRlcGxveW1lbnQYASABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudCKEAQoVTGlzdEhlYXJ0YmVhdHNSZXF1ZXN0EhUKDWRlcGxveW1lbnRfaWQYASABKAkSLQoGc3RhdGVzGAIgAygOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJkChZMaXN0SGVhcnRiZWF0c1Jlc3BvbnNlEjEKCmhlYXJ0YmVhdHMYASADKAsyHS5saWNlbnNpbmcudjEuSGVhcnRiZWF0U3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKfAQoUU2VuZERpcmVjdGl2ZVJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIpCgR0eXBlGAIgASgOMhsubGljZW5zaW5nLnYxLkRpcmVjdGl2ZVR5cGUSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBnJlYXNvbhgEIAEoCSJWChVTZW5kRGlyZWN0aXZlUmVzcG9uc2USKgoJZGlyZWN0aXZlGAEgASgLMhcubGljZW5zaW5nLnYxLkRpcmVjdGl2ZRIRCglkZWxpdmVyZWQYAiABKAgiGAoWR2V0RmxlZXRTdW1tYXJ5UmVxdWVzdCKHAQoXR2V0RmxlZXRTdW1tYXJ5UmVzcG9uc2USLQoGY291bnRzGAEgAygLMh0ubGljZW5zaW5nLnYxLkZsZWV0U3RhdGVDb3VudBINCgV0b3RhbBgCIAEoAxIuCgpjb3VudF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ9Cg9GbGVldFN0YXRlQ291bnQSLAoFc3RhdGUYASABKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlEi0KC2xvY2tfcmVhc29uGAIgASgOMhgubGljZW5zaW5nLnYxLkxvY2tSZWFzb24SDQoFY291bnQYAyABKAMiFAoSR2V0U2V0dGluZ3NSZXF1ZXN0Ij8KE0dldFNldHRpbmdzUmVzcG9uc2USKAoIc2V0dGluZ3MYASABKAsyFi5saWNlbnNpbmcudjEuU2V0dGluZ3MijAEKFVVwZGF0ZVNldHRpbmdzUmVxdWVzdBIoCghzZXR0aW5ncxgBIAEoCzIWLmxpY2Vuc2luZy52MS5TZXR0aW5ncxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSGAoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoAyJCChZVcGRhdGVTZXR0aW5nc1Jlc3BvbnNlEigKCHNldHRpbmdzGAEgASgLMhYubGljZW5zaW5nLnYxLlNldHRpbmdzMvkNChBMaWNlbnNpbmdTZXJ2aWNlEmsKDExpc3RMaWNlbnNlcxIhLmxpY2Vuc2luZy52MS5MaXN0TGljZW5zZXNSZXF1ZXN0GiIubGljZW5zaW5nLnYxLkxpc3RMaWNlbnNlc1Jlc3BvbnNlIhSQAgGC0+STAgsSCS9saWNlbnNlcxJyCgpHZXRMaWNlbnNlEh8ubGljZW5zaW5nLnYxLkdldExpY2Vuc2VSZXF1ZXN0GiAubGljZW5zaW5nLnYxLkdldExpY2Vuc2VSZXNwb25zZSIhkAIBgtPkkwIYEhYvbGljZW5zZXMve2xpY2Vuc2VfaWR9EmsKDElzc3VlTGljZW5zZRIhLmxpY2Vuc2luZy52MS5Jc3N1ZUxpY2Vuc2VSZXF1ZXN0GiIubGljZW5zaW5nLnYxLklzc3VlTGljZW5zZVJlc3BvbnNlIhSC0+STAg46ASoiCS9saWNlbnNlcxKDAQoTUHJvdmlzaW9uRGVwbG95bWVudBIoLmxpY2Vuc2luZy52MS5Qcm92aXNpb25EZXBsb3ltZW50UmVxdWVzdBopLmxpY2Vuc2luZy52MS5Qcm92aXNpb25EZXBsb3ltZW50UmVzcG9uc2UiF4LT5JMCEToBKiIML2RlcGxveW1lbnRzEncKD0xpc3REZXBsb3ltZW50cxIkLmxpY2Vuc2luZy52MS5MaXN0RGVwbG95bWVudHNSZXF1ZXN0GiUubGljZW5zaW5nLnYxLkxpc3REZXBsb3ltZW50c1Jlc3BvbnNlIheQAgGC0+STAg4SDC9kZXBsb3ltZW50cxKBAQoNR2V0RGVwbG95bWVudBIiLmxpY2Vuc2luZy52MS5HZXREZXBsb3ltZW50UmVxdWVzdBojLmxpY2Vuc2luZy52MS5HZXREZXBsb3ltZW50UmVzcG9uc2UiJ5ACAYLT5JMCHhIcL2RlcGxveW1lbnRzL3tkZXBsb3ltZW50X2lkfRKCAQoNUmV2b2tlTGljZW5zZRIiLmxpY2Vuc2luZy52MS5SZXZva2VMaWNlbnNlUmVxdWVzdBojLmxpY2Vuc2luZy52MS5SZXZva2VMaWNlbnNlUmVzcG9uc2UiKILT5JMCIjoBKiIdL2xpY2Vuc2VzL3tsaWNlbnNlX2lkfS9yZXZva2USggEKDVJlYmluZExpY2Vuc2USIi5saWNlbnNpbmcudjEuUmViaW5kTGljZW5zZVJlcXVlc3QaIy5saWNlbnNpbmcudjEuUmViaW5kTGljZW5zZVJlc3BvbnNlIiiC0+STAiI6ASoiHS9saWNlbnNlcy97bGljZW5zZV9pZH0vcmViaW5kEqYBChVTZXRTdWJzY3JpcHRpb25TdGF0dXMSKi5saWNlbnNpbmcudjEuU2V0U3Vic2NyaXB0aW9uU3RhdHVzUmVxdWVzdBorLmxpY2Vuc2luZy52MS5TZXRTdWJzY3JpcHRpb25TdGF0dXNSZXNwb25zZSI0gtPkkwIuOgEqIikvZGVwbG95bWVudHMve2RlcGxveW1lbnRfaWR9L3N1YnNjcmlwdGlvbhJzCg5MaXN0SGVhcnRiZWF0cxIjLmxpY2Vuc2luZy52MS5MaXN0SGVhcnRiZWF0c1JlcXVlc3QaJC5saWNlbnNpbmcudjEuTGlzdEhlYXJ0YmVhdHNSZXNwb25zZSIWkAIBgtPkkwINEgsvaGVhcnRiZWF0cxKMAQoNU2VuZERpcmVjdGl2ZRIiLmxpY2Vuc2luZy52MS5TZW5kRGlyZWN0aXZlUmVxdWVzdBojLmxpY2Vuc2luZy52MS5TZW5kRGlyZWN0aXZlUmVzcG9uc2UiMoLT5JMCLDoBKiInL2RlcGxveW1lbnRzL3tkZXBsb3ltZW50X2lkfS9kaXJlY3RpdmVzEmgKC0dldFNldHRpbmdzEiAubGljZW5zaW5nLnYxLkdldFNldHRpbmdzUmVxdWVzdBohLmxpY2Vuc2luZy52MS5HZXRTZXR0aW5nc1Jlc3BvbnNlIhSQAgGC0+STAgsSCS9zZXR0aW5ncxJ4Cg5VcGRhdGVTZXR0aW5ncxIjLmxpY2Vuc2luZy52MS5VcGRhdGVTZXR0aW5nc1JlcXVlc3QaJC5saWNlbnNpbmcudjEuVXBkYXRlU2V0dGluZ3NSZXNwb25zZSIbgtPkkwIVOghzZXR0aW5nczIJL3NldHRpbmdzEnkKD0dldEZsZWV0U3VtbWFyeRIkLmxpY2Vuc2luZy52MS5HZXRGbGVldFN1bW1hcnlSZXF1ZXN0GiUubGljZW5zaW5nLnYxLkdldEZsZWV0U3VtbWFyeVJlc3BvbnNlIhmQAgGC0+STAhASDi9mbGVldC9zdW1tYXJ5YgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_licensing_v1_types]);
+  fileDesc("CiRsaWNlbnNpbmcvdjEvbGljZW5zaW5nX3NlcnZpY2UucHJvdG8SDGxpY2Vuc2luZy52MSLOAQoTTGlzdExpY2Vuc2VzUmVxdWVzdBItCghzdGF0dXNlcxgBIAMoDjIbLmxpY2Vuc2luZy52MS5MaWNlbnNlU3RhdHVzEhUKDWRlcGxveW1lbnRfaWQYAiABKAkSEAoIY3VzdG9tZXIYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSOAoRZGVwbG95bWVudF9zdGF0ZXMYBiADKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlIocBChRMaXN0TGljZW5zZXNSZXNwb25zZRInCghsaWNlbnNlcxgBIAMoCzIVLmxpY2Vuc2luZy52MS5MaWNlbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRItCgtkZXBsb3ltZW50cxgDIAMoCzIYLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50IicKEUdldExpY2Vuc2VSZXF1ZXN0EhIKCmxpY2Vuc2VfaWQYASABKAkiPAoSR2V0TGljZW5zZVJlc3BvbnNlEiYKB2xpY2Vuc2UYASABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZSKcAQoTSXNzdWVMaWNlbnNlUmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEhQKDGVudGl0bGVtZW50cxgCIAMoCRInCgR0ZXJtGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI+ChRJc3N1ZUxpY2Vuc2VSZXNwb25zZRImCgdsaWNlbnNlGAEgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2UikQIKGlByb3Zpc2lvbkRlcGxveW1lbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIY3VzdG9tZXIYAiABKAkSKgoEa2luZBgDIAEoDjIcLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50S2luZBIUCgxlbnRpdGxlbWVudHMYBCADKAkSJwoEdGVybRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChJhdXRvX2lzc3VlX2xpY2Vuc2UYBiABKAhIAIgBARIwCgxjb25uZWN0aXZpdHkYByABKA4yGi5saWNlbnNpbmcudjEuQ29ubmVjdGl2aXR5QhUKE19hdXRvX2lzc3VlX2xpY2Vuc2UicwobUHJvdmlzaW9uRGVwbG95bWVudFJlc3BvbnNlEiwKCmRlcGxveW1lbnQYASABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudBImCgdsaWNlbnNlGAIgASgLMhUubGljZW5zaW5nLnYxLkxpY2Vuc2UigAEKFkxpc3REZXBsb3ltZW50c1JlcXVlc3QSLQoGc3RhdGVzGAEgAygOMh0ubGljZW5zaW5nLnYxLkRlcGxveW1lbnRTdGF0ZRIQCghjdXN0b21lchgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJhChdMaXN0RGVwbG95bWVudHNSZXNwb25zZRItCgtkZXBsb3ltZW50cxgBIAMoCzIYLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSItChRHZXREZXBsb3ltZW50UmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJItgBChVHZXREZXBsb3ltZW50UmVzcG9uc2USLAoKZGVwbG95bWVudBgBIAEoCzIYLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50EiYKB2xpY2Vuc2UYAiABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZRIwCgloZWFydGJlYXQYAyABKAsyHS5saWNlbnNpbmcudjEuSGVhcnRiZWF0U3RhdHVzEjcKC2NlcnRpZmljYXRlGAQgASgLMiIubGljZW5zaW5nLnYxLkFwcGxpYW5jZUNlcnRpZmljYXRlItABChRBcHBsaWFuY2VDZXJ0aWZpY2F0ZRIOCgZzZXJpYWwYASABKAkSLgoKbm90X2JlZm9yZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJbm90X2FmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBmaW5nZXJwcmludF9oYXNoGAQgASgJEi8KC3Jldm9rZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI6ChRSZXZva2VMaWNlbnNlUmVxdWVzdBISCgpsaWNlbnNlX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJtChVSZXZva2VMaWNlbnNlUmVzcG9uc2USJgoHbGljZW5zZRgBIAEoCzIVLmxpY2Vuc2luZy52MS5MaWNlbnNlEiwKCmRlcGxveW1lbnQYAiABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudCJTChRSZWJpbmRMaWNlbnNlUmVxdWVzdBISCgpsaWNlbnNlX2lkGAEgASgJEhcKD25ld19maW5nZXJwcmludBgCIAEoCRIOCgZyZWFzb24YAyABKAkiPwoVUmViaW5kTGljZW5zZVJlc3BvbnNlEiYKB2xpY2Vuc2UYASABKAsyFS5saWNlbnNpbmcudjEuTGljZW5zZSJ3ChxTZXRTdWJzY3JpcHRpb25TdGF0dXNSZXF1ZXN0EhUKDWRlcGxveW1lbnRfaWQYASABKAkSMAoGc3RhdHVzGAIgASgOMiAubGljZW5zaW5nLnYxLlN1YnNjcmlwdGlvblN0YXR1cxIOCgZyZWFzb24YAyABKAkiTQodU2V0U3Vic2NyaXB0aW9uU3RhdHVzUmVzcG9uc2USLAoKZGVwbG95bWVudBgBIAEoCzIYLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50IoQBChVMaXN0SGVhcnRiZWF0c1JlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCRItCgZzdGF0ZXMYAiADKA4yHS5saWNlbnNpbmcudjEuRGVwbG95bWVudFN0YXRlEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImQKFkxpc3RIZWFydGJlYXRzUmVzcG9uc2USMQoKaGVhcnRiZWF0cxgBIAMoCzIdLmxpY2Vuc2luZy52MS5IZWFydGJlYXRTdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIp8BChRTZW5kRGlyZWN0aXZlUmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEikKBHR5cGUYAiABKA4yGy5saWNlbnNpbmcudjEuRGlyZWN0aXZlVHlwZRI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGcmVhc29uGAQgASgJIlYKFVNlbmREaXJlY3RpdmVSZXNwb25zZRIqCglkaXJlY3RpdmUYASABKAsyFy5saWNlbnNpbmcudjEuRGlyZWN0aXZlEhEKCWRlbGl2ZXJlZBgCIAEoCCIYChZHZXRGbGVldFN1bW1hcnlSZXF1ZXN0IocBChdHZXRGbGVldFN1bW1hcnlSZXNwb25zZRItCgZjb3VudHMYASADKAsyHS5saWNlbnNpbmcudjEuRmxlZXRTdGF0ZUNvdW50Eg0KBXRvdGFsGAIgASgDEi4KCmNvdW50X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn0KD0ZsZWV0U3RhdGVDb3VudBIsCgVzdGF0ZRgBIAEoDjIdLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50U3RhdGUSLQoLbG9ja19yZWFzb24YAiABKA4yGC5saWNlbnNpbmcudjEuTG9ja1JlYXNvbhINCgVjb3VudBgDIAEoAyIUChJHZXRTZXR0aW5nc1JlcXVlc3QiPwoTR2V0U2V0dGluZ3NSZXNwb25zZRIoCghzZXR0aW5ncxgBIAEoCzIWLmxpY2Vuc2luZy52MS5TZXR0aW5ncyKMAQoVVXBkYXRlU2V0dGluZ3NSZXF1ZXN0EigKCHNldHRpbmdzGAEgASgLMhYubGljZW5zaW5nLnYxLlNldHRpbmdzEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIYChBleHBlY3RlZF92ZXJzaW9uGAMgASgDIkIKFlVwZGF0ZVNldHRpbmdzUmVzcG9uc2USKAoIc2V0dGluZ3MYASABKAsyFi5saWNlbnNpbmcudjEuU2V0dGluZ3MicQoWU2V0Q29ubmVjdGl2aXR5UmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEjAKDGNvbm5lY3Rpdml0eRgCIAEoDjIaLmxpY2Vuc2luZy52MS5Db25uZWN0aXZpdHkSDgoGcmVhc29uGAMgASgJIkcKF1NldENvbm5lY3Rpdml0eVJlc3BvbnNlEiwKCmRlcGxveW1lbnQYASABKAsyGC5saWNlbnNpbmcudjEuRGVwbG95bWVudCIyChpSZXNwb25kVG9BY3RpdmF0aW9uUmVxdWVzdBIUCgxyZXF1ZXN0X2ZpbGUYASABKAkiYQobUmVzcG9uZFRvQWN0aXZhdGlvblJlc3BvbnNlEhUKDXJlc3BvbnNlX2ZpbGUYASABKAkSKwoGYW5zd2VyGAIgASgLMhsubGljZW5zaW5nLnYxLk9mZmxpbmVBbnN3ZXIiLwoXUmVzcG9uZFRvUmVuZXdhbFJlcXVlc3QSFAoMcmVxdWVzdF9maWxlGAEgASgJIl4KGFJlc3BvbmRUb1JlbmV3YWxSZXNwb25zZRIVCg1yZXNwb25zZV9maWxlGAEgASgJEisKBmFuc3dlchgCIAEoCzIbLmxpY2Vuc2luZy52MS5PZmZsaW5lQW5zd2VyIssCCg1PZmZsaW5lQW5zd2VyEhIKCmxpY2Vuc2VfaWQYASABKAkSFQoNZGVwbG95bWVudF9pZBgCIAEoCRIsCgVzdGF0ZRgDIAEoDjIdLmxpY2Vuc2luZy52MS5EZXBsb3ltZW50U3RhdGUSLQoLbG9ja19yZWFzb24YBCABKA4yGC5saWNlbnNpbmcudjEuTG9ja1JlYXNvbhIRCglsZWFzZV9zZXEYBSABKAMSNQoRbGVhc2VfZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJlbmV3X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKFHJlc3BvbnNlX2V4cGlyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKfEQoQTGljZW5zaW5nU2VydmljZRJrCgxMaXN0TGljZW5zZXMSIS5saWNlbnNpbmcudjEuTGlzdExpY2Vuc2VzUmVxdWVzdBoiLmxpY2Vuc2luZy52MS5MaXN0TGljZW5zZXNSZXNwb25zZSIUkAIBgtPkkwILEgkvbGljZW5zZXMScgoKR2V0TGljZW5zZRIfLmxpY2Vuc2luZy52MS5HZXRMaWNlbnNlUmVxdWVzdBogLmxpY2Vuc2luZy52MS5HZXRMaWNlbnNlUmVzcG9uc2UiIZACAYLT5JMCGBIWL2xpY2Vuc2VzL3tsaWNlbnNlX2lkfRJrCgxJc3N1ZUxpY2Vuc2USIS5saWNlbnNpbmcudjEuSXNzdWVMaWNlbnNlUmVxdWVzdBoiLmxpY2Vuc2luZy52MS5Jc3N1ZUxpY2Vuc2VSZXNwb25zZSIUgtPkkwIOOgEqIgkvbGljZW5zZXMSgwEKE1Byb3Zpc2lvbkRlcGxveW1lbnQSKC5saWNlbnNpbmcudjEuUHJvdmlzaW9uRGVwbG95bWVudFJlcXVlc3QaKS5saWNlbnNpbmcudjEuUHJvdmlzaW9uRGVwbG95bWVudFJlc3BvbnNlIheC0+STAhE6ASoiDC9kZXBsb3ltZW50cxJ3Cg9MaXN0RGVwbG95bWVudHMSJC5saWNlbnNpbmcudjEuTGlzdERlcGxveW1lbnRzUmVxdWVzdBolLmxpY2Vuc2luZy52MS5MaXN0RGVwbG95bWVudHNSZXNwb25zZSIXkAIBgtPkkwIOEgwvZGVwbG95bWVudHMSgQEKDUdldERlcGxveW1lbnQSIi5saWNlbnNpbmcudjEuR2V0RGVwbG95bWVudFJlcXVlc3QaIy5saWNlbnNpbmcudjEuR2V0RGVwbG95bWVudFJlc3BvbnNlIieQAgGC0+STAh4SHC9kZXBsb3ltZW50cy97ZGVwbG95bWVudF9pZH0SggEKDVJldm9rZUxpY2Vuc2USIi5saWNlbnNpbmcudjEuUmV2b2tlTGljZW5zZVJlcXVlc3QaIy5saWNlbnNpbmcudjEuUmV2b2tlTGljZW5zZVJlc3BvbnNlIiiC0+STAiI6ASoiHS9saWNlbnNlcy97bGljZW5zZV9pZH0vcmV2b2tlEoIBCg1SZWJpbmRMaWNlbnNlEiIubGljZW5zaW5nLnYxLlJlYmluZExpY2Vuc2VSZXF1ZXN0GiMubGljZW5zaW5nLnYxLlJlYmluZExpY2Vuc2VSZXNwb25zZSIogtPkkwIiOgEqIh0vbGljZW5zZXMve2xpY2Vuc2VfaWR9L3JlYmluZBKmAQoVU2V0U3Vic2NyaXB0aW9uU3RhdHVzEioubGljZW5zaW5nLnYxLlNldFN1YnNjcmlwdGlvblN0YXR1c1JlcXVlc3QaKy5saWNlbnNpbmcudjEuU2V0U3Vic2NyaXB0aW9uU3RhdHVzUmVzcG9uc2UiNILT5JMCLjoBKiIpL2RlcGxveW1lbnRzL3tkZXBsb3ltZW50X2lkfS9zdWJzY3JpcHRpb24SlAEKD1NldENvbm5lY3Rpdml0eRIkLmxpY2Vuc2luZy52MS5TZXRDb25uZWN0aXZpdHlSZXF1ZXN0GiUubGljZW5zaW5nLnYxLlNldENvbm5lY3Rpdml0eVJlc3BvbnNlIjSC0+STAi46ASoiKS9kZXBsb3ltZW50cy97ZGVwbG95bWVudF9pZH0vY29ubmVjdGl2aXR5EosBChNSZXNwb25kVG9BY3RpdmF0aW9uEigubGljZW5zaW5nLnYxLlJlc3BvbmRUb0FjdGl2YXRpb25SZXF1ZXN0GikubGljZW5zaW5nLnYxLlJlc3BvbmRUb0FjdGl2YXRpb25SZXNwb25zZSIfgtPkkwIZOgEqIhQvb2ZmbGluZS9hY3RpdmF0aW9ucxJ/ChBSZXNwb25kVG9SZW5ld2FsEiUubGljZW5zaW5nLnYxLlJlc3BvbmRUb1JlbmV3YWxSZXF1ZXN0GiYubGljZW5zaW5nLnYxLlJlc3BvbmRUb1JlbmV3YWxSZXNwb25zZSIcgtPkkwIWOgEqIhEvb2ZmbGluZS9yZW5ld2FscxJzCg5MaXN0SGVhcnRiZWF0cxIjLmxpY2Vuc2luZy52MS5MaXN0SGVhcnRiZWF0c1JlcXVlc3QaJC5saWNlbnNpbmcudjEuTGlzdEhlYXJ0YmVhdHNSZXNwb25zZSIWkAIBgtPkkwINEgsvaGVhcnRiZWF0cxKMAQoNU2VuZERpcmVjdGl2ZRIiLmxpY2Vuc2luZy52MS5TZW5kRGlyZWN0aXZlUmVxdWVzdBojLmxpY2Vuc2luZy52MS5TZW5kRGlyZWN0aXZlUmVzcG9uc2UiMoLT5JMCLDoBKiInL2RlcGxveW1lbnRzL3tkZXBsb3ltZW50X2lkfS9kaXJlY3RpdmVzEmgKC0dldFNldHRpbmdzEiAubGljZW5zaW5nLnYxLkdldFNldHRpbmdzUmVxdWVzdBohLmxpY2Vuc2luZy52MS5HZXRTZXR0aW5nc1Jlc3BvbnNlIhSQAgGC0+STAgsSCS9zZXR0aW5ncxJ4Cg5VcGRhdGVTZXR0aW5ncxIjLmxpY2Vuc2luZy52MS5VcGRhdGVTZXR0aW5nc1JlcXVlc3QaJC5saWNlbnNpbmcudjEuVXBkYXRlU2V0dGluZ3NSZXNwb25zZSIbgtPkkwIVOghzZXR0aW5nczIJL3NldHRpbmdzEnkKD0dldEZsZWV0U3VtbWFyeRIkLmxpY2Vuc2luZy52MS5HZXRGbGVldFN1bW1hcnlSZXF1ZXN0GiUubGljZW5zaW5nLnYxLkdldEZsZWV0U3VtbWFyeVJlc3BvbnNlIhmQAgGC0+STAhASDi9mbGVldC9zdW1tYXJ5YgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_licensing_v1_types]);
 
 /**
  * @generated from message licensing.v1.ListLicensesRequest
@@ -219,6 +219,13 @@ export type ProvisionDeploymentRequest = Message<"licensing.v1.ProvisionDeployme
    * @generated from field: optional bool auto_issue_license = 6;
    */
   autoIssueLicense?: boolean | undefined;
+
+  /**
+   * Unset means ONLINE.
+   *
+   * @generated from field: licensing.v1.Connectivity connectivity = 7;
+   */
+  connectivity: Connectivity;
 };
 
 /**
@@ -824,6 +831,202 @@ export const UpdateSettingsResponseSchema: GenMessage<UpdateSettingsResponse> = 
   messageDesc(file_licensing_v1_licensing_service, 29);
 
 /**
+ * @generated from message licensing.v1.SetConnectivityRequest
+ */
+export type SetConnectivityRequest = Message<"licensing.v1.SetConnectivityRequest"> & {
+  /**
+   * @generated from field: string deployment_id = 1;
+   */
+  deploymentId: string;
+
+  /**
+   * ONLINE or AIR_GAPPED.
+   *
+   * @generated from field: licensing.v1.Connectivity connectivity = 2;
+   */
+  connectivity: Connectivity;
+
+  /**
+   * Required: why, for the audit trail (e.g. "site network closed to the internet").
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message licensing.v1.SetConnectivityRequest.
+ * Use `create(SetConnectivityRequestSchema)` to create a new message.
+ */
+export const SetConnectivityRequestSchema: GenMessage<SetConnectivityRequest> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 30);
+
+/**
+ * @generated from message licensing.v1.SetConnectivityResponse
+ */
+export type SetConnectivityResponse = Message<"licensing.v1.SetConnectivityResponse"> & {
+  /**
+   * @generated from field: licensing.v1.Deployment deployment = 1;
+   */
+  deployment?: Deployment | undefined;
+};
+
+/**
+ * Describes the message licensing.v1.SetConnectivityResponse.
+ * Use `create(SetConnectivityResponseSchema)` to create a new message.
+ */
+export const SetConnectivityResponseSchema: GenMessage<SetConnectivityResponse> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 31);
+
+/**
+ * @generated from message licensing.v1.RespondToActivationRequest
+ */
+export type RespondToActivationRequest = Message<"licensing.v1.RespondToActivationRequest"> & {
+  /**
+   * The activation request file as the box wrote it (a compact JWS, at most 16 KiB).
+   *
+   * @generated from field: string request_file = 1;
+   */
+  requestFile: string;
+};
+
+/**
+ * Describes the message licensing.v1.RespondToActivationRequest.
+ * Use `create(RespondToActivationRequestSchema)` to create a new message.
+ */
+export const RespondToActivationRequestSchema: GenMessage<RespondToActivationRequest> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 32);
+
+/**
+ * @generated from message licensing.v1.RespondToActivationResponse
+ */
+export type RespondToActivationResponse = Message<"licensing.v1.RespondToActivationResponse"> & {
+  /**
+   * The response file to carry back to the box (a compact JWS).
+   *
+   * @generated from field: string response_file = 1;
+   */
+  responseFile: string;
+
+  /**
+   * @generated from field: licensing.v1.OfflineAnswer answer = 2;
+   */
+  answer?: OfflineAnswer | undefined;
+};
+
+/**
+ * Describes the message licensing.v1.RespondToActivationResponse.
+ * Use `create(RespondToActivationResponseSchema)` to create a new message.
+ */
+export const RespondToActivationResponseSchema: GenMessage<RespondToActivationResponse> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 33);
+
+/**
+ * @generated from message licensing.v1.RespondToRenewalRequest
+ */
+export type RespondToRenewalRequest = Message<"licensing.v1.RespondToRenewalRequest"> & {
+  /**
+   * The renewal request file as the box wrote it (a compact JWS, at most 16 KiB).
+   *
+   * @generated from field: string request_file = 1;
+   */
+  requestFile: string;
+};
+
+/**
+ * Describes the message licensing.v1.RespondToRenewalRequest.
+ * Use `create(RespondToRenewalRequestSchema)` to create a new message.
+ */
+export const RespondToRenewalRequestSchema: GenMessage<RespondToRenewalRequest> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 34);
+
+/**
+ * @generated from message licensing.v1.RespondToRenewalResponse
+ */
+export type RespondToRenewalResponse = Message<"licensing.v1.RespondToRenewalResponse"> & {
+  /**
+   * The response file to carry back to the box (a compact JWS).
+   *
+   * @generated from field: string response_file = 1;
+   */
+  responseFile: string;
+
+  /**
+   * @generated from field: licensing.v1.OfflineAnswer answer = 2;
+   */
+  answer?: OfflineAnswer | undefined;
+};
+
+/**
+ * Describes the message licensing.v1.RespondToRenewalResponse.
+ * Use `create(RespondToRenewalResponseSchema)` to create a new message.
+ */
+export const RespondToRenewalResponseSchema: GenMessage<RespondToRenewalResponse> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 35);
+
+/**
+ * What a response file tells the box, for the operator who carries it.
+ *
+ * @generated from message licensing.v1.OfflineAnswer
+ */
+export type OfflineAnswer = Message<"licensing.v1.OfflineAnswer"> & {
+  /**
+   * @generated from field: string license_id = 1;
+   */
+  licenseId: string;
+
+  /**
+   * @generated from field: string deployment_id = 2;
+   */
+  deploymentId: string;
+
+  /**
+   * The deployment's state once the box imports the file.
+   *
+   * @generated from field: licensing.v1.DeploymentState state = 3;
+   */
+  state: DeploymentState;
+
+  /**
+   * @generated from field: licensing.v1.LockReason lock_reason = 4;
+   */
+  lockReason: LockReason;
+
+  /**
+   * The lease in the file; 0 (and no times) when the answer locks the box.
+   *
+   * @generated from field: int64 lease_seq = 5;
+   */
+  leaseSeq: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp lease_expire_time = 6;
+   */
+  leaseExpireTime?: Timestamp | undefined;
+
+  /**
+   * When the box will ask for its next lease.
+   *
+   * @generated from field: google.protobuf.Timestamp renew_time = 7;
+   */
+  renewTime?: Timestamp | undefined;
+
+  /**
+   * The file must be imported on the box before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp response_expire_time = 8;
+   */
+  responseExpireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message licensing.v1.OfflineAnswer.
+ * Use `create(OfflineAnswerSchema)` to create a new message.
+ */
+export const OfflineAnswerSchema: GenMessage<OfflineAnswer> = /*@__PURE__*/
+  messageDesc(file_licensing_v1_licensing_service, 36);
+
+/**
  * LicensingService is the operators' API for licences and deployments. Screens live under
  * licensing/.
  *
@@ -927,6 +1130,45 @@ export const LicensingService: GenService<{
     methodKind: "unary";
     input: typeof SetSubscriptionStatusRequestSchema;
     output: typeof SetSubscriptionStatusResponseSchema;
+  },
+  /**
+   * Switches a deployment between ONLINE and AIR_GAPPED; the lease seq carries on either way.
+   * Audited deployment.connectivity. Permission license.revoke: it changes how long a box may run
+   * unheard, as much an anti-theft lever as revoke.
+   *
+   * @generated from rpc licensing.v1.LicensingService.SetConnectivity
+   */
+  setConnectivity: {
+    methodKind: "unary";
+    input: typeof SetConnectivityRequestSchema;
+    output: typeof SetConnectivityResponseSchema;
+  },
+  /**
+   * Answers an air-gapped box's activation request file with its response file: the same rules
+   * as Activate (a second fingerprint or a revoked licence refused), and the request's signature
+   * must be by the key of its CSR. Audited license.activate with channel "file".
+   * Screen: licensing/offline. Permission license.issue.
+   *
+   * @generated from rpc licensing.v1.LicensingService.RespondToActivation
+   */
+  respondToActivation: {
+    methodKind: "unary";
+    input: typeof RespondToActivationRequestSchema;
+    output: typeof RespondToActivationResponseSchema;
+  },
+  /**
+   * Answers an air-gapped box's renewal request file: the next lease, or, for a revoked, expired
+   * or rebound licence, a signed answer that locks the box. Audited license.renew with channel
+   * "file". Screen: licensing/offline. Permission license.issue (the roles that may issue a
+   * licence are the ones that carry files to sites; a permission of its own would be granted to
+   * the same roles).
+   *
+   * @generated from rpc licensing.v1.LicensingService.RespondToRenewal
+   */
+  respondToRenewal: {
+    methodKind: "unary";
+    input: typeof RespondToRenewalRequestSchema;
+    output: typeof RespondToRenewalResponseSchema;
   },
   /**
    * Heartbeat status of the fleet. Screen: licensing/heartbeats. Permission heartbeat.read.
