@@ -4,6 +4,7 @@
 export const AUDIT_ACTIONS = [
   "license.issue",
   "license.activate",
+  "license.renew",
   "license.revoke",
   "license.rebind",
   "license.expire",

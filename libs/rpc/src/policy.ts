@@ -42,6 +42,11 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   "licensing.v1.LicensingService/SendDirective": { permission: "directive.send" },
   "licensing.v1.LicensingService/GetSettings": { permission: "license.read" },
   "licensing.v1.LicensingService/UpdateSettings": { permission: "settings.manage" },
+  // Answering an air-gapped box's files is issuing by another road: the roles that may issue a
+  // licence are the ones that carry files to sites, so a permission of its own would be granted
+  // to exactly the same roles. The renewal is the anti-theft lever's road too: it locks a revoked box.
+  "licensing.v1.LicensingService/RespondToActivation": { permission: "license.issue" },
+  "licensing.v1.LicensingService/RespondToRenewal": { permission: "license.issue" },
 
   // licensing.v1.ApplianceService — what the boxes call.
   "licensing.v1.ApplianceService/Activate": {

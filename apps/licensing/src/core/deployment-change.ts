@@ -92,6 +92,11 @@ export interface ChangePlan<P = void> {
   write?(em: EntityManager, now: Date, prepared: P): Promise<void>;
   /** Sign a lease for the resulting state even if no directive needs one (activation). */
   issueLease?: boolean;
+  /**
+   * A lease seq the box says it already holds (a signed renewal request): the new lease's seq is
+   * above it even if ours fell behind (a database restored from a backup), or the box would refuse it.
+   */
+  leaseSeqFloor?: number;
   /** Why, as the box is told in its directives; a default is derived from the transition. */
   directiveReason?: string;
   /** Write nothing when neither the facts nor the derived state change (re-derivation, sweeps). */
@@ -228,7 +233,7 @@ export async function applyDeploymentChange<P = void>(deps: CoreDeps, request: C
     const wantLease = plan.issueLease === true || directiveTypes.includes("RENEW_LEASE");
     let lease: { token: string; seq: number } | null = null;
     if (wantLease && leaseState && current && plan.facts.boundFingerprintHash) {
-      const seq = nextLeaseSeq(current.leaseSeq);
+      const seq = nextLeaseSeq(Math.max(current.leaseSeq ?? 0, plan.leaseSeqFloor ?? 0));
       const token = await signLease(deps.signer, {
         licenseId: current.id,
         deploymentId: deployment.id,

@@ -17,6 +17,7 @@ import { provisionDeployment } from "./provision.js";
 import { getDeployment, getLicense, listDeployments, listLicenses } from "./queries.js";
 import { rebindLicense } from "./rebind.js";
 import { revokeLicense } from "./revoke.js";
+import { respondToActivation, respondToRenewal } from "../offline/respond.js";
 import { getSettings, updateSettings } from "./settings.js";
 import { setSubscriptionStatus } from "./subscription.js";
 
@@ -51,6 +52,10 @@ export function createLicensingService(
       });
     },
     getSettings: () => getSettings(deps),
+    // Air-gapped boxes' files (offline/respond.ts audits their refusals itself: the licence they
+    // name is read from the file).
+    respondToActivation: (req, ctx) => respondToActivation(deps, callContextOf(ctx), req),
+    respondToRenewal: (req, ctx) => respondToRenewal(deps, callContextOf(ctx), req),
     getFleetSummary: () => getFleetSummary(deps),
 
     async provisionDeployment(req, ctx) {
