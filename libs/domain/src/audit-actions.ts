@@ -14,6 +14,8 @@ export const AUDIT_ACTIONS = [
   "deployment.lock",
   "deployment.offline",
   "deployment.online",
+  // A deployment switched between ONLINE and AIR_GAPPED (SetConnectivity).
+  "deployment.connectivity",
   "subscription.update",
   "settings.update",
   "directive.send",

@@ -38,6 +38,8 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // Rebinding moves a licence to other hardware: as dangerous as revoking it.
   "licensing.v1.LicensingService/RebindLicense": { permission: "license.revoke" },
   "licensing.v1.LicensingService/SetSubscriptionStatus": { permission: "subscription.manage" },
+  // Air-gapping a box changes how long it may run unheard: as much an anti-theft lever as revoke.
+  "licensing.v1.LicensingService/SetConnectivity": { permission: "license.revoke" },
   "licensing.v1.LicensingService/ListHeartbeats": { permission: "heartbeat.read" },
   "licensing.v1.LicensingService/SendDirective": { permission: "directive.send" },
   "licensing.v1.LicensingService/GetSettings": { permission: "license.read" },

@@ -13,6 +13,7 @@ import {
   auditActionFor,
   deriveState,
   directivesFor,
+  leaseLifetimeMs,
   leaseStateFor,
   nextLeaseSeq,
   transitionOf,
@@ -151,7 +152,8 @@ function sameFacts(a: DeploymentFacts, b: DeploymentFacts): boolean {
     a.activatedAt === b.activatedAt &&
     a.boundFingerprintHash === b.boundFingerprintHash &&
     a.lastSeenAt === b.lastSeenAt &&
-    a.subscriptionValid === b.subscriptionValid
+    a.subscriptionValid === b.subscriptionValid &&
+    a.airGapped === b.airGapped
   );
 }
 
@@ -241,7 +243,8 @@ export async function applyDeploymentChange<P = void>(deps: CoreDeps, request: C
         status: leaseState,
         seq,
         issuedAt: now,
-        graceWindowMs: settings.graceWindowMs,
+        // The lease's lifetime: the grace window, or air_gapped_lease for an air-gapped box.
+        graceWindowMs: leaseLifetimeMs(plan.facts, settings),
       });
       lease = { token, seq };
     }
