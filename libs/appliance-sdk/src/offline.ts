@@ -29,12 +29,12 @@ import {
 import { DEFAULT_TRUST_DOMAIN, applianceSpiffeId, generateKeyAndCsr, serviceSpiffeId } from "@lcp/pki";
 import { HEARTBEAT_INTERVAL_RANGE_MS, type ApplianceLease } from "@lcp/domain";
 import type { ApplianceOptions, LeaseRejectedEvent } from "./api.js";
-import { DEFAULT_AGENT_VERSION, deploymentIdFromLicenseToken } from "./activation.js";
+import { DEFAULT_AGENT_VERSION, activatedStateFile, deploymentIdFromLicenseToken } from "./activation.js";
 import { followRenewedLicense, type Effect } from "./directives.js";
 import { runtimeSettings } from "./evaluation.js";
 import { checkLease, fingerprintHash, toApplianceLease } from "./lease.js";
 import { certificateMatchesKey } from "./messages.js";
-import { STATE_FILE_VERSION, StateFileError, removeFileDurably, writeFileAtomic, type ApplianceStateFile } from "./state-file.js";
+import { StateFileError, removeFileDurably, writeFileAtomic, type ApplianceStateFile } from "./state-file.js";
 import type { LeaseRejectionCode } from "./lease.js";
 
 /** The pending request is kept in `<stateFile>` + this suffix. */
@@ -316,26 +316,19 @@ async function acceptActivation(claims: ActivationResponseClaims, ctx: ResponseC
   });
   if (!leaseVerdict.ok) return leaseRefused(leaseVerdict);
   const lease = toApplianceLease(leaseVerdict.claims);
-  const file: ApplianceStateFile = {
-    version: STATE_FILE_VERSION,
+  const file = activatedStateFile({
     licenseId: pending.licenseId,
     deploymentId: pending.deploymentId,
     certificatePem: claims.crt,
     privateKeyPem: keyPem,
     certificateChainPem: [...claims.chn],
-    pendingPrivateKeyPem: null,
     leaseToken: claims.lse!,
-    highestLeaseSeq: lease.seq,
+    lease,
     jwks: claims.jwks,
     settings,
-    watermark: Math.max(trusted, lease.iat),
-    // The control plane just accepted the box: any earlier local lock or suspension is stale.
-    lockedByDirective: false,
-    suspendedByDirective: false,
-    revoked: false,
-    pendingAcks: [],
-    ...(claims.ren === undefined ? {} : { renewAt: claims.ren * 1000 }),
-  };
+    watermark: trusted,
+  });
+  if (claims.ren !== undefined) file.renewAt = claims.ren * 1000;
   return { ok: true, kind: "activation", answer: claims.st, file, lease };
 }
 
