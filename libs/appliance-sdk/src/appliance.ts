@@ -10,17 +10,17 @@
 import type { ApplianceLease } from "@lcp/domain";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { activateBox } from "./activation.js";
-import { ActivationError } from "./api.js";
-import type {
-  ActivationResult,
-  Appliance,
-  ApplianceEvents,
-  ApplianceLogger,
-  ApplianceOptions,
-  ApplianceStateView,
-  ApplianceStatus,
-  OfflineImportResult,
-  UnaryHeartbeatResult,
+import {
+  ActivationError,
+  type ActivationResult,
+  type Appliance,
+  type ApplianceEvents,
+  type ApplianceLogger,
+  type ApplianceOptions,
+  type ApplianceStateView,
+  type ApplianceStatus,
+  type OfflineImportResult,
+  type UnaryHeartbeatResult,
 } from "./api.js";
 import { CertificateRenewal } from "./certificate.js";
 import { connectionLoop, unaryBeat, type ConnectionHost, type StreamContext } from "./connection.js";
@@ -427,6 +427,8 @@ class ApplianceImpl implements Appliance {
           this.st = before.file;
           this.lease = before.lease;
           this.appliedIds = before.appliedIds;
+          // A background write may have caught the adopted state meanwhile: put the held one back.
+          if (this.st) void this.writer.persist();
           throw new StateFileError(this.options.stateFile, "could not be written; the response was not adopted", { cause: error });
         }
       }
