@@ -75,7 +75,12 @@ describe.each(testDatabases())("air-gapped connectivity and settings ($name)", (
     expect(seq).toBeGreaterThan(0);
     h.clock.advance(20 * DAY); // past the 14 d grace window, within the 90 d air-gapped lease
     try {
-      expect((await support.getDeployment({ deploymentId: deployment!.id })).deployment!.state).toBe(DeploymentState.ACTIVE);
+      const detail = await support.getDeployment({ deploymentId: deployment!.id });
+      expect(detail.deployment!.state).toBe(DeploymentState.ACTIVE);
+      // Its heartbeat status derives the same state; it holds no stream.
+      expect([detail.heartbeat!.state, detail.heartbeat!.connected]).toEqual([DeploymentState.ACTIVE, false]);
+      const listed = (await support.listHeartbeats({ states: [DeploymentState.ACTIVE] })).heartbeats.find((s) => s.deploymentId === deployment!.id);
+      expect(listed?.state).toBe(DeploymentState.ACTIVE);
       const start = (await auditEvents(h)).length;
       const online = (await support.setConnectivity({ deploymentId: deployment!.id, connectivity: Connectivity.ONLINE, reason: "  site opened to the internet " })).deployment!;
       expect([online.connectivity, online.state, online.lockReason]).toEqual([Connectivity.ONLINE, DeploymentState.LOCKED, LockReason.OFFLINE]);
