@@ -8,7 +8,7 @@
  * may not revoke; GetSettings / UpdateSettings carry air_gapped_lease and air_gapped_renew_after
  * and refuse out-of-range values naming the field.
  */
-import { Code } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
 import { Connectivity, DeploymentKind, DeploymentState, LockReason } from "@lcp/proto/licensing/v1/types_pb";
@@ -27,7 +27,7 @@ describe.each(testDatabases())("air-gapped connectivity and settings ($name)", (
     await h?.close();
   });
 
-  const fieldOf = (err: { findDetails: (s: typeof ErrorInfoSchema) => { metadata: Record<string, string> }[] }) => err.findDetails(ErrorInfoSchema)[0]?.metadata["field"];
+  const fieldOf = (err: ConnectError) => err.findDetails(ErrorInfoSchema)[0]?.metadata["field"];
 
   /** Expects a refusal with `code` naming `field`, and no row but outbox events changed. */
   async function refusedWithoutChange(call: () => Promise<unknown>, code: Code, field: string, reason?: string) {
@@ -39,7 +39,7 @@ describe.each(testDatabases())("air-gapped connectivity and settings ($name)", (
     return err;
   }
 
-  const provision = (connectivity?: number) =>
+  const provision = (connectivity?: Connectivity) =>
     h.admin("onboarding").provisionDeployment({
       name: `site-${Math.random().toString(16).slice(2, 8)}`,
       customer: "Air Gap Clinic",
@@ -63,8 +63,8 @@ describe.each(testDatabases())("air-gapped connectivity and settings ($name)", (
     expect(listed!.connectivity).toBe(Connectivity.AIR_GAPPED);
     const provisioned = (await eventsOf(airGapped.id, start)).find((e) => e.action === "deployment.provision");
     expect(provisioned!.details).toMatchObject({ connectivity: "AIR_GAPPED" });
-    await refusedWithoutChange(() => provision(7), Code.InvalidArgument, "connectivity", "INVALID_ARGUMENT");
-    await refusedWithoutChange(() => provision(-1), Code.InvalidArgument, "connectivity", "INVALID_ARGUMENT");
+    await refusedWithoutChange(() => provision(7 as Connectivity), Code.InvalidArgument, "connectivity", "INVALID_ARGUMENT");
+    await refusedWithoutChange(() => provision(-1 as Connectivity), Code.InvalidArgument, "connectivity", "INVALID_ARGUMENT");
   });
 
   it("an air-gapped box silent for 20 days is ACTIVE; switched ONLINE it is LOCKED(OFFLINE), audited as the transition; switched back ACTIVE; the lease seq carries on", async () => {
@@ -138,7 +138,7 @@ describe.each(testDatabases())("air-gapped connectivity and settings ($name)", (
     await refusedWithoutChange(() => support.setConnectivity({ ...req, reason: "   " }), Code.InvalidArgument, "reason", "REASON_REQUIRED");
     await refusedWithoutChange(() => support.setConnectivity({ ...req, reason: "x".repeat(1025) }), Code.InvalidArgument, "reason");
     await refusedWithoutChange(() => support.setConnectivity({ ...req, reason: "bad\u0000reason" }), Code.InvalidArgument, "reason");
-    await refusedWithoutChange(() => support.setConnectivity({ ...req, connectivity: 9 }), Code.InvalidArgument, "connectivity");
+    await refusedWithoutChange(() => support.setConnectivity({ ...req, connectivity: 9 as Connectivity }), Code.InvalidArgument, "connectivity");
     await refusedWithoutChange(() => support.setConnectivity({ ...req, deploymentId: "not-a-uuid" }), Code.InvalidArgument, "deployment_id");
     await refusedWithoutChange(() => support.setConnectivity({ ...req, deploymentId: "01900000-0000-7000-8000-000000000000" }), Code.NotFound, "", "NOT_FOUND");
     // The refusals are audited as DENIED under the action.
