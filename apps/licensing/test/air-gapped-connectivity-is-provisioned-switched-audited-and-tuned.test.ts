@@ -5,13 +5,13 @@
  * with the new measure of silence and audited as the transition, deployment.connectivity
  * {from, to, reason} audited beside it, the same value again a no-op, the licence's lease seq
  * carrying on — and refuses a missing or oversized reason, an unknown deployment and roles that
- * may not revoke; GetSettings / UpdateSettings carry air_gapped_lease and air_gapped_renew_after
+ * may not revoke; leases of an air-gapped box live air_gapped_lease; GetSettings / UpdateSettings carry air_gapped_lease and air_gapped_renew_after
  * and refuse out-of-range values naming the field.
  */
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
-import { Connectivity, DeploymentKind, DeploymentState, LockReason } from "@lcp/proto/licensing/v1/types_pb";
+import { Connectivity, DeploymentKind, DeploymentState, DirectiveType, LockReason } from "@lcp/proto/licensing/v1/types_pb";
 import { testDatabases } from "@lcp/testing/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activateBox, auditEvents, expectRefusal, newBox, snapshot, startHarness, type LicensingHarness } from "./support.js";
@@ -99,6 +99,29 @@ describe.each(testDatabases())("air-gapped connectivity and settings ($name)", (
     } finally {
       h.clock.advance(-20 * DAY);
     }
+  });
+
+  /**
+   * A lease token's lifetime in whole days (exp − iat, read from its payload): signing-keys sets
+   * iat when it signs, a second or so after licensing computed exp.
+   */
+  const lifetimeOf = (token: string) => {
+    const claims = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString("utf8")) as { iat: number; exp: number };
+    return Math.round((claims.exp - claims.iat) / 86_400);
+  };
+
+  it("an air-gapped box's leases live air_gapped_lease, at activation and when renewed; an online box's the grace window", async () => {
+    const { deployment, license } = await provision(Connectivity.AIR_GAPPED);
+    const activation = await activateBox(h, license!, await newBox(h, deployment!.id));
+    expect(lifetimeOf(activation.leaseToken)).toBe(90);
+    const renewed = await h.admin("support").sendDirective({ deploymentId: deployment!.id, type: DirectiveType.RENEW_LEASE, reason: "test" });
+    expect(lifetimeOf(renewed.directive!.leaseToken)).toBe(90);
+    const online = await provision(Connectivity.ONLINE);
+    expect(lifetimeOf((await activateBox(h, online.license!, await newBox(h, online.deployment!.id))).leaseToken)).toBe(14);
+    // Switched online, the next lease is the grace window's.
+    await h.admin("support").setConnectivity({ deploymentId: deployment!.id, connectivity: Connectivity.ONLINE, reason: "opened" });
+    const again = await h.admin("support").sendDirective({ deploymentId: deployment!.id, type: DirectiveType.RENEW_LEASE, reason: "test" });
+    expect(lifetimeOf(again.directive!.leaseToken)).toBe(14);
   });
 
   it("a round trip AIR_GAPPED → ONLINE → AIR_GAPPED of a box just seen keeps the licence's lease seq; the same value again is a no-op without an audit event", async () => {
