@@ -5,8 +5,8 @@
  * with the new measure of silence and audited as the transition, deployment.connectivity
  * {from, to, reason} audited beside it, the same value again a no-op, the licence's lease seq
  * carrying on — and refuses a missing or oversized reason, an unknown deployment and roles that
- * may not revoke; leases of an air-gapped box live air_gapped_lease; GetSettings / UpdateSettings carry air_gapped_lease and air_gapped_renew_after
- * and refuse out-of-range values naming the field.
+ * may not revoke; an air-gapped box's leases live air_gapped_lease; GetSettings / UpdateSettings
+ * carry air_gapped_lease and air_gapped_renew_after and refuse out-of-range values naming the field.
  */
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
