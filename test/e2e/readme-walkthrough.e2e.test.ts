@@ -66,7 +66,7 @@ afterAll(async () => {
 
 describe("README walkthrough", () => {
   it("has the blocks this test checks", () => {
-    expect(blocks).toHaveLength(11);
+    expect(blocks).toHaveLength(12);
   });
 
   it("0: a support token and the settings", () => {
@@ -145,5 +145,10 @@ describe("README walkthrough", () => {
 
   it("10: the product page's HTTP paths answer with curl: the licence, and a sweep", () => {
     expect(outputs[10]!.trim().split("\n")).toEqual(["LICENSE_STATUS_REVOKED", "SWEEP_STATUS_SUCCEEDED"]);
+  });
+
+  it("11: an air-gapped box activates by a request file answered with npm run offline", () => {
+    const lines = outputs[11]!.trim().split("\n");
+    expect(lines.slice(-2)).toEqual([expect.stringMatching(/^box 0 imported activation response: ACTIVE lease seq 1$/), "DEPLOYMENT_STATE_ACTIVE CONNECTIVITY_AIR_GAPPED"]);
   });
 });

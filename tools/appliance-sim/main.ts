@@ -148,10 +148,16 @@ async function main(argv: string[]): Promise<void> {
     return stopping;
   };
 
+  // Commands run one after another, in the order typed, and only once the boxes are set up: a
+  // script piping "import\nquit" must not have them run against boxes not yet loaded (SIGINT
+  // and SIGTERM still stop at once).
+  let setUp: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (setUp = resolve));
+  let queue: Promise<void> = ready;
   const rl = createInterface({ input: process.stdin, terminal: false });
   rl.on("line", (raw) => {
     const command = raw.trim().toLowerCase();
-    void (async () => {
+    queue = queue.then(async () => {
       switch (command) {
         case "":
           return;
@@ -181,12 +187,15 @@ async function main(argv: string[]): Promise<void> {
         default:
           print(`sim: unknown command ${JSON.stringify(command)} (offline, online, status, import, renew, quit)`);
       }
-    })().catch((error: unknown) => print(`sim: command failed: ${(error as Error).message}`));
+    }).catch((error: unknown) => {
+      print(`sim: command failed: ${(error as Error).message}`);
+    });
   });
   process.once("SIGINT", () => void shutdown("SIGINT"));
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
 
   await sim.run();
+  setUp();
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

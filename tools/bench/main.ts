@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- <name> ...] [--markdown[=<file>]]`: runs the project's benchmarks and prints
  * one table of figures, each beside a baseline measured in the same run, with the ratio and the
- * machine's core count. Names: signing, audit, licensing, heartbeat, sweep, last-seen, console, rest
+ * machine's core count. Names: signing, audit, licensing, heartbeat, sweep, last-seen, console, rest,
+ * offline
  * (all when none given). `--markdown` also writes the figures to `docs/benchmarks.md` (or `<file>`), one
  * table per benchmark, keeping the tables of benchmarks not run.
  */
@@ -23,6 +24,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   "last-seen": async () => (await import("./last-seen.js")).benchLastSeen,
   console: async () => (await import("./console.js")).benchConsole,
   rest: async () => (await import("./rest.js")).benchRest,
+  offline: async () => (await import("./offline.js")).benchOffline,
 };
 
 // Benchmarks that measure the one driver DATABASE_URL chooses keep a table per driver, so a run
