@@ -9,7 +9,7 @@ import { describeError } from "../src/lib/errors.js";
 import { formatDateTime } from "../src/lib/format.js";
 import { explainAnswer } from "../src/lib/offline-answer.js";
 import { createConsoleTransport } from "../src/lib/transport.js";
-import { startTestApi, type TestApi } from "./support.js";
+import { failure, startTestApi, type TestApi } from "./support.js";
 
 const LEASE_END = new Date("2027-03-01T12:00:00Z");
 const RENEW = new Date("2027-01-01T12:00:00Z");
@@ -47,15 +47,6 @@ describe("answers to air-gapped boxes, in words", () => {
     client = createClient(LicensingService, createConsoleTransport({ baseUrl: api.baseUrl, csrfToken: () => "t", onUnauthenticated: () => {} }));
   });
   afterAll(() => api.close());
-
-  async function failure(call: Promise<unknown>): Promise<unknown> {
-    try {
-      await call;
-    } catch (err) {
-      return err;
-    }
-    throw new Error("the call succeeded");
-  }
 
   it("says an answer lets the box run, until when, and when it asks again", async () => {
     const res = await client.respondToActivation({ requestFile: "a.b.c" });
