@@ -7,7 +7,7 @@ import { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
 import { SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
-import { normalizeSerialNumber } from "@lcp/pki";
+import { normalizeSerialNumber, splitPemCertificates } from "@lcp/pki";
 import { createClient, type AppliancePrincipal, type ApplianceCheck } from "@lcp/rpc";
 import { startService, type RunningService } from "@lcp/service";
 import type { Logger } from "pino";
@@ -97,6 +97,10 @@ export async function startLicensing(config: LicensingConfig): Promise<Licensing
       tokenIssuer: config.tokenIssuer,
       trustDomain: config.trustDomain,
       refusals,
+      offlineSigner: () => {
+        const tls = identity();
+        return { privateKeyPem: tls.keyPem, certificateChainPem: splitPemCertificates(tls.certPem) };
+      },
     };
 
     // Not listening (so not SERVING) until then; the admin port's /readyz says what it waits for.

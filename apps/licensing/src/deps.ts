@@ -7,6 +7,7 @@ import type { CoalescedRepeats } from "@lcp/rpc";
 import type { AuditSpec, CallContext, RefusedCall } from "./core/audit.js";
 import type { CoreDeps } from "./core/deployment-change.js";
 import type { SigningKeysGateway } from "./signing-keys.js";
+import type { OfflineResponseSigner } from "@lcp/tokens";
 
 /** The handlers' dependencies. */
 export interface LicensingDeps extends CoreDeps {
@@ -14,6 +15,11 @@ export interface LicensingDeps extends CoreDeps {
   /** `iss` of our tokens (verification pins it). */
   tokenIssuer: string;
   trustDomain: string;
+  /**
+   * What signs the answers to air-gapped boxes' files: licensing's own service key and certificate
+   * chain, read at each answer so a reloaded certificate signs from then on.
+   */
+  offlineSigner: () => OfflineResponseSigner;
   /** Where handlers' refusals are audited, coalesced like `authz.denied` (core/audit.ts createRefusalAudit). */
   refusals: CoalescedRepeats<RefusedCall>;
 }

@@ -8,6 +8,7 @@ import type { DerivedState, Settings } from "@lcp/domain";
 import { ApplianceSettingsSchema, type ApplianceSettings } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { ApplianceCertificateSchema, type ApplianceCertificate } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import {
+  Connectivity,
   DeploymentKind,
   DeploymentSchema,
   DirectiveSchema,
@@ -22,7 +23,7 @@ import {
 } from "@lcp/proto/licensing/v1/types_pb";
 import { directiveTypeToProto, lockReasonToProto, stateToProto, type Principal } from "@lcp/rpc";
 import type { CertificateRow, DeploymentRow, DirectiveRow, LicenseRow, SettingsRow } from "./storage/entities.js";
-import { settingsOf } from "./storage/repository.js";
+import { settingsOf, type ConnectivityName } from "./storage/repository.js";
 
 /** How a deployment kind is stored. */
 export type KindName = "ON_PREM" | "CLOUD";
@@ -34,6 +35,10 @@ const KINDS: Record<KindName, DeploymentKind> = { ON_PREM: DeploymentKind.ON_PRE
 const SUBSCRIPTIONS: Record<SubscriptionName, SubscriptionStatus> = {
   VALID: SubscriptionStatus.VALID,
   INVALID: SubscriptionStatus.INVALID,
+};
+const CONNECTIVITIES: Record<ConnectivityName, Connectivity> = {
+  ONLINE: Connectivity.ONLINE,
+  AIR_GAPPED: Connectivity.AIR_GAPPED,
 };
 const LICENSE_STATUSES: Record<LicenseStatusName, LicenseStatus> = {
   ISSUED: LicenseStatus.ISSUED,
@@ -49,6 +54,7 @@ function reverse<K extends string, V extends number>(table: Record<K, V>): Map<n
 const KIND_NAMES = reverse(KINDS);
 const SUBSCRIPTION_NAMES = reverse(SUBSCRIPTIONS);
 const LICENSE_STATUS_NAMES = reverse(LICENSE_STATUSES);
+const CONNECTIVITY_NAMES = reverse(CONNECTIVITIES);
 
 /** The stored kind of a proto enum value; undefined for UNSPECIFIED and unknown numbers. */
 export function kindFromProto(value: number): KindName | undefined {
@@ -57,6 +63,13 @@ export function kindFromProto(value: number): KindName | undefined {
 /** The stored subscription status of a proto enum value; undefined for UNSPECIFIED and unknown numbers. */
 export function subscriptionFromProto(value: number): SubscriptionName | undefined {
   return SUBSCRIPTION_NAMES.get(value);
+}
+/**
+ * The stored connectivity of a proto enum value: UNSPECIFIED reads as ONLINE (the proto's
+ * contract); undefined for unknown numbers.
+ */
+export function connectivityFromProto(value: number): ConnectivityName | undefined {
+  return value === Connectivity.UNSPECIFIED ? "ONLINE" : CONNECTIVITY_NAMES.get(value);
 }
 /** The licence status of a proto enum value; undefined for UNSPECIFIED and unknown numbers. */
 export function licenseStatusFromProto(value: number): LicenseStatusName | undefined {
@@ -87,6 +100,7 @@ export function deploymentToProto(row: DeploymentRow, derived: DerivedState): De
     state: stateToProto(derived.state),
     lockReason: lockReasonToProto(derived.lockReason),
     subscriptionStatus: SUBSCRIPTIONS[row.subscriptionStatus as SubscriptionName] ?? SubscriptionStatus.UNSPECIFIED,
+    connectivity: CONNECTIVITIES[row.connectivity as ConnectivityName] ?? Connectivity.UNSPECIFIED,
     licenseId: row.licenseId ?? "",
     lastSeenTime: ts(row.lastSeenAt),
     createTime: ts(row.createdAt),
@@ -168,6 +182,8 @@ export function settingsToProto(row: SettingsRow): ProtoSettings {
     leaseRenewAfter: durationFromMs(s.leaseRenewAfterMs),
     maxClockSkew: durationFromMs(s.maxClockSkewMs),
     sweepInterval: durationFromMs(s.sweepIntervalMs),
+    airGappedLease: durationFromMs(s.airGappedLeaseMs),
+    airGappedRenewAfter: durationFromMs(s.airGappedRenewAfterMs),
     updateTime: timestampFromDate(row.updatedAt),
     version: BigInt(row.version),
   });

@@ -40,10 +40,12 @@ const call: CallContext = { actor: { kind: "service", id: "fleet-sweep" }, reque
 
 /** The protobuf JSON texts of the events an outbox row holds (one, or a run's, in order). */
 const outboxRowTexts = (row: { payload: string }): string[] => (isEventRun(row.payload) ? eventRunTexts(decodeEventRun(row.payload)) : [row.payload]);
-const { heartbeatTimeoutMs: TIMEOUT, graceWindowMs: GRACE } = DEFAULT_SETTINGS;
+const { heartbeatTimeoutMs: TIMEOUT, graceWindowMs: GRACE, airGappedLeaseMs: AIR_GAPPED_LEASE } = DEFAULT_SETTINGS;
+/** An air-gapped lease shorter than the heartbeat timeout: the two measures of silence cross. */
+const SHORT_AIR_GAPPED = { ...DEFAULT_SETTINGS, airGappedLeaseMs: TIMEOUT / 2, airGappedRenewAfterMs: TIMEOUT / 4 };
 
 /** An offset crowded at the boundaries the derivation turns on. */
-const around = (edges: number[]) => fc.oneof(fc.constantFrom(...edges.flatMap((e) => [e - 1, e, e + 1])), fc.integer({ min: 0, max: 2 * GRACE }));
+const around = (edges: number[]) => fc.oneof(fc.constantFrom(...edges.flatMap((e) => [e - 1, e, e + 1])), fc.integer({ min: 0, max: 2 * AIR_GAPPED_LEASE }));
 const storedArb: fc.Arbitrary<DerivedState> = fc.oneof(
   fc.constantFrom(...DEPLOYMENT_STATES.filter((s) => s !== "LOCKED")).map((state) => ({ state, lockReason: null })),
   fc.constantFrom(...LOCK_REASONS).map((lockReason) => ({ state: "LOCKED" as const, lockReason })),
@@ -53,9 +55,10 @@ const rowArb = fc.record({
   expiresIn: fc.option(fc.oneof(fc.constantFrom(-1, 0, 1), fc.integer({ min: -DAY_MS, max: 365 * DAY_MS })), { nil: null }),
   activated: fc.boolean(),
   bound: fc.boolean(),
-  silentFor: fc.option(around([0, TIMEOUT, GRACE]), { nil: null }),
-  activatedAgo: around([TIMEOUT, GRACE]),
+  silentFor: fc.option(around([0, TIMEOUT / 2, TIMEOUT, GRACE, AIR_GAPPED_LEASE]), { nil: null }),
+  activatedAgo: around([TIMEOUT, GRACE, AIR_GAPPED_LEASE]),
   subscriptionInvalid: fc.boolean(),
+  airGapped: fc.boolean(),
   stored: storedArb,
 });
 type Facts = typeof rowArb extends fc.Arbitrary<infer T> ? T : never;
@@ -66,9 +69,10 @@ const nearlySettledArb: fc.Arbitrary<Facts> = fc.record({
   expiresIn: fc.oneof({ arbitrary: fc.integer({ min: 2, max: 365 * DAY_MS }), weight: 4 }, { arbitrary: fc.constantFrom(null, -1, 0, 1), weight: 1 }),
   activated: mostly(true, false),
   bound: mostly(true, false),
-  silentFor: fc.oneof({ arbitrary: around([0, TIMEOUT]), weight: 4 }, { arbitrary: fc.constant(null), weight: 1 }),
-  activatedAgo: around([TIMEOUT, GRACE]),
+  silentFor: fc.oneof({ arbitrary: around([0, TIMEOUT / 2, TIMEOUT, AIR_GAPPED_LEASE]), weight: 4 }, { arbitrary: fc.constant(null), weight: 1 }),
+  activatedAgo: around([TIMEOUT, GRACE, AIR_GAPPED_LEASE]),
   subscriptionInvalid: mostly(false, true),
+  airGapped: fc.boolean(),
   stored: mostly<DerivedState>({ state: "ACTIVE", lockReason: null }, { state: "GRACE", lockReason: null }, { state: "LOCKED", lockReason: "OFFLINE" }),
 });
 
@@ -111,6 +115,7 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
       fingerprintHash: r.bound ? "a".repeat(64) : null,
       lastSeenAt: r.silentFor === null ? null : new Date(t - r.silentFor),
       subscriptionStatus: r.subscriptionInvalid ? "INVALID" : "VALID",
+      connectivity: r.airGapped ? "AIR_GAPPED" : "ONLINE",
       state: r.stored.state,
       lockReason: r.stored.lockReason,
     } as DeploymentRow;
@@ -124,8 +129,8 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
       const row = rowOf(r);
       await rawQuery(
         opts,
-        `insert into deployment (id, name, customer, kind, subscription_status, license_revoked_at, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, lock_reason, state_changed_at, version, created_at, updated_at)
-         values (${p(1)}, 'n', 'c', 'ON_PREM', ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}, 1, ${p(11)}, ${p(12)})`,
+        `insert into deployment (id, name, customer, kind, subscription_status, license_revoked_at, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, lock_reason, state_changed_at, version, created_at, updated_at, connectivity)
+         values (${p(1)}, 'n', 'c', 'ON_PREM', ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}, 1, ${p(11)}, ${p(12)}, ${p(13)})`,
         [
           idOf(i),
           row.subscriptionStatus,
@@ -139,17 +144,21 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
           date(t),
           date(t),
           date(t),
+          row.connectivity,
         ],
       );
     }
   }
 
-  it("derives in SQL exactly the state deriveState derives, for every row, at every boundary, and passes over exactly the settled ACTIVE rows", async () => {
+  it.each([
+    ["the default settings", DEFAULT_SETTINGS],
+    ["an air-gapped lease shorter than the heartbeat timeout", SHORT_AIR_GAPPED],
+  ])("derives in SQL exactly the state deriveState derives, for every row (online and air-gapped), at every boundary, and passes over exactly the settled ACTIVE rows, under %s", async (_name, settings) => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.oneof(rowArb, nearlySettledArb), { minLength: 1, maxLength: 40 }), async (rows) => {
         await seed(rows);
-        const derived = derivedCodeSql("d", now, DEFAULT_SETTINGS, pg);
-        const settled = settledActiveSql("d", now, DEFAULT_SETTINGS, pg);
+        const derived = derivedCodeSql("d", now, settings, pg);
+        const settled = settledActiveSql("d", now, settings, pg);
         // The same SQL text the page runs, with its parameters in the driver's placeholder style.
         // The SQLite page keeps a row when `not settled` holds: a NULL there would drop it, so
         // `s` is 0 only where that condition is true.
@@ -164,7 +173,7 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
           rows.map((r, i) => {
             const row = rowOf(r);
             const stored = codeOfState(storedStateOf(row));
-            const derivedCode = codeOfState(deriveState(factsOf(row), t, DEFAULT_SETTINGS));
+            const derivedCode = codeOfState(deriveState(factsOf(row), t, settings));
             // Passed over exactly when stored and derived are ACTIVE and the box has been seen.
             const skipped = stored === STATE_CODES.ACTIVE && derivedCode === STATE_CODES.ACTIVE && row.lastSeenAt !== null;
             return [idOf(i), stored, derivedCode, skipped ? 1 : 0];

@@ -4,6 +4,7 @@
 export const AUDIT_ACTIONS = [
   "license.issue",
   "license.activate",
+  "license.renew",
   "license.revoke",
   "license.rebind",
   "license.expire",
@@ -13,6 +14,8 @@ export const AUDIT_ACTIONS = [
   "deployment.lock",
   "deployment.offline",
   "deployment.online",
+  // A deployment switched between ONLINE and AIR_GAPPED (SetConnectivity).
+  "deployment.connectivity",
   "subscription.update",
   "settings.update",
   "directive.send",

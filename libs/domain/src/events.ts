@@ -123,6 +123,19 @@ export function setSubscription(
 }
 
 /**
+ * An operator switches the deployment between ONLINE and AIR_GAPPED (docs/design.md §15);
+ * `changed` is false when it already was so. Nothing else moves: the binding, the last seen time
+ * and the licence (its lease seq included) carry on, and the state is re-derived with the new
+ * measure of silence (an air-gapped box silent past the grace window locks once switched online).
+ */
+export function setConnectivity(
+  facts: DeploymentFacts,
+  airGapped: boolean,
+): Verdict<{ facts: DeploymentFacts; changed: boolean }> {
+  return { ok: true, changed: facts.airGapped !== airGapped, facts: { ...facts, airGapped } };
+}
+
+/**
  * An operator revokes the licence: it locks the deployment and denies every future activation.
  * The reason is required; revoking twice is refused (ALREADY_REVOKED) so the audit trail records
  * one revocation. Returns the time and trimmed reason for the caller to store.

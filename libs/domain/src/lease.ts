@@ -1,10 +1,11 @@
 /**
  * Lease math (docs/design.md §6): a lease is the signed permission a box runs on while offline. It is
- * valid for the grace window and re-signed only when old or when the state changes, never on
- * every heartbeat (signing is the expensive part of the hot path).
+ * valid for the grace window (air_gapped_lease for an air-gapped box, docs/design.md §15) and
+ * re-signed only when old or when the state changes, never on every heartbeat (signing is the
+ * expensive part of the hot path).
  */
 import type { Settings } from "./settings.js";
-import type { DerivedState } from "./state.js";
+import type { DeploymentFacts, DerivedState } from "./state.js";
 
 /** The state a lease carries (`st`): the box serves when ACTIVE, stays up but refuses work when SUSPENDED. */
 export type LeaseState = "ACTIVE" | "SUSPENDED";
@@ -66,7 +67,27 @@ export function nextLeaseSeq(lastSeq: number | null): number {
   return lastSeq === null ? 1 : Math.max(0, Math.floor(lastSeq)) + 1;
 }
 
-/** When a lease signed at `issuedAt` expires (`exp = iat + grace_window`). */
-export function leaseExpiry(issuedAt: number, settings: Settings): number {
-  return issuedAt + settings.graceWindowMs;
+/**
+ * How long a lease signed for a deployment with these facts is valid: `air_gapped_lease` for an
+ * air-gapped box (renewed by file, weeks apart), the grace window otherwise. It is also how long
+ * the deployment may stay silent before it derives LOCKED(OFFLINE): the box locks itself then.
+ */
+export function leaseLifetimeMs(facts: Pick<DeploymentFacts, "airGapped">, settings: Settings): number {
+  return facts.airGapped ? settings.airGappedLeaseMs : settings.graceWindowMs;
+}
+
+/**
+ * How old a lease may get before the box should be given the next: `air_gapped_renew_after` for
+ * an air-gapped box (when it writes its renewal request file), `lease_renew_after` otherwise.
+ */
+export function leaseRenewAfterMsFor(facts: Pick<DeploymentFacts, "airGapped">, settings: Settings): number {
+  return facts.airGapped ? settings.airGappedRenewAfterMs : settings.leaseRenewAfterMs;
+}
+
+/**
+ * When a lease signed at `issuedAt` expires (`exp = iat + grace_window`, or `iat +
+ * air_gapped_lease` when `facts` say air-gapped).
+ */
+export function leaseExpiry(issuedAt: number, settings: Settings, facts: Pick<DeploymentFacts, "airGapped"> = { airGapped: false }): number {
+  return issuedAt + leaseLifetimeMs(facts, settings);
 }

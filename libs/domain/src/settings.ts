@@ -19,9 +19,16 @@ export interface Settings {
   readonly maxClockSkewMs: number;
   /** How often the fleet sweep runs. */
   readonly sweepIntervalMs: number;
+  /**
+   * The lease lifetime of an AIR_GAPPED deployment's box (answered by file): how long it runs
+   * unheard before it locks, and how long a revoked air-gapped box may keep running.
+   */
+  readonly airGappedLeaseMs: number;
+  /** How old an air-gapped box's lease gets before it asks for the next by file. */
+  readonly airGappedRenewAfterMs: number;
 }
 
-/** The defaults of docs/design.md §5: 60 s, 5 min, 14 d, 1 h, 5 min, 1 min. */
+/** The defaults of docs/design.md §5 and §15: 60 s, 5 min, 14 d, 1 h, 5 min, 1 min; air-gapped 90 d, 60 d. */
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   heartbeatIntervalMs: 60 * SECOND_MS,
   heartbeatTimeoutMs: 5 * MINUTE_MS,
@@ -29,6 +36,8 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   leaseRenewAfterMs: HOUR_MS,
   maxClockSkewMs: 5 * MINUTE_MS,
   sweepIntervalMs: MINUTE_MS,
+  airGappedLeaseMs: 90 * DAY_MS,
+  airGappedRenewAfterMs: 60 * DAY_MS,
 });
 
 /** The proto (snake_case) name of each setting, used in messages and `Refusal.field`. */
@@ -39,6 +48,8 @@ export const SETTING_FIELD_NAMES: Readonly<Record<keyof Settings, string>> = Obj
   leaseRenewAfterMs: "lease_renew_after",
   maxClockSkewMs: "max_clock_skew",
   sweepIntervalMs: "sweep_interval",
+  airGappedLeaseMs: "air_gapped_lease",
+  airGappedRenewAfterMs: "air_gapped_renew_after",
 });
 
 /** Bounds on the grace window: 1 s to 365 d. */
@@ -51,6 +62,10 @@ export const MAX_CLOCK_SKEW_RANGE_MS = { min: 0, max: DAY_MS } as const;
 export const SWEEP_INTERVAL_RANGE_MS = { min: SECOND_MS, max: DAY_MS } as const;
 /** Lower bound on lease_renew_after (its upper bound is the grace window). */
 export const LEASE_RENEW_AFTER_MIN_MS = SECOND_MS;
+/** Bounds on the air-gapped lease: 1 s to 400 d (a site visited a few times a year). */
+export const AIR_GAPPED_LEASE_RANGE_MS = { min: SECOND_MS, max: 400 * DAY_MS } as const;
+/** Lower bound on air_gapped_renew_after (its upper bound is the air-gapped lease). */
+export const AIR_GAPPED_RENEW_AFTER_MIN_MS = SECOND_MS;
 
 function outOfRange(key: keyof Settings, value: number, range: string) {
   const name = SETTING_FIELD_NAMES[key];
@@ -113,6 +128,23 @@ export function validateSettings(s: Settings): Verdict<{ settings: Settings }> {
   const sw = SWEEP_INTERVAL_RANGE_MS;
   if (!within(s.sweepIntervalMs, sw.min, sw.max)) {
     return outOfRange("sweepIntervalMs", s.sweepIntervalMs, `between ${formatDuration(sw.min)} and ${formatDuration(sw.max)}`);
+  }
+  const ag = AIR_GAPPED_LEASE_RANGE_MS;
+  if (!within(s.airGappedLeaseMs, ag.min, ag.max)) {
+    return outOfRange("airGappedLeaseMs", s.airGappedLeaseMs, `between ${formatDuration(ag.min)} and ${formatDuration(ag.max)}`);
+  }
+  // Strictly below the lease, for the reason lease_renew_after is below the grace window: a box
+  // asking only once its lease has run out would be locked until the answer is carried back.
+  if (
+    !Number.isFinite(s.airGappedRenewAfterMs) ||
+    s.airGappedRenewAfterMs < AIR_GAPPED_RENEW_AFTER_MIN_MS ||
+    s.airGappedRenewAfterMs >= s.airGappedLeaseMs
+  ) {
+    return outOfRange(
+      "airGappedRenewAfterMs",
+      s.airGappedRenewAfterMs,
+      `at least ${formatDuration(AIR_GAPPED_RENEW_AFTER_MIN_MS)} and less than air_gapped_lease (${formatDuration(s.airGappedLeaseMs)})`,
+    );
   }
   return { ok: true, settings: { ...s } };
 }

@@ -2,6 +2,7 @@
  * The deployment's state, derived from its facts (docs/design.md §5). Facts are the truth; the state is
  * never set directly, only re-derived, so every replica and every sweep agrees on it.
  */
+import { leaseLifetimeMs } from "./lease.js";
 import type { Settings } from "./settings.js";
 
 /** The states a deployment can be in, as in `licensing.v1.DeploymentState`. */
@@ -26,10 +27,18 @@ export interface DeploymentFacts {
   readonly activatedAt: number | null;
   /** Hash of the bound box's fingerprint; null while unbound. */
   readonly boundFingerprintHash: string | null;
-  /** Server time of the last accepted activation or heartbeat. */
+  /**
+   * Server time of the last accepted activation or heartbeat; for an air-gapped deployment also
+   * of the last activation or renewal answered by file.
+   */
   readonly lastSeenAt: number | null;
   /** The customer's subscription is in good standing. */
   readonly subscriptionValid: boolean;
+  /**
+   * The box is AIR_GAPPED (docs/design.md §15): it never heartbeats, so its health is its lease —
+   * ACTIVE while the last lease answered by file is valid, never GRACE.
+   */
+  readonly airGapped: boolean;
 }
 
 /** A derived state and, when LOCKED, why; `lockReason` is null otherwise. */
@@ -46,6 +55,7 @@ export const INITIAL_FACTS: Readonly<DeploymentFacts> = Object.freeze({
   boundFingerprintHash: null,
   lastSeenAt: null,
   subscriptionValid: true,
+  airGapped: false,
 });
 
 /** Whether the licence term has ended at `now` (the term end itself is already expired). */
@@ -75,15 +85,16 @@ export function deriveState(facts: DeploymentFacts, now: number, settings: Setti
   // Activation always records lastSeenAt; fall back to activatedAt for facts written before it.
   const lastSeen = facts.lastSeenAt ?? facts.activatedAt;
   const silentFor = now - lastSeen;
-  // Offline past the grace window outranks a suspension: the box's lease has run out either way,
-  // and a stolen box must stop whatever its subscription says. Strictly greater: at exactly the
-  // window the box is still in grace.
-  if (silentFor > settings.graceWindowMs) return derived("LOCKED", "OFFLINE");
+  // Silent past its lease's lifetime (the grace window; air_gapped_lease for an air-gapped box)
+  // outranks a suspension: the box's lease has run out either way, and a stolen box must stop
+  // whatever its subscription says. Strictly greater: at exactly the lifetime the lease still holds.
+  if (silentFor > leaseLifetimeMs(facts, settings)) return derived("LOCKED", "OFFLINE");
   // Suspension outranks GRACE: it is the operator's decision, and the box learns it as a SUSPENDED
   // lease the moment it reconnects.
   if (!facts.subscriptionValid) return derived("SUSPENDED");
+  // An air-gapped box is never expected to beat: silence is its normal, so it is never GRACE.
   // Strictly greater: a beat exactly at the timeout still counts as healthy.
-  if (silentFor > settings.heartbeatTimeoutMs) return derived("GRACE");
+  if (!facts.airGapped && silentFor > settings.heartbeatTimeoutMs) return derived("GRACE");
   return derived("ACTIVE");
 }
 

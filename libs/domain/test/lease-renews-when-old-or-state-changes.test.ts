@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { leaseExpiry, leaseStateFor, needsNewLease, nextLeaseSeq, type IssuedLease } from "../src/index.js";
+import { leaseExpiry, leaseLifetimeMs, leaseRenewAfterMsFor, leaseStateFor, needsNewLease, nextLeaseSeq, type IssuedLease } from "../src/index.js";
 import { S, T0, fastSettings } from "./fixtures.js";
 
 describe("leaseStateFor", () => {
@@ -34,5 +34,14 @@ describe("seq and expiry", () => {
 
   it("a lease expires one grace window after it was signed", () => {
     expect(leaseExpiry(T0, fastSettings)).toBe(T0 + 10 * S);
+    expect(leaseExpiry(T0, fastSettings, { airGapped: false })).toBe(T0 + 10 * S);
+  });
+
+  it("an air-gapped box's lease lives air_gapped_lease and is renewed after air_gapped_renew_after", () => {
+    expect(leaseLifetimeMs({ airGapped: true }, fastSettings)).toBe(20 * S);
+    expect(leaseLifetimeMs({ airGapped: false }, fastSettings)).toBe(10 * S);
+    expect(leaseExpiry(T0, fastSettings, { airGapped: true })).toBe(T0 + 20 * S);
+    expect(leaseRenewAfterMsFor({ airGapped: true }, fastSettings)).toBe(15 * S);
+    expect(leaseRenewAfterMsFor({ airGapped: false }, fastSettings)).toBe(5 * S);
   });
 });

@@ -17,6 +17,7 @@ import {
   rebind,
   revoke,
   sameDerivedState,
+  setConnectivity,
   setSubscription,
   transitionOf,
   validateSettings,
@@ -34,6 +35,7 @@ type Event =
   | { kind: "activate"; fp: string }
   | { kind: "heartbeat"; fp: string }
   | { kind: "subscription"; valid: boolean }
+  | { kind: "connectivity"; airGapped: boolean }
   | { kind: "revoke" }
   | { kind: "rebind"; fp: string | null }
   | { kind: "advance"; ms: number }
@@ -55,12 +57,19 @@ const settingsArb: fc.Arbitrary<Settings> = fc
         sweepIntervalMs: fc.integer({ min: 1, max: 5 }).map((x) => x * S),
       }),
     ),
+  )
+  // Shorter or longer than the grace window: the air-gapped lease is independent of it.
+  .chain((s) =>
+    fc.integer({ min: 2, max: 60 }).chain((lease) =>
+      fc.integer({ min: 1, max: lease - 1 }).map((renew) => ({ ...s, airGappedLeaseMs: lease * S, airGappedRenewAfterMs: renew * S })),
+    ),
   );
 
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
   { weight: 4, arbitrary: fp.map((f) => ({ kind: "activate" as const, fp: f })) },
   { weight: 6, arbitrary: fp.map((f) => ({ kind: "heartbeat" as const, fp: f })) },
   { weight: 2, arbitrary: fc.boolean().map((valid) => ({ kind: "subscription" as const, valid })) },
+  { weight: 2, arbitrary: fc.boolean().map((airGapped) => ({ kind: "connectivity" as const, airGapped })) },
   { weight: 1, arbitrary: fc.constant({ kind: "revoke" as const }) },
   { weight: 2, arbitrary: fc.option(fp, { nil: null }).map((f) => ({ kind: "rebind" as const, fp: f })) },
   { weight: 6, arbitrary: fc.integer({ min: 0, max: 25 * S }).map((ms) => ({ kind: "advance" as const, ms })) },
@@ -93,6 +102,8 @@ function reconcile(store: Store, boxContact: boolean): void {
     pushRenew = directives.includes("RENEW_LEASE");
     store.stored = t.to;
   }
+  // (f) an air-gapped deployment is never GRACE: its health is its lease, not its heartbeats.
+  if (store.facts.airGapped) expect(store.stored.state).not.toBe("GRACE");
   // (c) the stored state always equals the derivation of the facts.
   expect(sameDerivedState(store.stored, deriveState(store.facts, store.now, store.settings))).toBe(true);
   // (d) replaying the sweep with no new event changes nothing.
@@ -134,6 +145,16 @@ function apply(store: Store, e: Event): void {
     case "subscription": {
       const v = setSubscription(store.facts, e.valid);
       if (v.ok) store.facts = v.facts;
+      break;
+    }
+    case "connectivity": {
+      const v = setConnectivity(store.facts, e.airGapped);
+      expect(v.ok && v.changed).toBe(store.facts.airGapped !== e.airGapped);
+      // Switching changes nothing but connectivity: the binding and last seen carry on.
+      if (v.ok) {
+        expect({ ...v.facts, airGapped: store.facts.airGapped }).toEqual(store.facts);
+        store.facts = v.facts;
+      }
       break;
     }
     case "revoke": {
@@ -190,14 +211,15 @@ function checkBinding(store: Store): void {
 }
 
 describe("random event sequences", () => {
-  it("keep the domain invariants (revocation final, one binding, stored = derived, idempotent sweep, increasing lease seq)", () => {
+  it("keep the domain invariants (revocation final, one binding, stored = derived, idempotent sweep, increasing lease seq, air-gapped never GRACE)", () => {
     fc.assert(
       fc.property(
         settingsArb,
         fc.integer({ min: 5 * S, max: 300 * S }),
+        fc.boolean(),
         fc.array(eventArb, { minLength: 1, maxLength: 80 }),
-        (settings, termMs, events) => {
-          const facts: DeploymentFacts = { ...INITIAL_FACTS, licenseExpiresAt: T0 + termMs };
+        (settings, termMs, airGapped, events) => {
+          const facts: DeploymentFacts = { ...INITIAL_FACTS, licenseExpiresAt: T0 + termMs, airGapped };
           const store: Store = {
             facts,
             stored: deriveState(facts, T0, settings),
@@ -234,18 +256,24 @@ describe("random event sequences", () => {
 
   it("the derivation is monotone in silence: once GRACE or LOCKED(OFFLINE), more silence never makes it ACTIVE", () => {
     fc.assert(
-      fc.property(settingsArb, fc.integer({ min: 0, max: 60 * S }), fc.integer({ min: 0, max: 60 * S }), (settings, a, b) => {
+      fc.property(settingsArb, fc.boolean(), fc.integer({ min: 0, max: 60 * S }), fc.integer({ min: 0, max: 60 * S }), (settings, airGapped, a, b) => {
         const facts: DeploymentFacts = {
           ...INITIAL_FACTS,
           licenseExpiresAt: T0 + 10_000 * S,
           activatedAt: T0,
           boundFingerprintHash: "fp-a",
           lastSeenAt: T0,
+          airGapped,
         };
         const rank = { ACTIVE: 0, GRACE: 1, LOCKED: 2 } as Record<string, number>;
         const first = deriveState(facts, T0 + a, settings).state;
         const later = deriveState(facts, T0 + a + b, settings).state;
         expect(rank[later]!).toBeGreaterThanOrEqual(rank[first]!);
+        // An air-gapped box goes straight from ACTIVE to LOCKED(OFFLINE), exactly past its lease.
+        if (airGapped) {
+          expect(first).not.toBe("GRACE");
+          expect(first).toBe(a > settings.airGappedLeaseMs ? "LOCKED" : "ACTIVE");
+        }
       }),
     );
   });

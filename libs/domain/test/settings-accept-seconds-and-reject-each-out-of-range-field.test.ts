@@ -11,6 +11,8 @@ describe("validateSettings", () => {
       leaseRenewAfterMs: 3600 * S,
       maxClockSkewMs: 300 * S,
       sweepIntervalMs: 60 * S,
+      airGappedLeaseMs: 90 * DAY_MS,
+      airGappedRenewAfterMs: 60 * DAY_MS,
     });
     expect(validateSettings(DEFAULT_SETTINGS).ok).toBe(true);
   });
@@ -24,6 +26,8 @@ describe("validateSettings", () => {
       leaseRenewAfterMs: 1 * S,
       maxClockSkewMs: 0,
       sweepIntervalMs: 1 * S,
+      airGappedLeaseMs: 2 * S,
+      airGappedRenewAfterMs: 1 * S,
     };
     expect(validateSettings(smallest).ok).toBe(true);
   });
@@ -36,6 +40,8 @@ describe("validateSettings", () => {
       leaseRenewAfterMs: 364 * DAY_MS,
       maxClockSkewMs: DAY_MS,
       sweepIntervalMs: DAY_MS,
+      airGappedLeaseMs: 400 * DAY_MS,
+      airGappedRenewAfterMs: 400 * DAY_MS - 1,
     };
     expect(validateSettings(largest).ok).toBe(true);
   });
@@ -54,6 +60,13 @@ describe("validateSettings", () => {
     ["max_clock_skew above 1 d", { maxClockSkewMs: DAY_MS + 1 }, "max_clock_skew"],
     ["sweep_interval below 1 s", { sweepIntervalMs: 0 }, "sweep_interval"],
     ["sweep_interval above 1 d", { sweepIntervalMs: DAY_MS + 1 }, "sweep_interval"],
+    ["air_gapped_lease below 1 s", { airGappedLeaseMs: 999, airGappedRenewAfterMs: 500 }, "air_gapped_lease"],
+    ["air_gapped_lease above 400 d", { airGappedLeaseMs: 400 * DAY_MS + 1 }, "air_gapped_lease"],
+    ["air_gapped_lease NaN", { airGappedLeaseMs: Number.NaN }, "air_gapped_lease"],
+    ["air_gapped_renew_after below 1 s", { airGappedRenewAfterMs: 999 }, "air_gapped_renew_after"],
+    ["air_gapped_renew_after at the air-gapped lease", { airGappedRenewAfterMs: 20 * S }, "air_gapped_renew_after"],
+    ["air_gapped_renew_after above the air-gapped lease", { airGappedRenewAfterMs: 21 * S }, "air_gapped_renew_after"],
+    ["air_gapped_renew_after Infinity", { airGappedRenewAfterMs: Number.POSITIVE_INFINITY }, "air_gapped_renew_after"],
   ];
   it.each(cases)("rejects %s naming the field", (_name, patch, field) => {
     const v = validateSettings({ ...fastSettings, ...patch });
@@ -69,6 +82,17 @@ describe("validateSettings", () => {
     expect(v).toMatchObject({ ok: false, message: "grace_window must be between 1 s and 365 d (got 0 ms)" });
   });
 
+  it("says the air-gapped ranges in human units", () => {
+    expect(validateSettings({ ...DEFAULT_SETTINGS, airGappedLeaseMs: 401 * DAY_MS })).toMatchObject({
+      ok: false,
+      message: "air_gapped_lease must be between 1 s and 400 d (got 401 d)",
+    });
+    expect(validateSettings({ ...DEFAULT_SETTINGS, airGappedRenewAfterMs: 90 * DAY_MS })).toMatchObject({
+      ok: false,
+      message: "air_gapped_renew_after must be at least 1 s and less than air_gapped_lease (90 d) (got 90 d)",
+    });
+  });
+
   it("validates a partial update against the merged whole", () => {
     expect(applySettingsPatch(fastSettings, { graceWindowMs: 20 * S })).toEqual({
       ok: true,
@@ -78,6 +102,11 @@ describe("validateSettings", () => {
     expect(applySettingsPatch(fastSettings, { graceWindowMs: 2 * S })).toMatchObject({
       ok: false,
       field: "heartbeat_timeout",
+    });
+    // Shrinking the air-gapped lease to its renewal age is caught on the renewal.
+    expect(applySettingsPatch(fastSettings, { airGappedLeaseMs: fastSettings.airGappedRenewAfterMs })).toMatchObject({
+      ok: false,
+      field: "air_gapped_renew_after",
     });
   });
 

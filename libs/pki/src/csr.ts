@@ -56,6 +56,21 @@ const SAN_OID = "2.5.29.17";
 const refuse = (code: CsrRefusalCode, message: string): CsrRefusal => ({ ok: false, code, message });
 
 /**
+ * The public key a CSR asks a certificate for, or null when it is not a parsable PKCS#10 request.
+ * It does not check the CSR's signature: {@link issueCertificateFromCsr} does, when it issues.
+ */
+export function csrPublicKey(csrPem: string): KeyObject | null {
+  const der = csrDer(csrPem);
+  if (!der) return null;
+  try {
+    const csr = new x509.Pkcs10CertificateRequest(der);
+    return createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: "der", type: "spki" });
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Checks a PKCS#10 CSR and, if it passes, issues a client certificate for `spiffeId` signed by `ca`.
  *
  * Checks run in this order (the first failure is the answer): validity in range; the CSR parses;

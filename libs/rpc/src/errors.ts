@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { DomainCode } from "@lcp/domain";
 import type { CsrRefusalCode } from "@lcp/pki";
 import { ErrorInfoSchema } from "@lcp/proto/google/rpc/error_details_pb";
-import type { TokenRefusalCode } from "@lcp/tokens";
+import type { OfflineFileRefusalCode, TokenRefusalCode } from "@lcp/tokens";
 import type { Logger } from "pino";
 
 /** The ErrorInfo `domain` of every error this control plane raises on purpose. */
@@ -18,6 +18,10 @@ export type ErrorCode =
   | DomainCode
   | TokenRefusalCode
   | CsrRefusalCode
+  | OfflineFileRefusalCode
+  | "REQUEST_KEY_MISMATCH"
+  | "CERTIFICATE_NOT_RECOGNISED"
+  | "NOT_AIR_GAPPED"
   | "PAGE_TOKEN_INVALID"
   | "ALREADY_ACTIVATED"
   | "LICENSE_SUPERSEDED"
@@ -84,6 +88,15 @@ export const DOMAIN_CODES: Readonly<Record<ErrorCode, Code>> = {
   CSR_BAD_SIGNATURE: Code.InvalidArgument,
   CSR_NAME_NOT_ALLOWED: Code.InvalidArgument,
   PAGE_TOKEN_INVALID: Code.InvalidArgument,
+  // Air-gapped files (libs/tokens offline-files.ts): what the box wrote is unreadable or forged.
+  FILE_MALFORMED: Code.InvalidArgument,
+  FILE_WRONG_KIND: Code.InvalidArgument,
+  FILE_BAD_SIGNATURE: Code.InvalidArgument,
+  FILE_UNTRUSTED_SIGNER: Code.InvalidArgument,
+  FILE_EXPIRED: Code.InvalidArgument,
+  FILE_CLAIMS_INVALID: Code.InvalidArgument,
+  // An activation request signed by another key than its CSR's: no proof of possession.
+  REQUEST_KEY_MISMATCH: Code.InvalidArgument,
 
   // Well-formed, but the system is not in a state that allows it.
   LICENSE_REVOKED: Code.FailedPrecondition,
@@ -99,10 +112,14 @@ export const DOMAIN_CODES: Readonly<Record<ErrorCode, Code>> = {
   NO_ACTIVE_KEY: Code.FailedPrecondition,
   KEY_STATE: Code.FailedPrecondition,
   FAILED_PRECONDITION: Code.FailedPrecondition,
+  // A file exchange for a deployment that is not AIR_GAPPED.
+  NOT_AIR_GAPPED: Code.FailedPrecondition,
 
   // An appliance acting on a deployment that is not its own.
   WRONG_DEPLOYMENT: Code.PermissionDenied,
   PERMISSION_DENIED: Code.PermissionDenied,
+  // A renewal request whose certificate this control plane did not issue to the deployment, or revoked.
+  CERTIFICATE_NOT_RECOGNISED: Code.PermissionDenied,
 
   // Lost a race (optimistic lock, concurrent rotation): retrying the whole operation may work.
   CONFLICT: Code.Aborted,

@@ -38,10 +38,17 @@ export const POLICY: Readonly<Record<string, Rule>> = {
   // Rebinding moves a licence to other hardware: as dangerous as revoking it.
   "licensing.v1.LicensingService/RebindLicense": { permission: "license.revoke" },
   "licensing.v1.LicensingService/SetSubscriptionStatus": { permission: "subscription.manage" },
+  // Air-gapping a box changes how long it may run unheard: as much an anti-theft lever as revoke.
+  "licensing.v1.LicensingService/SetConnectivity": { permission: "license.revoke" },
   "licensing.v1.LicensingService/ListHeartbeats": { permission: "heartbeat.read" },
   "licensing.v1.LicensingService/SendDirective": { permission: "directive.send" },
   "licensing.v1.LicensingService/GetSettings": { permission: "license.read" },
   "licensing.v1.LicensingService/UpdateSettings": { permission: "settings.manage" },
+  // Answering an air-gapped box's files is issuing by another road: the roles that may issue a
+  // licence are the ones that carry files to sites, so a permission of its own would be granted
+  // to exactly the same roles. The renewal is the anti-theft lever's road too: it locks a revoked box.
+  "licensing.v1.LicensingService/RespondToActivation": { permission: "license.issue" },
+  "licensing.v1.LicensingService/RespondToRenewal": { permission: "license.issue" },
 
   // licensing.v1.ApplianceService — what the boxes call.
   "licensing.v1.ApplianceService/Activate": {

@@ -21,7 +21,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { activate } from "@lcp/domain";
+import { activate, type DerivedState, type Settings } from "@lcp/domain";
 import {
   ActivateResponseSchema,
   type ActivateRequest,
@@ -76,9 +76,42 @@ export async function verifyLicense(deps: LicensingDeps, token: string, now: Dat
   return { claims: verdict.claims, jwksJson: jwks.json };
 }
 
-/** Activates a licence for a box; see the module comment. `call.actor` becomes the box once its token is verified. */
+/**
+ * How the box asked: over the network (Activate, the box is the actor once its token verifies),
+ * or by a request file an operator carried from an air-gapped site (RespondToActivation, the
+ * operator stays the actor and the deployment must be AIR_GAPPED).
+ */
+export type ActivationChannel = "network" | "file";
+
+/** What an accepted activation hands back to its channel. */
+export interface Activation {
+  readonly deploymentId: string;
+  readonly licenseId: string;
+  readonly certificate: IssuedApplianceCertificate;
+  readonly lease: { readonly token: string; readonly seq: number };
+  readonly jwksJson: string;
+  readonly settings: Settings;
+  readonly derived: DerivedState;
+  readonly now: Date;
+}
+
+/** Activates a licence for a box over the network; see the module comment. `call.actor` becomes the box once its token is verified. */
 export async function activateLicense(deps: LicensingDeps, call: CallContext, req: ActivateRequest): Promise<ActivateResponse> {
-  const input: ActivateInput = validateActivate(req);
+  const activation = await activateBound(deps, call, validateActivate(req), "network");
+  return create(ActivateResponseSchema, {
+    deploymentId: activation.deploymentId,
+    certificatePem: activation.certificate.certificatePem,
+    certificateChainPem: activation.certificate.chainPem,
+    leaseToken: activation.lease.token,
+    jwksJson: activation.jwksJson,
+    settings: applianceSettingsToProto(activation.settings),
+    state: stateToProto(activation.derived.state),
+    serverTime: timestampFromDate(activation.now),
+  });
+}
+
+/** Steps 2–5 of the module comment, whichever channel the validated request came by. */
+export async function activateBound(deps: LicensingDeps, call: CallContext, input: ActivateInput, channel: ActivationChannel): Promise<Activation> {
   const now = deps.now();
   const settings = await loadSettings(deps.db.em(), now);
   const { claims, jwksJson } = await verifyLicense(deps, input.licenseToken, now, settings.maxClockSkewMs);
@@ -86,7 +119,7 @@ export async function activateLicense(deps: LicensingDeps, call: CallContext, re
   if (claims.sub !== input.licenseId) {
     throw new DomainError("PERMISSION_DENIED", "license_token was issued for another licence", { field: "license_token" });
   }
-  call.actor = { kind: "appliance", id: claims.dep };
+  if (channel === "network") call.actor = { kind: "appliance", id: claims.dep };
 
   const license = await loadLicense(deps.db.em(), input.licenseId);
   if (!license) throw new DomainError("NOT_FOUND", `licence ${input.licenseId} does not exist`, { licenseId: input.licenseId });
@@ -109,6 +142,9 @@ export async function activateLicense(deps: LicensingDeps, call: CallContext, re
           "this licence was superseded by a newer licence for the deployment; activate with the new licence token",
         );
       }
+      if (channel === "file" && !loaded.facts.airGapped) {
+        throw new DomainError("NOT_AIR_GAPPED", "the deployment is ONLINE: its box activates over the network; switch it to AIR_GAPPED to answer files");
+      }
       const verdict = activate(loaded.facts, input.fingerprintHash, loaded.now.getTime(), { movedOffByRebind });
       if (!verdict.ok) return verdict;
       return {
@@ -124,6 +160,7 @@ export async function activateLicense(deps: LicensingDeps, call: CallContext, re
               fingerprintHash: input.fingerprintHash,
               reinstall: verdict.reinstall,
               agentVersion: input.agentVersion,
+              channel,
             },
           },
         ],
@@ -156,14 +193,14 @@ export async function activateLicense(deps: LicensingDeps, call: CallContext, re
     // activate() always leaves a bound, unlocked deployment, so a lease is always due; if not, it is a bug.
     throw new Error(`activation of ${license.id} produced no lease (state ${result.derived.state})`);
   }
-  return create(ActivateResponseSchema, {
+  return {
     deploymentId: license.deploymentId,
-    certificatePem: result.prepared.certificatePem,
-    certificateChainPem: result.prepared.chainPem,
-    leaseToken: result.lease.token,
+    licenseId: license.id,
+    certificate: result.prepared,
+    lease: result.lease,
     jwksJson,
-    settings: applianceSettingsToProto(result.settings),
-    state: stateToProto(result.derived.state),
-    serverTime: timestampFromDate(now),
-  });
+    settings: result.settings,
+    derived: result.derived,
+    now,
+  };
 }

@@ -23,6 +23,15 @@ export interface ActivateInput {
   agentVersion: string | null;
 }
 
+/** Checks a CSR's envelope (present, bounded, PEM PKCS#10); its content is signing-keys' to check. */
+export function checkCsrEnvelope(csrPem: string, field: string): void {
+  if (csrPem.trim() === "") throw invalid(field, `${field} is required`);
+  if (csrPem.length > MAX_CSR_BYTES) throw new DomainError("CSR_MALFORMED", `${field} must be at most ${MAX_CSR_BYTES} bytes`, { field });
+  if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(csrPem)) {
+    throw new DomainError("CSR_MALFORMED", `${field} is not a PEM PKCS#10 certificate signing request`, { field });
+  }
+}
+
 /** Validates Activate's fields. */
 export function validateActivate(req: ActivateRequest): ActivateInput {
   const licenseId = requireId(req.licenseId, "license_id");
@@ -31,11 +40,7 @@ export function validateActivate(req: ActivateRequest): ActivateInput {
     throw new DomainError("TOKEN_MALFORMED", `license_token must be at most ${MAX_TOKEN_BYTES} bytes`, { field: "license_token" });
   }
   const fingerprintHash = requireFingerprintHash(req.fingerprint, "fingerprint");
-  if (req.csrPem.trim() === "") throw invalid("csr_pem", "csr_pem is required");
-  if (req.csrPem.length > MAX_CSR_BYTES) throw new DomainError("CSR_MALFORMED", `csr_pem must be at most ${MAX_CSR_BYTES} bytes`, { field: "csr_pem" });
-  if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(req.csrPem)) {
-    throw new DomainError("CSR_MALFORMED", "csr_pem is not a PEM PKCS#10 certificate signing request", { field: "csr_pem" });
-  }
+  checkCsrEnvelope(req.csrPem, "csr_pem");
   const agentVersion = requirePlainText(req.agentVersion, "agent_version").trim();
   if (agentVersion.length > MAX_AGENT_VERSION_LENGTH) {
     throw invalid("agent_version", `agent_version must be at most ${MAX_AGENT_VERSION_LENGTH} characters`);

@@ -13,6 +13,7 @@ import {
   auditActionFor,
   deriveState,
   directivesFor,
+  leaseLifetimeMs,
   leaseStateFor,
   nextLeaseSeq,
   transitionOf,
@@ -92,6 +93,11 @@ export interface ChangePlan<P = void> {
   write?(em: EntityManager, now: Date, prepared: P): Promise<void>;
   /** Sign a lease for the resulting state even if no directive needs one (activation). */
   issueLease?: boolean;
+  /**
+   * A lease seq the box says it already holds (a signed renewal request): the new lease's seq is
+   * above it even if ours fell behind (a database restored from a backup), or the box would refuse it.
+   */
+  leaseSeqFloor?: number;
   /** Why, as the box is told in its directives; a default is derived from the transition. */
   directiveReason?: string;
   /** Write nothing when neither the facts nor the derived state change (re-derivation, sweeps). */
@@ -146,7 +152,8 @@ function sameFacts(a: DeploymentFacts, b: DeploymentFacts): boolean {
     a.activatedAt === b.activatedAt &&
     a.boundFingerprintHash === b.boundFingerprintHash &&
     a.lastSeenAt === b.lastSeenAt &&
-    a.subscriptionValid === b.subscriptionValid
+    a.subscriptionValid === b.subscriptionValid &&
+    a.airGapped === b.airGapped
   );
 }
 
@@ -228,7 +235,7 @@ export async function applyDeploymentChange<P = void>(deps: CoreDeps, request: C
     const wantLease = plan.issueLease === true || directiveTypes.includes("RENEW_LEASE");
     let lease: { token: string; seq: number } | null = null;
     if (wantLease && leaseState && current && plan.facts.boundFingerprintHash) {
-      const seq = nextLeaseSeq(current.leaseSeq);
+      const seq = nextLeaseSeq(Math.max(current.leaseSeq ?? 0, plan.leaseSeqFloor ?? 0));
       const token = await signLease(deps.signer, {
         licenseId: current.id,
         deploymentId: deployment.id,
@@ -236,7 +243,8 @@ export async function applyDeploymentChange<P = void>(deps: CoreDeps, request: C
         status: leaseState,
         seq,
         issuedAt: now,
-        graceWindowMs: settings.graceWindowMs,
+        // The lease's lifetime: the grace window, or air_gapped_lease for an air-gapped box.
+        graceWindowMs: leaseLifetimeMs(plan.facts, settings),
       });
       lease = { token, seq };
     }

@@ -5,7 +5,7 @@
  * SendDirective. Each writes its row in a transaction and hands it to the publisher after commit,
  * exactly like the change path (core/deployment-change.ts) does for state directives.
  */
-import { deriveState, leaseStateFor, nextLeaseSeq } from "@lcp/domain";
+import { deriveState, leaseLifetimeMs, leaseStateFor, nextLeaseSeq } from "@lcp/domain";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import type { EntityManager } from "@mikro-orm/knex";
 import { v7 as uuidv7 } from "uuid";
@@ -91,7 +91,8 @@ export async function renewLease(
       status,
       seq,
       issuedAt: now,
-      graceWindowMs: settings.graceWindowMs,
+      // The lease's lifetime: the grace window, or air_gapped_lease for an air-gapped box.
+      graceWindowMs: leaseLifetimeMs(facts, settings),
     });
     const row = newDirectiveRow(deploymentId, "RENEW_LEASE", { reason, leaseToken: token }, now);
     const committed = await deps.db.transactional(async (em) => {

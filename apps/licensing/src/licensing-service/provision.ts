@@ -20,7 +20,10 @@ import { factColumns, loadSettings } from "../storage/repository.js";
 import { validateProvision } from "./validate.js";
 import { newLicenseRow } from "./license-row.js";
 
-/** Creates a deployment (and by default for ON_PREM its licence); audited deployment.provision (+ license.issue). */
+/**
+ * Creates a deployment (and by default for ON_PREM its licence), ONLINE or AIR_GAPPED as asked;
+ * audited deployment.provision (+ license.issue).
+ */
 export async function provisionDeployment(
   deps: LicensingDeps,
   call: CallContext,
@@ -43,7 +46,11 @@ export async function provisionDeployment(
       })
     : null;
 
-  const facts: DeploymentFacts = { ...INITIAL_FACTS, licenseExpiresAt: licenseId ? input.expiresAt.getTime() : null };
+  const facts: DeploymentFacts = {
+    ...INITIAL_FACTS,
+    licenseExpiresAt: licenseId ? input.expiresAt.getTime() : null,
+    airGapped: input.connectivity === "AIR_GAPPED",
+  };
   const settings = await loadSettings(deps.db.em(), now);
   const derived = deriveState(facts, now.getTime(), settings);
   const deployment = {
@@ -78,7 +85,7 @@ export async function provisionDeployment(
       {
         action: "deployment.provision",
         resource: { type: "deployment", id: deploymentId },
-        details: { name: input.name, customer: input.customer, kind: input.kind, licenseId },
+        details: { name: input.name, customer: input.customer, kind: input.kind, connectivity: input.connectivity, licenseId },
       },
       now,
     );

@@ -152,10 +152,13 @@ export async function getDeployment(deps: LicensingDeps, req: GetDeploymentReque
 
 /**
  * A derived state as a condition on the fact columns: `deriveState` written as SQL. The order of
- * its checks is encoded by each state excluding what an earlier check already claimed.
+ * its checks is encoded by each state excluding what an earlier check already claimed. An
+ * AIR_GAPPED row's silence is measured against air_gapped_lease instead of the grace window, and
+ * it is never GRACE.
  */
 export function deploymentStateCondition(state: DeploymentState, now: Date, settings: Settings): FilterQuery<DeploymentRow> {
   const graceCut = new Date(now.getTime() - settings.graceWindowMs);
+  const airGappedCut = new Date(now.getTime() - settings.airGappedLeaseMs);
   const timeoutCut = new Date(now.getTime() - settings.heartbeatTimeoutMs);
   // "Last seen" is lastSeenAt, or the activation time for facts written before it.
   const silentSince = (cut: Date): FilterQuery<DeploymentRow> => ({
@@ -164,6 +167,15 @@ export function deploymentStateCondition(state: DeploymentState, now: Date, sett
   const seenSince = (cut: Date): FilterQuery<DeploymentRow> => ({
     $or: [{ lastSeenAt: { $gte: cut } }, { lastSeenAt: null, activatedAt: { $gte: cut } }],
   });
+  const airGapped: FilterQuery<DeploymentRow> = { connectivity: "AIR_GAPPED" };
+  const online: FilterQuery<DeploymentRow> = { connectivity: { $ne: "AIR_GAPPED" } };
+  // Silent past the lease's lifetime (grace window, or air_gapped_lease), and its negation.
+  const outOfLease: FilterQuery<DeploymentRow> = {
+    $or: [{ $and: [online, silentSince(graceCut)] }, { $and: [airGapped, silentSince(airGappedCut)] }],
+  };
+  const withinLease: FilterQuery<DeploymentRow> = {
+    $or: [{ $and: [online, seenSince(graceCut)] }, { $and: [airGapped, seenSince(airGappedCut)] }],
+  };
   const bound = { activatedAt: { $ne: null }, fingerprintHash: { $ne: null } };
   const live = { licenseRevokedAt: null, licenseExpiresAt: { $gt: now }, ...bound };
   switch (state) {
@@ -172,7 +184,7 @@ export function deploymentStateCondition(state: DeploymentState, now: Date, sett
         $or: [
           { licenseRevokedAt: { $ne: null } },
           { licenseExpiresAt: { $lte: now } },
-          { $and: [bound, silentSince(graceCut)] },
+          { $and: [bound, outOfLease] },
         ],
       };
     case "PENDING":
@@ -184,11 +196,17 @@ export function deploymentStateCondition(state: DeploymentState, now: Date, sett
         ],
       };
     case "SUSPENDED":
-      return { $and: [live, seenSince(graceCut), { subscriptionStatus: "INVALID" }] };
+      return { $and: [live, withinLease, { subscriptionStatus: "INVALID" }] };
     case "GRACE":
-      return { $and: [live, seenSince(graceCut), { subscriptionStatus: { $ne: "INVALID" } }, silentSince(timeoutCut)] };
+      return { $and: [live, online, seenSince(graceCut), { subscriptionStatus: { $ne: "INVALID" } }, silentSince(timeoutCut)] };
     case "ACTIVE":
-      return { $and: [live, { subscriptionStatus: { $ne: "INVALID" } }, seenSince(timeoutCut)] };
+      return {
+        $and: [
+          live,
+          { subscriptionStatus: { $ne: "INVALID" } },
+          { $or: [{ $and: [online, seenSince(timeoutCut)] }, { $and: [airGapped, seenSince(airGappedCut)] }] },
+        ],
+      };
   }
 }
 

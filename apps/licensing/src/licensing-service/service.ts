@@ -11,12 +11,14 @@ import { callContextOf } from "../core/audit.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
 import type { HeartbeatStatusReader } from "../heartbeat/status.js";
 import { heartbeatVisibleTo, licenseViewOf } from "../mapping.js";
+import { setConnectivity } from "./connectivity.js";
 import { getFleetSummary } from "./fleet-summary.js";
 import { issueLicenseFor } from "./issue.js";
 import { provisionDeployment } from "./provision.js";
 import { getDeployment, getLicense, listDeployments, listLicenses } from "./queries.js";
 import { rebindLicense } from "./rebind.js";
 import { revokeLicense } from "./revoke.js";
+import { respondToActivation, respondToRenewal } from "../offline/respond.js";
 import { getSettings, updateSettings } from "./settings.js";
 import { setSubscriptionStatus } from "./subscription.js";
 
@@ -30,13 +32,13 @@ export interface LicensingServiceOptions {
 
 /**
  * Builds the LicensingService handlers: every RPC but the heartbeat module's two (ListHeartbeats,
- * SendDirective), so the two merged are the whole service and an RPC added to the contract without
- * a handler does not compile.
+ * SendDirective) and the offline module's two (RespondToActivation, RespondToRenewal), so those
+ * merged are the whole service and an RPC added to the contract without a handler does not compile.
  */
 export function createLicensingService(
   deps: LicensingDeps,
   options: LicensingServiceOptions = {},
-): Omit<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective"> {
+): Omit<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective" | "respondToActivation" | "respondToRenewal"> {
   return {
     // Read-only roles get licences without token and fingerprint hash (mapping.ts licenseViewOf).
     listLicenses: (req, ctx) => listLicenses(deps, req, viewOf(ctx)),
@@ -51,6 +53,10 @@ export function createLicensingService(
       });
     },
     getSettings: () => getSettings(deps),
+    // Air-gapped boxes' files (offline/respond.ts audits their refusals itself: the licence they
+    // name is read from the file).
+    respondToActivation: (req, ctx) => respondToActivation(deps, callContextOf(ctx), req),
+    respondToRenewal: (req, ctx) => respondToRenewal(deps, callContextOf(ctx), req),
     getFleetSummary: () => getFleetSummary(deps),
 
     async provisionDeployment(req, ctx) {
@@ -75,6 +81,15 @@ export function createLicensingService(
       const call = callContextOf(ctx);
       return auditRefusals(deps, call, { action: "license.rebind", resource: { type: "license", id: req.licenseId }, details: { reason: req.reason } }, () =>
         rebindLicense(deps, call, req, viewOf(ctx)),
+      );
+    },
+    async setConnectivity(req, ctx) {
+      const call = callContextOf(ctx);
+      return auditRefusals(
+        deps,
+        call,
+        { action: "deployment.connectivity", resource: { type: "deployment", id: req.deploymentId }, details: { reason: req.reason } },
+        () => setConnectivity(deps, call, req),
       );
     },
     async setSubscriptionStatus(req, ctx) {

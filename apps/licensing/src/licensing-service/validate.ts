@@ -23,11 +23,14 @@ import type {
   ProvisionDeploymentRequest,
   RebindLicenseRequest,
   RevokeLicenseRequest,
+  SetConnectivityRequest,
   SetSubscriptionStatusRequest,
   UpdateSettingsRequest,
 } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DomainError, stateFromProto } from "@lcp/rpc";
+import type { ConnectivityName } from "../storage/repository.js";
 import {
+  connectivityFromProto,
   kindFromProto,
   licenseStatusFromProto,
   subscriptionFromProto,
@@ -109,6 +112,7 @@ export interface ProvisionInput {
   entitlements: string[];
   expiresAt: Date;
   autoIssue: boolean;
+  connectivity: ConnectivityName;
 }
 
 /** Validates ProvisionDeployment: name, customer, a known kind; auto-issue defaults to yes for ON_PREM only. */
@@ -121,7 +125,15 @@ export function validateProvision(req: ProvisionDeploymentRequest, now: Date): P
   }
   const entitlements = validateEntitlements(req.entitlements);
   const expiresAt = validateTermEnd(req.term, undefined, now);
-  return { name, customer, kind, entitlements, expiresAt, autoIssue: req.autoIssueLicense ?? kind === "ON_PREM" };
+  const connectivity = requireConnectivity(req.connectivity);
+  return { name, customer, kind, entitlements, expiresAt, autoIssue: req.autoIssueLicense ?? kind === "ON_PREM", connectivity };
+}
+
+/** A connectivity enum value: UNSPECIFIED reads as ONLINE; an unknown number is refused. */
+function requireConnectivity(value: number): ConnectivityName {
+  const connectivity = connectivityFromProto(value);
+  if (!connectivity) throw invalid("connectivity", `connectivity ${value} is not a known connectivity (ONLINE or AIR_GAPPED)`);
+  return connectivity;
 }
 
 /** A validated IssueLicense request. */
@@ -149,6 +161,18 @@ function requireReason(reason: string): string {
 /** Validates RevokeLicense: a licence id and a reason for the audit trail. */
 export function validateRevoke(req: RevokeLicenseRequest): { licenseId: string; reason: string } {
   return { licenseId: requireId(req.licenseId, "license_id"), reason: requireReason(req.reason) };
+}
+
+/**
+ * Validates SetConnectivity: a deployment id, ONLINE or AIR_GAPPED (UNSPECIFIED reads as ONLINE,
+ * as everywhere), and a reason for the audit trail, checked like RevokeLicense's.
+ */
+export function validateSetConnectivity(req: SetConnectivityRequest): { deploymentId: string; connectivity: ConnectivityName; reason: string } {
+  return {
+    deploymentId: requireId(req.deploymentId, "deployment_id"),
+    connectivity: requireConnectivity(req.connectivity),
+    reason: requireReason(req.reason),
+  };
 }
 
 /** Validates RebindLicense: an empty new fingerprint unbinds (the next box to activate binds). */
@@ -269,13 +293,16 @@ export function validateListDeployments(req: ListDeploymentsRequest): ListDeploy
 const SETTING_KEYS_BY_FIELD = new Map<string, keyof Settings>(
   (Object.entries(SETTING_FIELD_NAMES) as [keyof Settings, string][]).map(([key, field]) => [field, key]),
 );
-const PROTO_FIELDS: Record<keyof Settings, "heartbeatInterval" | "heartbeatTimeout" | "graceWindow" | "leaseRenewAfter" | "maxClockSkew" | "sweepInterval"> = {
+type DurationField = "heartbeatInterval" | "heartbeatTimeout" | "graceWindow" | "leaseRenewAfter" | "maxClockSkew" | "sweepInterval" | "airGappedLease" | "airGappedRenewAfter";
+const PROTO_FIELDS: Record<keyof Settings, DurationField> = {
   heartbeatIntervalMs: "heartbeatInterval",
   heartbeatTimeoutMs: "heartbeatTimeout",
   graceWindowMs: "graceWindow",
   leaseRenewAfterMs: "leaseRenewAfter",
   maxClockSkewMs: "maxClockSkew",
   sweepIntervalMs: "sweepInterval",
+  airGappedLeaseMs: "airGappedLease",
+  airGappedRenewAfterMs: "airGappedRenewAfter",
 };
 
 /** A validated UpdateSettings request: the fields to change (ranges are the domain's, checked on the merged result). */

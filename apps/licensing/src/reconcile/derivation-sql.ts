@@ -9,6 +9,7 @@
  * concatenated text): one per derived state, lock reason included.
  */
 import type { DeploymentState, DerivedState, LockReason, Settings } from "@lcp/domain";
+import type { ConnectivityName } from "../storage/repository.js";
 
 /** A derived state as one key: the state, or `LOCKED:<reason>`. */
 export type DerivedStateKey = Exclude<DeploymentState, "LOCKED"> | `LOCKED:${LockReason}`;
@@ -51,6 +52,9 @@ export function codeOfState(s: DerivedState): StateCode {
   return STATE_CODES[(s.lockReason ? `${s.state}:${s.lockReason}` : s.state) as DerivedStateKey];
 }
 
+/** The stored `connectivity` of an air-gapped deployment (repository.ts ConnectivityName). */
+const AIR_GAPPED: ConnectivityName = "AIR_GAPPED";
+
 /** A SQL expression over the deployment columns (qualified by `alias`), with its bound parameters in order. */
 export interface SqlExpr {
   sql: string;
@@ -76,8 +80,9 @@ export function storedCodeSql(alias: string): string {
 
 /**
  * The derived state's code at `at`: the same checks in the same order as `deriveState`
- * (revoked, no licence, term ended, unbound, silent past the grace window, subscription invalid,
- * silent past the timeout, active), the same strict boundaries, last seen falling back to the
+ * (revoked, no licence, term ended, unbound, silent past its lease's lifetime — the grace window,
+ * or air_gapped_lease for an AIR_GAPPED row — subscription invalid, silent past the timeout
+ * unless AIR_GAPPED, active), the same strict boundaries, last seen falling back to the
  * activation time. The cut-offs are computed once here, so each row compares timestamps only.
  */
 export function derivedCodeSql(alias: string, at: Date, settings: Settings, pg: boolean): SqlExpr {
@@ -87,6 +92,7 @@ export function derivedCodeSql(alias: string, at: Date, settings: Settings, pg: 
   const ts = pg ? "cast(? as timestamptz)" : "?";
   const now = at.getTime();
   const seen = `coalesce(${c("last_seen_at")}, ${c("activated_at")})`;
+  const airGapped = `${c("connectivity")} = '${AIR_GAPPED}'`;
   const k = STATE_CODES;
   return {
     sql:
@@ -95,19 +101,20 @@ export function derivedCodeSql(alias: string, at: Date, settings: Settings, pg: 
       // now >= expires_at
       `when ${c("license_expires_at")} <= ${ts} then ${k["LOCKED:EXPIRED"]} ` +
       `when ${c("activated_at")} is null or ${c("fingerprint_hash")} is null then ${k.PENDING} ` +
-      // now - seen > grace_window  ⇔  seen < now - grace_window
-      `when ${seen} < ${ts} then ${k["LOCKED:OFFLINE"]} ` +
+      // now - seen > lifetime  ⇔  seen < now - lifetime (air_gapped_lease or grace_window)
+      `when ${seen} < (case when ${airGapped} then ${ts} else ${ts} end) then ${k["LOCKED:OFFLINE"]} ` +
       `when ${c("subscription_status")} = 'INVALID' then ${k.SUSPENDED} ` +
-      `when ${seen} < ${ts} then ${k.GRACE} ` +
+      // An air-gapped box is never GRACE.
+      `when not ${airGapped} and ${seen} < ${ts} then ${k.GRACE} ` +
       `else ${k.ACTIVE} end`,
-    params: [t(now), t(now - settings.graceWindowMs), t(now - settings.heartbeatTimeoutMs)],
+    params: [t(now), t(now - settings.airGappedLeaseMs), t(now - settings.graceWindowMs), t(now - settings.heartbeatTimeoutMs)],
   };
 }
 
 /**
  * True (never NULL) only for a row stored ACTIVE that still derives ACTIVE at `at`: licence not
- * revoked, term not ended, bound, subscription not INVALID, and seen within `heartbeat_timeout` —
- * most of a healthy fleet. Each test is a comparison on one column, so a page skips such a row
+ * revoked, term not ended, bound, subscription not INVALID, and seen within `heartbeat_timeout`
+ * (within `air_gapped_lease` for an AIR_GAPPED row, which is never GRACE) — most of a healthy fleet. Each test is a comparison on one column, so a page skips such a row
  * before evaluating {@link storedCodeSql} and {@link derivedCodeSql}, the costly part of a page's
  * derivation. It does not fall back to the activation time: a row never seen is left to the full
  * derivation. Null-safe on purpose — `x >= ?` on a NULL is NULL, and `not (… and NULL)` would
@@ -121,13 +128,14 @@ export function settledActiveSql(alias: string, at: Date, settings: Settings, pg
   return {
     sql:
       `(${c("state")} = 'ACTIVE' and ${c("lock_reason")} is null ` +
-      // seen within the timeout, hence within the grace window (both of derivedCodeSql's `seen < …` false)
-      `and ${c("last_seen_at")} is not null and ${c("last_seen_at")} >= ${ts} ` +
+      // Seen within the timeout, hence within the grace window (both of derivedCodeSql's `seen < …`
+      // false); an air-gapped row within its lease. `connectivity` is never NULL, nor is the CASE.
+      `and ${c("last_seen_at")} is not null and ${c("last_seen_at")} >= (case when ${c("connectivity")} = '${AIR_GAPPED}' then ${ts} else ${ts} end) ` +
       `and ${c("license_revoked_at")} is null ` +
       `and ${c("license_expires_at")} is not null and ${c("license_expires_at")} > ${ts} ` +
       `and ${c("activated_at")} is not null and ${c("fingerprint_hash")} is not null ` +
       `and ${c("subscription_status")} <> 'INVALID')`,
     // Settings keep heartbeat_timeout below grace_window; the nearer cut-off holds either way.
-    params: [t(now - Math.min(settings.heartbeatTimeoutMs, settings.graceWindowMs)), t(now)],
+    params: [t(now - settings.airGappedLeaseMs), t(now - Math.min(settings.heartbeatTimeoutMs, settings.graceWindowMs)), t(now)],
   };
 }

@@ -37,6 +37,11 @@ export const DeploymentEntity = defineEntity({
     fingerprintHash: p.string().length(64).nullable(),
     /** Server time of the last accepted activation or heartbeat; cleared by a rebind. */
     lastSeenAt: p.datetime().nullable(),
+    /**
+     * `ONLINE` | `AIR_GAPPED` (docs/design.md §15): whether the box heartbeats or renews by file,
+     * which decides how its silence is measured.
+     */
+    connectivity: p.string().length(16).default("ONLINE"),
     /** What the box last reported (activation or heartbeat). */
     agentVersion: p.string().length(128).nullable(),
     /** The stored derived state (`PENDING` … `LOCKED`): what was last recorded, not the truth. */
@@ -105,6 +110,9 @@ export const SettingsEntity = defineEntity({
     leaseRenewAfterMs: p.bigint("number"),
     maxClockSkewMs: p.bigint("number"),
     sweepIntervalMs: p.bigint("number"),
+    // Null in a row written before these settings existed: read as the defaults (settingsOf).
+    airGappedLeaseMs: p.bigint("number").nullable(),
+    airGappedRenewAfterMs: p.bigint("number").nullable(),
     version: p.integer(),
     updatedAt: p.datetime(),
   },

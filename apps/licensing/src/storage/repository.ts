@@ -17,7 +17,7 @@ import {
   type SettingsRow,
 } from "./entities.js";
 
-/** The domain settings held by the settings row. */
+/** The domain settings held by the settings row (a setting the row predates reads as its default). */
 export function settingsOf(row: SettingsRow): Settings {
   return {
     heartbeatIntervalMs: Number(row.heartbeatIntervalMs),
@@ -26,6 +26,8 @@ export function settingsOf(row: SettingsRow): Settings {
     leaseRenewAfterMs: Number(row.leaseRenewAfterMs),
     maxClockSkewMs: Number(row.maxClockSkewMs),
     sweepIntervalMs: Number(row.sweepIntervalMs),
+    airGappedLeaseMs: Number(row.airGappedLeaseMs ?? DEFAULT_SETTINGS.airGappedLeaseMs),
+    airGappedRenewAfterMs: Number(row.airGappedRenewAfterMs ?? DEFAULT_SETTINGS.airGappedRenewAfterMs),
   };
 }
 
@@ -41,6 +43,7 @@ export function factsOf(row: DeploymentRow): DeploymentFacts {
     boundFingerprintHash: row.fingerprintHash ?? null,
     lastSeenAt: row.lastSeenAt?.getTime() ?? null,
     subscriptionValid: row.subscriptionStatus !== "INVALID",
+    airGapped: row.connectivity === "AIR_GAPPED",
   };
 }
 
@@ -60,7 +63,11 @@ export interface FactColumns {
   fingerprintHash: string | null;
   lastSeenAt: Date | null;
   subscriptionStatus: "VALID" | "INVALID";
+  connectivity: ConnectivityName;
 }
+
+/** How a deployment's connectivity is stored. */
+export type ConnectivityName = "ONLINE" | "AIR_GAPPED";
 
 /**
  * The deployment columns for a set of facts. `revokedAt` is the revocation time to store when the
@@ -75,6 +82,7 @@ export function factColumns(facts: DeploymentFacts, revokedAt: Date | null): Fac
     fingerprintHash: facts.boundFingerprintHash,
     lastSeenAt: date(facts.lastSeenAt),
     subscriptionStatus: facts.subscriptionValid ? "VALID" : "INVALID",
+    connectivity: facts.airGapped ? "AIR_GAPPED" : "ONLINE",
   };
 }
 

@@ -5,10 +5,12 @@ import { Migration20261126143903_initial } from "./Migration20261126143903_initi
 import { Migration20261126151138_heartbeat_presence } from "./Migration20261126151138_heartbeat_presence.js";
 import { Migration20261205151154_outbox_quarantine } from "./Migration20261205151154_outbox_quarantine.js";
 import { Migration20261205210713_outbox_traceparent } from "./Migration20261205210713_outbox_traceparent.js";
+import { Migration20261206001106_air_gapped } from "./Migration20261206001106_air_gapped.js";
 
 export const migrations: MigrationObject[] = [
   { name: "Migration20261126143903_initial", class: Migration20261126143903_initial },
   { name: "Migration20261126151138_heartbeat_presence", class: Migration20261126151138_heartbeat_presence },
   { name: "Migration20261205151154_outbox_quarantine", class: Migration20261205151154_outbox_quarantine },
   { name: "Migration20261205210713_outbox_traceparent", class: Migration20261205210713_outbox_traceparent },
+  { name: "Migration20261206001106_air_gapped", class: Migration20261206001106_air_gapped },
 ];

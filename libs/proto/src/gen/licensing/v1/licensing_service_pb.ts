@@ -981,13 +981,16 @@ export type OfflineAnswer = Message<"licensing.v1.OfflineAnswer"> & {
   deploymentId: string;
 
   /**
-   * The deployment's state once the box imports the file.
+   * The box's state once it imports the file: ACTIVE or SUSPENDED with a lease, or LOCKED.
    *
    * @generated from field: licensing.v1.DeploymentState state = 3;
    */
   state: DeploymentState;
 
   /**
+   * With LOCKED: REVOKED or EXPIRED; UNSPECIFIED when the licence was moved to other hardware
+   * (rebound), which locks this box while the deployment carries on with the new one.
+   *
    * @generated from field: licensing.v1.LockReason lock_reason = 4;
    */
   lockReason: LockReason;
