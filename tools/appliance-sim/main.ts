@@ -1,12 +1,14 @@
 /**
- * `node --conditions=source --import tsx tools/appliance-sim/main.ts --licensing https://localhost:7443
- *   --ca data/pki/ca.crt (--license-id <id> --license-token <token|@file> | --licenses-file <jsonl> |
+ * `node --conditions=source --import tsx tools/appliance-sim/main.ts (--licensing https://localhost:7443 |
+ *   --offline <dir>) --ca data/pki/ca.crt (--license-id <id> --license-token <token|@file> | --licenses-file <jsonl> |
  *   --deployment-file <json>) [--count N] [--state-dir data/sim] [--fingerprint-prefix sim-]`
  *
  * Plays N appliances with @lcp/appliance-sdk (activate with a CSR, hold the heartbeat stream) and
  * prints live state counts every second as plain lines (no terminal tricks, so tests and logs can
  * read them). Commands on stdin: `offline`, `online`, `status`, `quit`. Exits 0 on quit, end of
  * stdin is ignored (so it can run detached), SIGINT/SIGTERM stop it cleanly; usage errors exit 2.
+ * With `--offline <dir>` the boxes are air-gapped: they write request files there and import the
+ * response files an operator puts beside them (commands `import`, `renew`).
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -18,7 +20,9 @@ const DEFAULT_ISSUER = "https://lcp.local/licensing";
 
 const HELP = `Usage: node --conditions=source --import tsx tools/appliance-sim/main.ts [options]
 
-  --licensing <url>            licensing's URL, e.g. https://localhost:7443 (required)
+  --licensing <url>            licensing's URL, e.g. https://localhost:7443
+  --offline <dir>              instead of --licensing: air-gapped boxes; box i writes
+                               <dir>/<fingerprint>.request and imports <dir>/<fingerprint>.response
   --ca <file>                  the control plane CA, e.g. data/pki/ca.crt (required)
   --license-id <id>            licence id (with --license-token)
   --license-token <tok|@file>  the licence token, or @path to read it from
@@ -34,7 +38,8 @@ const HELP = `Usage: node --conditions=source --import tsx tools/appliance-sim/m
   --verbose / --quiet          per-box events (default: verbose when count <= 10)
   -h, --help
 
-Commands on stdin: offline (drop all streams, stop reconnecting), online, status, quit.
+Commands on stdin: offline (drop all streams, stop reconnecting), online, status, quit;
+air-gapped: import (import the responses present), renew (write renewal requests).
 `;
 
 class UsageError extends Error {
@@ -76,6 +81,7 @@ async function main(argv: string[]): Promise<void> {
       args: argv,
       options: {
         licensing: { type: "string" },
+        offline: { type: "string" },
         ca: { type: "string" },
         "license-id": { type: "string" },
         "license-token": { type: "string" },
@@ -101,7 +107,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  if (!values.licensing) throw new UsageError("--licensing is required");
+  if (!values.licensing === !values.offline) throw new UsageError("give --licensing or --offline (one of them)");
   if (!values.ca) throw new UsageError("--ca is required");
   let licenses: SimLicense[];
   if (values["licenses-file"]) licenses = licensesFromJsonLines(values["licenses-file"]);
@@ -114,7 +120,7 @@ async function main(argv: string[]): Promise<void> {
 
   const print = (line: string) => process.stdout.write(`${line}\n`);
   const sim = createSimulator({
-    licensingUrl: values.licensing,
+    ...(values.licensing ? { licensingUrl: values.licensing } : { filesDir: resolve(values.offline!) }),
     caPem: readFileSync(values.ca, "utf8"),
     issuer: values.issuer,
     ...(values["trust-domain"] ? { trustDomain: values["trust-domain"] } : {}),
@@ -161,12 +167,19 @@ async function main(argv: string[]): Promise<void> {
           for (const line of sim.statusLines()) print(line);
           print(`status ${sim.countsLine()}`);
           return;
+        case "import":
+          await sim.importResponses();
+          print(`status ${sim.countsLine()}`);
+          return;
+        case "renew":
+          await sim.writeRenewalRequests();
+          return;
         case "quit":
         case "exit":
           await shutdown("quit");
           return;
         default:
-          print(`sim: unknown command ${JSON.stringify(command)} (offline, online, status, quit)`);
+          print(`sim: unknown command ${JSON.stringify(command)} (offline, online, status, import, renew, quit)`);
       }
     })().catch((error: unknown) => print(`sim: command failed: ${(error as Error).message}`));
   });

@@ -2,12 +2,17 @@
  * The appliance simulator's engine: N boxes built on @lcp/appliance-sdk, each with its own
  * fingerprint and state file, activated and streaming, with a plain-text report every second and
  * commands to cut and restore the network. `main.ts` is the CLI around it; tests drive it directly.
+ *
+ * Air-gapped boxes (a files folder instead of licensing's URL) exchange files there the way an
+ * operator carries them: box i writes `<fingerprint>.request`, and imports `<fingerprint>.response`
+ * when told to (renamed `.imported` once accepted).
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import {
   ActivationError,
+  OfflineFileError,
   createAppliance,
   type Appliance,
   type ApplianceState,
@@ -22,8 +27,10 @@ export interface SimLicense {
 
 /** Options of {@link createSimulator}. */
 export interface SimulatorOptions {
-  /** `https://host:port` of licensing. */
-  readonly licensingUrl: string;
+  /** `https://host:port` of licensing; absent, the boxes are air-gapped and use `filesDir`. */
+  readonly licensingUrl?: string;
+  /** Air-gapped boxes: the folder their request and response files are exchanged in. */
+  readonly filesDir?: string;
   readonly caPem: string;
   /** Token issuer the boxes pin. */
   readonly issuer: string;
@@ -61,6 +68,10 @@ export interface Simulator {
   online(): void;
   /** One line per box. */
   statusLines(): string[];
+  /** Air-gapped: every box with a pending request imports `<fingerprint>.response` if it is there. */
+  importResponses(): Promise<void>;
+  /** Air-gapped: every activated box writes a renewal request `<fingerprint>.request`. */
+  writeRenewalRequests(): Promise<void>;
   /** Stops every box and writes its state file. */
   stop(): Promise<void>;
 }
@@ -81,6 +92,8 @@ const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown
 /** Creates a simulator (see the file comment). Loading state files happens in `run()`. */
 export function createSimulator(options: SimulatorOptions): Simulator {
   if (options.licenses.length === 0) throw new Error("at least one licence is needed");
+  if ((options.licensingUrl === undefined) === (options.filesDir === undefined)) throw new Error("give exactly one of licensingUrl and filesDir");
+  const filesDir = options.filesDir;
   const boxes: Box[] = [];
   const verbose = options.verbose ?? options.count <= 10;
   let online = true;
@@ -97,7 +110,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     const license = options.licenses[index % options.licenses.length]!;
     const fingerprint = `${options.fingerprintPrefix}${index}`;
     const appliance = await createAppliance({
-      baseUrl: options.licensingUrl,
+      ...(options.licensingUrl === undefined ? {} : { baseUrl: options.licensingUrl }),
       caPem: options.caPem,
       licenseId: license.licenseId,
       licenseToken: license.licenseToken,
@@ -119,6 +132,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       if (verbose) options.print(`box ${index} directive ${e.type} ${e.outcome}${e.reason ? `: ${e.reason}` : ""}`);
     });
     appliance.on("lease-rejected", (e) => options.print(`box ${index} lease rejected: ${e.code} ${e.message}`));
+    appliance.on("renewal-due", () => options.print(`box ${index} renewal due: type renew`));
     appliance.on("error", (e) => {
       box.lastError = e.message;
       if (verbose) options.print(`box ${index} error: ${e.message}`);
@@ -146,6 +160,31 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     }
   }
 
+  const fileOf = (box: Box, kind: "request" | "response") => join(filesDir!, `${box.fingerprint}.${kind}`);
+
+  async function writeRequest(box: Box, kind: "activation" | "renewal"): Promise<void> {
+    const file = kind === "activation" ? await box.appliance.writeActivationRequest() : await box.appliance.writeRenewalRequest({ sim_boxes: boxes.length });
+    await writeFile(fileOf(box, "request"), `${file}\n`, { mode: 0o600 });
+    options.print(`box ${box.index} wrote ${kind} request ${fileOf(box, "request")}`);
+  }
+
+  async function importResponse(box: Box): Promise<void> {
+    const path = fileOf(box, "response");
+    const text = await readFile(path, "utf8").catch(() => null);
+    if (text === null) return;
+    try {
+      const result = await box.appliance.importResponse(text);
+      box.activated = box.appliance.isActivated();
+      await rename(path, `${path}.imported`);
+      options.print(`box ${box.index} imported ${result.kind} response: ${result.answer}${result.lockReason ? ` (${result.lockReason})` : ""} lease seq ${result.leaseSeq}`);
+      if (box.activated && !stopped) box.appliance.start();
+    } catch (error) {
+      const code = error instanceof OfflineFileError ? error.code : "ERROR";
+      box.lastError = (error as Error).message;
+      options.print(`box ${box.index} response refused: ${code} ${(error as Error).message}`);
+    }
+  }
+
   async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
     let next = 0;
     const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
@@ -163,6 +202,15 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       }
       for (let i = 0; i < options.count; i++) boxes.push(await makeBox(i));
       options.print(`sim: ${boxes.length} boxes, ${boxes.filter((b) => b.activated).length} already activated (state in ${options.stateDir})`);
+      if (filesDir !== undefined) {
+        await mkdir(filesDir, { recursive: true, mode: 0o700 });
+        for (const box of boxes) {
+          if (box.activated) box.appliance.start();
+          else if (box.appliance.status().pendingRequest === null) await writeRequest(box, "activation");
+        }
+        options.print(`sim: air-gapped; files in ${filesDir} (commands: import, renew)`);
+        return;
+      }
       await pool(boxes, options.activationConcurrency ?? 32, async (box) => {
         await activate(box);
         if (box.activated && online && !stopped) box.appliance.start();
@@ -195,6 +243,12 @@ export function createSimulator(options: SimulatorOptions): Simulator {
         const left = s.leaseExpiresAt === null ? "-" : `${Math.max(0, Math.round((s.leaseExpiresAt - now) / 1000))}s`;
         return `box ${b.index} ${b.fingerprint} ${s.state}${s.reason ? `(${s.reason})` : ""} deployment ${s.deploymentId} lease seq ${s.leaseSeq} expires in ${left} ${s.connected ? "connected" : "disconnected"}`;
       });
+    },
+    async importResponses() {
+      for (const box of boxes) if (box.appliance.status().pendingRequest !== null) await importResponse(box);
+    },
+    async writeRenewalRequests() {
+      for (const box of boxes) if (box.activated) await writeRequest(box, "renewal");
     },
     async stop() {
       stopped = true;

@@ -5,7 +5,7 @@
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { decodeJwt } from "jose";
+import { decodeJwt, type JSONWebKeySet } from "jose";
 import type { ApplianceLease } from "@lcp/domain";
 import { DEFAULT_TRUST_DOMAIN, applianceSpiffeId, generateKeyAndCsr, isValidSpiffeName } from "@lcp/pki";
 import { ApplianceService, type ActivateResponse } from "@lcp/proto/licensing/v1/appliance_service_pb";
@@ -13,7 +13,7 @@ import { ActivationError, type ApplianceOptions, type LeaseRejectedEvent } from 
 import { parseJwks } from "./key-set.js";
 import { checkLease, toApplianceLease } from "./lease.js";
 import { certificateMatchesKey, errorReason, settingsFrom } from "./messages.js";
-import { STATE_FILE_VERSION, type ApplianceStateFile } from "./state-file.js";
+import { STATE_FILE_VERSION, type ApplianceRuntimeSettings, type ApplianceStateFile } from "./state-file.js";
 import type { CallTransport } from "./transport.js";
 
 /** Reported in hello, SendHeartbeat and Activate when the host sets no `agentVersion`. */
@@ -105,26 +105,58 @@ export async function activateBox(ctx: ActivationContext): Promise<Activated> {
   }
   const lease = toApplianceLease(verdict.claims);
   const serverTime = response.serverTime ? timestampDate(response.serverTime).getTime() : 0;
-  const file: ApplianceStateFile = {
-    version: STATE_FILE_VERSION,
+  const file = activatedStateFile({
     licenseId: opts.licenseId,
     deploymentId,
     certificatePem: response.certificatePem,
     privateKeyPem: keyPem,
     certificateChainPem: [...response.certificateChainPem],
-    pendingPrivateKeyPem: null,
     leaseToken: response.leaseToken,
-    highestLeaseSeq: lease.seq,
+    lease,
     jwks,
     settings,
-    watermark: Math.max(ctx.current()?.watermark ?? 0, serverTime, lease.iat),
+    watermark: Math.max(ctx.current()?.watermark ?? 0, serverTime),
+  });
+  return { file, lease, deploymentId, spiffeId, at: now };
+}
+
+/** What an accepted activation (online or by file) stores. */
+export interface ActivatedState {
+  readonly licenseId: string;
+  readonly deploymentId: string;
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+  readonly certificateChainPem: string[];
+  readonly leaseToken: string;
+  /** The verified lease of `leaseToken`. */
+  readonly lease: ApplianceLease;
+  readonly jwks: JSONWebKeySet;
+  readonly settings: ApplianceRuntimeSettings;
+  /** The highest trusted time known (the kept watermark, the server's time); the lease's iat is added. */
+  readonly watermark: number;
+}
+
+/** The state file of a box that has just been activated. */
+export function activatedStateFile(a: ActivatedState): ApplianceStateFile {
+  return {
+    version: STATE_FILE_VERSION,
+    licenseId: a.licenseId,
+    deploymentId: a.deploymentId,
+    certificatePem: a.certificatePem,
+    privateKeyPem: a.privateKeyPem,
+    certificateChainPem: a.certificateChainPem,
+    pendingPrivateKeyPem: null,
+    leaseToken: a.leaseToken,
+    highestLeaseSeq: a.lease.seq,
+    jwks: a.jwks,
+    settings: a.settings,
+    watermark: Math.max(a.watermark, a.lease.iat),
     // The control plane just accepted the box: any earlier local lock or suspension is stale.
     lockedByDirective: false,
     suspendedByDirective: false,
     revoked: false,
     pendingAcks: [],
   };
-  return { file, lease, deploymentId, spiffeId, at: now };
 }
 
 /**

@@ -6,6 +6,8 @@
 import type { ApplianceLockReason, ApplianceState } from "@lcp/domain";
 import type { BackoffOptions } from "./backoff.js";
 import type { LeaseRejectionCode } from "./lease.js";
+import type { OfflineFileErrorCode, OfflineRequestKind } from "./offline.js";
+import type { OfflineAnswerState, OfflineLockReason } from "@lcp/tokens";
 import type { DirectiveKind } from "./messages.js";
 import type { Scheduler } from "./scheduler.js";
 import type { Transport } from "@connectrpc/connect";
@@ -22,8 +24,13 @@ export interface ApplianceLogger {
 
 /** Options of {@link createAppliance}. */
 export interface ApplianceOptions {
-  /** `https://host:port` of licensing (its ApplianceService). */
-  readonly baseUrl: string;
+  /**
+   * `https://host:port` of licensing (its ApplianceService). Left out, the box is air-gapped: it
+   * never dials, activates and renews by files (`writeActivationRequest`, `writeRenewalRequest`,
+   * `importResponse`), and runs on its lease alone — ACTIVE while it is valid, LOCKED once it
+   * expires by the box's clock.
+   */
+  readonly baseUrl?: string;
   /** The control plane's CA (PEM): the server certificate must chain to it. */
   readonly caPem: string;
   readonly licenseId: string;
@@ -37,7 +44,7 @@ export interface ApplianceOptions {
   readonly issuer: string;
   /** SPIFFE trust domain of the appliance identity. Default `lcp.local`. */
   readonly trustDomain?: string;
-  /** Reported in hello and Activate. */
+  /** Reported in hello, Activate and the offline request files. */
   readonly agentVersion?: string;
   /** The box's clock, epoch ms. Default `Date.now`. */
   readonly clock?: () => number;
@@ -131,6 +138,22 @@ export interface DirectiveEvent {
   readonly outcome: "applied" | "duplicate" | "ignored" | "discarded";
 }
 
+/** Payload of the "renewal-due" event: an air-gapped box's renewal time has come. */
+export interface RenewalDueEvent {
+  /** When the control plane asked for the next renewal request (epoch ms). */
+  readonly renewAt: number;
+  /** When the lease runs out if no renewal is imported (epoch ms). */
+  readonly leaseExpiresAt: number | null;
+}
+
+/** Payload of the "offline-response-refused" event: a response file `importResponse` refused. */
+export interface OfflineResponseRefusedEvent {
+  readonly code: OfflineFileErrorCode;
+  readonly message: string;
+  /** The kind of the pending request the file was checked against, or null when none was pending. */
+  readonly kind: OfflineRequestKind | null;
+}
+
 /** The events an {@link Appliance} emits. */
 export interface ApplianceEvents {
   [event: string]: (payload: never) => void;
@@ -141,6 +164,13 @@ export interface ApplianceEvents {
   directive: (event: DirectiveEvent) => void;
   /** The deployment's licence was renewed and the box adopted a lease of the new one. */
   "license-renewed": (event: LicenseRenewedEvent) => void;
+  /**
+   * An air-gapped box's renewal time (the last response's `ren`) has passed on the box's clock:
+   * write a renewal request. Emitted once per response, while the box is started.
+   */
+  "renewal-due": (event: RenewalDueEvent) => void;
+  /** `importResponse` refused a file (it also throws): for the host's log. */
+  "offline-response-refused": (event: OfflineResponseRefusedEvent) => void;
   /** Anything that went wrong in the background (failed beat, write error); the loop carries on. */
   error: (error: Error) => void;
 }
@@ -160,6 +190,29 @@ export interface ApplianceStatus extends ApplianceStateView {
   readonly leaseReplaceBy: number | null;
   readonly heartbeatIntervalMs: number;
   readonly watermark: number;
+  /** No `baseUrl`: the box activates and renews by files. */
+  readonly airGapped: boolean;
+  /** When the control plane asked for the next renewal request (epoch ms); set by imported responses. */
+  readonly renewAt: number | null;
+  /** The request written and waiting for its response file, if any. */
+  readonly pendingRequest: { readonly kind: OfflineRequestKind; readonly createdAt: number } | null;
+}
+
+/** What `importResponse()` returns: the response was accepted and adopted. */
+export interface OfflineImportResult {
+  /** The kind of the request it answered. */
+  readonly kind: OfflineRequestKind;
+  /** What the control plane said: ACTIVE or SUSPENDED with a lease, or LOCKED. */
+  readonly answer: OfflineAnswerState;
+  /** Why, when LOCKED: REVOKED (the box is revoked), EXPIRED or REBOUND (the box is locked). */
+  readonly lockReason?: OfflineLockReason;
+  readonly deploymentId: string;
+  /** The seq of the lease the box now runs on, or null without one. */
+  readonly leaseSeq: number | null;
+  /** When to write the next renewal request (epoch ms), or null. */
+  readonly renewAt: number | null;
+  /** The box's state after adopting the answer. */
+  readonly state: ApplianceStateView;
 }
 
 /** What `activate()` returns. */
@@ -196,10 +249,14 @@ export interface Appliance {
    * Generates a P-256 key and CSR for `spiffe://<td>/appliance/<dep>`, calls Activate over
    * server-authenticated TLS, verifies the returned lease against the returned JWKS and stores
    * everything in the state file. A box may activate again (reinstall).
-   * @throws ActivationError (server refusal, bad response) or StateFileError (cannot write).
+   * @throws ActivationError (server refusal, bad response; code AIR_GAPPED without a `baseUrl`)
+   *   or StateFileError (cannot write).
    */
   activate(): Promise<ActivationResult>;
-  /** Holds the heartbeat stream (reconnecting with backoff) and runs the local evaluation timer. Idempotent. */
+  /**
+   * Holds the heartbeat stream (reconnecting with backoff) and runs the local evaluation timer.
+   * An air-gapped box only runs the evaluation (and "renewal-due"). Idempotent.
+   */
   start(): void;
   /** Drops the stream and stops reconnecting, but keeps evaluating offline (GRACE → LOCKED). */
   disconnect(): Promise<void>;
@@ -209,8 +266,37 @@ export interface Appliance {
   state(): ApplianceStateView;
   /** A snapshot with the lease, connection and settings. */
   status(): ApplianceStatus;
-  /** One unary SendHeartbeat (for HTTP/1.1-only boxes): applies its directives, acks them on the next call. */
+  /**
+   * One unary SendHeartbeat (for HTTP/1.1-only boxes): applies its directives, acks them on the
+   * next call. Resolves with failures; rejects only on an air-gapped box (OfflineFileError AIR_GAPPED).
+   */
   sendHeartbeatOnce(): Promise<UnaryHeartbeatResult>;
+  /**
+   * Air-gapped activation, step 1: generates a P-256 key and CSR (as `activate()` does) and returns
+   * the activation request file (one line of text) for the operator to carry to the control plane.
+   * The request waits, key included, in `<stateFile>.pending-request` (mode 0600) across reboots;
+   * writing another request replaces it, and the answer to the replaced one no longer imports.
+   * @throws ActivationError (licence token without a deployment) or StateFileError (cannot write).
+   */
+  writeActivationRequest(): Promise<string>;
+  /**
+   * Air-gapped renewal, step 1: the renewal request file, signed with the box's key and carrying
+   * its certificate, the highest lease seq it holds and `usage` (counter name → non-negative
+   * integer, for the audit trail). Replaces any pending request.
+   * @throws OfflineFileError (NOT_ACTIVATED; FILE_CLAIMS_INVALID for a bad usage counter) or StateFileError.
+   */
+  writeRenewalRequest(usage?: Record<string, number>): Promise<string>;
+  /**
+   * Step 2: imports the response file to the pending request. It must be signed by licensing's
+   * certificate under `caPem`, for this box (fingerprint) and this request (nonce), licence and
+   * deployment, with a lease that verifies against the JWKS it carries and is newer than every
+   * lease held. Activation writes the state file; renewal adopts the lease and keys; a LOCKED
+   * answer revokes (REVOKED) or locks (EXPIRED, REBOUND) the box. Then the pending request is gone.
+   * @throws OfflineFileError when refused (also emitted as "offline-response-refused"; the state
+   *   and the pending request are untouched, so the right file still imports), StateFileError
+   *   when the state cannot be written (nothing is adopted).
+   */
+  importResponse(file: string): Promise<OfflineImportResult>;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<K extends keyof ApplianceEvents>(event: K, listener: ApplianceEvents[K]): () => void;
   off<K extends keyof ApplianceEvents>(event: K, listener: ApplianceEvents[K]): void;

@@ -10,15 +10,17 @@
 import type { ApplianceLease } from "@lcp/domain";
 import type { Directive } from "@lcp/proto/licensing/v1/types_pb";
 import { activateBox } from "./activation.js";
-import type {
-  ActivationResult,
-  Appliance,
-  ApplianceEvents,
-  ApplianceLogger,
-  ApplianceOptions,
-  ApplianceStateView,
-  ApplianceStatus,
-  UnaryHeartbeatResult,
+import {
+  ActivationError,
+  type ActivationResult,
+  type Appliance,
+  type ApplianceEvents,
+  type ApplianceLogger,
+  type ApplianceOptions,
+  type ApplianceStateView,
+  type ApplianceStatus,
+  type OfflineImportResult,
+  type UnaryHeartbeatResult,
 } from "./api.js";
 import { CertificateRenewal } from "./certificate.js";
 import { connectionLoop, unaryBeat, type ConnectionHost, type StreamContext } from "./connection.js";
@@ -28,9 +30,21 @@ import { DEFAULT_LEASE_REPLACEMENT_MS } from "./key-set.js";
 import { evaluateBox, recentlyContacted, runtimeSettings, watermarkWriteDue } from "./evaluation.js";
 import { checkOfferedLease, type OfferedLease } from "./lease.js";
 import { errorReason } from "./messages.js";
+import {
+  OfflineFileError,
+  activationRequest,
+  checkResponse,
+  pendingRequestPath,
+  readPendingRequest,
+  removePendingRequest,
+  renewalRequest,
+  writePendingRequest,
+  type OfflineRequestKind,
+  type PendingRequest,
+} from "./offline.js";
 import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 import { SessionTicketCache } from "./tls-session.js";
-import { StateFileWriter, loadState, type ApplianceRuntimeSettings, type ApplianceStateFile } from "./state-file.js";
+import { StateFileError, StateFileWriter, loadState, type ApplianceRuntimeSettings, type ApplianceStateFile } from "./state-file.js";
 import { openTransport } from "./transport.js";
 
 const noopLogger: ApplianceLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -64,6 +78,15 @@ class ApplianceImpl implements Appliance {
   private readonly host: ConnectionHost;
   /** A unary box beats again at once to be given a fresh lease (the stream reconnects instead). */
   private askLeaseNow = false;
+  /** No baseUrl: the box never dials; it activates and renews by files (offline.ts). */
+  private readonly airGapped: boolean;
+  private readonly pendingPath: string;
+  /** The request file written and waiting for its response, if any. */
+  private pending: PendingRequest | null = null;
+  /** The renewAt "renewal-due" was emitted for (once per response). */
+  private renewalDueReported: number | null = null;
+  /** Offline requests and imports run one at a time: each replaces or consumes the pending request. */
+  private offlineQueue: Promise<unknown> = Promise.resolve();
 
   private st: ApplianceStateFile | null = null;
   private lease: ApplianceLease | null = null;
@@ -80,6 +103,8 @@ class ApplianceImpl implements Appliance {
 
   constructor(private readonly options: ApplianceOptions) {
     this.licenseId = options.licenseId;
+    this.airGapped = options.baseUrl === undefined;
+    this.pendingPath = pendingRequestPath(options.stateFile);
     this.clock = options.clock ?? Date.now;
     this.scheduler = options.scheduler ?? realScheduler;
     this.log = options.logger ?? noopLogger;
@@ -137,9 +162,31 @@ class ApplianceImpl implements Appliance {
 
   async load(): Promise<void> {
     const loaded = await loadState(this.options.stateFile, this.options);
-    if (!loaded) return;
-    this.install({ ...loaded, appliedIds: [] });
-    this.writer.persistedWatermark = loaded.file.watermark;
+    if (loaded) {
+      this.install({ ...loaded, appliedIds: [] });
+      this.writer.persistedWatermark = loaded.file.watermark;
+    }
+    this.pending = this.loadPending();
+  }
+
+  /**
+   * The pending request, if one is waiting. An unreadable one is not worth refusing to start
+   * over (the box runs on its lease regardless): it is reported, and a new request replaces it.
+   */
+  private loadPending(): PendingRequest | null {
+    let pending: PendingRequest | null;
+    try {
+      pending = readPendingRequest(this.pendingPath);
+    } catch (error) {
+      this.log.warn({ err: error }, "pending offline request unreadable; write a new request");
+      return null;
+    }
+    const licenses = [this.options.licenseId, ...(this.st ? [this.st.licenseId, ...(this.st.previousLicenseIds ?? [])] : [])];
+    if (pending && !licenses.includes(pending.licenseId)) {
+      this.log.warn({ licenseId: pending.licenseId }, "pending offline request is for another licence; ignored");
+      return null;
+    }
+    return pending;
   }
 
   private settings(): ApplianceRuntimeSettings {
@@ -152,7 +199,8 @@ class ApplianceImpl implements Appliance {
 
   private evaluate(): ApplianceStateView {
     const now = this.clock();
-    const { view, watermark } = evaluateBox(this.st, this.lease, now, this.isConnected(now));
+    // An air-gapped box's health is its lease: it is never in touch, and never in GRACE for that.
+    const { view, watermark } = evaluateBox(this.st, this.lease, now, this.airGapped || this.isConnected(now));
     const st = this.st;
     if (st) {
       if (watermark > st.watermark) st.watermark = watermark;
@@ -175,8 +223,18 @@ class ApplianceImpl implements Appliance {
       this.lastReported = view;
       this.events.emit("state", { ...view, previous: prev, at: this.clock() });
     }
+    if (this.running) this.reportRenewalDue();
     if (this.running) this.scheduleEvaluation();
     return view;
+  }
+
+  /** Emits "renewal-due" once the box's clock passes the last response's renewAt. */
+  private reportRenewalDue(): void {
+    const renewAt = this.st?.renewAt;
+    if (renewAt === undefined || this.clock() < renewAt || this.renewalDueReported === renewAt) return;
+    this.renewalDueReported = renewAt;
+    this.log.info({ renewAt }, "offline renewal due: write a renewal request");
+    this.events.emit("renewal-due", { renewAt, leaseExpiresAt: this.lease?.exp ?? null });
   }
 
   private scheduleEvaluation(): void {
@@ -188,6 +246,11 @@ class ApplianceImpl implements Appliance {
       if (untilExpiry > 0) delay = Math.min(delay, untilExpiry);
       const untilDrop = (this.st?.leaseReplacement?.deadline ?? Infinity) - this.clock();
       if (untilDrop > 0) delay = Math.min(delay, untilDrop);
+    }
+    const renewAt = this.st?.renewAt;
+    if (renewAt !== undefined && this.renewalDueReported !== renewAt) {
+      const untilRenewal = renewAt - this.clock();
+      if (untilRenewal > 0) delay = Math.min(delay, untilRenewal);
     }
     this.evalTimer = this.scheduler.setTimeout(() => {
       this.evalTimer = null;
@@ -236,6 +299,9 @@ class ApplianceImpl implements Appliance {
       leaseReplaceBy: this.st?.leaseReplacement?.deadline ?? null,
       heartbeatIntervalMs: this.settings().heartbeatIntervalMs,
       watermark: this.st?.watermark ?? 0,
+      airGapped: this.airGapped,
+      renewAt: this.st?.renewAt ?? null,
+      pendingRequest: this.pending ? { kind: this.pending.kind, createdAt: this.pending.createdAt } : null,
     };
   }
 
@@ -248,10 +314,10 @@ class ApplianceImpl implements Appliance {
   }
 
   start(): void {
-    if (!this.st) throw new Error("appliance is not activated: call activate() first");
+    if (!this.st) throw new Error(`appliance is not activated: ${this.airGapped ? "import an activation response first" : "call activate() first"}`);
     this.running = true;
     this.refresh();
-    if (this.loop) return;
+    if (this.loop || this.airGapped) return;
     const abort = new AbortController();
     this.loopAbort = abort;
     this.loop = connectionLoop(this.host, abort.signal)
@@ -285,6 +351,9 @@ class ApplianceImpl implements Appliance {
   }
 
   async activate(): Promise<ActivationResult> {
+    if (this.airGapped) {
+      throw new ActivationError("AIR_GAPPED", "this box is air-gapped (no baseUrl): activate by files with writeActivationRequest() and importResponse()");
+    }
     const activated = await activateBox({
       options: this.options,
       clock: this.clock,
@@ -304,6 +373,9 @@ class ApplianceImpl implements Appliance {
   }
 
   async sendHeartbeatOnce(): Promise<UnaryHeartbeatResult> {
+    if (this.airGapped) {
+      throw new OfflineFileError("AIR_GAPPED", "this box is air-gapped (no baseUrl): renew by files with writeRenewalRequest() and importResponse()");
+    }
     try {
       const directives = await unaryBeat(this.host);
       return { ok: true, state: this.refresh(), directives };
@@ -313,6 +385,92 @@ class ApplianceImpl implements Appliance {
       this.reportError(err);
       return { ok: false, state: this.refresh(), error: err };
     }
+  }
+
+  // ---------------------------------------------------------------- air-gapped files
+
+  async writeActivationRequest(): Promise<string> {
+    return this.offline(async () => {
+      const { file, pending } = await activationRequest(this.options, this.clock());
+      await this.savePending(pending);
+      this.log.info({ deploymentId: pending.deploymentId }, "offline activation request written");
+      return file;
+    });
+  }
+
+  async writeRenewalRequest(usage: Record<string, number> = {}): Promise<string> {
+    return this.offline(async () => {
+      if (!this.st) throw new OfflineFileError("NOT_ACTIVATED", "a renewal request needs an activated box: write an activation request first");
+      const { file, pending } = await renewalRequest(this.options, this.st, usage, this.clock());
+      await this.savePending(pending);
+      this.log.info({ deploymentId: pending.deploymentId, leaseSeq: this.st.highestLeaseSeq }, "offline renewal request written");
+      return file;
+    });
+  }
+
+  async importResponse(text: string): Promise<OfflineImportResult> {
+    return this.offline(async () => {
+      const pending = this.pending;
+      const verdict = await checkResponse(text, { box: this.options, pending, current: this.st, now: this.clock() });
+      if (!verdict.ok) {
+        if (verdict.leaseRejection) this.events.emit("lease-rejected", verdict.leaseRejection);
+        this.refuseResponse(verdict.error, pending?.kind ?? null);
+        throw verdict.error;
+      }
+      if (verdict.file) {
+        const before = { file: this.st, lease: this.lease, appliedIds: this.appliedIds };
+        this.install({ file: verdict.file, lease: verdict.lease === "held" ? this.lease : verdict.lease, appliedIds: verdict.kind === "activation" ? [] : this.appliedIds });
+        try {
+          // Like activate(): nothing is reported adopted unless it survives a reboot.
+          await this.writer.writeNow();
+        } catch (error) {
+          this.st = before.file;
+          this.lease = before.lease;
+          this.appliedIds = before.appliedIds;
+          // A background write may have caught the adopted state meanwhile: put the held one back.
+          if (this.st) void this.writer.persist();
+          throw new StateFileError(this.options.stateFile, "could not be written; the response was not adopted", { cause: error });
+        }
+      }
+      // Answered: this request's response must never import again.
+      this.pending = null;
+      await removePendingRequest(this.pendingPath).catch((error: unknown) => this.reportError(error));
+      if (verdict.effects) await this.run(verdict.effects);
+      const deploymentId = verdict.file?.deploymentId ?? pending!.deploymentId;
+      const leaseSeq = verdict.file ? (this.lease?.seq ?? null) : null;
+      this.log.info({ kind: verdict.kind, answer: verdict.answer, lockReason: verdict.lockReason, deploymentId, leaseSeq }, "offline response imported");
+      return {
+        kind: verdict.kind,
+        answer: verdict.answer,
+        ...(verdict.lockReason === undefined ? {} : { lockReason: verdict.lockReason }),
+        deploymentId,
+        leaseSeq,
+        renewAt: this.st?.renewAt ?? null,
+        state: this.refresh(),
+      };
+    });
+  }
+
+  /** Runs offline operations one after another (a failure does not block the next). */
+  private offline<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.offlineQueue.then(op);
+    this.offlineQueue = result.catch(() => {});
+    return result;
+  }
+
+  /** Stores a new pending request strictly (it replaces the old one only once on disk). */
+  private async savePending(pending: PendingRequest): Promise<void> {
+    try {
+      await writePendingRequest(this.pendingPath, pending);
+    } catch (error) {
+      throw new StateFileError(this.pendingPath, "could not be written", { cause: error });
+    }
+    this.pending = pending;
+  }
+
+  private refuseResponse(error: OfflineFileError, kind: OfflineRequestKind | null): void {
+    this.log.warn({ code: error.code, kind }, `offline response refused: ${error.message}`);
+    this.events.emit("offline-response-refused", { code: error.code, message: error.message, kind });
   }
 
   private async markRevoked(): Promise<void> {

@@ -184,7 +184,8 @@ async function holdStream(host: ConnectionHost, tuning: Tuning, signal: AbortSig
   // While the stream is held, keep a ticket young enough to resume with after a server restart.
   const scheduleTicketRefresh = () => {
     const every = tuning.ticketRefreshMs;
-    if (every <= 0 || host.options.transport || host.options.httpVersion === "1.1") return;
+    const baseUrl = host.options.baseUrl;
+    if (every <= 0 || host.options.transport || host.options.httpVersion === "1.1" || baseUrl === undefined) return;
     const identity = identityOf(host.file());
     const now = host.clock();
     // No ticket kept (a server that issues none): wait a whole period rather than retry at once.
@@ -193,7 +194,7 @@ async function holdStream(host: ConnectionHost, tuning: Tuning, signal: AbortSig
     ticketTimer = scheduler.setTimeout(() => {
       ticketTimer = null;
       const tls = { ca: host.options.caPem, cert: identity.certPem, key: identity.keyPem };
-      void refreshTicket(host.options.baseUrl, tls, identity.certPem, host.tickets).then((kept) => {
+      void refreshTicket(baseUrl, tls, identity.certPem, host.tickets).then((kept) => {
         host.log.debug({ kept }, "TLS session ticket refreshed");
         if (!streamAbort.signal.aborted) scheduleTicketRefresh();
       });

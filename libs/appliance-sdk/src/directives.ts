@@ -267,7 +267,7 @@ function adoptLease(file: ApplianceStateFile, token: string, offered: OfferedLea
 }
 
 /** The deployment's licence was renewed (superseded): run under the new one from now on. */
-function followRenewedLicense(file: ApplianceStateFile, licenseId: string, effects: Effect[]): void {
+export function followRenewedLicense(file: ApplianceStateFile, licenseId: string, effects: Effect[]): void {
   const from = file.licenseId;
   file.previousLicenseIds = [...(file.previousLicenseIds ?? []).filter((id) => id !== licenseId), from].slice(-MAX_PREVIOUS_LICENSES);
   file.licenseId = licenseId;

@@ -8,6 +8,15 @@
  * box.on("state", (s) => console.log(s.state, s.reason));
  * box.start();
  * ```
+ *
+ * An air-gapped box (no `baseUrl`) activates and renews by files an operator carries:
+ *
+ * ```ts
+ * const request = await box.writeActivationRequest(); // carry it to the control plane
+ * await box.importResponse(responseFile);             // its answer, carried back
+ * box.on("renewal-due", () => void box.writeRenewalRequest({ scans: 42 }).then(carry));
+ * box.start();
+ * ```
  */
 export {
   ActivationError,
@@ -23,6 +32,9 @@ export {
   type LeaseRejectedEvent,
   type LeaseReplacingEvent,
   type LicenseRenewedEvent,
+  type OfflineImportResult,
+  type OfflineResponseRefusedEvent,
+  type RenewalDueEvent,
   type StateChangeEvent,
   type UnaryHeartbeatResult,
 } from "./api.js";
@@ -32,6 +44,13 @@ export { DEFAULT_BACKOFF, backoffDelay, replacedDelay, type BackoffOptions } fro
 export { createEmitter, type EventMap, type TypedEmitter, type TypedEvents } from "./emitter.js";
 export { checkLease, fingerprintHash, toApplianceLease, type LeaseCheck, type LeaseRejectionCode, type LeaseVerdict } from "./lease.js";
 export { DEFAULT_LEASE_REPLACEMENT_MS, type LeaseReplacement } from "./key-set.js";
+export {
+  OfflineFileError,
+  PENDING_REQUEST_SUFFIX,
+  pendingRequestPath,
+  type OfflineFileErrorCode,
+  type OfflineRequestKind,
+} from "./offline.js";
 export { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.js";
 export { SessionTicketCache, refreshTicket, resumingConnection, type ClientTls } from "./tls-session.js";
 export {

@@ -64,6 +64,11 @@ export interface ApplianceStateFile {
   revoked: boolean;
   /** Directives applied but not yet acknowledged to the server (sent with the next hello/call). */
   pendingAcks: string[];
+  /**
+   * Air-gapped boxes: when the control plane asked for the next renewal request (epoch ms, the
+   * response's `ren`). Absent on online boxes and in files written before air-gapped sites.
+   */
+  renewAt?: number;
 }
 
 /** The state file is unreadable, corrupt, or belongs to another licence. */
@@ -132,6 +137,8 @@ function parseStateFile(path: string, raw: unknown): ApplianceStateFile {
   if (replacement !== undefined && !(isRecord(replacement) && isTime(replacement["deadline"]) && isRecord(replacement["key"]))) {
     fail(path, 'field "leaseReplacement" must be an object with a deadline (epoch ms) and a key');
   }
+  const renewAt = raw["renewAt"];
+  if (renewAt !== undefined && !isTime(renewAt)) fail(path, 'field "renewAt" must be a non-negative number (epoch ms)');
   const previous = raw["previousLicenseIds"] ?? [];
   if (!stringArray(previous)) fail(path, 'field "previousLicenseIds" must be an array of strings');
   return {
@@ -157,6 +164,7 @@ function parseStateFile(path: string, raw: unknown): ApplianceStateFile {
     suspendedByDirective: field("suspendedByDirective", bool, "a boolean"),
     revoked: field("revoked", bool, "a boolean"),
     pendingAcks: field("pendingAcks", stringArray, "an array of strings"),
+    ...(renewAt === undefined ? {} : { renewAt }),
   };
 }
 
@@ -165,6 +173,14 @@ function parseStateFile(path: string, raw: unknown): ApplianceStateFile {
  * over the old one, then fsync the directory so the rename itself survives a power cut.
  */
 export async function writeStateFile(path: string, state: ApplianceStateFile): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
+}
+
+/**
+ * Replaces `path` with `text` the way the state file is written (mode 0600, temp file, fsync,
+ * rename, fsync of the directory): for the state file and the files beside it that hold a key.
+ */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // Same directory, so rename never crosses a filesystem; random suffix, so two writers never share a temp.
@@ -173,7 +189,7 @@ export async function writeStateFile(path: string, state: ApplianceStateFile): P
   try {
     // The umask can only remove bits, but an explicit chmod documents and guarantees 0600.
     await handle.chmod(0o600);
-    await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`, "utf8");
+    await handle.writeFile(text, "utf8");
     await handle.sync();
   } catch (error) {
     await handle.close().catch(() => {});
@@ -190,6 +206,12 @@ export async function writeStateFile(path: string, state: ApplianceStateFile): P
   // An earlier version (or an operator) may have left the file world-readable; it holds a key.
   await chmod(path, 0o600).catch(() => {});
   syncDirectory(dir);
+}
+
+/** Removes `path` if it exists, and makes the removal durable (fsync of the directory). */
+export async function removeFileDurably(path: string): Promise<void> {
+  await rm(path, { force: true });
+  syncDirectory(dirname(path));
 }
 
 function syncDirectory(dir: string): void {

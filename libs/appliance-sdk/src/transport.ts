@@ -32,6 +32,9 @@ export function openTransport(
   identity: ClientIdentity | null,
 ): CallTransport {
   if (options.transport) return { transport: options.transport, close: () => {} };
+  const baseUrl = options.baseUrl;
+  // The shell never dials without one (an air-gapped box); this guards the invariant.
+  if (baseUrl === undefined) throw new Error("an air-gapped box (no baseUrl) has no transport");
   const tls = {
     ca: options.caPem,
     ...(identity ? { cert: identity.certPem, key: identity.keyPem } : {}),
@@ -39,19 +42,19 @@ export function openTransport(
   if (options.httpVersion === "1.1") {
     const agent = new HttpsAgent({ keepAlive: true, ...tls });
     return {
-      transport: createConnectTransport({ baseUrl: options.baseUrl, httpVersion: "1.1", nodeOptions: { agent } }),
+      transport: createConnectTransport({ baseUrl, httpVersion: "1.1", nodeOptions: { agent } }),
       close: () => agent.destroy(),
     };
   }
   // With an identity (the heartbeat stream), redial with the last session ticket: after a restart
   // of licensing the box resumes TLS, sparing the server a full handshake per box in the storm.
   const sessionManager = new Http2SessionManager(
-    options.baseUrl,
+    baseUrl,
     {},
     identity ? { ...tls, createConnection: resumingConnection(tls, identity.certPem, tickets) } : tls,
   );
   return {
-    transport: createGrpcTransport({ baseUrl: options.baseUrl, sessionManager }),
+    transport: createGrpcTransport({ baseUrl, sessionManager }),
     close: () => sessionManager.abort(),
   };
 }

@@ -516,7 +516,11 @@ function checkChain(x5c: unknown, trust: OfflineResponseTrust): { leaf: X509Cert
       return refuse("FILE_EXPIRED", "the response was signed by a certificate outside its validity");
     }
   }
-  const issuedBy = (child: X509Certificate, parent: X509Certificate) => child.checkIssued(parent) && child.verify(parent.publicKey);
+  // Only CAs issue, and the signer is not one: a service's leaf cannot vouch for another leaf.
+  if (chainCerts[0]!.ca || chainCerts.slice(1).some((c) => !c.ca)) {
+    return refuse("FILE_UNTRUSTED_SIGNER", "the response's certificate chain does not run from a service certificate up through CAs");
+  }
+  const issuedBy = (child: X509Certificate, parent: X509Certificate) => parent.ca && child.checkIssued(parent) && child.verify(parent.publicKey);
   let anchored = false;
   for (let i = 0; i < chainCerts.length && !anchored; i++) {
     const cert = chainCerts[i]!;

@@ -112,6 +112,16 @@ describe("responses", () => {
     expect(await verifyOfflineResponse(wrongService, "renewalResponse", trust)).toMatchObject({ ok: false, code: "FILE_UNTRUSTED_SIGNER" });
     const foreign = await renewalResponse(await pki.foreignService("licensing"));
     expect(await verifyOfflineResponse(foreign, "renewalResponse", trust)).toMatchObject({ ok: false, code: "FILE_UNTRUSTED_SIGNER" });
+    // A leaf that names licensing but was "issued" by another service's leaf (its key signing).
+    const console_ = await pki.service("console");
+    const licensing = await pki.service("licensing");
+    const viaLeaf = await signOfflineResponse(
+      "renewalResponse",
+      { iss: ISSUER, sub: "lic-1", dep: "dep-1", fph: FPH, nce: newOfflineNonce(), st: "ACTIVE", lse: "aaa.bbb.ccc", jwks: JWKS },
+      { privateKeyPem: licensing.keyPem, certificateChainPem: [licensing.certPem, console_.certPem] },
+      NOW,
+    );
+    expect(await verifyOfflineResponse(viaLeaf, "renewalResponse", { ...trust, caPem: console_.certPem })).toMatchObject({ ok: false, code: "FILE_UNTRUSTED_SIGNER" });
     const good = await renewalResponse(await pki.service("licensing"));
     expect(await verifyOfflineResponse(tamper(good, 1), "renewalResponse", trust)).toMatchObject({ ok: false });
     expect(await verifyOfflineResponse(tamper(good, 2), "renewalResponse", trust)).toMatchObject({ ok: false, code: "FILE_BAD_SIGNATURE" });

@@ -38,7 +38,7 @@ export interface LicensingServiceOptions {
 export function createLicensingService(
   deps: LicensingDeps,
   options: LicensingServiceOptions = {},
-): Omit<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective" | "respondToActivation" | "respondToRenewal"> {
+): Omit<ServiceImpl<typeof LicensingService>, "listHeartbeats" | "sendDirective"> {
   return {
     // Read-only roles get licences without token and fingerprint hash (mapping.ts licenseViewOf).
     listLicenses: (req, ctx) => listLicenses(deps, req, viewOf(ctx)),
