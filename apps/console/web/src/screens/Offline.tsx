@@ -137,7 +137,7 @@ function Result({ answered, onAgain }: { answered: Answered; onAgain: () => void
         <DownloadLink file={file} name={name} />
         <CopyButton text={file} label="Copy response file" size="normal" />
       </div>
-      <TextAreaField className="file-text" label="Response file" value={file} readOnly mono rows={4} hint={`Saved as ${name}. It holds no secret, but only the box it answers accepts it.`} />
+      <TextAreaField className="file-text token" label="Response file" value={file} readOnly mono rows={4} hint={`Saved as ${name}. It holds no secret, but only the box it answers accepts it.`} />
     </section>
   );
 }
