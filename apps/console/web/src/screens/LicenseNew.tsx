@@ -202,7 +202,6 @@ function ProvisionForm({ onDone }: { onDone: (d: Deployment | undefined, l: Lice
               },
             ]}
           />
-          {errors.connectivity ? <p className="field-error">{errors.connectivity}</p> : null}
         </div>
         <div className="span-2">
           <CheckboxField label="Issue its licence now" checked={autoIssue} onChange={setAutoIssue} hint="On-prem appliances get their licence at provisioning; a cloud deployment usually does not." />
