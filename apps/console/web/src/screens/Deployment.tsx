@@ -1,8 +1,8 @@
 /**
  * One deployment (licensing/deployments/:id): its derived state and why, its licence,
  * certificate, lease and heartbeat, its audit timeline, and the operator's levers — suspend or
- * restore the subscription, revoke, rebind, send a directive — each behind a dialog that says
- * what will happen to the box.
+ * restore the subscription, revoke, rebind, send a directive, switch between online and
+ * air-gapped — each behind a dialog that says what will happen to the box.
  */
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
@@ -18,8 +18,8 @@ import { ConfirmDialog } from "../components/ConfirmDialog.js";
 import { CopyButton } from "../components/CopyButton.js";
 import { DataTable, type Column } from "../components/DataTable.js";
 import { EmptyState } from "../components/EmptyState.js";
-import { Facts } from "../components/Facts.js";
 import { ErrorBanner, Notice } from "../components/ErrorBanner.js";
+import { Facts } from "../components/Facts.js";
 import { DurationField, SelectField, TextAreaField, TextField } from "../components/Field.js";
 import { Page, Section } from "../components/Page.js";
 import { DateTime, RelativeTime } from "../components/RelativeTime.js";
