@@ -1,7 +1,8 @@
 /**
  * New license (licensing/license-new, `POST /licenses`): provision a deployment (online or
- * air-gapped) with its licence auto-issued, or issue a licence for an existing deployment. The result is the signed token,
- * ready to copy, with its claims decoded for reading (not verified: the box verifies it).
+ * air-gapped) with its licence auto-issued, or issue a licence for an existing deployment. The
+ * result is the signed token, ready to copy, with its claims decoded for reading (not verified:
+ * the box verifies it).
  */
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useMutation } from "@connectrpc/connect-query";
