@@ -13,7 +13,7 @@ import { FleetSweepService } from "@lcp/proto/fleet/v1/fleet_sweep_service_pb";
 import { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { ReconcileService } from "@lcp/proto/licensing/v1/reconcile_service_pb";
-import { DeploymentKind, type License } from "@lcp/proto/licensing/v1/types_pb";
+import { DeploymentKind, type Connectivity, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { createAdminClient, createClient } from "@lcp/rpc";
 import { startLicensing, type LicensingApp } from "@lcp/licensing/app";
 import { startTestSigningKeys } from "@lcp/signing-keys/testing";
@@ -158,14 +158,15 @@ export interface Box {
   csrPem: string;
 }
 
-/** Provisions an ON_PREM deployment (licence auto-issued, `termMs` long) and activates it from a new box. */
-export async function provisionAndActivate(cp: ControlPlane, termMs?: number): Promise<{ deploymentId: string; license: License; box: Box }> {
+/** Provisions an ON_PREM deployment (licence auto-issued, `termMs` long; ONLINE unless `connectivity` says) and activates it from a new box. */
+export async function provisionAndActivate(cp: ControlPlane, termMs?: number, connectivity?: Connectivity): Promise<{ deploymentId: string; license: License; box: Box }> {
   const res = await cp.admin("onboarding").provisionDeployment({
     name: `site-${randomBytes(4).toString("hex")}`,
     customer: "St. Example Hospital",
     kind: DeploymentKind.ON_PREM,
     entitlements: ["imaging"],
     ...(termMs ? { term: durationFromMs(termMs) } : {}),
+    ...(connectivity ? { connectivity } : {}),
   });
   const deploymentId = res.deployment!.id;
   const { keyPem, csrPem } = await generateKeyAndCsr({ commonName: deploymentId, spiffeId: applianceSpiffeId(cp.pki.trustDomain, deploymentId) });

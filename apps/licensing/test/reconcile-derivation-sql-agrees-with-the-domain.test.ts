@@ -30,6 +30,7 @@ import type { CallContext } from "../src/core/audit.js";
 import { noopDirectivePublisher, type DirectivePublisher } from "../src/core/directive-publisher.js";
 import type { CoreDeps } from "../src/core/deployment-change.js";
 import { codeOfState, derivedCodeSql, settledActiveSql, STATE_CODES, storedCodeSql } from "../src/reconcile/derivation-sql.js";
+import { findDeploymentPage } from "../src/licensing-service/queries.js";
 import { reconcilePage } from "../src/reconcile/reconcile-page.js";
 import { createTransitionTemplates, transitionAudit, uuidv7Run } from "../src/reconcile/transition-templates.js";
 import { factsOf, storedStateOf } from "../src/storage/repository.js";
@@ -181,6 +182,25 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
         );
       }),
       { numRuns: 25 },
+    );
+  });
+
+  it.each([
+    ["the default settings", DEFAULT_SETTINGS],
+    ["an air-gapped lease shorter than the heartbeat timeout", SHORT_AIR_GAPPED],
+  ])("the lists' state filter (deploymentStateCondition) keeps exactly the rows deriveState puts in each state, online and air-gapped, under %s", async (_name, settings) => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(rowArb, nearlySettledArb), { minLength: 1, maxLength: 40 }), async (rows) => {
+        await seed(rows);
+        for (const state of DEPLOYMENT_STATES) {
+          const { page } = await findDeploymentPage(db.em(), { where: [], states: [state], afterId: null, pageSize: 500 }, now, settings);
+          expect([state, page.map((r) => r.id)]).toEqual([
+            state,
+            rows.flatMap((r, i) => (deriveState(factsOf(rowOf(r)), t, settings).state === state ? [idOf(i)] : [])),
+          ]);
+        }
+      }),
+      { numRuns: 15 },
     );
   });
 

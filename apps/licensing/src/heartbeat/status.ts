@@ -62,6 +62,8 @@ export async function heartbeatStatusesOf(
     const lastSeen = row.lastSeenAt ?? null;
     const lagMs = lastSeen ? Math.max(0, now.getTime() - lastSeen.getTime()) : null;
     // A presence row outlives a replica that died; a box silent past the timeout is not connected.
+    // This is about the stream, not the state (that is `derived`, air-gapped or not): an
+    // air-gapped box holds no stream, so it shows no replica unless it did connect and beat.
     const fresh = lagMs !== null && lagMs <= settings.heartbeatTimeoutMs;
     const local = hub.held(row.id) > 0;
     const replica = local ? hub.replicaId : fresh ? (replicaOf.get(row.id) ?? "") : "";

@@ -184,7 +184,8 @@ export function deploymentStateCondition(state: DeploymentState, now: Date, sett
         $or: [
           { licenseRevokedAt: { $ne: null } },
           { licenseExpiresAt: { $lte: now } },
-          { $and: [bound, outOfLease] },
+          // A live licence: with none issued yet the deployment is PENDING, however long silent.
+          { $and: [live, outOfLease] },
         ],
       };
     case "PENDING":

@@ -231,9 +231,9 @@ export type Settings = Message<"licensing.v1.Settings"> & {
   version: bigint;
 
   /**
-   * The lease length of an AIR_GAPPED deployment's box, answered by file (1 h to 400 days, at
-   * least grace_window). Default 90 days. It bounds how long a revoked air-gapped box keeps
-   * running: revocation reaches it only with its next renewal file.
+   * The lease length of an AIR_GAPPED deployment's box, answered by file (1 s to 400 days).
+   * Default 90 days. It bounds how long a revoked air-gapped box keeps running: revocation
+   * reaches it only with its next renewal file.
    *
    * @generated from field: google.protobuf.Duration air_gapped_lease = 9;
    */
