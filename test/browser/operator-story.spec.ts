@@ -212,12 +212,12 @@ test("the audit screen shows each step of the story and verifies the chain", asy
 
 /** What each role's side navigation offers; the rest is shown disabled with the permission it needs. */
 const NAV_BY_ROLE: Record<Role, string[]> = {
-  onboarding: ["Licenses", "New license", "Settings"],
-  support: ["Licenses", "New license", "Heartbeats", "Settings", "Sweeps", "Audit"],
-  super_admin: ["Licenses", "New license", "Heartbeats", "Signing keys", "Settings", "Sweeps", "Audit"],
+  onboarding: ["Licenses", "New license", "Offline", "Settings"],
+  support: ["Licenses", "New license", "Offline", "Heartbeats", "Settings", "Sweeps", "Audit"],
+  super_admin: ["Licenses", "New license", "Offline", "Heartbeats", "Signing keys", "Settings", "Sweeps", "Audit"],
   auditor: ["Licenses", "Heartbeats", "Settings", "Audit"],
 };
-const NAV = ["Licenses", "New license", "Heartbeats", "Signing keys", "Settings", "Sweeps", "Audit"];
+const NAV = ["Licenses", "New license", "Offline", "Heartbeats", "Signing keys", "Settings", "Sweeps", "Audit"];
 
 for (const role of Object.keys(NAV_BY_ROLE) as Role[]) {
   test(`${role} sees only its own screens and actions`, async ({ page }) => {
@@ -230,7 +230,7 @@ for (const role of Object.keys(NAV_BY_ROLE) as Role[]) {
       else await expect(link, item).toHaveAttribute("aria-disabled", "true");
     }
     const mayRevoke = role === "support" || role === "super_admin";
-    for (const action of ["Rebind licence", "Send directive", "Revoke licence"]) {
+    for (const action of ["Rebind licence", "Send directive", "Switch to air-gapped", "Revoke licence"]) {
       const button = main(page).getByRole("button", { name: action, exact: true });
       if (mayRevoke) await expect(button, action).not.toHaveAttribute("aria-disabled", "true");
       else await expect(button, action).toHaveAttribute("aria-disabled", "true");
@@ -259,6 +259,7 @@ test("every screen, filled, passes axe in the dark theme too and is photographed
     const screens: Array<[string, string, string]> = [
       ["licenses", "/licensing", "Licenses"],
       ["license-new-form", "/licensing/license-new", "New license"],
+      ["offline-dark", "/licensing/offline", "Offline"],
       ["deployment-locked", `/licensing/deployments/${made.ward!.deploymentId}`, "icu-ward-3"],
       ["heartbeats-dark", "/licensing/heartbeats", "Heartbeats"],
       ["signing-dark", "/licensing/signing", "Signing keys"],

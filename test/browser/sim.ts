@@ -1,6 +1,8 @@
 /**
  * A simulated box for the browser tests: `tools/appliance-sim` as its own process, exactly as the
- * README runs it, fed the licence the operator copied off the New license screen.
+ * README runs it, fed the licence the operator copied off the New license screen. An air-gapped
+ * box (`--offline <dir>`) writes its request files into a folder and imports the responses put
+ * beside them when told `import` on its stdin, as an operator at the site would.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
@@ -14,6 +16,8 @@ export interface SimulatedBox {
   output(): string;
   /** Resolves when a line matching `pattern` has been printed (rejects after `timeoutMs`). */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Types a command on the simulator's stdin (`import`, `renew`, `status`). */
+  send(command: string): void;
   stop(): Promise<void>;
 }
 
@@ -23,8 +27,11 @@ export function licenseClaims(token: string): { licenseId: string; deploymentId:
   return { licenseId: payload.sub, deploymentId: payload.dep };
 }
 
-/** Starts one box for `token` with fingerprint `<fingerprintPrefix>0`. */
-export function startBox(state: BrowserClusterState, token: string, name: string, fingerprintPrefix: string): SimulatedBox {
+/**
+ * Starts one box for `token` with fingerprint `<fingerprintPrefix>0`; with `offlineDir` it is
+ * air-gapped and exchanges `<fingerprintPrefix>0.request` / `.response` files there.
+ */
+export function startBox(state: BrowserClusterState, token: string, name: string, fingerprintPrefix: string, options: { offlineDir?: string } = {}): SimulatedBox {
   const { licenseId } = licenseClaims(token);
   const child: ChildProcess = spawn(
     process.execPath,
@@ -33,8 +40,7 @@ export function startBox(state: BrowserClusterState, token: string, name: string
       "--import",
       "tsx",
       join(REPO_ROOT, "tools/appliance-sim/main.ts"),
-      "--licensing",
-      state.licensingUrl,
+      ...(options.offlineDir ? ["--offline", options.offlineDir] : ["--licensing", state.licensingUrl]),
       "--ca",
       state.caPath,
       "--license-id",
@@ -75,6 +81,9 @@ export function startBox(state: BrowserClusterState, token: string, name: string
         waiters.add(check);
         check();
       }),
+    send: (command) => {
+      child.stdin!.write(`${command}\n`);
+    },
     stop: () =>
       new Promise<void>((done) => {
         if (child.exitCode !== null || child.signalCode !== null) return done();

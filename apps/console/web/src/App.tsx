@@ -28,6 +28,7 @@ const AuditScreen = screen(async () => (await import("./screens/Audit.js")).Audi
 const DeploymentScreen = screen(async () => (await import("./screens/Deployment.js")).DeploymentScreen);
 const HeartbeatsScreen = screen(async () => (await import("./screens/Heartbeats.js")).HeartbeatsScreen);
 const LicenseNewScreen = screen(async () => (await import("./screens/LicenseNew.js")).LicenseNewScreen);
+const OfflineScreen = screen(async () => (await import("./screens/Offline.js")).OfflineScreen);
 const SettingsScreen = screen(async () => (await import("./screens/Settings.js")).SettingsScreen);
 const SigningScreen = screen(async () => (await import("./screens/Signing.js")).SigningScreen);
 const SweepsScreen = screen(async () => (await import("./screens/Sweeps.js")).SweepsScreen);
@@ -43,6 +44,8 @@ function Screen({ route }: { route: Route }) {
       return <LicensesScreen />;
     case "license-new":
       return <LicenseNewScreen />;
+    case "offline":
+      return <OfflineScreen />;
     case "deployment":
       return <DeploymentScreen key={route.id} id={route.id} />;
     case "signing":

@@ -6,6 +6,8 @@ describe("console routes", () => {
     expect(matchRoute("/licensing")).toEqual({ name: "licenses" });
     expect(matchRoute("/licensing/")).toEqual({ name: "licenses" });
     expect(matchRoute("/licensing/license-new")).toEqual({ name: "license-new" });
+    expect(matchRoute("/licensing/offline")).toEqual({ name: "offline" });
+    expect(matchRoute("/licensing/offline/")).toEqual({ name: "offline" });
     expect(matchRoute("/licensing/signing")).toEqual({ name: "signing" });
     expect(matchRoute("/licensing/heartbeats/")).toEqual({ name: "heartbeats" });
     expect(matchRoute("/licensing/settings")).toEqual({ name: "settings" });
@@ -18,13 +20,13 @@ describe("console routes", () => {
   });
 
   it("answers not-found for anything else, bad encodings and other prefixes included", () => {
-    for (const path of ["/", "/licensingx", "/licensing/nope", "/licensing/deployments", "/licensing/deployments/a/b", "/licensing/deployments/%E0%A4%A", `/licensing/deployments/${"a".repeat(200)}`]) {
+    for (const path of ["/", "/licensingx", "/licensing/nope", "/licensing/offline/x", "/licensing/Offline", "/licensing/deployments", "/licensing/deployments/a/b", "/licensing/deployments/%E0%A4%A", `/licensing/deployments/${"a".repeat(200)}`]) {
       expect(matchRoute(path).name, path).toBe("not-found");
     }
   });
 
   it("builds the paths it matches, encoding ids", () => {
-    for (const name of ["licenses", "license-new", "signing", "heartbeats", "settings", "sweeps", "audit"] as const) {
+    for (const name of ["licenses", "license-new", "offline", "signing", "heartbeats", "settings", "sweeps", "audit"] as const) {
       expect(matchRoute(pathFor({ name }))).toEqual({ name });
     }
     expect(deploymentPath("a b/c")).toBe("/licensing/deployments/a%20b%2Fc");

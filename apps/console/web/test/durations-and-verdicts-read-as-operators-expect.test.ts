@@ -51,4 +51,13 @@ describe("why a deployment is in its state", () => {
     expect(explainState({ ...base, state: DeploymentState.LOCKED, lockReason: LockReason.EXPIRED }, now)).toMatch(/term has ended/);
     expect(explainState({ ...base, state: DeploymentState.LOCKED, lockReason: LockReason.OFFLINE }, now)).toMatch(/offline longer than the grace window/);
   });
+
+  it("tells an air-gapped box by its lease answered by file, never by heartbeats", () => {
+    const air = { ...base, airGapped: true };
+    expect(explainState(air, now)).toMatch(/^Active: the air-gapped box .* lease last answered by file \(last answered 10 min ago\)/);
+    expect(explainState(air, now)).not.toMatch(/heartbeat/);
+    expect(explainState({ ...air, state: DeploymentState.LOCKED, lockReason: LockReason.OFFLINE }, now)).toMatch(/lease has run out .* next renewal request on the Offline page/);
+    // Revocation reads the same whichever way the box connects.
+    expect(explainState({ ...air, state: DeploymentState.LOCKED, lockReason: LockReason.REVOKED }, now)).toBe(explainState({ ...base, state: DeploymentState.LOCKED, lockReason: LockReason.REVOKED }, now));
+  });
 });

@@ -1,3 +1,4 @@
+import { ROLE_PERMISSIONS, type Permission, type Role } from "@lcp/domain";
 import { POLICY } from "@lcp/rpc";
 import { describe, expect, it } from "vitest";
 import { parseEntitlements } from "../src/lib/format.js";
@@ -14,8 +15,19 @@ describe("the side navigation", () => {
   });
 
   it("lists every screen of the product page once, each at a route the router matches", () => {
-    expect(NAV_ITEMS.map((i) => i.label)).toEqual(["Licenses", "New license", "Heartbeats", "Signing keys", "Settings", "Sweeps", "Audit"]);
+    expect(NAV_ITEMS.map((i) => i.label)).toEqual(["Licenses", "New license", "Offline", "Heartbeats", "Signing keys", "Settings", "Sweeps", "Audit"]);
     for (const item of NAV_ITEMS) expect(matchRoute(pathFor(item.route))).toEqual(item.route);
+  });
+
+  it("opens Offline to the roles that may issue licences, the permission of both file RPCs", () => {
+    const offline = NAV_ITEMS.find((i) => i.label === "Offline");
+    expect(offline).toMatchObject({ route: { name: "offline" }, permission: "license.issue" });
+    for (const procedure of ["licensing.v1.LicensingService/RespondToActivation", "licensing.v1.LicensingService/RespondToRenewal"]) {
+      const rule = POLICY[procedure];
+      expect(rule && "permission" in rule ? rule.permission : null, procedure).toBe(offline!.permission);
+    }
+    const holders = (Object.keys(ROLE_PERMISSIONS) as Role[]).filter((r) => (ROLE_PERMISSIONS[r] as readonly Permission[]).includes("license.issue"));
+    expect(holders.sort()).toEqual(["onboarding", "super_admin", "support"]);
   });
 });
 

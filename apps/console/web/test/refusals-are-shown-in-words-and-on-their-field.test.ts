@@ -4,7 +4,7 @@ import { DomainError, toConnectError } from "@lcp/rpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeError, isRetryable } from "../src/lib/errors.js";
 import { createConsoleTransport } from "../src/lib/transport.js";
-import { startTestApi, type TestApi } from "./support.js";
+import { failure, startTestApi, type TestApi } from "./support.js";
 
 /** How the services answer: a DomainError turned into a Connect error by libs/rpc's one mapping. */
 const refuse = (err: DomainError) => {
@@ -29,15 +29,6 @@ describe("errors in words", () => {
     client = createClient(LicensingService, createConsoleTransport({ baseUrl: api.baseUrl, csrfToken: () => "t", onUnauthenticated: () => {} }));
   });
   afterAll(() => api.close());
-
-  async function failure(call: Promise<unknown>): Promise<unknown> {
-    try {
-      await call;
-    } catch (err) {
-      return err;
-    }
-    throw new Error("the call succeeded");
-  }
 
   it("puts an InvalidArgument refusal naming a field on that field, with the server's words", async () => {
     const d = describeError(await failure(client.revokeLicense({ licenseId: "l" })));

@@ -36,3 +36,13 @@ export async function startTestApi(routes: (router: ConnectRouter) => void): Pro
       }),
   };
 }
+
+/** What a call threw (it must throw: a success fails the test). */
+export async function failure(call: Promise<unknown>): Promise<unknown> {
+  try {
+    await call;
+  } catch (err) {
+    return err;
+  }
+  throw new Error("the call succeeded");
+}

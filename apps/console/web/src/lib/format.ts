@@ -2,6 +2,7 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { ActorKind, Outcome } from "@lcp/proto/audit/v1/audit_service_pb";
 import {
+  Connectivity,
   DeploymentKind,
   DeploymentState,
   DirectiveType,
@@ -101,6 +102,13 @@ export const KIND_LABELS: Readonly<Record<DeploymentKind, string>> = {
   [DeploymentKind.UNSPECIFIED]: "Unknown",
   [DeploymentKind.ON_PREM]: "On-prem",
   [DeploymentKind.CLOUD]: "Cloud",
+};
+
+/** How a deployment's box reaches the control plane, in words (unset reads as online, as the proto says). */
+export const CONNECTIVITY_LABELS: Readonly<Record<Connectivity, string>> = {
+  [Connectivity.UNSPECIFIED]: "Online",
+  [Connectivity.ONLINE]: "Online",
+  [Connectivity.AIR_GAPPED]: "Air-gapped",
 };
 
 /** Subscription statuses in words. */

@@ -18,6 +18,7 @@ export interface NavItem {
 export const NAV_ITEMS: readonly NavItem[] = [
   { label: "Licenses", route: { name: "licenses" }, permission: "license.read", procedure: "licensing.v1.LicensingService/ListLicenses" },
   { label: "New license", route: { name: "license-new" }, permission: "license.issue", procedure: "licensing.v1.LicensingService/IssueLicense" },
+  { label: "Offline", route: { name: "offline" }, permission: "license.issue", procedure: "licensing.v1.LicensingService/RespondToActivation" },
   { label: "Heartbeats", route: { name: "heartbeats" }, permission: "heartbeat.read", procedure: "licensing.v1.LicensingService/ListHeartbeats" },
   { label: "Signing keys", route: { name: "signing" }, permission: "signing.manage", procedure: "signing.v1.SigningKeyService/ListKeys" },
   { label: "Settings", route: { name: "settings" }, permission: "license.read", procedure: "licensing.v1.LicensingService/GetSettings" },

@@ -10,6 +10,7 @@ export const BASE_PATH = "/licensing";
 export type Route =
   | { readonly name: "licenses" }
   | { readonly name: "license-new" }
+  | { readonly name: "offline" }
   | { readonly name: "deployment"; readonly id: string }
   | { readonly name: "signing" }
   | { readonly name: "heartbeats" }
@@ -21,6 +22,7 @@ export type Route =
 const STATIC: Readonly<Record<string, Route>> = {
   "": { name: "licenses" },
   "license-new": { name: "license-new" },
+  offline: { name: "offline" },
   signing: { name: "signing" },
   heartbeats: { name: "heartbeats" },
   settings: { name: "settings" },

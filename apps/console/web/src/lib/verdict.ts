@@ -16,10 +16,19 @@ export interface VerdictFacts {
   readonly lastSeenAt: number | null;
   /** The grace window setting, when known: tells when a box in GRACE will lock. */
   readonly graceWindowMs: number | null;
+  /**
+   * The box is air-gapped (docs/design.md §15): it never heartbeats, its health is the lease last
+   * answered by file, and "last seen" is when that answer was signed.
+   */
+  readonly airGapped?: boolean;
 }
 
 function since(at: number | null, now: number): string {
   return at === null ? "" : ` (last seen ${formatElapsed(Math.max(0, now - at))} ago)`;
+}
+
+function answered(at: number | null, now: number): string {
+  return at === null ? "" : ` (last answered ${formatElapsed(Math.max(0, now - at))} ago)`;
 }
 
 /** The state explained in one or two sentences; see the module comment. */
@@ -30,6 +39,7 @@ export function explainState(f: VerdictFacts, now: number): string {
       : "";
   switch (f.state) {
     case DeploymentState.ACTIVE:
+      if (f.airGapped) return `Active: the air-gapped box is bound to its licence and runs on the lease last answered by file${answered(f.lastSeenAt, now)}.`;
       return `Active: the box is bound to its licence, heartbeating, and the subscription is valid${since(f.lastSeenAt, now)}.`;
     case DeploymentState.PENDING:
       if (f.licenseStatus === null) return "Pending: no licence has been issued for this deployment yet.";
@@ -48,6 +58,7 @@ export function explainState(f: VerdictFacts, now: number): string {
         case LockReason.EXPIRED:
           return "Locked because its licence term has ended. Issuing a new licence reactivates it.";
         case LockReason.OFFLINE:
+          if (f.airGapped) return `Locked because the air-gapped box's lease has run out${answered(f.lastSeenAt, now)}. Answering its next renewal request on the Offline page makes it active again.`;
           return `Locked because the box has been offline longer than the grace window${since(f.lastSeenAt, now)}. Its first healthy heartbeat makes it active again.`;
         default:
           return "Locked.";

@@ -1,14 +1,14 @@
 /**
  * One deployment (licensing/deployments/:id): its derived state and why, its licence,
  * certificate, lease and heartbeat, its audit timeline, and the operator's levers — suspend or
- * restore the subscription, revoke, rebind, send a directive — each behind a dialog that says
- * what will happen to the box.
+ * restore the subscription, revoke, rebind, send a directive, switch between online and
+ * air-gapped — each behind a dialog that says what will happen to the box.
  */
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { AuditService, type AuditEvent } from "@lcp/proto/audit/v1/audit_service_pb";
 import { LicensingService, type GetDeploymentResponse } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import { DirectiveType, LicenseStatus, SubscriptionStatus, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
+import { Connectivity, DirectiveType, LicenseStatus, SubscriptionStatus, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { MAX_REASON_LENGTH } from "@lcp/domain";
 import { useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState, type ReactNode } from "react";
@@ -19,6 +19,7 @@ import { CopyButton } from "../components/CopyButton.js";
 import { DataTable, type Column } from "../components/DataTable.js";
 import { EmptyState } from "../components/EmptyState.js";
 import { ErrorBanner, Notice } from "../components/ErrorBanner.js";
+import { Facts } from "../components/Facts.js";
 import { DurationField, SelectField, TextAreaField, TextField } from "../components/Field.js";
 import { Page, Section } from "../components/Page.js";
 import { DateTime, RelativeTime } from "../components/RelativeTime.js";
@@ -26,27 +27,14 @@ import { Skeleton } from "../components/Spinner.js";
 import { StateBadge } from "../components/StateBadge.js";
 import { durationValueFromMs, durationValueToMs, formatElapsed, type DurationValue } from "../lib/duration.js";
 import { describeError } from "../lib/errors.js";
-import { ACTOR_KIND_LABELS, dateOf, DIRECTIVE_LABELS, KIND_LABELS, labelOf, LICENSE_STATUS_LABELS, OUTCOME_LABELS, SUBSCRIPTION_LABELS } from "../lib/format.js";
+import { ACTOR_KIND_LABELS, CONNECTIVITY_LABELS, dateOf, DIRECTIVE_LABELS, KIND_LABELS, labelOf, LICENSE_STATUS_LABELS, OUTCOME_LABELS, SUBSCRIPTION_LABELS } from "../lib/format.js";
 import { Link } from "../lib/navigation.js";
 import { pathFor } from "../lib/router.js";
 import { useSession } from "../lib/session-context.js";
 import { useNow } from "../lib/use-now.js";
 import { explainState } from "../lib/verdict.js";
 
-type ActionName = "suspend" | "restore" | "revoke" | "rebind" | "directive";
-
-function Facts({ items }: { items: ReadonlyArray<[string, ReactNode]> }) {
-  return (
-    <dl className="dl">
-      {items.map(([term, value]) => (
-        <div key={term} className="dl-row">
-          <dt>{term}</dt>
-          <dd>{value}</dd>
-        </div>
-      ))}
-    </dl>
-  );
-}
+type ActionName = "suspend" | "restore" | "revoke" | "rebind" | "directive" | "connectivity";
 
 function Id({ value, label }: { value: string; label: string }) {
   return (
@@ -70,6 +58,7 @@ function Verdict({ data }: { data: GetDeploymentResponse }) {
       licenseExpiresAt: dateOf(data.license?.expireTime)?.getTime() ?? null,
       lastSeenAt: dateOf(d.lastSeenTime)?.getTime() ?? null,
       graceWindowMs: grace ? durationMs(grace) : null,
+      airGapped: d.connectivity === Connectivity.AIR_GAPPED,
     },
     now,
   );
@@ -83,6 +72,7 @@ function Verdict({ data }: { data: GetDeploymentResponse }) {
           ["Subscription", labelOf(SUBSCRIPTION_LABELS, d.subscriptionStatus)],
           ["Customer", d.customer || "—"],
           ["Kind", labelOf(KIND_LABELS, d.kind)],
+          ["Connectivity", labelOf(CONNECTIVITY_LABELS, d.connectivity)],
           ["Deployment ID", <Id key="id" value={d.id} label="deployment ID" />],
           ["Last seen", <RelativeTime key="seen" value={d.lastSeenTime} fallback="never" absolute />],
           ["State since", <RelativeTime key="since" value={d.stateChangeTime} absolute />],
@@ -185,8 +175,14 @@ function CertificateSection({ data }: { data: GetDeploymentResponse }) {
 
 function HeartbeatSection({ data }: { data: GetDeploymentResponse }) {
   const h = data.heartbeat;
+  const airGapped = data.deployment?.connectivity === Connectivity.AIR_GAPPED;
   return (
     <Section title="Heartbeat and lease">
+      {airGapped ? (
+        <p className="muted">
+          This box is air-gapped: it never heartbeats, and its lease is renewed by file on the <Link to={pathFor({ name: "offline" })}>Offline</Link> page.
+        </p>
+      ) : null}
       {h ? (
         <Facts
           items={[
@@ -199,7 +195,7 @@ function HeartbeatSection({ data }: { data: GetDeploymentResponse }) {
           ]}
         />
       ) : (
-        <p className="muted">No heartbeat yet: the box has not activated.</p>
+        <p className="muted">{airGapped ? "No lease answered yet: the box has not activated." : "No heartbeat yet: the box has not activated."}</p>
       )}
     </Section>
   );
@@ -324,7 +320,13 @@ function Actions({ data }: { data: GetDeploymentResponse }) {
     onSuccess: (res) =>
       after(res.delivered ? `Directive sent: ${name} received it now.` : `Directive queued: ${name} is not connected and receives it when it reconnects.`),
   });
-  const mutations = { suspend: subscription, restore: subscription, revoke, rebind, directive: send } as const;
+  const airGapped = d.connectivity === Connectivity.AIR_GAPPED;
+  const connectivity = useMutation(LicensingService.method.setConnectivity, {
+    onSuccess: (res) => after(res.deployment?.connectivity === Connectivity.AIR_GAPPED ? `${name} is now air-gapped: answer its request files on the Offline page.` : `${name} is now online: it is expected to heartbeat.`),
+  });
+  const settings = useQuery(LicensingService.method.getSettings, {});
+  const airGappedLease = settings.data?.settings?.airGappedLease;
+  const mutations = { suspend: subscription, restore: subscription, revoke, rebind, directive: send, connectivity } as const;
 
   const start = (action: ActionName) => {
     setReason("");
@@ -374,6 +376,9 @@ function Actions({ data }: { data: GetDeploymentResponse }) {
         </Button>
         <Button disabledReason={lacks("directive.send")} onClick={() => start("directive")}>
           Send directive
+        </Button>
+        <Button disabledReason={lacks("license.revoke")} onClick={() => start("connectivity")}>
+          {airGapped ? "Switch to online" : "Switch to air-gapped"}
         </Button>
         <Button variant="danger" disabledReason={lacks("license.revoke") ?? noLicense} onClick={() => start("revoke")}>
           Revoke licence
@@ -456,6 +461,35 @@ function Actions({ data }: { data: GetDeploymentResponse }) {
         onConfirm={() => rebind.mutate({ licenseId: license?.id ?? "", newFingerprint: fingerprint.trim(), reason })}
       >
         <TextField label="New fingerprint" value={fingerprint} onChange={setFingerprint} mono spellCheck={false} maxLength={512} hint="The replacement box's hardware fingerprint, as its installer reports it." error={fieldErrors.new_fingerprint} />
+        {reasonField(true)}
+      </ConfirmDialog>
+
+      <ConfirmDialog
+        open={open === "connectivity"}
+        title={airGapped ? `Switch ${name} to online?` : `Switch ${name} to air-gapped?`}
+        tone="primary"
+        consequence={
+          airGapped ? (
+            <p>
+              The box <strong>{name}</strong> is expected to heartbeat from now on: silence longer than the heartbeat timeout moves it to grace, and past the grace window it locks.
+              Its lease sequence carries on.
+            </p>
+          ) : (
+            <>
+              <p>
+                The box <strong>{name}</strong> is expected never to reach the control plane from now on: it activates and renews by signed files answered on the Offline page,
+                and its health is its lease{airGappedLease ? ` (${formatElapsed(durationMs(airGappedLease))})` : ""}, not its heartbeats.
+              </p>
+              <p>A revoke reaches an air-gapped box only with its next renewal file: until then it runs on the lease it holds.</p>
+            </>
+          )
+        }
+        confirmLabel={airGapped ? "Switch to online" : "Switch to air-gapped"}
+        busy={connectivity.isPending}
+        error={connectivity.error}
+        onClose={() => setOpen(null)}
+        onConfirm={() => connectivity.mutate({ deploymentId: d.id, connectivity: airGapped ? Connectivity.ONLINE : Connectivity.AIR_GAPPED, reason })}
+      >
         {reasonField(true)}
       </ConfirmDialog>
 

@@ -1,12 +1,13 @@
 /**
- * New license (licensing/license-new, `POST /licenses`): provision a deployment with its licence
- * auto-issued, or issue a licence for an existing deployment. The result is the signed token,
- * ready to copy, with its claims decoded for reading (not verified: the box verifies it).
+ * New license (licensing/license-new, `POST /licenses`): provision a deployment (online or
+ * air-gapped) with its licence auto-issued, or issue a licence for an existing deployment. The
+ * result is the signed token, ready to copy, with its claims decoded for reading (not verified:
+ * the box verifies it).
  */
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useMutation } from "@connectrpc/connect-query";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import { DeploymentKind, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
+import { Connectivity, DeploymentKind, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { DAY_MS } from "@lcp/domain";
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { Button } from "../components/Button.js";
@@ -20,7 +21,7 @@ import { describeError } from "../lib/errors.js";
 import { formatDateTime, labelOf, LICENSE_STATUS_LABELS, parseEntitlements } from "../lib/format.js";
 import { CLAIM_LABELS, decodeToken, TIME_CLAIMS } from "../lib/jwt.js";
 import { Link, useSearchParams } from "../lib/navigation.js";
-import { deploymentPath } from "../lib/router.js";
+import { deploymentPath, pathFor } from "../lib/router.js";
 
 type Mode = "provision" | "issue";
 
@@ -128,6 +129,14 @@ function Result({ deployment, license, onAgain }: { deployment: Deployment | und
         ) : null}
       </dl>
       {!license ? <p className="muted">No licence was issued: issue one for this deployment when it is needed.</p> : null}
+      {deployment?.connectivity === Connectivity.AIR_GAPPED && license ? (
+        <Notice tone="info" title="An air-gapped box activates by file">
+          <p>
+            Give the licence token to whoever installs the box. The box writes an activation request file: carry it to the{" "}
+            <Link to={pathFor({ name: "offline" })}>Offline</Link> page, answer it, and carry the response file back to the box.
+          </p>
+        </Notice>
+      ) : null}
       {license && license.token ? <IssuedToken license={license} /> : null}
       {license && !license.token ? <p className="muted">The token is shown only to roles that may issue licences.</p> : null}
     </section>
@@ -141,13 +150,22 @@ function ProvisionForm({ onDone }: { onDone: (d: Deployment | undefined, l: Lice
   const [autoIssue, setAutoIssue] = useState(true);
   const [entitlements, setEntitlements] = useState("");
   const [term, setTerm] = useState<DurationValue>(DEFAULT_TERM);
+  const [connectivity, setConnectivity] = useState<"online" | "air-gapped">("online");
   const provision = useMutation(LicensingService.method.provisionDeployment, { onSuccess: (res) => onDone(res.deployment, res.license) });
   const termMs = durationValueToMs(term);
   const errors = provision.error ? describeError(provision.error).fieldErrors : {};
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (provision.isPending || termMs === null) return;
-    provision.mutate({ name: name.trim(), customer: customer.trim(), kind, entitlements: parseEntitlements(entitlements), term: durationFromMs(termMs), autoIssueLicense: autoIssue });
+    provision.mutate({
+      name: name.trim(),
+      customer: customer.trim(),
+      kind,
+      entitlements: parseEntitlements(entitlements),
+      term: durationFromMs(termMs),
+      autoIssueLicense: autoIssue,
+      connectivity: connectivity === "air-gapped" ? Connectivity.AIR_GAPPED : Connectivity.ONLINE,
+    });
   };
   return (
     <form className="form" aria-label="Provision a deployment" onSubmit={submit} noValidate>
@@ -170,6 +188,22 @@ function ProvisionForm({ onDone }: { onDone: (d: Deployment | undefined, l: Lice
         />
         <DurationField label="Licence term" value={term} onChange={setTerm} hint="From now; at most 10 years." error={errors.term ?? (termMs === null ? "Enter a number." : null)} />
         <TextAreaField className="span-2" label="Entitlements" value={entitlements} onChange={setEntitlements} rows={3} hint="One per line (or separated by commas), e.g. imaging or max-users:50." error={errors.entitlements} />
+        <div className="span-2">
+          <RadioGroup
+            legend="Connectivity"
+            name="connectivity"
+            value={connectivity}
+            onChange={setConnectivity}
+            options={[
+              { value: "online", label: "Online", hint: "The box reaches the control plane and heartbeats." },
+              {
+                value: "air-gapped",
+                label: "Air-gapped",
+                hint: "The box never reaches the control plane: it activates and renews by signed files an operator carries to the Offline page.",
+              },
+            ]}
+          />
+        </div>
         <div className="span-2">
           <CheckboxField label="Issue its licence now" checked={autoIssue} onChange={setAutoIssue} hint="On-prem appliances get their licence at provisioning; a cloud deployment usually does not." />
         </div>

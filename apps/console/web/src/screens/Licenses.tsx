@@ -6,7 +6,7 @@
 import { createClient } from "@connectrpc/connect";
 import { useQuery, useTransport } from "@connectrpc/connect-query";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
-import { DeploymentState, LicenseStatus, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
+import { Connectivity, DeploymentState, LicenseStatus, type Deployment, type License } from "@lcp/proto/licensing/v1/types_pb";
 import { keepPreviousData } from "@tanstack/react-query";
 import { useEffect, useMemo, useState, type FormEvent } from "react";
 import { ActionLink } from "../components/ActionLink.js";
@@ -64,6 +64,7 @@ const COLUMNS: ReadonlyArray<Column<Row>> = [
         <Link to={deploymentPath(r.license.deploymentId)} className="strong-link">
           {r.deployment?.name || shortId(r.license.deploymentId)}
         </Link>
+        {r.deployment?.connectivity === Connectivity.AIR_GAPPED ? <span className="chip chip-inline">Air-gapped</span> : null}
         <span className="cell-sub mono" title={`Licence ${r.license.id}`}>
           licence {shortId(r.license.id)}
         </span>

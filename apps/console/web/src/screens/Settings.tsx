@@ -1,5 +1,5 @@
 /**
- * Settings (licensing/settings): the six licensing timings as durations. Saving sends only what
+ * Settings (licensing/settings): the licensing timings as durations, the air-gapped lease among them. Saving sends only what
  * changed (update_mask) and the version it was read at (expected_version), so two operators
  * editing at once cannot overwrite each other: the second is told to reload. The server's
  * range checks come back on the field they name.
@@ -8,6 +8,8 @@ import { durationFromMs, durationMs, type Duration } from "@bufbuild/protobuf/wk
 import { Code } from "@connectrpc/connect";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import {
+  AIR_GAPPED_LEASE_RANGE_MS,
+  AIR_GAPPED_RENEW_AFTER_MIN_MS,
   DEFAULT_SETTINGS,
   formatDuration,
   GRACE_WINDOW_RANGE_MS,
@@ -31,16 +33,19 @@ import { describeError } from "../lib/errors.js";
 import { useSession } from "../lib/session-context.js";
 
 /** The settings fields by their proto names, as update_mask and refusals name them. */
-const FIELDS = ["heartbeat_interval", "heartbeat_timeout", "grace_window", "lease_renew_after", "max_clock_skew", "sweep_interval"] as const;
+const FIELDS = ["heartbeat_interval", "heartbeat_timeout", "grace_window", "lease_renew_after", "max_clock_skew", "sweep_interval", "air_gapped_lease", "air_gapped_renew_after"] as const;
 type FieldName = (typeof FIELDS)[number];
 
-const KEYS: Readonly<Record<FieldName, keyof Pick<Settings, "heartbeatInterval" | "heartbeatTimeout" | "graceWindow" | "leaseRenewAfter" | "maxClockSkew" | "sweepInterval">>> = {
+type DurationKey = "heartbeatInterval" | "heartbeatTimeout" | "graceWindow" | "leaseRenewAfter" | "maxClockSkew" | "sweepInterval" | "airGappedLease" | "airGappedRenewAfter";
+const KEYS: Readonly<Record<FieldName, keyof Pick<Settings, DurationKey>>> = {
   heartbeat_interval: "heartbeatInterval",
   heartbeat_timeout: "heartbeatTimeout",
   grace_window: "graceWindow",
   lease_renew_after: "leaseRenewAfter",
   max_clock_skew: "maxClockSkew",
   sweep_interval: "sweepInterval",
+  air_gapped_lease: "airGappedLease",
+  air_gapped_renew_after: "airGappedRenewAfter",
 };
 
 const f = formatDuration;
@@ -68,6 +73,14 @@ const META: Readonly<Record<FieldName, { label: string; hint: string }>> = {
   sweep_interval: {
     label: "Sweep interval",
     hint: `How often the fleet sweep runs. ${f(SWEEP_INTERVAL_RANGE_MS.min)} to ${f(SWEEP_INTERVAL_RANGE_MS.max)}; default ${f(DEFAULT_SETTINGS.sweepIntervalMs)}.`,
+  },
+  air_gapped_lease: {
+    label: "Air-gapped lease",
+    hint: `How long an air-gapped box runs on a lease answered by file before it locks; also how long a revoked air-gapped box may keep running. ${f(AIR_GAPPED_LEASE_RANGE_MS.min)} to ${f(AIR_GAPPED_LEASE_RANGE_MS.max)}; default ${f(DEFAULT_SETTINGS.airGappedLeaseMs)}.`,
+  },
+  air_gapped_renew_after: {
+    label: "Air-gapped renewal after",
+    hint: `A lease older than this makes an air-gapped box write its next renewal request. At least ${f(AIR_GAPPED_RENEW_AFTER_MIN_MS)} and less than the air-gapped lease; default ${f(DEFAULT_SETTINGS.airGappedRenewAfterMs)}.`,
   },
 };
 
