@@ -77,6 +77,49 @@ export async function startChild(request: ServeRequest): Promise<{ url: string; 
   return { url, child };
 }
 
+/** signing-keys and licensing as children on SQLite in a fresh folder, with a super_admin client; `stop()` ends both. */
+export interface LicensingPair {
+  readonly pki: TestPki;
+  readonly licensing: { url: string; child: ChildProcess };
+  /** A super_admin bearer token (1 h) from the dev admin issuer both children trust. */
+  readonly token: string;
+  readonly admin: Client<typeof LicensingService>;
+  stop(): Promise<void>;
+}
+
+/** Starts a {@link LicensingPair}; `name` names its temporary folder. */
+export async function startLicensingPair(name: string): Promise<LicensingPair> {
+  const pki = await createTestPki();
+  const dataDir = mkdtempSync(join(tmpdir(), `lcp-bench-${name}-`));
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    for (const child of children.reverse()) await stopChild(child);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const sk = await pki.service("signing-keys");
+    const signing = await startChild({ app: "signing-keys", dataDir, certPem: sk.certPem, keyPem: sk.keyPem, caPem: pki.ca.certPem, trustDomain: pki.trustDomain });
+    children.push(signing.child);
+    const own = await pki.service("licensing");
+    const licensing = await startChild({
+      app: "licensing",
+      dataDir,
+      certPem: own.certPem,
+      keyPem: own.keyPem,
+      caPem: pki.ca.certPem,
+      trustDomain: pki.trustDomain,
+      signingKeysUrl: signing.url,
+    });
+    children.push(licensing.child);
+    const token = await (await ensureDevAdminIssuer(dataDir)).mint({ subject: "bench", roles: ["super_admin"], ttlSeconds: 3600 });
+    const admin = createAdminClient(LicensingService, { baseUrl: licensing.url, caPem: pki.ca.certPem, token, retries: 0 });
+    return { pki, licensing, token, admin, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
 /** The child's CPU time so far (user + system, µs): per-call cost survives a busy machine better than throughput. */
 export function childCpu(child: ChildProcess): Promise<number> {
   return new Promise<number>((resolve) => {

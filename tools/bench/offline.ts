@@ -5,21 +5,14 @@
  * SQLite): the same licence checks, change and lease, without the files. And the size of each
  * file, beside the 64 KiB the issue allows and the ~2.9 KB one QR code holds.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { applianceSpiffeId, generateKeyAndCsr } from "@lcp/pki";
 import { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
-import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { Connectivity, DeploymentKind } from "@lcp/proto/licensing/v1/types_pb";
-import { createAdminClient } from "@lcp/rpc";
-import { createTestPki } from "@lcp/testing/pki";
-import { ensureDevAdminIssuer, newOfflineNonce, signActivationRequest, signRenewalRequest } from "@lcp/tokens";
-import type { ChildProcess } from "node:child_process";
-import { startChild, stopChild } from "./licensing.js";
+import { newOfflineNonce, signActivationRequest, signRenewalRequest } from "@lcp/tokens";
+import { startLicensingPair } from "./licensing.js";
 import type { BenchResult } from "./result.js";
 
 const CALLS = 30;
@@ -35,26 +28,8 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 export async function benchOffline(): Promise<BenchResult[]> {
-  const pki = await createTestPki();
-  const dataDir = mkdtempSync(join(tmpdir(), "lcp-bench-offline-"));
-  const children: ChildProcess[] = [];
+  const { pki, licensing, admin, stop } = await startLicensingPair("offline");
   try {
-    const sk = await pki.service("signing-keys");
-    const signing = await startChild({ app: "signing-keys", dataDir, certPem: sk.certPem, keyPem: sk.keyPem, caPem: pki.ca.certPem, trustDomain: pki.trustDomain });
-    children.push(signing.child);
-    const own = await pki.service("licensing");
-    const licensing = await startChild({
-      app: "licensing",
-      dataDir,
-      certPem: own.certPem,
-      keyPem: own.keyPem,
-      caPem: pki.ca.certPem,
-      trustDomain: pki.trustDomain,
-      signingKeysUrl: signing.url,
-    });
-    children.push(licensing.child);
-    const token = await (await ensureDevAdminIssuer(dataDir)).mint({ subject: "bench", roles: ["super_admin"], ttlSeconds: 3600 });
-    const admin = createAdminClient(LicensingService, { baseUrl: licensing.url, caPem: pki.ca.certPem, token, retries: 0 });
     const boxes = createClient(ApplianceService, createConnectTransport({ baseUrl: licensing.url, httpVersion: "2", nodeOptions: { ca: pki.ca.certPem } }));
 
     // Every call gets its own deployment and box, made beforehand: only the answer is timed.
@@ -134,7 +109,6 @@ export async function benchOffline(): Promise<BenchResult[]> {
       size("renewal response", renewalResponseBytes),
     ];
   } finally {
-    for (const child of children.reverse()) await stopChild(child);
-    rmSync(dataDir, { recursive: true, force: true });
+    await stop();
   }
 }

@@ -8,20 +8,13 @@
  * transport. Goal: ≥ 0.8× the Connect JSON throughput.
  */
 import { Agent, request } from "node:https";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { applianceSpiffeId, generateKeyAndCsr } from "@lcp/pki";
 import { ApplianceService } from "@lcp/proto/licensing/v1/appliance_service_pb";
 import { LicensingService } from "@lcp/proto/licensing/v1/licensing_service_pb";
 import { DeploymentKind } from "@lcp/proto/licensing/v1/types_pb";
-import { createAdminClient } from "@lcp/rpc";
-import { createTestPki } from "@lcp/testing/pki";
-import { ensureDevAdminIssuer } from "@lcp/tokens";
-import type { ChildProcess } from "node:child_process";
-import { childCpu, load, startChild, stopChild } from "./licensing.js";
+import { childCpu, load, startLicensingPair } from "./licensing.js";
 import type { BenchResult } from "./result.js";
 
 const CONCURRENCY = 8;
@@ -42,26 +35,8 @@ function call(agent: Agent, url: string, method: string, headers: Record<string,
 }
 
 export async function benchRest(): Promise<BenchResult[]> {
-  const pki = await createTestPki();
-  const dataDir = mkdtempSync(join(tmpdir(), "lcp-bench-rest-"));
-  const children: ChildProcess[] = [];
+  const { pki, licensing, token, admin, stop } = await startLicensingPair("rest");
   try {
-    const sk = await pki.service("signing-keys");
-    const signing = await startChild({ app: "signing-keys", dataDir, certPem: sk.certPem, keyPem: sk.keyPem, caPem: pki.ca.certPem, trustDomain: pki.trustDomain });
-    children.push(signing.child);
-    const own = await pki.service("licensing");
-    const licensing = await startChild({
-      app: "licensing",
-      dataDir,
-      certPem: own.certPem,
-      keyPem: own.keyPem,
-      caPem: pki.ca.certPem,
-      trustDomain: pki.trustDomain,
-      signingKeysUrl: signing.url,
-    });
-    children.push(licensing.child);
-    const token = await (await ensureDevAdminIssuer(dataDir)).mint({ subject: "bench", roles: ["super_admin"], ttlSeconds: 3600 });
-    const admin = createAdminClient(LicensingService, { baseUrl: licensing.url, caPem: pki.ca.certPem, token, retries: 0 });
     let box: { licenseId: string; certPem: string; keyPem: string } | undefined;
     for (let i = 0; i < LICENSES; i++) {
       const made = await admin.provisionDeployment({ name: `rest-${i}`, customer: "bench", kind: DeploymentKind.ON_PREM });
@@ -163,7 +138,6 @@ export async function benchRest(): Promise<BenchResult[]> {
     boxAgent.destroy();
     return results;
   } finally {
-    for (const child of children.reverse()) await stopChild(child);
-    rmSync(dataDir, { recursive: true, force: true });
+    await stop();
   }
 }

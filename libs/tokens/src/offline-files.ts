@@ -358,16 +358,25 @@ function publicJwkOf(key: KeyObject): JWK {
 /** What the box puts in an activation request. */
 export type ActivationRequestInput = Omit<ActivationRequestClaims, "v" | "iat"> & { readonly boxTime: Date };
 
-/** Writes an activation request, signed by the key of its CSR (PKCS#8 PEM, P-256). */
-export async function signActivationRequest(input: ActivationRequestInput & { readonly privateKeyPem: string }): Promise<string> {
+/**
+ * Signs a request of `kind` with the box's P-256 key (PKCS#8 PEM), refusing to write what a reader
+ * would refuse; an activation request carries the public key in its header (`jwk`).
+ */
+async function signRequest(kind: "activationRequest" | "renewalRequest", input: { readonly privateKeyPem: string; readonly boxTime: Date }): Promise<string> {
   const key = createPrivateKey(input.privateKeyPem);
   const alg = algorithmOf(key);
-  if (alg !== "ES256") throw new TypeError("an activation request is signed with a P-256 key");
+  if (alg !== "ES256") throw new TypeError(`${describe(kind)} is signed with a P-256 key`);
   const { privateKeyPem: _, boxTime, ...claims } = input;
   const payload = { v: OFFLINE_FILE_VERSION, ...claims, iat: Math.floor(boxTime.getTime() / 1000) };
-  const problem = checkClaims("activationRequest", payload);
+  const problem = checkClaims(kind, payload);
   if (!problem.ok) throw new TypeError(problem.message);
-  return signCompact({ alg, typ: OFFLINE_FILE_TYPES.activationRequest, jwk: publicJwkOf(key) }, payload, key);
+  const header = { alg, typ: OFFLINE_FILE_TYPES[kind], ...(kind === "activationRequest" ? { jwk: publicJwkOf(key) } : {}) };
+  return signCompact(header, payload, key);
+}
+
+/** Writes an activation request, signed by the key of its CSR (PKCS#8 PEM, P-256). */
+export function signActivationRequest(input: ActivationRequestInput & { readonly privateKeyPem: string }): Promise<string> {
+  return signRequest("activationRequest", input);
 }
 
 /** A verified activation request and the public key that signed it (to compare with its CSR's). */
@@ -404,15 +413,8 @@ export async function verifyActivationRequest(file: unknown): Promise<VerifiedAc
 export type RenewalRequestInput = Omit<RenewalRequestClaims, "v" | "iat"> & { readonly boxTime: Date };
 
 /** Writes a renewal request, signed by the key of the box's certificate (PKCS#8 PEM, P-256). */
-export async function signRenewalRequest(input: RenewalRequestInput & { readonly privateKeyPem: string }): Promise<string> {
-  const key = createPrivateKey(input.privateKeyPem);
-  const alg = algorithmOf(key);
-  if (alg !== "ES256") throw new TypeError("a renewal request is signed with a P-256 key");
-  const { privateKeyPem: _, boxTime, ...claims } = input;
-  const payload = { v: OFFLINE_FILE_VERSION, ...claims, iat: Math.floor(boxTime.getTime() / 1000) };
-  const problem = checkClaims("renewalRequest", payload);
-  if (!problem.ok) throw new TypeError(problem.message);
-  return signCompact({ alg, typ: OFFLINE_FILE_TYPES.renewalRequest }, payload, key);
+export function signRenewalRequest(input: RenewalRequestInput & { readonly privateKeyPem: string }): Promise<string> {
+  return signRequest("renewalRequest", input);
 }
 
 /** A verified renewal request and the certificate whose key signed it. */
