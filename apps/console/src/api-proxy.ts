@@ -14,7 +14,7 @@ import type { UpstreamUrls } from "./config.js";
 import { passesCsrf, refuseCsrf, refuseUnauthenticated, sessionOf } from "./guards.js";
 import { readBody, sendConnectError, type BodyError } from "./http.js";
 import { errorFields, type Sessions } from "./sessions.js";
-import type { UpstreamPool } from "./upstream.js";
+import { relay, type UpstreamPool } from "./upstream.js";
 
 /** The largest request body forwarded. */
 export const MAX_API_BODY_BYTES = 1024 * 1024;
@@ -115,50 +115,31 @@ export async function forwardApiCall(ctx: ApiContext, req: IncomingMessage, res:
   const accept = acceptedEncodings(req.headers["accept-encoding"]);
   if (accept) headers["accept-encoding"] = accept;
 
-  const abort = new AbortController();
-  // The service enforces the deadline itself; this catches a service that does not answer at all.
-  const timer = setTimeout(() => abort.abort(), timeoutMs + 1_000);
-  const onGone = () => abort.abort();
-  res.once("close", onGone);
-  const done = () => {
-    clearTimeout(timer);
-    res.off("close", onGone);
-  };
-
   // The forwarded call is a span of its own trace, continued by the service (traceparent sent along).
   const [service, method] = procedure.split("/") as [string, string];
   const traced = tracingActive() ? startClientSpan(service, method, ctx.upstreams[upstream], (key, value) => (headers[key] = value)) : undefined;
   traced?.span.setAttribute(SERVICE_ATTRIBUTE, "console");
 
-  let answer;
-  try {
-    answer = await ctx.pool.request({ origin: ctx.upstreams[upstream], path: `/${procedure}`, headers, body, signal: abort.signal });
-  } catch (err) {
-    done();
-    endRpcSpan(traced?.span, new ConnectError("the service did not answer", abort.signal.aborted ? Code.DeadlineExceeded : Code.Unavailable), "client");
+  // The service enforces the deadline itself; the extra second catches a service that does not answer at all.
+  const outcome = await relay(ctx.pool, res, { origin: ctx.upstreams[upstream], path: `/${procedure}`, headers, body }, {
+    timeoutMs: timeoutMs + 1_000,
+    passBack: PASSED_BACK,
+    fallback: { "x-request-id": requestId },
+  });
+  if ("failure" in outcome) {
+    endRpcSpan(traced?.span, new ConnectError("the service did not answer", outcome.failure === "timeout" ? Code.DeadlineExceeded : Code.Unavailable), "client");
     if (res.destroyed) return;
-    if (abort.signal.aborted) {
+    if (outcome.failure === "timeout") {
       sendConnectError(res, 504, "deadline_exceeded", `the ${upstream} service did not answer within ${timeoutMs} ms (request id ${requestId})`);
     } else {
-      ctx.log.warn({ upstream, procedure, requestId, err: errorFields(err) }, "service unreachable");
+      ctx.log.warn({ upstream, procedure, requestId, err: errorFields(outcome.error) }, "service unreachable");
       sendConnectError(res, 503, "unavailable", `the ${upstream} service is unavailable, retry later (request id ${requestId})`);
     }
     return;
   }
-  const passed: Record<string, string> = {};
-  for (const [name, value] of Object.entries(answer.headers)) {
-    if (typeof value === "string" && PASSED_BACK.test(name)) passed[name] = value;
-  }
-  passed["x-request-id"] ??= requestId;
-  passed["cache-control"] = "no-store";
-  traced?.span.setAttribute("http.response.status_code", answer.status);
+  traced?.span.setAttribute("http.response.status_code", outcome.status);
   // The Connect protocol's error is in the body; an HTTP status other than 200 says there is one.
-  endRpcSpan(traced?.span, answer.status === 200 ? undefined : new ConnectError(`HTTP ${answer.status}`, Code.Unknown), "client");
-  res.writeHead(answer.status, passed);
-  answer.body.on("error", () => res.destroy());
-  answer.body.on("end", done);
-  answer.body.on("close", done);
-  answer.body.pipe(res);
+  endRpcSpan(traced?.span, outcome.status === 200 ? undefined : new ConnectError(`HTTP ${outcome.status}`, Code.Unknown), "client");
 }
 
 /** The browser's accepted encodings that the services speak too. */

@@ -20,7 +20,7 @@ import { compileHttpRoutes } from "@lcp/rpc";
 import type { Logger } from "pino";
 import type { UpstreamUrls } from "./config.js";
 import { readBody, type BodyError } from "./http.js";
-import type { UpstreamPool } from "./upstream.js";
+import { relay, type UpstreamPool } from "./upstream.js";
 
 /** Bodies are bounded as for the API calls. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -74,33 +74,11 @@ export async function forwardHttpPath(ctx: HttpPathsContext, owner: keyof Upstre
     if (typeof value === "string" && value.length <= 256) headers[name] = value;
   }
 
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), ctx.timeoutMs);
-  const onGone = () => abort.abort();
-  res.once("close", onGone);
-  const done = () => {
-    clearTimeout(timer);
-    res.off("close", onGone);
-  };
-  let answer;
-  try {
-    answer = await ctx.pool.request({ origin: ctx.upstreams[owner], method: req.method ?? "GET", path: rawUrl, headers, body, signal: abort.signal });
-  } catch (err) {
-    done();
-    if (res.destroyed) return;
-    if (abort.signal.aborted) return sendStatus(res, 504, 4, `the ${owner} service did not answer within ${ctx.timeoutMs} ms`);
-    ctx.log.warn({ upstream: owner, err: (err as Error).message }, "service unreachable");
-    return sendStatus(res, 503, 14, `the ${owner} service is unavailable, retry later`);
-  }
-  const passed: Record<string, string> = { "cache-control": "no-store" };
-  for (const [name, value] of Object.entries(answer.headers)) {
-    if (typeof value === "string" && PASSED_BACK.test(name)) passed[name] = value;
-  }
-  res.writeHead(answer.status, passed);
-  answer.body.on("error", () => res.destroy());
-  answer.body.on("end", done);
-  answer.body.on("close", done);
-  answer.body.pipe(res);
+  const outcome = await relay(ctx.pool, res, { origin: ctx.upstreams[owner], method: req.method ?? "GET", path: rawUrl, headers, body }, { timeoutMs: ctx.timeoutMs, passBack: PASSED_BACK });
+  if (!("failure" in outcome) || res.destroyed) return;
+  if (outcome.failure === "timeout") return sendStatus(res, 504, 4, `the ${owner} service did not answer within ${ctx.timeoutMs} ms`);
+  ctx.log.warn({ upstream: owner, err: (outcome.error as Error).message }, "service unreachable");
+  sendStatus(res, 503, 14, `the ${owner} service is unavailable, retry later`);
 }
 
 /** A refusal of the console's own, in the services' error shape (`google.rpc.Status` JSON). */

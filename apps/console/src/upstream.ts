@@ -3,6 +3,7 @@
  * platform CA, with one pooled connection per service (reopened when it closes or is told to go
  * away). Bytes pass through as they are: the console neither decodes nor re-encodes messages.
  */
+import type { ServerResponse } from "node:http";
 import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
 
 /** One call to forward. */
@@ -96,4 +97,52 @@ export function createUpstreamPool(options: { readonly caPem: string }): Upstrea
       sessions.clear();
     },
   };
+}
+
+/** What {@link relay} sends: an {@link UpstreamCall} without its signal, which the relay owns. */
+export type RelayCall = Omit<UpstreamCall, "signal">;
+
+/** How a relayed call ended: the service's status (its answer is being streamed back), or why there is none. */
+export type RelayOutcome = { readonly status: number } | { readonly failure: "timeout" | "unreachable"; readonly error: unknown };
+
+/**
+ * Sends `call` through `pool` and streams the service's answer to `res`: its status, the headers
+ * whose names match `passBack` (then `fallback` for any it did not send, and `cache-control:
+ * no-store`), and its body. The call is abandoned after `timeoutMs` or as soon as the caller goes
+ * away. On a failure nothing is written: the caller answers it in its own protocol's shape
+ * (unless `res` is already destroyed, when nobody is listening).
+ */
+export async function relay(
+  pool: UpstreamPool,
+  res: ServerResponse,
+  call: RelayCall,
+  options: { readonly timeoutMs: number; readonly passBack: RegExp; readonly fallback?: Readonly<Record<string, string>> },
+): Promise<RelayOutcome> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), options.timeoutMs);
+  const onGone = () => abort.abort();
+  res.once("close", onGone);
+  const done = () => {
+    clearTimeout(timer);
+    res.off("close", onGone);
+  };
+  let answer: UpstreamResponse;
+  try {
+    answer = await pool.request({ ...call, signal: abort.signal });
+  } catch (error) {
+    done();
+    return { failure: abort.signal.aborted ? "timeout" : "unreachable", error };
+  }
+  const passed: Record<string, string> = {};
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (typeof value === "string" && options.passBack.test(name)) passed[name] = value;
+  }
+  for (const [name, value] of Object.entries(options.fallback ?? {})) passed[name] ??= value;
+  passed["cache-control"] = "no-store";
+  res.writeHead(answer.status, passed);
+  answer.body.on("error", () => res.destroy());
+  answer.body.on("end", done);
+  answer.body.on("close", done);
+  answer.body.pipe(res);
+  return { status: answer.status };
 }
