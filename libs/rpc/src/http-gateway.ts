@@ -15,6 +15,7 @@ import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { file_google_rpc_error_details } from "@lcp/proto/google/rpc/error_details_pb";
 import type { Logger } from "pino";
 import { compileHttpRoutes, HttpRuleError, requestFor, type HttpMatch } from "./http-rules.js";
+import type { RpcMetrics } from "./metrics.js";
 
 type NodeRequest = http2.Http2ServerRequest;
 type NodeResponse = http2.Http2ServerResponse;
@@ -30,7 +31,16 @@ export interface HttpGatewayOptions {
   /** Answers requests no rule matches. */
   readonly fallback: (req: NodeRequest, res: NodeResponse) => void;
   readonly logger: Logger;
+  /**
+   * Where the gateway's own refusals are counted (`http_gateway_refusals_total` by HTTP status):
+   * a wrong method, an unreadable body or query never reaches the handler, so the RPC metrics
+   * and the call log never see them.
+   */
+  readonly metrics?: RpcMetrics;
 }
+
+/** The metric counting the gateway's own refusals, by HTTP status. */
+export const HTTP_GATEWAY_REFUSALS_METRIC = "http_gateway_refusals_total";
 
 /** gRPC code → HTTP status, as google.rpc.Code documents it (and grpc-gateway uses). */
 export const HTTP_STATUS_OF_CODE: Readonly<Record<Code, number>> = {
@@ -67,6 +77,13 @@ export function createHttpGateway(options: HttpGatewayOptions): (req: NodeReques
   const routes = compileHttpRoutes(services);
   const handlerOf = new Map(options.handlers.map((h) => [h.method, h]));
   const registry = registryOf(services);
+  const refusals = options.metrics?.counter(HTTP_GATEWAY_REFUSALS_METRIC, "Requests on the HTTP paths refused before reaching their RPC (method, body, query), by HTTP status.", ["status"]);
+  // One place for the gateway's own refusals: counted, logged at debug (the path bounded), answered.
+  const refuse = (req: NodeRequest, res: NodeResponse, status: number, code: Code, message: string, extra?: Record<string, string>) => {
+    refusals?.inc({ status: String(status) });
+    options.logger.debug({ method: req.method, path: (req.url ?? "").slice(0, 256), status, reason: message }, "HTTP path refused");
+    sendStatus(res, req, status, code, message, extra);
+  };
   return (req, res) => {
     const url = req.url ?? "";
     const q = url.indexOf("?");
@@ -77,11 +94,11 @@ export function createHttpGateway(options: HttpGatewayOptions): (req: NodeReques
       return;
     }
     if ("allow" in found) {
-      sendStatus(res, req, 405, Code.Unimplemented, `${req.method} is not served at this path`, { allow: found.allow.join(", ") });
+      refuse(req, res, 405, Code.Unimplemented, `${req.method} is not served at this path`, { allow: found.allow.join(", ") });
       return;
     }
     const handler = handlerOf.get(found.route.method)!;
-    serve(req, res, q === -1 ? "" : url.slice(q + 1), found, handler, registry, options).catch((err: unknown) => {
+    serve(req, res, q === -1 ? "" : url.slice(q + 1), found, handler, registry, options, refuse).catch((err: unknown) => {
       options.logger.error({ err, path }, "HTTP rule call failed");
       if (!res.headersSent) sendStatus(res, req, 500, Code.Internal, "internal error");
       else res.destroy();
@@ -97,6 +114,7 @@ async function serve(
   handler: UniversalHandler,
   registry: Registry,
   options: HttpGatewayOptions,
+  refuse: (req: NodeRequest, res: NodeResponse, status: number, code: Code, message: string) => void,
 ): Promise<void> {
   const { method } = match.route;
   let body: JsonValue | undefined;
@@ -106,7 +124,7 @@ async function serve(
     message = requestFor(match, { query, body }, registry);
   } catch (err) {
     if (!(err instanceof HttpRuleError)) throw err;
-    sendStatus(res, req, err.status, CODE_OF_GATEWAY_STATUS[err.status] ?? Code.InvalidArgument, err.message);
+    refuse(req, res, err.status, CODE_OF_GATEWAY_STATUS[err.status] ?? Code.InvalidArgument, err.message);
     return;
   }
   const header = new Headers();

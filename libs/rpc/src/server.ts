@@ -81,7 +81,7 @@ export async function createServer(options: ServerOptions): Promise<RpcServer> {
       options.register(router);
       services = [...new Set(router.handlers.map((h) => h.service))];
       // Only the registered services' rules: each listener answers for the RPCs it owns.
-      httpRules = createHttpGateway({ handlers: [...router.handlers], maxBodyBytes: maxReceive, contextValues, fallback: notFound, logger: log });
+      httpRules = createHttpGateway({ handlers: [...router.handlers], maxBodyBytes: maxReceive, contextValues, fallback: notFound, logger: log, metrics });
       health.setStatus("", "SERVING");
       for (const s of services) health.setStatus(s.typeName, "SERVING");
       health.routes(router);

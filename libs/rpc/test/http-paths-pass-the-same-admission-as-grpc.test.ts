@@ -5,6 +5,7 @@ import type { ListKeysRequest } from "@lcp/proto/signing/v1/signing_key_service_
 import { KeyState, SigningKeyService } from "@lcp/proto/signing/v1/signing_key_service_pb";
 import { assertOwnDeployment, DomainError, principalKey, type DeniedEvent, type Principal } from "@lcp/rpc";
 import { httpCall, type HttpCallOptions } from "@lcp/testing/http";
+import { metricValue, scrapeMetrics } from "@lcp/testing/metrics";
 import { createTestPki, type TestPki } from "@lcp/testing/pki";
 import { startTestServer, type TestServer } from "@lcp/testing/server";
 
@@ -139,6 +140,15 @@ describe("the google.api.http paths, over real TLS, through the Connect handlers
       });
     });
   }
+
+  it("counts its own refusals, which never reach an RPC, by HTTP status", async () => {
+    const count = async (status: string) => metricValue(await scrapeMetrics(t.url, pki.ca.certPem), "signing_keys_http_gateway_refusals_total", { status }) || 0;
+    const before = { 405: await count("405"), 415: await count("415") };
+    await call({ method: "DELETE", path: "/signing/keys" });
+    await call({ method: "POST", path: "/signing/keys:rotate", body: "reason=x", headers: { "content-type": "application/x-www-form-urlencoded" }, token: await t.adminToken(["super_admin"]) });
+    expect(await count("405")).toBe(before[405] + 1);
+    expect(await count("415")).toBe(before[415] + 1);
+  });
 
   it("does not serve the rules of services the listener does not register", async () => {
     // Licensing's paths are in the same generated files, but this listener serves signing-keys.
