@@ -143,8 +143,14 @@ describe("README walkthrough", () => {
     expect(JSON.parse(lines.at(-1)!)).toEqual({ ok: true, checked: String(seqs.at(-1)) });
   });
 
-  it("10: the product page's HTTP paths answer with curl: the licence, and a sweep", () => {
-    expect(outputs[10]!.trim().split("\n")).toEqual(["LICENSE_STATUS_REVOKED", "SWEEP_STATUS_SUCCEEDED"]);
+  it("10: the seed's story with curl alone: issued, activated, renewed by heartbeat, rebound, revoked, swept", () => {
+    expect(outputs[10]!.trim().split("\n")).toEqual([
+      "LICENSE_STATUS_ISSUED",
+      "DEPLOYMENT_STATE_ACTIVE",
+      "LICENSE_STATUS_ISSUED",
+      "LICENSE_STATUS_REVOKED",
+      "SWEEP_STATUS_SUCCEEDED",
+    ]);
   });
 
   it("11: an air-gapped box activates by a request file answered with npm run offline", () => {
