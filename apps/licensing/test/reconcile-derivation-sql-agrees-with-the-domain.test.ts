@@ -126,29 +126,36 @@ describe.each(testDatabases())("reconcile's SQL and the domain ($name)", (tdb) =
     await rawQuery(opts, "delete from deployment");
     await rawQuery(opts, "delete from outbox_event");
     await rawQuery(opts, "delete from directive");
-    for (const [i, r] of rows.entries()) {
+    // One statement for the whole set: rawQuery opens a connection per call.
+    const columns = 13;
+    const values = rows.map((_, i) => {
+      const n = (k: number) => p(i * columns + k);
+      return `(${n(1)}, 'n', 'c', 'ON_PREM', ${n(2)}, ${n(3)}, ${n(4)}, ${n(5)}, ${n(6)}, ${n(7)}, ${n(8)}, ${n(9)}, ${n(10)}, 1, ${n(11)}, ${n(12)}, ${n(13)})`;
+    });
+    const params = rows.flatMap((r, i) => {
       const row = rowOf(r);
-      await rawQuery(
-        opts,
-        `insert into deployment (id, name, customer, kind, subscription_status, license_revoked_at, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, lock_reason, state_changed_at, version, created_at, updated_at, connectivity)
-         values (${p(1)}, 'n', 'c', 'ON_PREM', ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)}, ${p(10)}, 1, ${p(11)}, ${p(12)}, ${p(13)})`,
-        [
-          idOf(i),
-          row.subscriptionStatus,
-          date(row.licenseRevokedAt?.getTime() ?? null),
-          date(row.licenseExpiresAt?.getTime() ?? null),
-          date(row.activatedAt?.getTime() ?? null),
-          row.fingerprintHash,
-          date(row.lastSeenAt?.getTime() ?? null),
-          row.state,
-          row.lockReason,
-          date(t),
-          date(t),
-          date(t),
-          row.connectivity,
-        ],
-      );
-    }
+      return [
+        idOf(i),
+        row.subscriptionStatus,
+        date(row.licenseRevokedAt?.getTime() ?? null),
+        date(row.licenseExpiresAt?.getTime() ?? null),
+        date(row.activatedAt?.getTime() ?? null),
+        row.fingerprintHash,
+        date(row.lastSeenAt?.getTime() ?? null),
+        row.state,
+        row.lockReason,
+        date(t),
+        date(t),
+        date(t),
+        row.connectivity,
+      ];
+    });
+    await rawQuery(
+      opts,
+      `insert into deployment (id, name, customer, kind, subscription_status, license_revoked_at, license_expires_at, activated_at, fingerprint_hash, last_seen_at, state, lock_reason, state_changed_at, version, created_at, updated_at, connectivity)
+       values ${values.join(", ")}`,
+      params,
+    );
   }
 
   it.each([
