@@ -23,6 +23,7 @@
  */
 import { X509Certificate, createPrivateKey, createPublicKey, randomBytes, type JsonWebKey, type KeyObject } from "node:crypto";
 import { CompactSign, compactVerify, decodeProtectedHeader, errors, type JWK, type JSONWebKeySet } from "jose";
+import { parseCertificateBundle } from "./trusting-fetch.js";
 
 /** The format version every file carries as `v`; a reader refuses any other. */
 export const OFFLINE_FILE_VERSION = 1;
@@ -496,9 +497,10 @@ export interface OfflineResponseTrust {
   readonly clockToleranceMs: number;
 }
 
-function parseCertificates(pemOrDer: readonly (string | Buffer)[]): X509Certificate[] | null {
+/** The x5c chain's certificates (DER), or null when one does not parse. */
+function parseCertificates(der: readonly Buffer[]): X509Certificate[] | null {
   try {
-    return pemOrDer.map((c) => new X509Certificate(c));
+    return der.map((c) => new X509Certificate(c));
   } catch {
     return null;
   }
@@ -510,8 +512,13 @@ function checkChain(x5c: unknown, trust: OfflineResponseTrust): { leaf: X509Cert
     return refuse("FILE_UNTRUSTED_SIGNER", "the response carries no usable certificate chain (x5c)");
   }
   const chainCerts = parseCertificates(x5c.map((c: string) => Buffer.from(c, "base64")));
-  const anchors = parseCertificates(trust.caPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []);
-  if (!chainCerts || !anchors || anchors.length === 0) return refuse("FILE_UNTRUSTED_SIGNER", "the response's certificate chain cannot be read");
+  let anchors: X509Certificate[];
+  try {
+    anchors = parseCertificateBundle(trust.caPem);
+  } catch {
+    anchors = [];
+  }
+  if (!chainCerts || anchors.length === 0) return refuse("FILE_UNTRUSTED_SIGNER", "the response's certificate chain cannot be read");
   const now = trust.now.getTime();
   for (const cert of chainCerts) {
     if (now + trust.clockToleranceMs < Date.parse(cert.validFrom) || now - trust.clockToleranceMs > Date.parse(cert.validTo)) {
