@@ -12,6 +12,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createTrustingFetch, MAX_OFFLINE_FILE_BYTES, OFFLINE_FILE_TYPES } from "@lcp/tokens";
+import { decodeProtectedHeader } from "jose";
 
 const HELP = `Usage: npm run -s offline -- respond <request-file|-> [options] > response.jwt
 
@@ -60,7 +61,7 @@ async function readStdin(): Promise<string> {
 function kindOf(file: string): "activations" | "renewals" {
   let typ: unknown;
   try {
-    typ = (JSON.parse(Buffer.from(file.split(".")[0] ?? "", "base64url").toString("utf8")) as { typ?: unknown }).typ;
+    typ = decodeProtectedHeader(file).typ;
   } catch {
     typ = undefined;
   }

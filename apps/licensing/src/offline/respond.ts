@@ -21,6 +21,7 @@
  * audit event with outcome DENIED, and nothing is written.
  */
 import { X509Certificate } from "node:crypto";
+import { decodeJwt } from "jose";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { heartbeat, heartbeatRefusalLocksBox, leaseStateFor, type DerivedState, type DomainCode } from "@lcp/domain";
@@ -93,20 +94,19 @@ function requireFile(file: string): string {
   return file;
 }
 
-/** `sub`/`lic` of a file, read unverified and bounded, to name the licence in a refusal's audit event. */
+/** `lic` of a file, read unverified and bounded, to name the licence in a refusal's audit event. */
 function claimedLicence(file: string): string {
   try {
-    const payload = JSON.parse(Buffer.from(file.split(".")[1] ?? "", "base64url").toString("utf8")) as { lic?: unknown };
-    return typeof payload.lic === "string" && /^[0-9a-fA-F-]{36}$/.test(payload.lic) ? payload.lic.toLowerCase() : "-";
+    const lic = decodeJwt(file)["lic"];
+    return typeof lic === "string" && /^[0-9a-fA-F-]{36}$/.test(lic) ? lic.toLowerCase() : "-";
   } catch {
     return "-";
   }
 }
 
-/** The deadline a response written now carries (read back from the signed file, so it is the file's own). */
+/** The import deadline a response carries (read back from the signed file, so it is the file's own). */
 function expiryOf(file: string): Date {
-  const { exp } = JSON.parse(Buffer.from(file.split(".")[1]!, "base64url").toString("utf8")) as { exp: number };
-  return new Date(exp * 1000);
+  return new Date(decodeJwt(file).exp! * 1000);
 }
 
 /** RespondToActivation; see the module comment. */
