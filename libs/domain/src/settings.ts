@@ -81,6 +81,15 @@ function within(value: number, min: number, max: number): boolean {
 }
 
 /**
+ * A renewal age `key` must be at least `min` and strictly below the lease it renews (`lease`),
+ * or the lease would run out on the box before it is renewed. The refusal, or null when it holds.
+ */
+function renewsBefore(s: Settings, key: keyof Settings, min: number, lease: keyof Settings) {
+  if (Number.isFinite(s[key]) && s[key] >= min && s[key] < s[lease]) return null;
+  return outOfRange(key, s[key], `at least ${formatDuration(min)} and less than ${SETTING_FIELD_NAMES[lease]} (${formatDuration(s[lease])})`);
+}
+
+/**
  * Checks a complete set of settings against the allowed ranges and their relations. Returns the
  * settings on success, or the first offending field as `SETTINGS_OUT_OF_RANGE` with a message
  * naming the field and its range.
@@ -110,17 +119,8 @@ export function validateSettings(s: Settings): Verdict<{ settings: Settings }> {
   }
   // Strictly below the grace window: a lease (valid for grace_window) renewed only when that old
   // would already have expired on the box, locking a healthy appliance until its next beat.
-  if (
-    !Number.isFinite(s.leaseRenewAfterMs) ||
-    s.leaseRenewAfterMs < LEASE_RENEW_AFTER_MIN_MS ||
-    s.leaseRenewAfterMs >= s.graceWindowMs
-  ) {
-    return outOfRange(
-      "leaseRenewAfterMs",
-      s.leaseRenewAfterMs,
-      `at least ${formatDuration(LEASE_RENEW_AFTER_MIN_MS)} and less than grace_window (${formatDuration(s.graceWindowMs)})`,
-    );
-  }
+  const renewal = renewsBefore(s, "leaseRenewAfterMs", LEASE_RENEW_AFTER_MIN_MS, "graceWindowMs");
+  if (renewal) return renewal;
   const sk = MAX_CLOCK_SKEW_RANGE_MS;
   if (!within(s.maxClockSkewMs, sk.min, sk.max)) {
     return outOfRange("maxClockSkewMs", s.maxClockSkewMs, `between 0 and ${formatDuration(sk.max)}`);
@@ -135,18 +135,7 @@ export function validateSettings(s: Settings): Verdict<{ settings: Settings }> {
   }
   // Strictly below the lease, for the reason lease_renew_after is below the grace window: a box
   // asking only once its lease has run out would be locked until the answer is carried back.
-  if (
-    !Number.isFinite(s.airGappedRenewAfterMs) ||
-    s.airGappedRenewAfterMs < AIR_GAPPED_RENEW_AFTER_MIN_MS ||
-    s.airGappedRenewAfterMs >= s.airGappedLeaseMs
-  ) {
-    return outOfRange(
-      "airGappedRenewAfterMs",
-      s.airGappedRenewAfterMs,
-      `at least ${formatDuration(AIR_GAPPED_RENEW_AFTER_MIN_MS)} and less than air_gapped_lease (${formatDuration(s.airGappedLeaseMs)})`,
-    );
-  }
-  return { ok: true, settings: { ...s } };
+  return renewsBefore(s, "airGappedRenewAfterMs", AIR_GAPPED_RENEW_AFTER_MIN_MS, "airGappedLeaseMs") ?? { ok: true, settings: { ...s } };
 }
 
 /**
