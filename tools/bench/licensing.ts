@@ -77,43 +77,51 @@ export async function startChild(request: ServeRequest): Promise<{ url: string; 
   return { url, child };
 }
 
-/** signing-keys and licensing as children on SQLite in a fresh folder, with a super_admin client; `stop()` ends both. */
+/** signing-keys and licensing as children in a fresh folder, with a super_admin client; `stop()` ends both. */
 export interface LicensingPair {
   readonly pki: TestPki;
+  readonly signing: { url: string; child: ChildProcess };
   readonly licensing: { url: string; child: ChildProcess };
   /** A super_admin bearer token (1 h) from the dev admin issuer both children trust. */
   readonly token: string;
   readonly admin: Client<typeof LicensingService>;
+  /** Stops both, removes the folder and drops their PostgreSQL schemas. */
   stop(): Promise<void>;
 }
 
-/** Starts a {@link LicensingPair}; `name` names its temporary folder. */
-export async function startLicensingPair(name: string): Promise<LicensingPair> {
-  const pki = await createTestPki();
+/**
+ * Starts a {@link LicensingPair}; `name` names its temporary folder. On SQLite unless
+ * `databaseUrl` is given: then each app gets a schema of its own there.
+ */
+export async function startLicensingPair(name: string, options: { pki?: TestPki; databaseUrl?: string | undefined } = {}): Promise<LicensingPair> {
+  const pki = options.pki ?? (await createTestPki());
+  const { databaseUrl } = options;
   const dataDir = mkdtempSync(join(tmpdir(), `lcp-bench-${name}-`));
+  const suffix = randomBytes(4).toString("hex");
+  const schemas = { sk: `bench_sk_${suffix}`, lic: `bench_lic_${suffix}` };
   const children: ChildProcess[] = [];
   const stop = async () => {
     for (const child of children.reverse()) await stopChild(child);
     rmSync(dataDir, { recursive: true, force: true });
+    if (databaseUrl) {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      for (const schema of Object.values(schemas)) await client.query(`drop schema if exists "${schema}" cascade`);
+      await client.end();
+    }
   };
   try {
+    const common = { dataDir, databaseUrl, caPem: pki.ca.certPem, trustDomain: pki.trustDomain };
     const sk = await pki.service("signing-keys");
-    const signing = await startChild({ app: "signing-keys", dataDir, certPem: sk.certPem, keyPem: sk.keyPem, caPem: pki.ca.certPem, trustDomain: pki.trustDomain });
+    const signing = await startChild({ app: "signing-keys", ...common, schema: schemas.sk, certPem: sk.certPem, keyPem: sk.keyPem });
     children.push(signing.child);
     const own = await pki.service("licensing");
-    const licensing = await startChild({
-      app: "licensing",
-      dataDir,
-      certPem: own.certPem,
-      keyPem: own.keyPem,
-      caPem: pki.ca.certPem,
-      trustDomain: pki.trustDomain,
-      signingKeysUrl: signing.url,
-    });
+    const licensing = await startChild({ app: "licensing", ...common, schema: schemas.lic, certPem: own.certPem, keyPem: own.keyPem, signingKeysUrl: signing.url });
     children.push(licensing.child);
+    // Both children share the dev admin issuer in dataDir (ensureDevAdminIssuer is idempotent).
     const token = await (await ensureDevAdminIssuer(dataDir)).mint({ subject: "bench", roles: ["super_admin"], ttlSeconds: 3600 });
     const admin = createAdminClient(LicensingService, { baseUrl: licensing.url, caPem: pki.ca.certPem, token, retries: 0 });
-    return { pki, licensing, token, admin, stop };
+    return { pki, signing, licensing, token, admin, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -157,47 +165,11 @@ export async function load(call: (i: number) => Promise<unknown>, concurrency: n
 
 /** One driver's figures: IssueLicense and Activate rate and p99. */
 async function benchDriver(pki: TestPki, driver: "sqlite" | "postgresql", raw: number): Promise<BenchResult[]> {
-  const dataDir = mkdtempSync(join(tmpdir(), `lcp-bench-licensing-${driver}-`));
-  const databaseUrl = driver === "postgresql" ? process.env.DATABASE_URL : undefined;
-  const suffix = randomBytes(4).toString("hex");
-  const schemas = { sk: `bench_sk_${suffix}`, lic: `bench_lic_${suffix}` };
-  const children: ChildProcess[] = [];
+  const { signing, licensing, admin, stop } = await startLicensingPair(`licensing-${driver}`, {
+    pki,
+    databaseUrl: driver === "postgresql" ? process.env.DATABASE_URL : undefined,
+  });
   try {
-    const sk = await pki.service("signing-keys");
-    const signing = await startChild({
-      app: "signing-keys",
-      dataDir,
-      databaseUrl,
-      schema: schemas.sk,
-      certPem: sk.certPem,
-      keyPem: sk.keyPem,
-      caPem: pki.ca.certPem,
-      trustDomain: pki.trustDomain,
-    });
-    children.push(signing.child);
-    const own = await pki.service("licensing");
-    const licensing = await startChild({
-      app: "licensing",
-      dataDir,
-      databaseUrl,
-      schema: schemas.lic,
-      certPem: own.certPem,
-      keyPem: own.keyPem,
-      caPem: pki.ca.certPem,
-      trustDomain: pki.trustDomain,
-      signingKeysUrl: signing.url,
-    });
-    children.push(licensing.child);
-
-    // Both children share the dev admin issuer in dataDir (ensureDevAdminIssuer is idempotent).
-    const dev = await ensureDevAdminIssuer(dataDir);
-    const token = await dev.mint({ subject: "bench", roles: ["super_admin"], ttlSeconds: 3600 });
-    const admin: Client<typeof LicensingService> = createAdminClient(LicensingService, {
-      baseUrl: licensing.url,
-      caPem: pki.ca.certPem,
-      token,
-      retries: 0,
-    });
     const boxes: Client<typeof ApplianceService> = createClient(ApplianceService, {
       baseUrl: licensing.url,
       tls: { caPem: pki.ca.certPem },
@@ -270,14 +242,7 @@ async function benchDriver(pki: TestPki, driver: "sqlite" | "postgresql", raw: n
       cpuPerCall("Activate", activateCpu),
     ];
   } finally {
-    for (const child of children.reverse()) await stopChild(child);
-    rmSync(dataDir, { recursive: true, force: true });
-    if (databaseUrl) {
-      const client = new pg.Client({ connectionString: databaseUrl });
-      await client.connect();
-      for (const schema of Object.values(schemas)) await client.query(`drop schema if exists "${schema}" cascade`);
-      await client.end();
-    }
+    await stop();
   }
 }
 
