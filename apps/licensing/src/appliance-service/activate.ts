@@ -21,7 +21,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { activate, type DerivedState, type Settings } from "@lcp/domain";
+import { activate, type DeploymentFacts, type DerivedState, type Settings } from "@lcp/domain";
 import {
   ActivateResponseSchema,
   type ActivateRequest,
@@ -34,7 +34,7 @@ import { applyDeploymentChange } from "../core/deployment-change.js";
 import type { LicensingDeps } from "../deps.js";
 import { applianceSettingsToProto } from "../mapping.js";
 import { CertificateEntity } from "../storage/entities.js";
-import { loadLicense, loadSettings, revokeCertificates, wasMovedOffByRebind } from "../storage/repository.js";
+import { factsOf, loadLicense, loadSettings, revokeCertificates, wasMovedOffByRebind } from "../storage/repository.js";
 import type { IssuedApplianceCertificate } from "../signing-keys.js";
 import { validateActivate, type ActivateInput } from "./validate.js";
 
@@ -92,6 +92,8 @@ export interface Activation {
   readonly jwksJson: string;
   readonly settings: Settings;
   readonly derived: DerivedState;
+  /** The deployment's facts as the activation left them (its lease's length follows from them). */
+  readonly facts: DeploymentFacts;
   readonly now: Date;
 }
 
@@ -201,6 +203,7 @@ export async function activateBound(deps: LicensingDeps, call: CallContext, inpu
     jwksJson,
     settings: result.settings,
     derived: result.derived,
+    facts: factsOf(result.deployment),
     now,
   };
 }

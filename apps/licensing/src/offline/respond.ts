@@ -24,7 +24,18 @@ import { X509Certificate } from "node:crypto";
 import { decodeJwt } from "jose";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { heartbeat, heartbeatRefusalLocksBox, leaseStateFor, type DerivedState, type DomainCode } from "@lcp/domain";
+import {
+  heartbeat,
+  heartbeatRefusalLocksBox,
+  leaseExpiry,
+  leaseLifetimeMs,
+  leaseRenewAfterMsFor,
+  leaseStateFor,
+  type DeploymentFacts,
+  type DerivedState,
+  type DomainCode,
+  type Settings,
+} from "@lcp/domain";
 import { applianceSpiffeId, csrPublicKey, normalizeSerialNumber, splitPemCertificates } from "@lcp/pki";
 import {
   OfflineAnswerSchema,
@@ -53,7 +64,7 @@ import type { CallContext } from "../core/audit.js";
 import { applyDeploymentChange, loadForDecision } from "../core/deployment-change.js";
 import { auditRefusals, type LicensingDeps } from "../deps.js";
 import { CertificateEntity } from "../storage/entities.js";
-import { loadLicense } from "../storage/repository.js";
+import { factsOf, loadLicense } from "../storage/repository.js";
 import { requireId } from "../validation.js";
 
 const FIELD = "request_file";
@@ -78,6 +89,14 @@ function answerOf(input: {
       : {}),
     responseExpireTime: timestampFromDate(input.responseExpiresAt),
   });
+}
+
+/** When the lease signed `now` for a deployment with these facts expires, and when its box asks for the next. */
+function leaseTimes(now: Date, settings: Settings, facts: DeploymentFacts): { expiresAt: Date; renewAt: Date } {
+  return {
+    expiresAt: new Date(leaseExpiry(now.getTime(), settings, facts)),
+    renewAt: new Date(now.getTime() + leaseRenewAfterMsFor(facts, settings)),
+  };
 }
 
 /** A refused file as the caller's error, naming the field. */
@@ -135,7 +154,7 @@ export function respondToActivation(deps: LicensingDeps, call: CallContext, req:
     const { settings, now } = activation;
     const leaseState = leaseStateFor(activation.derived);
     if (!leaseState) throw new Error(`activation of ${licenseId} derived ${activation.derived.state}, which carries no lease`);
-    const renewAt = new Date(now.getTime() + settings.airGappedRenewAfterMs);
+    const times = leaseTimes(now, settings, activation.facts);
     const file = await signOfflineResponse(
       "activationResponse",
       {
@@ -147,11 +166,11 @@ export function respondToActivation(deps: LicensingDeps, call: CallContext, req:
         st: leaseState,
         lse: activation.lease.token,
         jwks: JSON.parse(activation.jwksJson) as ResponseToSign<RenewalResponseClaims>["jwks"],
-        ren: Math.floor(renewAt.getTime() / 1000),
+        ren: Math.floor(times.renewAt.getTime() / 1000),
         crt: activation.certificate.certificatePem,
         chn: activation.certificate.chainPem,
         // An air-gapped box runs on its lease for as long as it is valid.
-        set: { heartbeatIntervalMs: settings.heartbeatIntervalMs, graceWindowMs: settings.airGappedLeaseMs, maxClockSkewMs: settings.maxClockSkewMs },
+        set: { heartbeatIntervalMs: settings.heartbeatIntervalMs, graceWindowMs: leaseLifetimeMs(activation.facts, settings), maxClockSkewMs: settings.maxClockSkewMs },
       },
       deps.offlineSigner(),
       now,
@@ -163,7 +182,7 @@ export function respondToActivation(deps: LicensingDeps, call: CallContext, req:
         deploymentId: activation.deploymentId,
         state: activation.derived.state,
         lockReason: activation.derived.lockReason,
-        lease: { seq: activation.lease.seq, expiresAt: new Date(now.getTime() + settings.airGappedLeaseMs), renewAt },
+        lease: { seq: activation.lease.seq, ...times },
         responseExpiresAt: expiryOf(file),
       }),
     });
@@ -252,7 +271,7 @@ export function respondToRenewal(deps: LicensingDeps, call: CallContext, req: Re
     if (!result.lease || !result.license) throw new Error(`renewal of ${licenseId} produced no lease (state ${result.derived.state})`);
     const { settings } = result;
     const now = loaded.now;
-    const renewAt = new Date(now.getTime() + settings.airGappedRenewAfterMs);
+    const times = leaseTimes(now, settings, factsOf(result.deployment));
     const leaseState = leaseStateFor(result.derived);
     if (!leaseState) throw new Error(`renewal of ${licenseId} derived ${result.derived.state}, which carries no lease`);
     const file = await signOfflineResponse(
@@ -267,7 +286,7 @@ export function respondToRenewal(deps: LicensingDeps, call: CallContext, req: Re
         st: leaseState,
         lse: result.lease.token,
         jwks: JSON.parse((await deps.signing.jwks()).json),
-        ren: Math.floor(renewAt.getTime() / 1000),
+        ren: Math.floor(times.renewAt.getTime() / 1000),
       },
       deps.offlineSigner(),
       now,
@@ -279,7 +298,7 @@ export function respondToRenewal(deps: LicensingDeps, call: CallContext, req: Re
         deploymentId,
         state: result.derived.state,
         lockReason: result.derived.lockReason,
-        lease: { seq: result.lease.seq, expiresAt: new Date(now.getTime() + settings.airGappedLeaseMs), renewAt },
+        lease: { seq: result.lease.seq, ...times },
         responseExpiresAt: expiryOf(file),
       }),
     });
